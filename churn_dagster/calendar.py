@@ -1,0 +1,88 @@
+"""The data calendar: which days the log covers and where each cohort's windows fall.
+
+Partition definitions and partition mappings are built when the code location loads, so the calendar and
+window lengths come from environment variables (read once here) rather than from run config: every
+asset and every run must agree on them. ``dt`` is the 1-based day number used by the published files
+(dt 1 = ``first_day``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Days of the log and the observation/label window lengths (SPEC.md "Cohorts and windows")."""
+
+    first_day: date = date(2019, 11, 1)
+    last_day: date = date(2019, 11, 30)
+    observation_days: int = 14
+    label_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.last_day < self.first_day:
+            raise ValueError(f"last_day {self.last_day} is before first_day {self.first_day}")
+        if self.observation_days < 1 or self.label_days < 1:
+            raise ValueError("observation_days and label_days must be at least 1")
+        if self.last_labelled_cohort < self.first_day:
+            raise ValueError(
+                f"{self.num_days} days of data cannot hold a {self.observation_days}-day observation window "
+                f"followed by a {self.label_days}-day label period"
+            )
+
+    @property
+    def num_days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def last_labelled_cohort(self) -> date:
+        """The last cohort start day whose label period still lies inside the data."""
+        return self.last_day - timedelta(days=self.observation_days + self.label_days - 1)
+
+    @property
+    def last_observable_cohort(self) -> date:
+        """The cohort whose observation window ends on the last day of data (scored, not labelled)."""
+        return self.last_day - timedelta(days=self.observation_days - 1)
+
+    def dt(self, day: date) -> int:
+        return (day - self.first_day).days + 1
+
+    def day(self, dt: int) -> date:
+        return self.first_day + timedelta(days=dt - 1)
+
+    def observation_dts(self, cohort: date) -> range:
+        start = self.dt(cohort)
+        return range(start, start + self.observation_days)
+
+    def label_dts(self, cohort: date) -> range:
+        start = self.dt(cohort) + self.observation_days
+        return range(start, start + self.label_days)
+
+
+def _env_date(name: str, default: date) -> date:
+    raw = os.environ.get(name)
+    return date.fromisoformat(raw) if raw else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def calendar_from_env() -> Calendar:
+    """Read ``CHURN_FIRST_DAY``, ``CHURN_LAST_DAY``, ``CHURN_OBSERVATION_DAYS`` and ``CHURN_LABEL_DAYS``."""
+    defaults = Calendar()
+    return Calendar(
+        first_day=_env_date("CHURN_FIRST_DAY", defaults.first_day),
+        last_day=_env_date("CHURN_LAST_DAY", defaults.last_day),
+        observation_days=_env_int("CHURN_OBSERVATION_DAYS", defaults.observation_days),
+        label_days=_env_int("CHURN_LABEL_DAYS", defaults.label_days),
+    )
+
+
+def parse_day(key: str) -> date:
+    """A partition key (``2019-11-05``) as a date."""
+    return date.fromisoformat(key)

@@ -1,0 +1,114 @@
+"""``churn-dagster``: generate synthetic data, check its calibration, and run the graph through Dagster.
+
+A thin layer: ``materialize`` executes the code location's own jobs in the Dagster instance under
+``DAGSTER_HOME``, so every run shows up in the UI. ``--source`` and ``--data-dir`` set the same environment
+variables that configure the resources for ``dagster dev``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+
+def _dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to the current folder when it holds the project's dagster.yaml."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        return Path(home)
+    if Path("dagster.yaml").exists():
+        os.environ["DAGSTER_HOME"] = str(Path.cwd())
+        return Path.cwd()
+    raise SystemExit(
+        "DAGSTER_HOME is not set and there is no dagster.yaml here; run from the project folder or "
+        "`export DAGSTER_HOME=/path/to/churn_dagster`"
+    )
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from churn_dagster.synth.generator import generate
+
+    summary = generate(
+        args.out, users=args.users, days=args.days, start_date=args.start_date, seed=args.seed, compress=args.gzip
+    )
+    print(summary)
+    if args.start_date != date(2019, 11, 1) or args.days != 30:
+        last = args.start_date.toordinal() + args.days - 1
+        print(
+            f"non-default calendar: export CHURN_FIRST_DAY={args.start_date} "
+            f"CHURN_LAST_DAY={date.fromordinal(last)} before materializing"
+        )
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from churn_dagster.synth.calibrate import calibration_report, format_report
+
+    figures = calibration_report(Path(args.source))
+    print(format_report(figures))
+    if not all(f.within_tolerance for f in figures):
+        sys.exit(1)
+
+
+def _materialize(args: argparse.Namespace) -> None:
+    os.environ["CHURN_SOURCE_DIR"] = str(Path(args.source).resolve())
+    if args.data_dir:
+        os.environ["CHURN_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    home = _dagster_home()
+
+    import dagster as dg
+
+    from churn_dagster.defs.partitions import CALENDAR
+    from churn_dagster.defs.runner import RunFailed, data_graph_steps, run_steps
+    from churn_dagster.definitions import defs
+
+    data_dir = Path(defs.resources["lake"].data_dir)
+    with dg.DagsterInstance.get() as instance:
+        try:
+            run_steps(defs, instance, data_graph_steps(CALENDAR))
+        except RunFailed as exc:
+            raise SystemExit(str(exc)) from exc
+    print(
+        "\noutputs under", data_dir,
+        "\n  raw/<table>/day=YYYY-MM-DD/data.parquet      typed source tables (quarantine/ holds rejected rows)",
+        "\n  daily/user_day_activity/day=.../data.parquet",
+        "\n  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores, sessions,",
+        "\n                                                 static_features, kpi_features",
+        "\n  tensors/cohort=YYYY-MM-DD/                     sequences.npy, offsets.npy, static.npy, users.parquet",
+        f"\nDagster runs are recorded under DAGSTER_HOME={home}; browse them with `dagster dev`.",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn-dagster", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write the six NCM files of a synthetic population")
+    gen.add_argument("--out", required=True, type=Path, help="folder to write the CSV files into")
+    gen.add_argument("--users", type=int, default=20_000)
+    gen.add_argument("--days", type=int, default=30)
+    gen.add_argument("--start-date", type=date.fromisoformat, default=date(2019, 11, 1))
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+    gen.set_defaults(func=_generate)
+
+    cal = sub.add_parser("calibrate", help="compare a generated set with the real log's published figures")
+    cal.add_argument("--source", required=True, type=Path)
+    cal.set_defaults(func=_calibrate)
+
+    mat = sub.add_parser("materialize", help="run the whole data graph, every day and every cohort")
+    mat.add_argument("--source", required=True, type=Path, help="folder with the six published files")
+    mat.add_argument("--data-dir", type=Path, help="output root (default: $CHURN_DATA_DIR or ./data)")
+    mat.set_defaults(func=_materialize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

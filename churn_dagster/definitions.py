@@ -1,0 +1,21 @@
+"""The code location: every asset, job and resource of churn_dagster in one ``Definitions``."""
+
+import dagster as dg
+
+from churn_dagster.defs.cohort_assets import cohort_users, label_targets, user_day_activity
+from churn_dagster.defs.feature_assets import kpi_features, sessions, static_features
+from churn_dagster.defs.jobs import data_jobs
+from churn_dagster.defs.raw_assets import raw_assets
+from churn_dagster.defs.resources import resources_from_env
+from churn_dagster.defs.tensor_assets import sequence_tensors
+
+ASSETS = [*raw_assets, user_day_activity, cohort_users, label_targets, sessions, static_features, kpi_features,
+          sequence_tensors]
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """The code location with ``resources`` (default: configured from the environment)."""
+    return dg.Definitions(assets=ASSETS, jobs=data_jobs, resources=resources or resources_from_env())
+
+
+defs = build_definitions()

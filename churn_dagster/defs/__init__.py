@@ -1,0 +1,1 @@
+"""Dagster wiring of the data graph: assets, checks, partitions, resources and jobs."""

@@ -1,0 +1,27 @@
+"""Jobs over the data graph, one per partitioning, as the CLI and the schedules run them."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from churn_dagster.defs.partitions import cohort_partitions, day_partitions
+
+raw_snapshots_job = dg.define_asset_job(
+    "raw_snapshots_job",
+    selection=dg.AssetSelection.assets("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics"),
+    description="Load the three snapshot tables (user, card and creator demographics).",
+)
+daily_ingest_job = dg.define_asset_job(
+    "daily_ingest_job",
+    selection=dg.AssetSelection.assets("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity"),
+    partitions_def=day_partitions,
+    description="Load the daily files for a range of days and condense each day's activity.",
+)
+cohort_features_job = dg.define_asset_job(
+    "cohort_features_job",
+    selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors"),
+    partitions_def=cohort_partitions,
+    description="Cohort membership, labels, features and tensors for a range of cohorts.",
+)
+
+data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]

@@ -1,0 +1,135 @@
+"""Raw tables: the six published files as typed Parquet, daily files partitioned by day.
+
+One factory builds all six assets from ``ncm_format``; each run reads its source file once, whatever the
+number of days it writes (a single-run backfill policy turns a backfill of 30 days into one pass).
+"""
+
+
+from datetime import date
+
+import dagster as dg
+
+from churn_dagster import ncm_format as fmt
+from churn_dagster.calendar import parse_day
+from churn_dagster.defs.metadata import check, markdown_table, parquet_metadata, per_partition_table
+from churn_dagster.defs.partitions import CALENDAR, day_partitions
+from churn_dagster.defs.resources import LakeResource, NcmSourceResource
+from churn_dagster.transforms.ingest import IngestResult, ingest, stored_columns
+from churn_dagster.transforms.ingest_rules import RULES
+
+OWNERS = ["team:churn-data"]
+ASSET_NAMES = {
+    fmt.IMPRESSIONS.stem: "raw_impressions",
+    fmt.USER_DEMOGRAPHICS.stem: "raw_user_demographics",
+    fmt.MLOG_DEMOGRAPHICS.stem: "raw_mlog_demographics",
+    fmt.MLOG_STATS.stem: "raw_mlog_stats",
+    fmt.CREATOR_DEMOGRAPHICS.stem: "raw_creator_demographics",
+    fmt.CREATOR_STATS.stem: "raw_creator_stats",
+}
+
+
+def _checks(name: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec("schema_matches", asset=name, description="Stored columns and types are the canonical ones."),
+        dg.AssetCheckSpec(
+            "rows_accounted",
+            asset=name,
+            description="Rows read = rows loaded + rows quarantined + rows of days outside the run.",
+        ),
+        dg.AssetCheckSpec(
+            "quarantine_rate", asset=name, description="Less than 1% of the rows read were quarantined (warns)."
+        ),
+    ]
+
+
+def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, list[dg.AssetCheckResult]]:
+    meta = parquet_metadata(con, files)
+    expected = stored_columns(spec)
+    stored = [c.name for c in meta["dagster/column_schema"].columns]
+    reasons = markdown_table(["reason", "rows"], sorted(result.quarantined_by_reason.items())) or "none"
+    meta.update(
+        {
+            "source_files": dg.MetadataValue.md("\n".join(f"- `{s}`" for s in result.sources)),
+            "rows_read": dg.MetadataValue.int(result.rows_read),
+            "rows_loaded": dg.MetadataValue.int(result.total_loaded),
+            "rows_quarantined": dg.MetadataValue.int(result.rows_quarantined),
+            "rows_outside_run_days": dg.MetadataValue.int(result.rows_outside_run),
+            "quarantine_reasons": dg.MetadataValue.md(reasons),
+            "quarantine_files": dg.MetadataValue.md("\n".join(f"- `{q}`" for q in result.quarantine_files)),
+        }
+    )
+    if spec.daily:
+        meta["rows_per_day"] = per_partition_table(result.rows_loaded)
+    share = result.rows_quarantined / max(result.rows_read, 1)
+    checks = [
+        check("schema_matches", stored == expected, f"expected {expected}", stored=str(stored)),
+        check(
+            "rows_accounted",
+            result.balanced,
+            f"{result.rows_read} read = {result.total_loaded} loaded + {result.rows_quarantined} quarantined "
+            f"+ {result.rows_outside_run} outside the run's days",
+        ),
+        dg.AssetCheckResult(
+            check_name="quarantine_rate",
+            passed=share < 0.01,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{share:.4%} of rows quarantined",
+        ),
+    ]
+    return meta, checks
+
+
+def _impression_extras(con, files) -> dict:
+    row = con.execute(
+        """SELECT count(*), count_if(is_click), count_if(detail_items IS NOT NULL), count(DISTINCT user_id),
+                  count_if(NOT is_click AND (is_like OR is_comment OR is_share OR is_view_comment OR is_into_homepage))
+           FROM read_parquet($f, hive_partitioning = false)""",
+        {"f": [str(p) for p in files]},
+    ).fetchone()
+    rows, clicks, lists, users, unclicked_actions = row
+    return {
+        "distinct_users": dg.MetadataValue.int(users),
+        "pooled_ctr": dg.MetadataValue.float(clicks / max(rows, 1)),
+        "detail_lists_parsed": dg.MetadataValue.int(lists),
+        "actions_without_click": dg.MetadataValue.int(unclicked_actions),
+    }
+
+
+def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
+    name = ASSET_NAMES[spec.stem]
+    description = (
+        f"`{spec.stem}.csv` as published, typed and validated ({', '.join(c.source for c in spec.columns)}). "
+        f"Rows that break a rule go to `quarantine/{spec.stem}/` with line number and reason. "
+        f"Natural key: {', '.join(RULES[spec.stem].key)}."
+    )
+
+    @dg.asset(
+        name=name,
+        description=description,
+        group_name="raw",
+        kinds={"csv", "duckdb", "parquet"},
+        owners=OWNERS,
+        partitions_def=day_partitions if spec.daily else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if spec.daily else None,
+        check_specs=_checks(name),
+        tags={"layer": "raw"},
+    )
+    def _raw(context: dg.AssetExecutionContext, source: NcmSourceResource, lake: LakeResource) -> dg.MaterializeResult:
+        days: list[date] | None = [parse_day(k) for k in context.partition_keys] if spec.daily else None
+        files_in = source.files_for(spec, days)
+        with lake.connect() as con:
+            result = ingest(con, spec, files_in, lake.lake, CALENDAR, days)
+            out = [lake.lake.raw_day(spec.stem, d) for d in days] if days else [lake.lake.raw_snapshot(spec.stem)]
+            meta, checks = _report(spec, result, con, out)
+            if spec is fmt.IMPRESSIONS:
+                meta.update(_impression_extras(con, out))
+        context.log.info(
+            f"{spec.stem}: read {result.rows_read}, loaded {result.total_loaded}, "
+            f"quarantined {result.rows_quarantined}, outside run {result.rows_outside_run}"
+        )
+        return dg.MaterializeResult(metadata=meta, check_results=checks)
+
+    return _raw
+
+
+raw_assets = [build_raw_asset(spec) for spec in fmt.ALL_FILES]

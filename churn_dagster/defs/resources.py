@@ -1,0 +1,112 @@
+"""Typed resources: where the published files are, where outputs go, and the feature settings.
+
+Defaults come from environment variables (see README "Configuration"), so ``dagster dev``,
+``dagster asset materialize`` and the ``churn-dagster`` CLI all resolve them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import duckdb
+from pydantic import Field
+
+from churn_dagster import ncm_format as fmt
+from churn_dagster.transforms.duck import DuckSettings, connect
+from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.transforms.lake import Lake
+
+
+class NcmSourceResource(dg.ConfigurableResource):
+    """A folder holding the six NCM files as published (``<name>.csv`` or ``<name>.csv.gz``).
+
+    Daily files may instead arrive one folder per day (``day=2019-11-21/impression_data.csv``), which is
+    how the landing sensor sees new data; a run then reads only the folders of its days.
+    """
+
+    directory: str = Field(description="Folder with the published CSV files (or day=YYYY-MM-DD sub-folders).")
+
+    def _one(self, folder: Path, stem: str) -> Path | None:
+        found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists()]
+        if len(found) > 1:
+            raise FileExistsError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
+        return found[0] if found else None
+
+    def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[Path]:
+        root = Path(self.directory)
+        whole = self._one(root, spec.stem)
+        if whole is not None:
+            return [whole]
+        if spec.daily and days:
+            per_day = {d: self._one(root / f"day={d.isoformat()}", spec.stem) for d in days}
+            missing = [d.isoformat() for d, p in per_day.items() if p is None]
+            if not missing:
+                return list(per_day.values())
+            raise FileNotFoundError(
+                f"{root}: no {spec.stem}.csv(.gz) at the top level, and none in day=... folders for {', '.join(missing)}"
+            )
+        raise FileNotFoundError(f"{root}: {spec.stem}.csv or {spec.stem}.csv.gz not found")
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The data directory and the DuckDB limits used by every transform."""
+
+    data_dir: str = Field(description="Root of all pipeline outputs (CHURN_DATA_DIR).")
+    duckdb_memory_limit: str = Field(default="6GB", description="DuckDB memory_limit; larger work spills to disk.")
+    duckdb_threads: int = Field(default=2, description="DuckDB worker threads.")
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(Path(self.data_dir))
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(DuckSettings(self.duckdb_memory_limit, self.duckdb_threads, self.lake.duckdb_spill))
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class FeatureSettingsResource(dg.ConfigurableResource):
+    """Settings every cohort must share, so they live in one resource rather than in per-run config."""
+
+    session_gap_minutes: float = Field(default=30.0, description="A gap this long or longer starts a new session.")
+    max_sessions: int = Field(default=192, description="Sequence length; longer histories keep the latest sessions.")
+    train_fraction: float = Field(default=0.70, description="Share of each cohort's users in the training split.")
+    validation_fraction: float = Field(default=0.15, description="Share in the validation split; the rest is test.")
+    split_seed: int = Field(default=42, description="Seed of the stratified user split.")
+    publish_day_anchor: int = Field(
+        default=31, description="publishTime counts days back from this dt (31 as in most analyses; 32 also seen)."
+    )
+
+    @property
+    def split(self) -> SplitSettings:
+        return SplitSettings(self.train_fraction, self.validation_fraction, self.split_seed)
+
+
+def default_data_dir() -> str:
+    return str(Path(os.environ.get("CHURN_DATA_DIR", "data")).resolve())
+
+
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location, configured by environment variables."""
+    data_dir = default_data_dir()
+    return {
+        "source": NcmSourceResource(directory=os.environ.get("CHURN_SOURCE_DIR", str(Path(data_dir) / "source"))),
+        "lake": LakeResource(
+            data_dir=data_dir,
+            duckdb_memory_limit=os.environ.get("CHURN_DUCKDB_MEMORY_LIMIT", "6GB"),
+            duckdb_threads=int(os.environ.get("CHURN_DUCKDB_THREADS", str(os.cpu_count() or 2))),
+        ),
+        "features": FeatureSettingsResource(
+            session_gap_minutes=float(os.environ.get("CHURN_SESSION_GAP_MINUTES", "30")),
+            max_sessions=int(os.environ.get("CHURN_MAX_SESSIONS", "192")),
+            split_seed=int(os.environ.get("CHURN_SPLIT_SEED", "42")),
+        ),
+    }

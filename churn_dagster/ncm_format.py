@@ -1,0 +1,197 @@
+"""The six NetEase Cloud Music files exactly as published: one declaration used by the reader and the writer.
+
+The loader (``transforms/ingest.py``) and the synthetic generator (``synth/``) both read this module, so a
+quirk of the real files is written down once: column order, the header typos, the per-file null token and
+quoting style. See ``docs/DATA_FORMAT.md`` for the evidence behind each entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a published file.
+
+    ``source`` is the header spelling in the real file (typos included), ``aliases`` are other spellings we
+    accept (the documented ones), ``name`` is the canonical snake_case name used in Parquet, and
+    ``duck_type`` is the DuckDB type the CSV reader parses into, so a value that does not fit is rejected
+    with its line and column instead of becoming NULL.
+    """
+
+    source: str
+    name: str
+    duck_type: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_string(self) -> bool:
+        return self.duck_type == "VARCHAR"
+
+
+@dataclass(frozen=True)
+class NcmFile:
+    """One published file: its stem, columns in file order, null token and quoting style.
+
+    ``null_token`` differs per file: the impression file writes ``NA``, user demographics leave the field
+    empty, and the R-style files quote an empty string (``""``). ``quote_strings`` marks the R
+    ``write.csv`` files that quote every string field and the header; those three files also end their lines
+    with CRLF (``line_terminator``), the others with LF. ``daily`` files carry a ``dt`` column and are stored
+    one Parquet file per day.
+    """
+
+    stem: str
+    columns: tuple[Column, ...]
+    null_token: str
+    quote_strings: bool
+    daily: bool
+    line_terminator: str = "\n"
+
+    @property
+    def header(self) -> list[str]:
+        return [c.source for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _flags(*pairs: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(src, name, "BOOLEAN") for src, name in pairs)
+
+
+IMPRESSIONS = NcmFile(
+    stem="impression_data",
+    columns=(
+        Column("detailMlogInfoList", "detail_list", "VARCHAR"),
+        Column("dt", "dt", "INTEGER"),
+        Column("impressPosition", "impress_position", "INTEGER"),
+        Column("impressTime", "impress_time_ms", "BIGINT"),
+        *_flags(
+            ("isClick", "is_click"),
+            ("isComment", "is_comment"),
+            ("isIntoPersonalHomepage", "is_into_homepage"),
+            ("isShare", "is_share"),
+            ("isViewComment", "is_view_comment"),
+            ("isLike", "is_like"),
+        ),
+        Column("mlogId", "mlog_id", "VARCHAR"),
+        Column("mlogViewTime", "mlog_view_time", "DOUBLE"),
+        Column("userId", "user_id", "VARCHAR"),
+    ),
+    null_token="NA",
+    quote_strings=False,
+    daily=True,
+)
+
+USER_DEMOGRAPHICS = NcmFile(
+    stem="user_demographics",
+    columns=(
+        Column("userId", "user_id", "VARCHAR"),
+        Column("province", "province", "VARCHAR"),
+        Column("age", "age", "INTEGER"),
+        Column("gender", "gender", "VARCHAR"),
+        Column("registeredMonthCnt", "registered_month_cnt", "INTEGER"),
+        Column("followCnt", "follow_cnt", "INTEGER"),
+        Column("level", "level", "INTEGER"),
+    ),
+    null_token="",
+    quote_strings=False,
+    daily=False,
+)
+
+MLOG_DEMOGRAPHICS = NcmFile(
+    stem="mlog_demographics",
+    columns=(
+        Column("mlogId", "mlog_id", "VARCHAR"),
+        Column("songId", "song_id", "VARCHAR"),
+        Column("artistId", "artist_id", "VARCHAR"),
+        Column("creatorId", "creator_id", "VARCHAR"),
+        Column("publishTime", "publish_time", "INTEGER"),
+        Column("type", "type", "INTEGER"),
+        Column("contentId", "content_id", "VARCHAR"),
+        Column("talkId", "talk_id", "BIGINT"),
+    ),
+    null_token="",
+    quote_strings=True,
+    daily=False,
+    line_terminator="\r\n",
+)
+
+MLOG_STATS = NcmFile(
+    stem="mlog_stats",
+    columns=(
+        Column("mlogId", "mlog_id", "VARCHAR"),
+        Column("dt", "dt", "INTEGER"),
+        Column("userImprssionCount", "user_impression_count", "BIGINT", ("userImpressionCount",)),
+        Column("userClickCount", "user_click_count", "BIGINT"),
+        Column("userLikeCount", "user_like_count", "BIGINT", ("userZanCount",)),
+        Column("userCommentCount", "user_comment_count", "BIGINT"),
+        Column("userShareCount", "user_share_count", "BIGINT"),
+        Column("userViewCommentCount", "user_view_comment_count", "BIGINT"),
+        Column("userIntoPersonalHomepageCount", "user_into_homepage_count", "BIGINT"),
+        Column("userFollowCreatorCount", "user_follow_creator_count", "BIGINT"),
+    ),
+    null_token="",
+    quote_strings=False,
+    daily=True,
+)
+
+CREATOR_DEMOGRAPHICS = NcmFile(
+    stem="creator_demographics",
+    columns=(
+        Column("creatorId", "creator_id", "VARCHAR"),
+        Column("gender", "gender", "VARCHAR"),
+        Column("registeredMonthCnt", "registered_month_cnt", "INTEGER"),
+        Column("follows", "follows", "BIGINT"),
+        Column("followeds", "followeds", "BIGINT"),
+        Column("creatorType", "creator_type", "INTEGER"),
+        Column("level", "level", "INTEGER"),
+    ),
+    null_token="",
+    quote_strings=True,
+    daily=False,
+    line_terminator="\r\n",
+)
+
+CREATOR_STATS = NcmFile(
+    stem="creator_stats",
+    columns=(
+        Column("creatorId", "creator_id", "VARCHAR"),
+        Column("dt", "dt", "INTEGER"),
+        Column("PushlishMlogCnt", "publish_mlog_count", "BIGINT", ("PublishMlogCnt",)),
+    ),
+    null_token="",
+    quote_strings=True,
+    daily=True,
+    line_terminator="\r\n",
+)
+
+ALL_FILES: tuple[NcmFile, ...] = (
+    IMPRESSIONS,
+    USER_DEMOGRAPHICS,
+    MLOG_DEMOGRAPHICS,
+    MLOG_STATS,
+    CREATOR_DEMOGRAPHICS,
+    CREATOR_STATS,
+)
+FILES_BY_STEM = {f.stem: f for f in ALL_FILES}
+
+# Sentinels of the real files (ncm_data_facts.md §3, §8).
+NO_SONG_SENTINEL = "AFBHAHLH"
+NO_TALK_SENTINEL = -1
+MAX_VALID_REGISTERED_MONTHS = 80
+# Keys of every dict inside detailMlogInfoList, in the order the real file writes them; all values are strings.
+DETAIL_LIST_KEYS = (
+    "isZan",
+    "isComment",
+    "mlogId",
+    "isIntoPersonalHomepage",
+    "mlogViewTime",
+    "isShare",
+    "isViewComment",
+    "position",
+    "logtime",
+)
+# dt is the calendar day in Asia/Shanghai, which has had no daylight saving time since 1991.
+SHANGHAI_UTC_OFFSET_SECONDS = 8 * 3600

@@ -1,0 +1,134 @@
+"""DuckDB connections with bounded memory, and atomic publication of what they write.
+
+Every statement that touches the impression log runs through :func:`connect`, which sets a memory limit,
+a spill directory and ``preserve_insertion_order=false`` (with it on, large COPY statements buffer whole
+result sets and ran out of memory at full scale). Outputs are written to a temporary name in the target
+folder and renamed into place, so a reader never sees a partial file and a re-run replaces a partition
+exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class DuckSettings:
+    """Resource limits for one DuckDB connection."""
+
+    memory_limit: str = "6GB"
+    threads: int = 2
+    temp_directory: Path = Path("/tmp/churn_dagster_duckdb")
+
+
+def connect(settings: DuckSettings) -> duckdb.DuckDBPyConnection:
+    settings.temp_directory.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"threads": settings.threads})
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET memory_limit = $m", {"m": settings.memory_limit})
+    con.execute("SET temp_directory = $t", {"t": str(settings.temp_directory)})
+    return con
+
+
+def used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``sql`` references as ``$name`` (DuckDB rejects unused ones)."""
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+
+
+def _temp_sibling(final: Path) -> Path:
+    return final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; rename it onto ``final`` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def copy_to_parquet(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    final: Path,
+    params: Mapping[str, Any] | None = None,
+) -> int:
+    """Write ``query`` to ``final`` as one zstd Parquet file, atomically; return the row count."""
+    with atomic_path(final) as tmp:
+        con.execute(
+            f"COPY ({query}) TO $__target (FORMAT parquet, COMPRESSION zstd)",
+            {**used_params(query, params or {}), "__target": str(tmp)},
+        )
+    return parquet_rows(con, [final])
+
+
+def parquet_rows(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> int:
+    if not paths:
+        return 0
+    row = con.execute(
+        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($p)", {"p": [str(p) for p in paths]}
+    ).fetchone()
+    return int(row[0])
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Build a folder of several files and swap it in with one atomic rename of a symbolic link.
+
+    ``final`` becomes a link to a versioned sibling folder; readers resolve the link once and see either
+    the old set of files or the new one, never a mix. The previous version is removed afterwards.
+    """
+    versions = final.parent / ".versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    new_version = versions / f"{final.name}-{uuid.uuid4().hex}"
+    new_version.mkdir()
+    try:
+        yield new_version
+    except BaseException:
+        shutil.rmtree(new_version, ignore_errors=True)
+        raise
+    old_version = final.resolve() if final.is_symlink() else None
+    link_tmp = _temp_sibling(final)
+    os.symlink(os.path.relpath(new_version, final.parent), link_tmp)
+    if final.exists() and not final.is_symlink():
+        shutil.rmtree(final)
+    os.replace(link_tmp, final)
+    if old_version is not None and old_version != new_version.resolve():
+        shutil.rmtree(old_version, ignore_errors=True)
+
+
+def write_partitions(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key_column: str,
+    targets: Mapping[Any, Path],
+    order_by: str,
+) -> dict[Any, int]:
+    """Write each key's rows of temp table ``table`` to its own file, sorted.
+
+    Every target is written, empty if the key has no rows, so re-running a partition replaces it exactly.
+    """
+    return {
+        key: copy_to_parquet(
+            con,
+            f"SELECT * FROM {table} WHERE {key_column} = $key ORDER BY {order_by}",
+            path,
+            {"key": key},
+        )
+        for key, path in targets.items()
+    }

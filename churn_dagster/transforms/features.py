@@ -1,0 +1,165 @@
+"""Per-user features of the observation window: the static vector and the KPI aggregates.
+
+Both read only the observation window (days ``f .. f+observation_days-1``) of each cohort user; nothing of
+the label period is in their inputs, which the assets' leakage checks verify through
+``last_impression_ms``. Values are raw here: imputation, log transforms and standardisation are fit on the
+training split by the consumers (tensors, models), never on all users.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from churn_dagster import ncm_format as fmt
+from churn_dagster.calendar import Calendar
+from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
+from churn_dagster.transforms.duck import write_partitions
+from churn_dagster.transforms.lake import Lake, require
+
+# Demographic columns shared by both feature sets. registeredMonthCnt above 80 is impossible (the app is
+# younger) and treated as missing; `level` is measured after the label period and is never used.
+DEMOGRAPHICS_SQL = f"""
+    coalesce(d.gender = 'male', false)::INT AS gender_male,
+    coalesce(d.gender = 'female', false)::INT AS gender_female,
+    (d.gender IS NULL OR d.gender NOT IN ('male', 'female'))::INT AS gender_unknown,
+    d.age AS age,
+    (d.age IS NULL)::INT AS age_missing,
+    CASE WHEN d.registered_month_cnt <= {fmt.MAX_VALID_REGISTERED_MONTHS} THEN d.registered_month_cnt END
+        AS registered_months,
+    d.follow_cnt AS follow_count,
+    (d.user_id IS NULL)::INT AS no_demographics_row"""
+
+STATIC_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _static AS
+WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
+days AS (
+    SELECT u.user_id, count(*) AS active_days, max(a.last_impression_ms) AS last_impression_ms
+    FROM users u JOIN read_parquet($activity_paths, hive_partitioning = false) a
+      ON a.user_id = u.user_id AND a.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY u.user_id
+),
+s AS (
+    SELECT user_id, count(*) AS total_sessions,
+           avg(total_impressions) AS avg_session_impressions, avg(duration_min) AS avg_session_duration_min,
+           avg(total_clicks) AS avg_session_clicks, avg(view_time_s) / 60 AS avg_session_watch_min,
+           avg(total_likes) AS avg_session_likes, avg(total_shares) AS avg_session_shares,
+           avg(total_comments) AS avg_session_comments,
+           sum(total_clicks) / sum(total_impressions) AS user_ctr
+    FROM read_parquet($session_paths, hive_partitioning = false) GROUP BY user_id
+)
+SELECT u.user_id, u.cohort_day, {DEMOGRAPHICS_SQL},
+       days.active_days, s.total_sessions, s.total_sessions / days.active_days AS avg_daily_sessions,
+       s.avg_session_impressions, s.avg_session_duration_min, s.avg_session_clicks, s.avg_session_watch_min,
+       s.avg_session_likes, s.avg_session_shares, s.avg_session_comments, s.user_ctr,
+       days.last_impression_ms
+FROM users u JOIN days USING (user_id) JOIN s USING (user_id)
+LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = u.user_id
+"""
+
+KPI_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _kpi AS
+WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
+cards AS (
+    SELECT m.mlog_id, m.type, m.publish_time, split_part(m.content_id, ',', 1) AS category,
+           m.creator_id, c.followeds, c.creator_type
+    FROM read_parquet($cards_path, hive_partitioning = false) m LEFT JOIN read_parquet($creators_path, hive_partitioning = false) c USING (creator_id)
+),
+imp AS (
+    SELECT i.*, u.cohort_day, u.first_dt, u.observation_end_dt, i.dt - u.first_dt AS day_offset,
+           c.type, c.publish_time, c.category, c.creator_id, c.followeds, c.creator_type,
+           c.mlog_id IS NULL AS unknown_card
+    FROM read_parquet($impression_paths, hive_partitioning = false) i
+    JOIN users u ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
+    LEFT JOIN cards c ON c.mlog_id = i.mlog_id
+),
+agg AS (
+    SELECT user_id, any_value(cohort_day) AS cohort_day,
+        count(*) AS impressions, count_if(is_click) AS clicks, count_if(is_like) AS likes,
+        count_if(is_share) AS shares, count_if(is_comment) AS comments, count_if(is_view_comment) AS view_comments,
+        count_if(is_into_homepage) AS homepage_visits, coalesce(sum(mlog_view_time), 0) / 60 AS watch_min,
+        count(DISTINCT impress_time_ms) AS feed_requests, count(DISTINCT dt) AS active_days,
+        count_if(day_offset < 7) AS impressions_week1, count_if(day_offset >= 7) AS impressions_week2,
+        count(DISTINCT dt) FILTER (WHERE day_offset < 7) AS active_days_week1,
+        count(DISTINCT dt) FILTER (WHERE day_offset >= 7) AS active_days_week2,
+        count_if(is_click AND day_offset < 7) AS clicks_week1, count_if(is_click AND day_offset >= 7) AS clicks_week2,
+        count_if(day_offset = 0) AS impressions_first_day,
+        any_value(observation_end_dt) - max(dt) AS days_since_last_active,
+        max(impress_time_ms) AS last_impression_ms,
+        avg(impress_position) AS mean_position, max(impress_position) AS max_position,
+        avg((impress_position > 4)::INT) AS deep_position_share,
+        count_if(detail_items IS NOT NULL) AS swipe_lists,
+        coalesce(sum(len(detail_items)), 0) AS swipe_items,
+        avg((type = 2)::INT) AS video_share,
+        count_if(is_click AND type = 2) / greatest(count_if(type = 2), 1) AS video_ctr,
+        count_if(is_click AND type = 1) / greatest(count_if(type = 1), 1) AS image_ctr,
+        count(DISTINCT creator_id) AS distinct_creators, count(DISTINCT category) AS distinct_categories,
+        avg(dt - ($publish_anchor - publish_time)) AS mean_card_age_days,
+        avg(ln(1 + followeds)) AS mean_log_creator_followers,
+        avg((creator_type <> 0)::INT) AS special_creator_share,
+        avg(unknown_card::INT) AS unknown_card_share,
+        count_if(NOT is_click AND (is_like OR is_share OR is_comment OR is_view_comment OR is_into_homepage))
+            AS actions_without_click
+    FROM imp GROUP BY user_id
+)
+SELECT a.* EXCLUDE (last_impression_ms),
+       a.clicks / a.impressions AS ctr,
+       a.likes / greatest(a.clicks, 1) AS like_per_click, a.view_comments / greatest(a.clicks, 1) AS view_comment_per_click,
+       (a.likes + a.shares + a.comments + a.view_comments + a.homepage_visits) / a.impressions AS interaction_rate,
+       a.impressions / a.active_days AS impressions_per_active_day, a.clicks / a.active_days AS clicks_per_active_day,
+       a.feed_requests / a.active_days AS requests_per_active_day,
+       (a.impressions_week2 - a.impressions_week1) / (a.impressions_week1 + a.impressions_week2) AS impression_trend,
+       a.active_days_week2 - a.active_days_week1 AS active_day_trend,
+       {DEMOGRAPHICS_SQL},
+       a.last_impression_ms
+FROM agg a LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
+"""
+
+
+def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: str) -> dict:
+    return {
+        "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, what),
+        "demographics_path": str(require([lake.raw_snapshot(fmt.USER_DEMOGRAPHICS.stem)], what)[0]),
+    }
+
+
+def build_static_features(
+    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date]
+) -> dict[date, int]:
+    params = {
+        **_common_params(lake, calendar, cohorts, "static_features"),
+        "activity_paths": activity_paths(
+            lake, calendar, cohort_days_dts(calendar, cohorts, "observation"), "static_features"
+        ),
+        "session_paths": cohort_paths(lake, "sessions", cohorts, "static_features"),
+    }
+    con.execute(STATIC_SQL, params)
+    targets = {c: lake.cohort("static_features", c) for c in cohorts}
+    written = write_partitions(con, "_static", "cohort_day", targets, "user_id")
+    con.execute("DROP TABLE _static")
+    return written
+
+
+def build_kpi_features(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    calendar: Calendar,
+    cohorts: list[date],
+    publish_day_anchor: int,
+) -> dict[date, int]:
+    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime)."""
+    dts = cohort_days_dts(calendar, cohorts, "observation")
+    params = {
+        **_common_params(lake, calendar, cohorts, "kpi_features"),
+        "impression_paths": [
+            str(p) for p in require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
+        ],
+        "cards_path": str(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "creators_path": str(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "publish_anchor": publish_day_anchor,
+    }
+    con.execute(KPI_SQL, params)
+    written = write_partitions(con, "_kpi", "cohort_day", {c: lake.cohort("kpi_features", c) for c in cohorts}, "user_id")
+    con.execute("DROP TABLE _kpi")
+    return written

@@ -1,0 +1,64 @@
+"""Where every table lives under the data directory.
+
+One Parquet file per partition, in Hive-style folders (``day=2019-11-05``, ``cohort=2019-11-01``) so any
+engine can glob a table. Paths are derived from the table *and* the partition key, so partitions never
+overwrite each other. The layout is documented in README.md ("On-disk layout").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+class MissingUpstreamError(FileNotFoundError):
+    """An upstream partition this step reads has not been materialized yet."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    def raw_day(self, stem: str, day: date) -> Path:
+        return self.root / "raw" / stem / f"day={day.isoformat()}" / "data.parquet"
+
+    def raw_snapshot(self, stem: str) -> Path:
+        return self.root / "raw" / stem / "data.parquet"
+
+    def quarantine(self, stem: str, scope: str) -> Path:
+        """Rejected rows of one source file; ``scope`` is a day (``2019-11-05``) or ``unassigned``."""
+        return self.root / "quarantine" / stem / f"{scope}.parquet"
+
+    def daily(self, table: str, day: date) -> Path:
+        return self.root / "daily" / table / f"day={day.isoformat()}" / "data.parquet"
+
+    def cohort(self, table: str, cohort: date) -> Path:
+        return self.root / "cohorts" / table / f"cohort={cohort.isoformat()}" / "data.parquet"
+
+    def cohort_sidecar(self, table: str, cohort: date, name: str) -> Path:
+        return self.cohort(table, cohort).with_name(name)
+
+    def tensors(self, cohort: date) -> Path:
+        return self.root / "tensors" / f"cohort={cohort.isoformat()}"
+
+    @property
+    def staging(self) -> Path:
+        """Scratch space on the same file system as the outputs, so renames stay atomic."""
+        return self.root / ".staging"
+
+    @property
+    def duckdb_spill(self) -> Path:
+        return self.root / ".duckdb_tmp"
+
+
+def require(paths: Iterable[Path], what: str) -> list[Path]:
+    """Return ``paths`` if all exist, else fail naming every missing partition."""
+    paths = list(paths)
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise MissingUpstreamError(f"{what}: {len(missing)} upstream partition(s) missing: {shown}{more}")
+    return paths

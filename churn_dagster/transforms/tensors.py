@@ -1,0 +1,177 @@
+"""Sequence tensors: each user's sessions as a ragged float32 array, plus the static vector and labels.
+
+Padded to 192 sessions, 841k users would take 15.5 GB of mostly zeros, so the sessions of all users are
+stored back to back (``sequences.npy``, shape ``[total_sessions, 24]``) with ``offsets.npy`` marking where
+each user starts; both open memory-mapped and a batch is padded when it is drawn. Users with more than
+``max_sessions`` sessions keep their most recent ones.
+
+Counts, durations and gaps are heavy-tailed, so they enter as ``log1p``; periodic fields as sin/cos. Every
+column is then standardised with the mean and standard deviation of the *training* split of the cohort,
+and missing demographics are imputed with training medians; the statistics are stored in
+``normalization.json`` next to the arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from numpy.lib.format import open_memmap
+
+from churn_dagster.transforms.duck import atomic_dir
+from churn_dagster.transforms.lake import Lake, require
+
+TWO_PI = "(2 * pi())"
+SEQUENCE_FEATURES: tuple[tuple[str, str], ...] = (
+    ("global_session_idx", "ln(1 + global_session_idx)"),
+    ("daily_session_idx", "ln(1 + daily_session_idx)"),
+    ("day_num", "day_num"),
+    ("is_new_day", "(daily_session_idx = 1)::DOUBLE"),
+    ("duration", "ln(1 + duration_min)"),
+    ("gap", "CASE WHEN gap_min < 0 THEN -1 ELSE ln(1 + gap_min) END"),
+    ("hour_sin", f"sin({TWO_PI} * hour_of_day / 24)"),
+    ("hour_cos", f"cos({TWO_PI} * hour_of_day / 24)"),
+    ("weekday_sin", f"sin({TWO_PI} * weekday / 7)"),
+    ("weekday_cos", f"cos({TWO_PI} * weekday / 7)"),
+    ("max_impress_position", "ln(1 + max_impress_position)"),
+    ("total_impressions", "ln(1 + total_impressions)"),
+    ("total_clicks", "ln(1 + total_clicks)"),
+    ("total_likes", "ln(1 + total_likes)"),
+    ("total_shares", "ln(1 + total_shares)"),
+    ("total_comments", "ln(1 + total_comments)"),
+    ("total_into_homepage", "ln(1 + total_into_homepage)"),
+    ("total_view_comments", "ln(1 + total_view_comments)"),
+    ("ctr", "ctr"),
+    ("interaction_rate", "interaction_rate"),
+    ("like_rate", "like_rate"),
+    ("share_rate", "share_rate"),
+    ("comment_rate", "comment_rate"),
+    ("watch_min", "ln(1 + view_time_s / 60)"),
+)
+STATIC_FEATURES: tuple[tuple[str, str], ...] = (
+    ("gender_male", "gender_male"),
+    ("gender_female", "gender_female"),
+    ("gender_unknown", "gender_unknown"),
+    ("age", "coalesce(age, $age_median)"),
+    ("age_missing", "age_missing"),
+    ("registered_months", "coalesce(registered_months, $months_median)"),
+    ("follow_count", "ln(1 + coalesce(follow_count, $follow_median))"),
+    ("active_days", "active_days"),
+    ("total_sessions", "ln(1 + total_sessions)"),
+    ("avg_daily_sessions", "avg_daily_sessions"),
+    ("avg_session_impressions", "ln(1 + avg_session_impressions)"),
+    ("avg_session_duration", "ln(1 + avg_session_duration_min)"),
+    ("avg_session_clicks", "ln(1 + avg_session_clicks)"),
+    ("avg_session_watch_min", "ln(1 + avg_session_watch_min)"),
+    ("avg_session_likes", "ln(1 + avg_session_likes)"),
+    ("avg_session_shares", "ln(1 + avg_session_shares)"),
+    ("avg_session_comments", "ln(1 + avg_session_comments)"),
+    ("user_ctr", "user_ctr"),
+)
+
+USERS_SQL = """
+CREATE OR REPLACE TEMP TABLE _users AS
+SELECT (row_number() OVER (ORDER BY f.user_id) - 1)::BIGINT AS row_idx, f.*,
+       l.split, l.churned, l.level, l.score, least(f.total_sessions, $max_sessions) AS kept_sessions
+FROM read_parquet($static_path, hive_partitioning = false) f
+JOIN read_parquet($labels_path, hive_partitioning = false) l USING (user_id)
+"""
+
+MEDIANS_SQL = """
+SELECT median(age), median(registered_months), median(follow_count) FROM _users WHERE split = 'train'
+"""
+
+
+@dataclass(frozen=True)
+class TensorSummary:
+    users: int
+    sessions: int
+    truncated_users: int
+    split_counts: dict[str, int]
+
+
+def _sequence_query() -> str:
+    cols = ", ".join(f"({expr})::DOUBLE AS {name}" for name, expr in SEQUENCE_FEATURES)
+    return f"""
+        SELECT u.row_idx, u.split, s.global_session_idx AS session_order, {cols}
+        FROM read_parquet($sessions_path, hive_partitioning = false) s JOIN _users u USING (user_id)
+        WHERE s.global_session_idx > u.total_sessions - $max_sessions"""
+
+
+def _stats(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each column over the training rows; a constant column gets std 1."""
+    aggs = ", ".join(f"avg({n}), stddev_pop({n})" for n in names)
+    row = np.array(con.execute(f"SELECT {aggs} FROM {table} WHERE split = 'train'").fetchone(), dtype=np.float64)
+    mean, std = row[0::2], row[1::2]
+    if np.isnan(mean).any():
+        raise ValueError(f"{table}: no training rows to fit the standardisation on")
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def build_tensors(con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_sessions: int) -> TensorSummary:
+    static_path, labels_path, sessions_path = require(
+        [lake.cohort("static_features", cohort), lake.cohort("label_scores", cohort), lake.cohort("sessions", cohort)],
+        "sequence_tensors",
+    )
+    params = {"max_sessions": max_sessions}
+    con.execute(USERS_SQL, {**params, "static_path": str(static_path), "labels_path": str(labels_path)})
+    age_median, months_median, follow_median = con.execute(MEDIANS_SQL).fetchone()
+    impute = {"age_median": age_median or 0.0, "months_median": months_median or 0.0, "follow_median": follow_median or 0.0}
+    static_cols = ", ".join(f"({expr})::DOUBLE AS {name}" for name, expr in STATIC_FEATURES)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _static_x AS SELECT row_idx, split, {static_cols} FROM _users", impute)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _seq AS {_sequence_query()}",
+        {**params, "sessions_path": str(sessions_path)},
+    )
+    seq_names = [n for n, _ in SEQUENCE_FEATURES]
+    static_names = [n for n, _ in STATIC_FEATURES]
+    seq_mean, seq_std = _stats(con, "_seq", seq_names)
+    static_mean, static_std = _stats(con, "_static_x", static_names)
+
+    kept = con.execute("SELECT kept_sessions FROM _users ORDER BY row_idx").fetchnumpy()["kept_sessions"]
+    offsets = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
+    with atomic_dir(lake.tensors(cohort)) as out:
+        np.save(out / "offsets.npy", offsets)
+        _write_standardised(con, f"SELECT {', '.join(seq_names)} FROM _seq ORDER BY row_idx, session_order",
+                            out / "sequences.npy", int(offsets[-1]), seq_mean, seq_std)
+        _write_standardised(con, f"SELECT {', '.join(static_names)} FROM _static_x ORDER BY row_idx",
+                            out / "static.npy", len(kept), static_mean, static_std)
+        con.execute(
+            "COPY (SELECT row_idx, user_id, cohort_day, split, churned, level, score, total_sessions, kept_sessions "
+            "FROM _users ORDER BY row_idx) TO $p (FORMAT parquet)",
+            {"p": str(out / "users.parquet")},
+        )
+        meta = {
+            "cohort": cohort.isoformat(),
+            "max_sessions": max_sessions,
+            "fitted_on": "training split of this cohort",
+            "sequence": {"features": seq_names, "mean": seq_mean.tolist(), "std": seq_std.tolist()},
+            "static": {"features": static_names, "mean": static_mean.tolist(), "std": static_std.tolist(), "impute": impute},
+        }
+        (out / "normalization.json").write_text(json.dumps(meta, indent=2))
+    splits = dict(con.execute("SELECT split, count(*) FROM _users GROUP BY split").fetchall())
+    truncated = con.execute("SELECT count_if(total_sessions > kept_sessions) FROM _users").fetchone()[0]
+    for table in ("_users", "_static_x", "_seq"):
+        con.execute(f"DROP TABLE {table}")
+    return TensorSummary(len(kept), int(offsets[-1]), int(truncated), splits)
+
+
+def _write_standardised(
+    con: duckdb.DuckDBPyConnection, query: str, path: Path, rows: int, mean: np.ndarray, std: np.ndarray
+) -> None:
+    """Stream ``query`` in record batches into a float32 ``.npy`` file, standardising each batch."""
+    out = open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, len(mean)))
+    start = 0
+    reader = con.sql(query).to_arrow_reader(262_144)
+    for batch in reader:
+        block = np.column_stack([col.to_numpy(zero_copy_only=False) for col in batch.columns]).astype(np.float64)
+        out[start : start + len(block)] = ((block - mean) / std).astype(np.float32)
+        start += len(block)
+    if start != rows:
+        raise RuntimeError(f"{path.name}: wrote {start} rows, expected {rows}")
+    out.flush()
+    del out
