@@ -13,6 +13,7 @@ from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.transforms import cohorts as cohort_sql
 from churn_dagster.transforms import labels as label_sql
+from churn_dagster.transforms.duck import atomic_path
 from churn_dagster.transforms.labels import LEVEL_NAMES
 
 
@@ -104,7 +105,7 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "label_scores",
             description="Label-period targets: churned (no impression in the label period), F, I, Q, score and "
             "level 0-4. P95 thresholds are fit on the training split's active users and stored in "
-            "thresholds.json next to each partition.",
+            "cohorts/label_thresholds/cohort=<day>.json.",
             group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS,
             deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
@@ -122,7 +123,8 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
     with lake.connect() as con:
         rows, thresholds = label_sql.build_labels(con, lake.lake, CALENDAR, cohorts, features.split)
         for c, t in thresholds.items():
-            lake.lake.cohort_sidecar("label_scores", c, "thresholds.json").write_text(json.dumps(t.as_dict(), indent=2))
+            with atomic_path(lake.lake.thresholds(c)) as tmp:
+                tmp.write_text(json.dumps(t.as_dict(), indent=2))
         splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
         scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
         f = {"f": [str(p) for p in scores]}
@@ -134,8 +136,7 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
         )
         churn_share, bad_levels, out_of_range = con.execute(
             f"""SELECT avg(churned::INT),
-                count_if(level <> CASE WHEN churned THEN 0 WHEN score <= 0.3 THEN 1 WHEN score <= 0.5 THEN 2
-                                       WHEN score <= 0.7 THEN 3 ELSE 4 END),
+                count_if(level <> {label_sql.LEVEL_SQL}),
                 count_if(greatest(frequency, intensity, quality, score) > 1 OR least(frequency, intensity, quality, score) < 0)
                 FROM read_parquet($f, hive_partitioning = false)""",
             f,

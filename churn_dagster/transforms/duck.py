@@ -22,6 +22,9 @@ from typing import Any
 import duckdb
 
 
+DERIVED_DECIMALS = 10
+
+
 @dataclass(frozen=True)
 class DuckSettings:
     """Resource limits for one DuckDB connection."""
@@ -122,11 +125,18 @@ def write_partitions(
     """Write each key's rows of temp table ``table`` to its own file, sorted.
 
     Every target is written, empty if the key has no rows, so re-running a partition replaces it exactly.
+    Floating-point columns are rounded to ``DERIVED_DECIMALS`` places: parallel aggregation sums in a
+    varying order, and the rounding makes a re-run write the same bytes.
     """
+    columns = con.execute(f"DESCRIBE {table}").fetchall()
+    select = ", ".join(
+        f"round({name}, {DERIVED_DECIMALS}) AS {name}" if typ in ("DOUBLE", "FLOAT") else name
+        for name, typ, *_ in columns
+    )
     return {
         key: copy_to_parquet(
             con,
-            f"SELECT * FROM {table} WHERE {key_column} = $key ORDER BY {order_by}",
+            f"SELECT {select} FROM {table} WHERE {key_column} = $key ORDER BY {order_by}",
             path,
             {"key": key},
         )

@@ -87,12 +87,13 @@ WHERE s.split = 'train' AND NOT l.churned
 GROUP BY l.cohort_day
 """
 
+# Levels from the score (SPEC.md): 0 Churned, then (0, 0.3], (0.3, 0.5], (0.5, 0.7], (0.7, 1].
+LEVEL_SQL = "CASE WHEN churned THEN 0 WHEN score <= 0.3 THEN 1 WHEN score <= 0.5 THEN 2 WHEN score <= 0.7 THEN 3 ELSE 4 END"
+
 # min(x / P95, 1); a zero P95 (no training user clicked) maps any positive x to 1 and zero to 0.
 _CAP = "CASE WHEN {p95} > 0 THEN least({x} / {p95}, 1.0) ELSE ({x} > 0)::DOUBLE END"
 SCORE_SQL = f"""
-SELECT *,
-       CASE WHEN churned THEN 0
-            WHEN score <= 0.3 THEN 1 WHEN score <= 0.5 THEN 2 WHEN score <= 0.7 THEN 3 ELSE 4 END AS level
+SELECT *, {LEVEL_SQL} AS level
 FROM (
     SELECT *, 0.3 * frequency + 0.4 * intensity + 0.3 * quality AS score
     FROM (

@@ -37,8 +37,9 @@ class Lake:
     def cohort(self, table: str, cohort: date) -> Path:
         return self.root / "cohorts" / table / f"cohort={cohort.isoformat()}" / "data.parquet"
 
-    def cohort_sidecar(self, table: str, cohort: date, name: str) -> Path:
-        return self.cohort(table, cohort).with_name(name)
+    def thresholds(self, cohort: date) -> Path:
+        """The P95 thresholds of a cohort's engagement score, kept beside (not inside) the table folder."""
+        return self.root / "cohorts" / "label_thresholds" / f"cohort={cohort.isoformat()}.json"
 
     def tensors(self, cohort: date) -> Path:
         return self.root / "tensors" / f"cohort={cohort.isoformat()}"

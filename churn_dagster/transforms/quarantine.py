@@ -91,7 +91,8 @@ def _quarantine_rows_sql(spec: fmt.NcmFile, unassigned: str) -> str:
     key = RULES[spec.stem].key
     columns = RULES[spec.stem].column_of_reason(spec)
     column_case = "CASE _problem " + " ".join(f"WHEN '{r}' THEN '{c}'" for r, c in columns.items()) + " END"
-    match_key = " AND ".join(f"x.r.{k} = n.r.{k}" for k in key)
+    match_key = " AND ".join(f"x.{k} = n.r.{k}" for k in key)
+    key_columns = ", ".join(f"r.{k} AS {k}" for k in key)
     return f"""
 CREATE OR REPLACE TEMP TABLE _quarantine AS
 SELECT '{unassigned}' AS scope, source_file, line, column_name, kind, reason, content FROM _rejected
@@ -105,7 +106,8 @@ SELECT scope, source_file, line, CASE WHEN versions > 1 THEN '{", ".join(key)}' 
 FROM (
     SELECT x.scope, n.source_file, n.line, n.r, x.versions,
            row_number() OVER (PARTITION BY x.scope, n.r ORDER BY n.source_file, n.line) AS copy_no
-    FROM _numbered n JOIN _suspects x ON x.scope = n._bucket AND {match_key}
+    FROM _numbered n
+    JOIN (SELECT DISTINCT scope, versions, {key_columns} FROM _suspects) x ON x.scope = n._bucket AND {match_key}
     WHERE n._problem IS NULL
 ) WHERE versions > 1 OR copy_no > 1
 """

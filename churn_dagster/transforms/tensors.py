@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from churn_dagster.transforms.duck import atomic_dir
+from churn_dagster.transforms.duck import DERIVED_DECIMALS, atomic_dir
 from churn_dagster.transforms.lake import Lake, require
 
 TWO_PI = "(2 * pi())"
@@ -106,7 +106,8 @@ def _stats(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> tupl
     """Mean and standard deviation of each column over the training rows; a constant column gets std 1."""
     aggs = ", ".join(f"avg({n}), stddev_pop({n})" for n in names)
     row = np.array(con.execute(f"SELECT {aggs} FROM {table} WHERE split = 'train'").fetchone(), dtype=np.float64)
-    mean, std = row[0::2], row[1::2]
+    # Rounded so that the summation order of a parallel aggregate cannot change the stored bytes.
+    mean, std = np.round(row[0::2], DERIVED_DECIMALS), np.round(row[1::2], DERIVED_DECIMALS)
     if np.isnan(mean).any():
         raise ValueError(f"{table}: no training rows to fit the standardisation on")
     return mean, np.where(std > 1e-12, std, 1.0)

@@ -1,0 +1,47 @@
+"""Run the transforms (without Dagster) over a folder of source files, for tests that check their outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from churn_dagster import ncm_format as fmt
+from churn_dagster.transforms import cohorts, features, labels, sessions, tensors
+from churn_dagster.transforms.ingest import ingest
+from churn_dagster.transforms.lake import Lake
+
+from conftest import CALENDAR, all_days
+
+
+def ingest_folder(con: duckdb.DuckDBPyConnection, folder: Path, lake: Lake, stems=None) -> dict:
+    results = {}
+    for spec in fmt.ALL_FILES:
+        if stems is not None and spec.stem not in stems:
+            continue
+        path = folder / f"{spec.stem}.csv"
+        results[spec.stem] = ingest(con, spec, [path], lake, CALENDAR, all_days() if spec.daily else None)
+    return results
+
+
+def build_cohort_graph(con, lake: Lake, cohort_days, split=labels.SplitSettings(), gap_minutes: float = 30.0):
+    """Activity for every day, then membership, labels, sessions and features for ``cohort_days``."""
+    for day in all_days():
+        cohorts.build_user_day_activity(con, lake, day)
+    cohorts.build_cohort_users(con, lake, CALENDAR, cohort_days)
+    _, thresholds = labels.build_labels(con, lake, CALENDAR, cohort_days, split)
+    sessions.build_sessions(con, lake, CALENDAR, cohort_days, gap_minutes)
+    features.build_static_features(con, lake, CALENDAR, cohort_days)
+    features.build_kpi_features(con, lake, CALENDAR, cohort_days, publish_day_anchor=31)
+    return thresholds
+
+
+def build_all_tensors(con, lake: Lake, cohort_days, max_sessions: int = 192) -> None:
+    for c in cohort_days:
+        tensors.build_tensors(con, lake, c, max_sessions)
+
+
+def rows(con: duckdb.DuckDBPyConnection, path: Path, order: str = "") -> list[dict]:
+    cur = con.execute(f"SELECT * FROM read_parquet($p, hive_partitioning = false) {order}", {"p": str(path)})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

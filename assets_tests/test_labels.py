@@ -1,0 +1,106 @@
+"""Label-period targets against hand computation: churn, F, I, Q with P95 capping, score and level bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from churn_dagster.transforms import cohorts, labels
+from churn_dagster.transforms.labels import LEVEL_SQL, SCORE_SQL, SplitSettings
+from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from pipeline_helpers import ingest_folder, rows
+
+COHORT = CALENDAR.day(1)
+ALL_TRAIN = SplitSettings(train_fraction=1.0, validation_fraction=0.0, seed=1)
+
+
+def _label_rows(tmp_path, lake, con, imps, split=ALL_TRAIN):
+    src = tmp_path / "src"
+    write_impressions(src, imps)
+    write_snapshots(src)
+    ingest_folder(con, src, lake, stems={"impression_data"})
+    for d in range(1, 31):
+        cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
+    cohorts.build_cohort_users(con, lake, CALENDAR, [COHORT])
+    _, thresholds = labels.build_labels(con, lake, CALENDAR, [COHORT], split)
+    by_user = {r["user_id"]: r for r in rows(con, lake.cohort("label_scores", COHORT))}
+    return by_user, thresholds[COHORT]
+
+
+def _day(dt: int, hh: int = 12, mm: int = 0) -> str:
+    return f"{CALENDAR.day(dt).isoformat()} {hh:02d}:{mm:02d}:00"
+
+
+def test_scores_by_hand(tmp_path, lake, con):
+    imps = [Imp(u, _day(1)) for u in "ABCDE"]  # everyone starts on day 1
+    # Label period of cohort day 1 is dt 15..21.
+    # B: 2 impressions on 1 day, one click with a like: Qraw = (1 + 2*1) / 2 = 1.5
+    imps += [Imp("B", _day(15), 1, click=True, like=True, view_time=3.0), Imp("B", _day(15), 2)]
+    # C: 4 impressions over 4 days, no action: Qraw = 0
+    imps += [Imp("C", _day(d)) for d in (15, 16, 17, 18)]
+    # D: 7 days x 2 impressions = 14, one click + one share + one comment: Qraw = (1 + 3 + 4) / 14
+    imps += [Imp("D", _day(d, 9), 1) for d in range(15, 22)] + [Imp("D", _day(d, 10), 2) for d in range(16, 22)]
+    imps += [Imp("D", _day(15, 10), 2, click=True, share=True, comment=True, view_time=5.0)]
+    # E: one impression on day 14 (observation) and one on day 22 (after the label period): churned
+    imps += [Imp("E", _day(14)), Imp("E", _day(22))]
+    by_user, t = _label_rows(tmp_path, lake, con, imps)
+
+    # P95 over the active training users B, C, D (linear interpolation, as quantile_cont):
+    # impressions [2, 4, 14] -> position 0.95 * 2 = 1.9 -> 4 + 0.9 * 10 = 13
+    # Qraw [0, 8/14, 1.5] -> 8/14 + 0.9 * (1.5 - 8/14)
+    assert t.p95_impressions == pytest.approx(13.0)
+    p95_q = 8 / 14 + 0.9 * (1.5 - 8 / 14)
+    assert t.p95_quality_raw == pytest.approx(p95_q)
+    assert t.fitted_on_users == 3
+
+    for user in ("A", "E"):
+        assert by_user[user]["churned"] and by_user[user]["score"] == 0 and by_user[user]["level"] == 0
+    b, c, d = by_user["B"], by_user["C"], by_user["D"]
+    assert (b["frequency"], b["intensity"], b["quality"]) == pytest.approx((1 / 7, 2 / 13, 1.0))  # Q capped at 1
+    assert b["score"] == pytest.approx(0.3 / 7 + 0.4 * 2 / 13 + 0.3)
+    assert b["level"] == 2  # 0.3616 is in (0.3, 0.5]
+    assert c["score"] == pytest.approx(0.3 * 4 / 7 + 0.4 * 4 / 13)
+    assert c["level"] == 1  # 0.2945 is in (0, 0.3]
+    assert d["intensity"] == 1.0  # 14 impressions capped at the P95 of 13
+    assert d["score"] == pytest.approx(0.3 + 0.4 + 0.3 * (8 / 14) / p95_q)
+    assert d["level"] == 4  # above 0.7: Champion
+    assert not d["churned"] and d["active_days"] == 7
+
+
+@pytest.mark.parametrize(
+    ("score", "churned", "level"),
+    [(0.0, True, 0), (0.0001, False, 1), (0.3, False, 1), (0.30001, False, 2), (0.5, False, 2),
+     (0.50001, False, 3), (0.7, False, 3), (0.70001, False, 4), (1.0, False, 4)],
+)
+def test_level_boundaries(con, score, churned, level):
+    got = con.execute(f"SELECT {LEVEL_SQL} FROM (SELECT $s::DOUBLE AS score, $c AS churned)", {"s": score, "c": churned})
+    assert got.fetchone()[0] == level
+
+
+def test_zero_p95_quality_maps_any_action_to_one(con):
+    con.execute("CREATE OR REPLACE TEMP TABLE _label_activity AS SELECT * FROM (VALUES "
+                "('x', DATE '2019-11-01', 1, 10, 0, 0, 0, 0, false, 1/7, 0.0), "
+                "('y', DATE '2019-11-01', 1, 10, 1, 0, 0, 0, false, 1/7, 0.1)) "
+                "t(user_id, cohort_day, active_days, impressions, clicks, likes, shares, comments, churned, frequency, quality_raw)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _splits AS SELECT user_id, cohort_day, 'train' AS split FROM _label_activity")
+    con.execute("CREATE OR REPLACE TEMP TABLE _thresholds AS SELECT DATE '2019-11-01' AS cohort_day, 10.0 AS p95_impressions, 0.0 AS p95_quality_raw")
+    got = dict(con.execute(f"SELECT user_id, quality FROM ({SCORE_SQL})").fetchall())
+    assert got == {"x": 0.0, "y": 1.0}
+
+
+def test_split_is_stratified_seeded_and_disjoint(tmp_path, lake, con):
+    imps = [Imp(f"U{i:03d}", _day(1)) for i in range(200)]
+    imps += [Imp(f"U{i:03d}", _day(16)) for i in range(0, 200, 4)]  # 50 active, 150 churned
+    split = SplitSettings(0.7, 0.15, seed=3)
+    _label_rows(tmp_path, lake, con, imps, split)
+    first = rows(con, lake.cohort("user_splits", COHORT))
+    counts = {}
+    for r in first:
+        counts[(r["split"], r["churned"])] = counts.get((r["split"], r["churned"]), 0) + 1
+    # Cut points: round(n * 0.70) and round(n * 0.85), half away from zero: 50 -> 35, 43; 150 -> 105, 128.
+    assert counts == {("train", False): 35, ("validation", False): 8, ("test", False): 7,
+                      ("train", True): 105, ("validation", True): 23, ("test", True): 22}
+    # Re-running with the same seed gives the same assignment; another seed a different one.
+    labels.build_labels(con, lake, CALENDAR, [COHORT], split)
+    assert rows(con, lake.cohort("user_splits", COHORT)) == first
+    labels.build_labels(con, lake, CALENDAR, [COHORT], SplitSettings(0.7, 0.15, seed=4))
+    assert rows(con, lake.cohort("user_splits", COHORT)) != first

@@ -1,0 +1,107 @@
+"""No leakage (label-period rows never reach a feature, scaling is fit on training users only) and the
+ragged tensor layout."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from churn_dagster.transforms.labels import SplitSettings
+from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
+
+COHORT = CALENDAR.day(1)
+FEATURE_TABLES = ("sessions", "static_features", "kpi_features")
+
+
+def _day(dt: int, hh: int, mm: int = 0) -> str:
+    return f"{CALENDAR.day(dt).isoformat()} {hh:02d}:{mm:02d}:00"
+
+
+def _population() -> list[Imp]:
+    """40 users starting on day 1 with varied habits; every fourth returns in the label period."""
+    imps = []
+    for i in range(40):
+        user = f"U{i:02d}"
+        for d in range(1, 1 + i % 14 + 1):
+            imps.append(Imp(user, _day(d, 8 + i % 12), 1, click=i % 3 == 0, view_time=10.0 + i if i % 3 == 0 else None))
+            imps.append(Imp(user, _day(d, 8 + i % 12, 5), 2))
+        if i % 4 == 0:
+            imps.append(Imp(user, _day(16, 20), 1))
+    return imps
+
+
+def _build(tmp_path, name, con, lake_cls, imps):
+    src = tmp_path / f"src_{name}"
+    write_impressions(src, imps)
+    write_snapshots(src, [f"U{i:02d}" for i in range(0, 40, 2)])
+    lake = lake_cls(tmp_path / f"lake_{name}")
+    ingest_folder(con, src, lake)
+    build_cohort_graph(con, lake, [COHORT], split=SplitSettings(0.6, 0.2, seed=5))
+    build_all_tensors(con, lake, [COHORT], max_sessions=4)
+    return lake
+
+
+@pytest.fixture
+def two_lakes(tmp_path, con, lake):
+    base = _population()
+    leaky = base + [
+        Imp("U01", _day(15, 1), 1, click=True, like=True, share=True, view_time=99.0),  # first label day
+        Imp("U05", _day(21, 23, 59), 3),  # last label day
+        Imp("U09", _day(25, 12), 1),  # after the label period
+    ]
+    return _build(tmp_path, "base", con, type(lake), base), _build(tmp_path, "leaky", con, type(lake), leaky)
+
+
+def test_label_period_impressions_change_no_feature(two_lakes):
+    base, leaky = two_lakes
+    for table in FEATURE_TABLES:
+        assert base.cohort(table, COHORT).read_bytes() == leaky.cohort(table, COHORT).read_bytes(), table
+    for name in ("sequences.npy", "static.npy", "offsets.npy"):
+        assert (base.tensors(COHORT) / name).read_bytes() == (leaky.tensors(COHORT) / name).read_bytes(), name
+
+
+def test_but_they_do_change_the_labels(two_lakes):
+    base, leaky = two_lakes
+    a = pq.read_table(base.cohort("label_scores", COHORT)).to_pandas().set_index("user_id")
+    b = pq.read_table(leaky.cohort("label_scores", COHORT)).to_pandas().set_index("user_id")
+    assert a.loc["U01", "churned"] and not b.loc["U01", "churned"]
+    assert a.loc["U05", "churned"] and not b.loc["U05", "churned"]
+    assert a.loc["U09", "churned"] and b.loc["U09", "churned"]  # day 25 is after the label period
+
+
+def test_ragged_layout_keeps_the_latest_sessions(two_lakes):
+    base, _ = two_lakes
+    folder = base.tensors(COHORT)
+    users = pq.read_table(folder / "users.parquet").to_pandas()
+    offsets = np.load(folder / "offsets.npy")
+    seq = np.load(folder / "sequences.npy", mmap_mode="r")
+    assert offsets[0] == 0 and offsets[-1] == len(seq) and len(offsets) == len(users) + 1
+    lengths = np.diff(offsets)
+    assert (lengths == np.minimum(users["total_sessions"], 4)).all()
+    # U13 is active on 14 days with one session a day: only days 11..14 are kept, in order.
+    meta = json.loads((folder / "normalization.json").read_text())
+    day_col = meta["sequence"]["features"].index("day_num")
+    row = users.index[users["user_id"] == "U13"][0]
+    days = seq[offsets[row] : offsets[row + 1], day_col] * meta["sequence"]["std"][day_col] + meta["sequence"]["mean"][day_col]
+    assert np.allclose(days, [11, 12, 13, 14], atol=1e-4)
+
+
+def test_standardisation_is_fit_on_training_users_only(two_lakes):
+    base, _ = two_lakes
+    folder = base.tensors(COHORT)
+    users = pq.read_table(folder / "users.parquet").to_pandas()
+    offsets = np.load(folder / "offsets.npy")
+    seq = np.load(folder / "sequences.npy")
+    static = np.load(folder / "static.npy")
+    train = (users["split"] == "train").to_numpy()
+    train_rows = np.repeat(train, np.diff(offsets))
+    assert np.abs(seq[train_rows].mean(axis=0)).max() < 1e-4
+    assert np.abs(static[train].mean(axis=0)).max() < 1e-4
+    varying = seq[train_rows].std(axis=0) > 1e-6
+    assert np.allclose(seq[train_rows].std(axis=0)[varying], 1, atol=1e-3)
+    # Over all users the means are not zero: validation and test users did not shape the statistics.
+    assert np.abs(seq.mean(axis=0)).max() > 1e-3
