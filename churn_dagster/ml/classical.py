@@ -1,0 +1,157 @@
+"""Logistic regression and XGBoost on the KPI aggregates, for the binary and the five-level target.
+
+Every statistic is fit on the training rows only: the imputation medians and scaling of the logistic
+regression live inside its Pipeline and XGBoost learns its own splits; the validation rows serve only as
+XGBoost's early-stopping set.
+
+- Missing values: the logistic regression imputes training medians (and scales, since its penalty and
+  solver assume comparable feature scales). XGBoost gets the NaNs as they are: it learns a default branch
+  per split, which keeps "demographics missing" informative instead of blending it into the median.
+- Class weights: none by default. AUC is rank-based and barely moves with weighting; the reference
+  accuracy/F1 figures come from unweighted models at threshold 0.5; and unweighted models keep calibrated
+  probabilities, which downstream risk scores read as probabilities. ``balanced=True`` reweights classes
+  inversely to their training frequency when minority-class recall matters more than calibration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+from xgboost import XGBClassifier
+
+from churn_dagster.ml.data import N_LEVELS, n_outputs
+
+# Never features: the key, the partition key, the leakage-check timestamp (an absolute time, which would
+# let a model tell cohorts apart rather than behaviours), and label-side names in case labels are joined in.
+IDENTIFIER_COLUMNS = ("user_id", "cohort_day", "last_impression_ms")
+LABEL_COLUMNS = ("split", "churned", "level", "score")
+EXCLUDED_COLUMNS = IDENTIFIER_COLUMNS + LABEL_COLUMNS
+
+
+def kpi_feature_columns(kpi: pd.DataFrame) -> list[str]:
+    """Every numeric (or boolean) column of the KPI table except :data:`EXCLUDED_COLUMNS`, in table order."""
+    return [
+        c for c in kpi.columns
+        if c not in EXCLUDED_COLUMNS
+        and (pd.api.types.is_numeric_dtype(kpi[c]) or pd.api.types.is_bool_dtype(kpi[c]))
+    ]
+
+
+@dataclass(frozen=True)
+class KpiDesign:
+    """Feature matrix and both targets, row-aligned with ``user_id`` and ``split``."""
+
+    X: pd.DataFrame
+    churned: np.ndarray
+    level: np.ndarray
+    split: np.ndarray
+    user_id: np.ndarray
+
+    def target(self, name: str) -> np.ndarray:
+        n_outputs(name)
+        return self.churned if name == "binary" else self.level
+
+    def rows(self, split: str) -> np.ndarray:
+        return self.split == split
+
+
+def kpi_design(kpi: pd.DataFrame, labels: pd.DataFrame) -> KpiDesign:
+    """Join the KPI table with labels (``user_id``, ``split``, ``churned``, ``level``; e.g. the
+    ``label_scores`` table or a tensor folder's ``users.parquet``). Both must hold exactly the same users:
+    a user in one and not the other means the tables come from different runs, which is an error."""
+    merged = kpi.merge(
+        labels[["user_id", "split", "churned", "level"]], on="user_id", how="inner", validate="one_to_one"
+    )
+    if not len(merged) == len(kpi) == len(labels):
+        raise ValueError(f"KPI rows ({len(kpi)}) and label rows ({len(labels)}) share only {len(merged)} users")
+    columns = kpi_feature_columns(kpi)
+    return KpiDesign(
+        X=merged[columns].astype(np.float64),
+        churned=merged["churned"].to_numpy(np.int64),
+        level=merged["level"].to_numpy(np.int64),
+        split=merged["split"].to_numpy(str),
+        user_id=merged["user_id"].to_numpy(),
+    )
+
+
+def fit_logistic(
+    X_train: pd.DataFrame, y_train: np.ndarray, balanced: bool = False, C: float = 1.0, max_iter: int = 2000
+) -> Pipeline:
+    """Median imputation, standardisation and an L2 logistic regression (multinomial for the levels),
+    all fit on the rows given. Features whose training values are all missing are kept and set to 0,
+    so the coefficients stay aligned with the feature names."""
+    model = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("model", LogisticRegression(C=C, max_iter=max_iter, class_weight="balanced" if balanced else None)),
+        ]
+    )
+    return model.fit(X_train, y_train)
+
+
+@dataclass(frozen=True)
+class XGBConfig:
+    n_estimators: int = 2000  # an upper bound: early stopping picks the number actually used
+    learning_rate: float = 0.05
+    max_depth: int = 6
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    early_stopping_rounds: int = 50
+    seed: int = 42
+    n_jobs: int | None = None
+
+
+def fit_xgboost(
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_val: pd.DataFrame,
+    y_val: np.ndarray,
+    config: XGBConfig = XGBConfig(),
+    balanced: bool = False,
+) -> XGBClassifier:
+    """Gradient-boosted trees with early stopping on the validation log-loss; ``predict_proba`` of the
+    returned estimator uses the best iteration. Every class 0..K-1 must occur in ``y_train``."""
+    y_train = np.asarray(y_train, dtype=np.int64)
+    missing = sorted(set(range(int(y_train.max()) + 1)) - set(np.unique(y_train).tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} are absent from the training rows; XGBoost needs all of 0..K-1")
+    multiclass = y_train.max() > 1
+    model = XGBClassifier(
+        n_estimators=config.n_estimators,
+        learning_rate=config.learning_rate,
+        max_depth=config.max_depth,
+        subsample=config.subsample,
+        colsample_bytree=config.colsample_bytree,
+        min_child_weight=config.min_child_weight,
+        early_stopping_rounds=config.early_stopping_rounds,
+        objective="multi:softprob" if multiclass else "binary:logistic",
+        eval_metric="mlogloss" if multiclass else "logloss",
+        tree_method="hist",
+        random_state=config.seed,
+        n_jobs=config.n_jobs,
+    )
+    weights = compute_sample_weight("balanced", y_train) if balanced else None
+    val_weights = [compute_sample_weight("balanced", y_val)] if balanced else None
+    model.fit(X_train, y_train, sample_weight=weights, eval_set=[(X_val, y_val)],
+              sample_weight_eval_set=val_weights, verbose=False)
+    return model
+
+
+def predict_proba(model: Pipeline | XGBClassifier, X: pd.DataFrame, target: str) -> np.ndarray:
+    """P(churn) ``[N]`` for ``"binary"``; ``[N, 5]`` for ``"level"``, with a zero column for any level
+    the model never saw in training (so the shape does not depend on the training sample)."""
+    proba = model.predict_proba(X)
+    if target == "binary":
+        return proba[:, list(model.classes_).index(1)]
+    full = np.zeros((len(X), N_LEVELS))
+    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
+    return full
