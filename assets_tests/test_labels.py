@@ -76,6 +76,18 @@ def test_level_boundaries(con, score, churned, level):
     assert got.fetchone()[0] == level
 
 
+def test_a_score_of_exactly_07_is_engaged_not_champion(con):
+    # F = 5/7, I = 7/7, Q = 2/7 gives 0.3 * 5/7 + 0.4 + 0.3 * 2/7 = 0.7 exactly, which floating point computes
+    # as 0.7000000000000001: the score is rounded before its level is taken, so this user is Engaged.
+    con.execute("CREATE OR REPLACE TEMP TABLE _label_activity AS SELECT 'u' AS user_id, DATE '2019-11-01' AS cohort_day, "
+                "5 AS active_days, 7 AS impressions, 0 AS clicks, 0 AS likes, 0 AS shares, 0 AS comments, "
+                "false AS churned, 5 / 7 AS frequency, 2 / 7 AS quality_raw")
+    con.execute("CREATE OR REPLACE TEMP TABLE _splits AS SELECT 'u' AS user_id, DATE '2019-11-01' AS cohort_day, 'train' AS split")
+    con.execute("CREATE OR REPLACE TEMP TABLE _thresholds AS SELECT DATE '2019-11-01' AS cohort_day, "
+                "7.0 AS p95_impressions, 1.0 AS p95_quality_raw")
+    assert con.execute(f"SELECT score, level FROM ({SCORE_SQL})").fetchone() == (0.7, 3)
+
+
 def test_zero_p95_quality_maps_any_action_to_one(con):
     con.execute("CREATE OR REPLACE TEMP TABLE _label_activity AS SELECT * FROM (VALUES "
                 "('x', DATE '2019-11-01', 1, 10, 0, 0, 0, 0, false, 1/7, 0.0), "

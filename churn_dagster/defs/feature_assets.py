@@ -72,7 +72,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
             "max(daily_session_idx) AS max_sessions_in_a_day FROM read_parquet($f, hive_partitioning = false)", f,
         ))
         results = [
-            checks.nothing_from_label_period(con, CALENDAR, out, users, "end_ms"),
+            checks.nothing_from_label_period(con, CALENDAR, out, users, "last_request_ms"),
             check("impressions_accounted", in_sessions == in_window, f"{in_sessions} in sessions, {in_window} in windows"),
             check("gap_rule", short_gaps == 0, f"{short_gaps} sessions start less than the gap after the previous one"),
         ]

@@ -14,7 +14,8 @@ from churn_dagster.calendar import parse_day
 from churn_dagster.defs.metadata import check, markdown_table, parquet_metadata, per_partition_table
 from churn_dagster.defs.partitions import CALENDAR, day_partitions
 from churn_dagster.defs.resources import LakeResource, NcmSourceResource
-from churn_dagster.transforms.ingest import IngestResult, ingest, stored_columns
+from churn_dagster.transforms.ingest import IngestResult, ingest
+from churn_dagster.transforms.staging import stored_columns
 from churn_dagster.transforms.ingest_rules import RULES
 
 OWNERS = ["team:churn-data"]

@@ -28,16 +28,18 @@ import duckdb
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
 from churn_dagster.transforms import quarantine
-from churn_dagster.transforms.csv_source import read_csv_sql
 from churn_dagster.transforms.duck import copy_to_parquet, used_params
 from churn_dagster.transforms.ingest_rules import RULES
 from churn_dagster.transforms.lake import Lake
-
-SNAPSHOT_BUCKET = "all"
-OUTSIDE_BUCKET = "outside"
-QUARANTINE_PREFIX = "q_"
-UNASSIGNED_SCOPE = "unassigned"
-
+from churn_dagster.transforms.staging import (
+    OUTSIDE_BUCKET,
+    QUARANTINE_PREFIX,
+    SNAPSHOT_BUCKET,
+    UNASSIGNED_SCOPE,
+    staged_rows_sql,
+    stored_columns,
+    stored_type,
+)
 
 @dataclass
 class IngestResult:
@@ -68,37 +70,6 @@ def _epoch_day(day: date) -> int:
     return (day - date(1970, 1, 1)).days
 
 
-def _bucket_sql(spec: fmt.NcmFile) -> str:
-    if not spec.daily:
-        return f"CASE WHEN _problem IS NULL THEN '{SNAPSHOT_BUCKET}' ELSE '{QUARANTINE_PREFIX}{SNAPSHOT_BUCKET}' END"
-    day_key = "strftime($first_day + (dt - 1), '%Y-%m-%d')"
-    valid_dt = "dt BETWEEN 1 AND $num_days"
-    return f"""CASE
-        WHEN dt IS NULL OR NOT ({valid_dt}) THEN '{QUARANTINE_PREFIX}{UNASSIGNED_SCOPE}'
-        WHEN NOT list_contains($run_dts, dt) THEN '{OUTSIDE_BUCKET}'
-        WHEN _problem IS NULL THEN {day_key}
-        ELSE '{QUARANTINE_PREFIX}' || {day_key}
-    END"""
-
-
-def staged_rows_sql(spec: fmt.NcmFile, path: Path, rejects: str | None) -> tuple[str, dict]:
-    """Typed rows of one file with the derived columns, ``_problem`` and ``_bucket``; shared with the rescan."""
-    rules = RULES[spec.stem]
-    read = read_csv_sql(spec, path, rejects)
-    derived = "".join(f", {expr} AS {name}" for name, expr in rules.derived)
-    sql = f"""
-        SELECT *, {_bucket_sql(spec)} AS _bucket FROM (
-            SELECT *, {rules.problem_sql(spec)} AS _problem FROM (SELECT *{derived} FROM ({read.sql}))
-        )"""
-    return sql, read.params
-
-
-def stored_columns(spec: fmt.NcmFile) -> list[str]:
-    rules = RULES[spec.stem]
-    kept = [c.name for c in spec.columns if c.name not in rules.replaced]
-    return kept + [name for name, _ in rules.derived]
-
-
 def _parse_into_buckets(
     con: duckdb.DuckDBPyConnection,
     spec: fmt.NcmFile,
@@ -110,10 +81,7 @@ def _parse_into_buckets(
     """Pass 1: write every parsed row of ``path`` to its bucket; return row counts per bucket."""
     sql, read_params = staged_rows_sql(spec, path, rejects)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    row = "struct_pack(" + ", ".join(f"{c} := {c}" for c in stored_columns(spec)) + ")"
-    query = f"""
-        SELECT _bucket, _problem, CASE WHEN _bucket <> '{OUTSIDE_BUCKET}' THEN {row} END AS r
-        FROM ({sql})"""
+    query = f"SELECT {', '.join(stored_columns(spec))}, _problem, _bucket FROM ({sql})"
     stats = con.execute(
         f"COPY ({query}) TO $staging (FORMAT parquet, PARTITION_BY (_bucket), RETURN_STATS)",
         {**read_params, **used_params(query, params), "staging": str(staging)},
@@ -134,37 +102,40 @@ def _publish_partition(
 ) -> int:
     """Pass 2 for one partition: collapse exact duplicates, hold back key conflicts, write sorted.
 
-    Groups that need quarantining (copies of one row, or rows disagreeing on the natural key) are added to
-    the connection's ``_suspects`` table for :func:`quarantine.write_quarantine`. Returns rows written.
+    Keys held by more than one row are recorded in the connection's ``_suspects`` table with the number of
+    distinct versions (1: exact copies, of which one is loaded; more: a conflict, none is loaded) for
+    :func:`quarantine.write_quarantine`. Returns the rows written.
     """
     key = RULES[spec.stem].key
+    columns = ", ".join(stored_columns(spec))
     if not bucket_files:
-        empty = "SELECT " + ", ".join(f"NULL::{_stored_type(spec, c)} AS {c}" for c in stored_columns(spec))
+        empty = "SELECT " + ", ".join(f"NULL::{stored_type(spec, c)} AS {c}" for c in stored_columns(spec))
         return copy_to_parquet(con, f"{empty} WHERE false", final)
+    files = {"files": bucket_files}
+    source = f"(SELECT {columns} FROM read_parquet($files, hive_partitioning = false))"
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _grouped AS
-        SELECT r, _copies, count(*) OVER (PARTITION BY {", ".join(f"r.{k}" for k in key)}) AS _versions
-        FROM (SELECT r, count(*) AS _copies FROM read_parquet($files, hive_partitioning = false) GROUP BY r)""",
-        {"files": bucket_files},
+        f"""CREATE OR REPLACE TEMP TABLE _day_suspects AS
+            SELECT {', '.join(key)}, count(DISTINCT CAST(struct_pack({columns}) AS VARCHAR)) AS versions
+            FROM {source} s
+            WHERE ({', '.join(key)}) IN (
+                SELECT ({', '.join(key)}) FROM {source} GROUP BY ALL HAVING count(*) > 1)
+            GROUP BY ALL""",
+        files,
     )
+    on_key = " AND ".join(f"s.{k} = d.{k}" for k in key)
     written = copy_to_parquet(
-        con, f"SELECT unnest(r) FROM _grouped WHERE _versions = 1 ORDER BY {', '.join(f'r.{k}' for k in key)}", final
+        con,
+        f"""SELECT * FROM (
+                SELECT s.* FROM {source} s ANTI JOIN _day_suspects d ON {on_key}
+                UNION ALL
+                SELECT DISTINCT s.* FROM {source} s SEMI JOIN (SELECT * FROM _day_suspects WHERE versions = 1) d ON {on_key}
+            ) ORDER BY {', '.join(key)}""",
+        final,
+        files,
     )
-    con.execute(
-        "INSERT INTO _suspects SELECT $scope, r, _copies, _versions FROM _grouped WHERE _copies > 1 OR _versions > 1",
-        {"scope": scope},
-    )
-    con.execute("DROP TABLE _grouped")
+    con.execute(f"INSERT INTO _suspects SELECT $scope, {', '.join(key)}, versions FROM _day_suspects", {"scope": scope})
+    con.execute("DROP TABLE _day_suspects")
     return written
-
-
-def _stored_type(spec: fmt.NcmFile, name: str) -> str:
-    if name == "detail_items":
-        return (
-            "STRUCT(mlog_id VARCHAR, position INTEGER, view_time DOUBLE, logtime_ms BIGINT, is_like BOOLEAN, "
-            "is_comment BOOLEAN, is_into_homepage BOOLEAN, is_share BOOLEAN, is_view_comment BOOLEAN)[]"
-        )
-    return spec.column(name).duck_type
 
 
 def ingest(
@@ -202,8 +173,8 @@ def ingest(
         parsed_rows = sum(bucket_counts.values()) + result.rows_outside_run
         result.rows_read = parsed_rows + quarantine.collect_rejects(con, rejects_tables, sources)
 
-        row_type = "STRUCT(" + ", ".join(f"{c} {_stored_type(spec, c)}" for c in stored_columns(spec)) + ")"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects (scope VARCHAR, r {row_type}, copies BIGINT, versions BIGINT)")
+        key_types = ", ".join(f"{k} {stored_type(spec, k)}" for k in RULES[spec.stem].key)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects (scope VARCHAR, {key_types}, versions BIGINT)")
         for scope in scopes:
             files = sorted(str(p) for p in staging_root.glob(f"*/_bucket={scope}/*.parquet"))
             final = lake.raw_day(spec.stem, date.fromisoformat(scope)) if spec.daily else lake.raw_snapshot(spec.stem)

@@ -33,6 +33,10 @@ list_transform({_DETAIL_PARSED}, lambda x: struct_pack(
     is_share := TRY_CAST(x.isShare AS BOOLEAN),
     is_view_comment := TRY_CAST(x.isViewComment AS BOOLEAN)
 ))"""
+DETAIL_ITEMS_TYPE = (
+    "STRUCT(mlog_id VARCHAR, position INTEGER, view_time DOUBLE, logtime_ms BIGINT, is_like BOOLEAN, "
+    "is_comment BOOLEAN, is_into_homepage BOOLEAN, is_share BOOLEAN, is_view_comment BOOLEAN)[]"
+)
 # A list is complete when it parsed and every field of every entry parsed; the real file holds one `[]`.
 _DETAIL_COMPLETE = (
     "(len(detail_items) = 0 OR list_bool_and(list_transform(detail_items, lambda e: e.mlog_id IS NOT NULL AND e.position IS NOT NULL "

@@ -15,7 +15,7 @@ import duckdb
 
 from churn_dagster.calendar import Calendar
 from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
-from churn_dagster.transforms.duck import write_partitions
+from churn_dagster.transforms.duck import DERIVED_DECIMALS, write_partitions
 from churn_dagster.transforms.lake import Lake
 
 LEVEL_NAMES = ("Churned", "At-Risk", "Regular", "Engaged", "Champion")
@@ -95,7 +95,8 @@ _CAP = "CASE WHEN {p95} > 0 THEN least({x} / {p95}, 1.0) ELSE ({x} > 0)::DOUBLE 
 SCORE_SQL = f"""
 SELECT *, {LEVEL_SQL} AS level
 FROM (
-    SELECT *, 0.3 * frequency + 0.4 * intensity + 0.3 * quality AS score
+    -- Rounded before the level is taken: F = 1, I = 1, Q = 0 is exactly 0.7 (Engaged), not 0.7000000000000001.
+    SELECT *, round(0.3 * frequency + 0.4 * intensity + 0.3 * quality, {DERIVED_DECIMALS}) AS score
     FROM (
         SELECT l.*, s.split,
                {_CAP.format(x="l.impressions", p95="t.p95_impressions")} AS intensity,

@@ -20,6 +20,7 @@ from churn_dagster import ncm_format as fmt
 from churn_dagster.transforms.duck import copy_to_parquet, used_params
 from churn_dagster.transforms.ingest_rules import RULES
 from churn_dagster.transforms.lake import Lake
+from churn_dagster.transforms.staging import UNASSIGNED_SCOPE, staged_rows_sql, stored_columns, stored_type
 
 DUPLICATE_REASON = "duplicate of an identical row, which was loaded once"
 CONFLICT_REASON = "rows share the natural key but disagree on other columns; none was loaded"
@@ -45,12 +46,10 @@ def collect_rejects(con: duckdb.DuckDBPyConnection, tables: list[str], sources: 
 
 def _rescan(con: duckdb.DuckDBPyConnection, spec: fmt.NcmFile, source: Path, params: dict) -> None:
     """Ordered re-read of one file into ``_scanned``: line numbers of flagged rows and suspect-key rows."""
-    from churn_dagster.transforms.ingest import staged_rows_sql, stored_columns
-
     key = RULES[spec.stem].key
     sql, read_params = staged_rows_sql(spec, source, rejects="_rescan_rejects")
     row = "struct_pack(" + ", ".join(f"{c} := {c}" for c in stored_columns(spec)) + ")"
-    match_key = " AND ".join(f"s.r.{k} = x.r.{k}" for k in key)
+    match_key = " AND ".join(f"s.{k} = x.r.{k}" for k in key)
     threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
     con.execute("SET threads = 1")
     con.execute("SET preserve_insertion_order = true")
@@ -92,7 +91,6 @@ def _quarantine_rows_sql(spec: fmt.NcmFile, unassigned: str) -> str:
     columns = RULES[spec.stem].column_of_reason(spec)
     column_case = "CASE _problem " + " ".join(f"WHEN '{r}' THEN '{c}'" for r, c in columns.items()) + " END"
     match_key = " AND ".join(f"x.{k} = n.r.{k}" for k in key)
-    key_columns = ", ".join(f"r.{k} AS {k}" for k in key)
     return f"""
 CREATE OR REPLACE TEMP TABLE _quarantine AS
 SELECT '{unassigned}' AS scope, source_file, line, column_name, kind, reason, content FROM _rejected
@@ -107,7 +105,7 @@ FROM (
     SELECT x.scope, n.source_file, n.line, n.r, x.versions,
            row_number() OVER (PARTITION BY x.scope, n.r ORDER BY n.source_file, n.line) AS copy_no
     FROM _numbered n
-    JOIN (SELECT DISTINCT scope, versions, {key_columns} FROM _suspects) x ON x.scope = n._bucket AND {match_key}
+    JOIN _suspects x ON x.scope = n._bucket AND {match_key}
     WHERE n._problem IS NULL
 ) WHERE versions > 1 OR copy_no > 1
 """
@@ -125,17 +123,17 @@ def write_quarantine(
 
     Expects ``_rejected`` (from :func:`collect_rejects`) and ``_suspects`` (from the publish pass).
     """
+    row_type = "STRUCT(" + ", ".join(f"{c} {stored_type(spec, c)}" for c in stored_columns(spec)) + ")"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _scanned AS "
-        "SELECT ''::VARCHAR AS source_file, 0::BIGINT AS rn, ''::VARCHAR AS _problem, ''::VARCHAR AS _bucket, r "
-        "FROM _suspects WHERE false"
+        "CREATE OR REPLACE TEMP TABLE _scanned (source_file VARCHAR, rn BIGINT, _problem VARCHAR, _bucket VARCHAR, "
+        f"r {row_type})"
     )
     has_suspects = con.execute("SELECT count(*) FROM _suspects").fetchone()[0] > 0
     if has_suspects or any(flagged.values()):
         for source in sources:
             _rescan(con, spec, source, params)
     con.execute(_LINES_SQL)
-    con.execute(_quarantine_rows_sql(spec, "unassigned" if spec.daily else "all"))
+    con.execute(_quarantine_rows_sql(spec, UNASSIGNED_SCOPE if spec.daily else "all"))
     _check_rule_rows(con, spec, flagged)
     counted: dict[str, Counter] = {}
     for scope in flagged:

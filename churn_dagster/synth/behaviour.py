@@ -1,0 +1,163 @@
+"""What happens to each shown card: which card it is, whether it is clicked, what follows the click.
+
+The click logit adds a per-user propensity (most users almost never click: three quarters of the real users
+have no click in the month), the day's engagement ``z`` (engaged users click more, so pooled CTR is about twice
+the mean per-user CTR), the depth in the feed (per-row CTR rises with position), and the card's appeal. Likes,
+comments, shares, comment views and homepage visits only ever follow a click, at the real per-click rates times a
+per-user propensity. View times are log-normal (median 13 s, p90 about 59 s), sometimes missing or zero even on
+a click. About 29% of clicked rows also carry a swipe-down list (built in :mod:`.details`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .catalog import Catalog
+from .population import Users
+from .sessions import Rows
+
+
+@dataclass(frozen=True)
+class ActionParams:
+    """Click and action model (docs/SYNTHETIC.md has the calibration).
+
+    The per-click action rates are the medians over users; with the per-user propensity (``action_sd``) their
+    means come out at the real head's rates given a click: view comments 21%, like 8.5%, homepage 1.3%,
+    comment 0.6%, share 0.2%.
+    """
+
+    click_intercept: float = -4.68
+    click_engagement: float = 0.25  # per unit of the day's z
+    click_position: float = 0.4  # per unit of log(1 + position)
+    like: float = 0.071
+    view_comment: float = 0.187
+    homepage: float = 0.011
+    comment: float = 0.005
+    share: float = 0.0017
+    view_time: tuple[float, float] = (np.log(13.0), 1.18)  # seconds, log-normal
+    max_view_time: float = 650.0
+    view_zero: float = 0.007  # clicked rows with a view time of exactly 0
+    view_missing: float = 0.028  # clicked rows with NA view time
+    view_float_artefact: float = 0.022  # clicked rows printed with a float artefact (12.340000000000002)
+    view_without_click: float = 1e-4  # the real head has one view time on a non-clicked row
+    detail: float = 0.29  # clicked rows with a swipe-down list
+    detail_empty: float = 0.007  # of those, the literal []
+    orphan: float = 3e-4  # rows whose card is missing from mlog_demographics
+    redraws: int = 8  # attempts to replace a card repeated within one feed request
+
+
+@dataclass
+class Impressions:
+    """Per-row outcomes, aligned with :class:`~.sessions.Rows`."""
+
+    card: np.ndarray  # int32 index into ``Catalog.card_ids`` (orphans after the real cards)
+    click: np.ndarray  # bool
+    like: np.ndarray
+    comment: np.ndarray
+    share: np.ndarray
+    view_comment: np.ndarray
+    homepage: np.ndarray
+    view_time: np.ndarray  # float64 seconds, NaN = NA
+    detail: np.ndarray  # bool: a non-empty swipe-down list follows
+    detail_empty: np.ndarray  # bool: the literal []
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1.0 - p)))
+
+
+def _repeated_in_batch(rows: Rows, card: np.ndarray) -> np.ndarray:
+    """Rows whose card already appears earlier in the same feed request (same user and second)."""
+    order = np.lexsort((card, rows.time_s, rows.user))
+    same = np.zeros(len(card), dtype=bool)
+    same[1:] = (
+        (rows.user[order][1:] == rows.user[order][:-1])
+        & (rows.time_s[order][1:] == rows.time_s[order][:-1])
+        & (card[order][1:] == card[order][:-1])
+    )
+    repeated = np.zeros(len(card), dtype=bool)
+    repeated[order] = same
+    return repeated
+
+
+def choose_cards(
+    rows: Rows, users: Users, cat: Catalog, rng: np.random.Generator, p: ActionParams = ActionParams()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Card per row and a mask of the rows to keep.
+
+    The user's taste for videos picks the type, the catalogue picks a live card of that type. One feed request
+    never shows a card twice (the real file has no repeated user, time and card), so repeats are redrawn a
+    few times; the rare repeat left after that (tiny catalogues) is dropped.
+    """
+    video = rng.random(len(rows.user)) < users.video_share[rows.user]
+    card = cat.sample(rows.dt, video, rng)
+    orphans = np.flatnonzero(rng.random(len(card)) < p.orphan)
+    card[orphans] = cat.n_cards + rng.integers(0, cat.n_orphans, len(orphans))
+    repeated = _repeated_in_batch(rows, card)
+    for _ in range(p.redraws):
+        if not repeated.any():
+            break
+        again = np.flatnonzero(repeated)
+        card[again] = cat.sample(rows.dt[again], video[again], rng)
+        repeated = _repeated_in_batch(rows, card)
+    return card, ~repeated
+
+
+def view_times(n: int, p: ActionParams, rng: np.random.Generator) -> np.ndarray:
+    """Clicked-row view times: two decimals, some zeros, some missing, a few with a float artefact."""
+    seconds = np.minimum(rng.lognormal(*p.view_time, n), p.max_view_time)
+    cents = np.round(seconds * 100.0)
+    cents[rng.random(n) < p.view_zero] = 0.0
+    values = cents / 100.0
+    artefact = (rng.random(n) < p.view_float_artefact) & (cents > 0)
+    values[artefact] = np.nextafter(values[artefact], np.inf)
+    values[rng.random(n) < p.view_missing] = np.nan
+    return values
+
+
+def act(
+    rows: Rows, card: np.ndarray, users: Users, cat: Catalog, rng: np.random.Generator, p: ActionParams = ActionParams()
+) -> Impressions:
+    """Outcomes for every row of a chunk, given the cards shown (:func:`choose_cards`)."""
+    n = len(rows.user)
+    appeal = np.zeros(n)
+    real = card < cat.n_cards
+    appeal[real] = cat.appeal[card[real]]
+    logit = (
+        p.click_intercept
+        + users.click_bias[rows.user]
+        + p.click_engagement * rows.z
+        + p.click_position * np.log1p(rows.position)
+        + appeal
+    )
+    click = rng.random(n) < _sigmoid(logit)
+    action_bias = users.action_bias[rows.user]
+
+    def after_click(rate: float) -> np.ndarray:
+        return click & (rng.random(n) < _sigmoid(_logit(rate) + action_bias))
+
+    view_time = np.full(n, np.nan)
+    clicked = np.flatnonzero(click)
+    view_time[clicked] = view_times(len(clicked), p, rng)
+    stray = np.flatnonzero(~click & (rng.random(n) < p.view_without_click))
+    view_time[stray] = view_times(len(stray), p, rng)
+    detail = click & (rng.random(n) < p.detail)
+    detail_empty = detail & (rng.random(n) < p.detail_empty)
+    return Impressions(
+        card=card,
+        click=click,
+        like=after_click(p.like),
+        comment=after_click(p.comment),
+        share=after_click(p.share),
+        view_comment=after_click(p.view_comment),
+        homepage=after_click(p.homepage),
+        view_time=view_time,
+        detail=detail & ~detail_empty,
+        detail_empty=detail_empty,
+    )

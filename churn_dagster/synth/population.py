@@ -1,0 +1,150 @@
+"""Who the users are and on which days they open the feed.
+
+Each simulated user carries a latent engagement ``z`` on the logit scale of "opens the feed today". It starts at a
+personal level, drifts by a personal slope (a minority is *fading*) and wanders as a random walk, so a user's first
+weeks say something about the third one, through the level *and* through the trend. After the first visit a daily
+churn hazard, higher when ``z`` is low, can end the user's activity for good, and about half of the users get a
+short novelty burst of visits that fades within a week. Everything downstream (sessions, scroll depth, clicks)
+reads ``z`` of the day, which is what makes the observation window predictive of the label week.
+
+Most users of the real log are occasional: 59.6% are first seen after the first week and 61.5% of the first-week
+cohort are absent in their label week. A two-part mixture gives that shape: a large casual group that opens the
+feed about once a month and a small regular group that comes every few days. The log only contains users with at
+least one impression, so candidates who never show up in the window are dropped; :func:`draw_users` keeps
+drawing candidates until it has exactly the number asked for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PopulationParams:
+    """Latent-engagement model; calibrated on 200k users against ``ncm_data_facts.md`` §7 (see docs/SYNTHETIC.md)."""
+
+    regular_share: float = 0.066  # share of candidates in the regular group
+    casual_level: tuple[float, float] = (-3.7, 0.69)  # mean, sd of the starting logit (sigmoid(-3.7) = 2.4%)
+    regular_level: tuple[float, float] = (-1.08, 0.7)  # same for regulars (sigmoid(-1.08) = 25% of days)
+    # Per-day slope of z: a share of users is fading (the trend that precedes churn), the rest is stable.
+    fading_share: float = 0.085
+    fading_drift: tuple[float, float] = (-0.1, 0.04)  # mean, sd across fading users
+    stable_drift_sd: float = 0.05
+    walk_sd: float = 0.135  # day-to-day noise of z
+    burst_share: float = 0.48  # users with a novelty burst after their first visit
+    burst_size: float = 2.0  # logit boost the day after the first visit
+    burst_days: float = 5.5  # decay time of the boost
+    hazard_intercept: float = -5.6  # daily churn hazard = sigmoid(intercept - slope * z)
+    hazard_slope: float = 0.52
+    # Added to the logit of opening the feed, Monday..Sunday: Saturday is the busiest day, Tuesday the quietest.
+    weekday_logit: tuple[float, ...] = (-0.05, -0.12, -0.05, -0.03, 0.08, 0.2, 0.02)
+    # Per-user traits, all normal on a log or logit scale.
+    session_sd: float = 0.1  # sessions per active day
+    depth_sd: float = 0.78  # cards scrolled per session
+    click_sd: float = 1.5  # click propensity
+    action_sd: float = 0.6  # like/comment/share propensity given a click
+    new_user_share: float = 0.056  # registered <= 1 month before the end of the log
+
+
+@dataclass
+class Users:
+    """Appearing users of one chunk; rows are users, columns of ``z``/``active`` are days (0 = dt 1)."""
+
+    z: np.ndarray  # float32 (n, days) latent engagement
+    active: np.ndarray  # bool (n, days) opens the feed that day
+    session_bias: np.ndarray
+    depth_bias: np.ndarray
+    click_bias: np.ndarray
+    action_bias: np.ndarray
+    video_share: np.ndarray  # probability that a shown card is a video
+    tenure_months: np.ndarray  # int months registered before the day after the log
+
+    @property
+    def n(self) -> int:
+        return len(self.z)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def weekday_effect(days: int, first_weekday: int, params: PopulationParams) -> np.ndarray:
+    """Weekday logit offset for each day; ``first_weekday`` is Monday=0 .. Sunday=6 of dt 1."""
+    return np.asarray(params.weekday_logit)[(first_weekday + np.arange(days)) % 7]
+
+
+def tenure_months(n: int, rng: np.random.Generator, params: PopulationParams) -> np.ndarray:
+    """Months since registration: 5.6% at 0-1 months, the rest spread with quartiles near 11/23/35, max 80."""
+    new = rng.random(n) < params.new_user_share
+    settled = np.clip(np.round(rng.gamma(2.2, 11.0, n)) + 2, 2, 80)
+    return np.where(new, rng.integers(0, 2, n), settled).astype(np.int16)
+
+
+def _simulate(n: int, days: int, weekday: np.ndarray, rng: np.random.Generator, p: PopulationParams) -> Users:
+    regular = rng.random(n) < p.regular_share
+    level = np.where(regular, rng.normal(*p.regular_level, n), rng.normal(*p.casual_level, n))
+    tenure = tenure_months(n, rng, p)
+    # Long-registered users come back a little more often (returners' mean tenure 25.9 vs churners' 23.0).
+    level += 0.006 * (tenure - 24)
+    fading = rng.random(n) < p.fading_share
+    slope = np.where(fading, rng.normal(*p.fading_drift, n), rng.normal(0.0, p.stable_drift_sd, n))
+    z = np.empty((n, days), dtype=np.float32)
+    walk = np.zeros(n)
+    for d in range(days):
+        walk += rng.normal(0.0, p.walk_sd, n)
+        z[:, d] = level + slope * d + walk
+    draws = rng.random((n, days))
+    opens = draws < _sigmoid(z + weekday[None, :])
+    first = np.where(opens.any(axis=1), opens.argmax(axis=1), days)
+    since_first = np.arange(days)[None, :] - first[:, None]
+    # Novelty: after the first visit some users come back more often for a few days (it does not make them
+    # scroll or click more). The burst fades, so activity packed into the first week rather than spread over
+    # both foretells absence in the third.
+    burst = np.where(rng.random(n) < p.burst_share, p.burst_size, 0.0)[:, None]
+    burst = burst * np.exp(-np.maximum(since_first, 0) / p.burst_days) * (since_first > 0)
+    opens = draws < _sigmoid(z + burst + weekday[None, :])  # unchanged up to the first visit
+    # The churn clock starts after the first visit, so early churners are not all first seen early.
+    churns = (since_first > 0) & (rng.random((n, days)) < _sigmoid(p.hazard_intercept - p.hazard_slope * z))
+    active = opens & (np.cumsum(churns, axis=1) == 0)
+    click_bias = rng.normal(0.0, p.click_sd, n) + np.where(tenure <= 6, 0.2, 0.0)
+    return Users(
+        z=z,
+        active=active,
+        session_bias=rng.normal(0.0, p.session_sd, n),
+        depth_bias=rng.normal(0.0, p.depth_sd, n),
+        click_bias=click_bias,
+        action_bias=rng.normal(0.0, p.action_sd, n),
+        video_share=rng.beta(4.0, 5.5, n),
+        tenure_months=tenure,
+    )
+
+
+def _take(users: Users, rows: np.ndarray) -> Users:
+    return Users(**{name: value[rows] for name, value in vars(users).items()})
+
+
+def _concat(parts: list[Users]) -> Users:
+    return Users(**{name: np.concatenate([vars(u)[name] for u in parts]) for name in vars(parts[0])})
+
+
+def draw_users(
+    n: int, weekday: np.ndarray, rng: np.random.Generator, params: PopulationParams = PopulationParams()
+) -> Users:
+    """Exactly ``n`` users with at least one active day (``weekday``: :func:`weekday_effect` of each day).
+
+    Candidates are simulated in vectorised batches sized from the share that appeared in the previous one.
+    """
+    days = len(weekday)
+    parts: list[Users] = []
+    found = 0
+    keep_rate = 0.5  # first guess of the share of candidates who appear; refined after each batch
+    while found < n:
+        candidates = int((n - found) / keep_rate * 1.05) + 64
+        batch = _simulate(candidates, days, weekday, rng, params)
+        seen = np.flatnonzero(batch.active.any(axis=1))
+        keep_rate = max(len(seen) / candidates, 0.01)
+        seen = seen[: n - found]
+        parts.append(_take(batch, seen))
+        found += len(seen)
+    return parts[0] if len(parts) == 1 else _concat(parts)
