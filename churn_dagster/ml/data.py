@@ -11,7 +11,9 @@ DataLoader workers started by fork or spawn alike.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +26,11 @@ TARGETS = ("binary", "level")
 N_LEVELS = 5
 SEQUENCE_DIM = 24
 STATIC_DIM = 18
+
+
+def _remap(stored: dict, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stored_mean, stored_std = np.asarray(stored["mean"]), np.asarray(stored["std"])
+    return (stored_std / std).astype(np.float32), ((stored_mean - mean) / std).astype(np.float32)
 
 
 def n_outputs(target: str) -> int:
@@ -47,12 +54,62 @@ class Batch(NamedTuple):
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
 
 
+@dataclass(frozen=True)
+class Normalization:
+    """Means and standard deviations that turn raw feature values (after the log1p and sin/cos transforms of
+    the tensors asset) into a model's inputs. A model carries the statistics of *its* training rows, so
+    cohorts standardised differently on disk, and the unstandardised scoring window, reach it on one scale."""
+
+    seq_mean: np.ndarray
+    seq_std: np.ndarray
+    static_mean: np.ndarray
+    static_std: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalization:
+        return cls(**{k: np.asarray(d[k], dtype=np.float64) for k in ("seq_mean", "seq_std", "static_mean", "static_std")})
+
+
+def _pool(means: list[np.ndarray], stds: list[np.ndarray], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    w = np.asarray(counts, dtype=np.float64)[:, None]
+    m, s = np.asarray(means), np.asarray(stds)
+    mean = (w * m).sum(axis=0) / w.sum()
+    var = (w * (s**2 + m**2)).sum(axis=0) / w.sum() - mean**2
+    std = np.sqrt(np.clip(var, 0, None))
+    return mean, np.where(std > 1e-12, std, 1.0)
+
+
+def pooled_normalization(cohort_dirs: Sequence[str | Path]) -> Normalization:
+    """The training statistics of several cohorts pooled, from each cohort's ``normalization.json``.
+
+    Every labelled cohort stores its training split's mean, standard deviation and row counts, so the
+    pooled moments follow exactly (law of total variance) without another pass over the data.
+    """
+    metas = [json.loads((Path(d) / "normalization.json").read_text()) for d in cohort_dirs]
+    if any(m["train_users"] == 0 for m in metas):
+        raise ValueError("every cohort of a training set needs training users")
+    seq = _pool([m["sequence"]["mean"] for m in metas], [m["sequence"]["std"] for m in metas],
+                [m["train_sessions"] for m in metas])
+    static = _pool([m["static"]["mean"] for m in metas], [m["static"]["std"] for m in metas],
+                   [m["train_users"] for m in metas])
+    return Normalization(*seq, *static)
+
+
 class _Cohort:
     """One cohort folder: small arrays loaded eagerly, the big ones memory-mapped on first use."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, target: Normalization | None = None):
         self.folder = folder
         self.offsets = np.load(folder / "offsets.npy")
+        stored = json.loads((folder / "normalization.json").read_text())
+        # Affine map from this cohort's stored scale to the target's: x' = x * scale + shift.
+        self.seq_map = self.static_map = None
+        if target is not None:
+            self.seq_map = _remap(stored["sequence"], target.seq_mean, target.seq_std)
+            self.static_map = _remap(stored["static"], target.static_mean, target.static_std)
         self.users = pd.read_parquet(folder / "users.parquet")
         n = len(self.users)
         if len(self.offsets) != n + 1 or not (self.users["row_idx"].to_numpy() == np.arange(n)).all():
@@ -79,6 +136,9 @@ class _Cohort:
 class SequenceDataset(Dataset):
     """Users of one or more cohorts, concatenated in the order given, optionally restricted.
 
+    With ``normalization``, every cohort's values are re-standardised onto that scale (see
+    :class:`Normalization`); without it, values are used as stored (each cohort on its own scale).
+
     ``split`` keeps the users of that split (or splits); ``index`` keeps the given positions of the
     concatenated user table (for custom or out-of-time selections). ``users`` holds the selected rows'
     metadata in item order, so predictions can be joined back to ``user_id``.
@@ -90,6 +150,7 @@ class SequenceDataset(Dataset):
         target: str = "binary",
         split: str | Sequence[str] | None = None,
         index: np.ndarray | Sequence[int] | None = None,
+        normalization: Normalization | None = None,
     ):
         n_outputs(target)
         if split is not None and index is not None:
@@ -98,7 +159,7 @@ class SequenceDataset(Dataset):
         if not dirs:
             raise ValueError("no cohort folders given")
         self.target = target
-        self._cohorts = [_Cohort(Path(d)) for d in dirs]
+        self._cohorts = [_Cohort(Path(d), normalization) for d in dirs]
         all_users = pd.concat(
             [c.users.assign(cohort_pos=k) for k, c in enumerate(self._cohorts)], ignore_index=True
         )
@@ -128,7 +189,11 @@ class SequenceDataset(Dataset):
         cohort = self._cohorts[self._cohort_pos[i]]
         r = self._row[i]
         seq = np.array(cohort.sequences[cohort.offsets[r] : cohort.offsets[r + 1]], dtype=np.float32)
-        return seq, np.array(cohort.static[r], dtype=np.float32), self.labels[i]
+        static = np.array(cohort.static[r], dtype=np.float32)
+        if cohort.seq_map is not None:
+            seq = seq * cohort.seq_map[0] + cohort.seq_map[1]
+            static = static * cohort.static_map[0] + cohort.static_map[1]
+        return seq, static, self.labels[i]
 
 
 def collate(items: Sequence[tuple[np.ndarray, np.ndarray, np.generic]]) -> Batch:

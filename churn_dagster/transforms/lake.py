@@ -19,7 +19,12 @@ class MissingUpstreamError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Lake:
+    """Paths under ``root``. ``cohort_area`` names the folder of per-cohort outputs: ``cohorts`` for the
+    labelled cohorts, ``scoring`` for the latest observation window, which is built by the same transforms
+    from the same raw tables but must not mix with the labelled partitions."""
+
     root: Path
+    cohort_area: str = "cohorts"
 
     def raw_day(self, stem: str, day: date) -> Path:
         return self.root / "raw" / stem / f"day={day.isoformat()}" / "data.parquet"
@@ -35,14 +40,19 @@ class Lake:
         return self.root / "daily" / table / f"day={day.isoformat()}" / "data.parquet"
 
     def cohort(self, table: str, cohort: date) -> Path:
-        return self.root / "cohorts" / table / f"cohort={cohort.isoformat()}" / "data.parquet"
+        return self.root / self.cohort_area / table / f"cohort={cohort.isoformat()}" / "data.parquet"
 
     def thresholds(self, cohort: date) -> Path:
         """The P95 thresholds of a cohort's engagement score, kept beside (not inside) the table folder."""
-        return self.root / "cohorts" / "label_thresholds" / f"cohort={cohort.isoformat()}.json"
+        return self.root / self.cohort_area / "label_thresholds" / f"cohort={cohort.isoformat()}.json"
 
     def tensors(self, cohort: date) -> Path:
-        return self.root / "tensors" / f"cohort={cohort.isoformat()}"
+        area = self.root if self.cohort_area == "cohorts" else self.root / self.cohort_area
+        return area / "tensors" / f"cohort={cohort.isoformat()}"
+
+    def scoring(self) -> Lake:
+        """The same lake with per-cohort outputs under ``scoring/``."""
+        return Lake(self.root, "scoring")
 
     @property
     def staging(self) -> Path:

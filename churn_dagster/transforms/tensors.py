@@ -80,6 +80,14 @@ SELECT (row_number() OVER (ORDER BY f.user_id) - 1)::BIGINT AS row_idx, f.*,
 FROM read_parquet($static_path, hive_partitioning = false) f
 JOIN read_parquet($labels_path, hive_partitioning = false) l USING (user_id)
 """
+# The scoring window has no labels yet: every user is to be scored.
+UNLABELLED_USERS_SQL = """
+CREATE OR REPLACE TEMP TABLE _users AS
+SELECT (row_number() OVER (ORDER BY f.user_id) - 1)::BIGINT AS row_idx, f.*,
+       'score' AS split, NULL::BOOLEAN AS churned, NULL::INTEGER AS level, NULL::DOUBLE AS score,
+       least(f.total_sessions, $max_sessions) AS kept_sessions
+FROM read_parquet($static_path, hive_partitioning = false) f
+"""
 
 MEDIANS_SQL = """
 SELECT median(age), median(registered_months), median(follow_count) FROM _users WHERE split = 'train'
@@ -113,25 +121,47 @@ def _stats(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> tupl
     return mean, np.where(std > 1e-12, std, 1.0)
 
 
-def build_tensors(con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_sessions: int) -> TensorSummary:
-    static_path, labels_path, sessions_path = require(
-        [lake.cohort("static_features", cohort), lake.cohort("label_scores", cohort), lake.cohort("sessions", cohort)],
-        "sequence_tensors",
+def build_tensors(
+    con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_sessions: int, reference: dict | None = None
+) -> TensorSummary:
+    """Write the tensors of one cohort.
+
+    A labelled cohort (``reference`` None) is standardised with its own training split's statistics. The
+    scoring window (``reference`` = ``normalization.json`` of a labelled cohort) has no labels and no
+    training split: it takes its imputation values from the reference and is stored unstandardised
+    (mean 0, std 1 in its ``normalization.json``), for a model to standardise with its own statistics.
+    """
+    static_path, sessions_path = require(
+        [lake.cohort("static_features", cohort), lake.cohort("sessions", cohort)], "sequence_tensors"
     )
-    params = {"max_sessions": max_sessions}
-    con.execute(USERS_SQL, {**params, "static_path": str(static_path), "labels_path": str(labels_path)})
-    age_median, months_median, follow_median = con.execute(MEDIANS_SQL).fetchone()
-    impute = {"age_median": age_median or 0.0, "months_median": months_median or 0.0, "follow_median": follow_median or 0.0}
+    params = {"max_sessions": max_sessions, "static_path": str(static_path)}
+    if reference is None:
+        labels_path = require([lake.cohort("label_scores", cohort)], "sequence_tensors")[0]
+        con.execute(USERS_SQL, {**params, "labels_path": str(labels_path)})
+        medians = con.execute(MEDIANS_SQL).fetchone()
+        impute = dict(zip(("age_median", "months_median", "follow_median"), (m or 0.0 for m in medians), strict=True))
+    else:
+        con.execute(UNLABELLED_USERS_SQL, params)
+        impute = reference["static"]["impute"]
     static_cols = ", ".join(f"({expr})::DOUBLE AS {name}" for name, expr in STATIC_FEATURES)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _static_x AS SELECT row_idx, split, {static_cols} FROM _users", impute)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _seq AS {_sequence_query()}",
-        {**params, "sessions_path": str(sessions_path)},
+        {"max_sessions": max_sessions, "sessions_path": str(sessions_path)},
     )
     seq_names = [n for n, _ in SEQUENCE_FEATURES]
     static_names = [n for n, _ in STATIC_FEATURES]
-    seq_mean, seq_std = _stats(con, "_seq", seq_names)
-    static_mean, static_std = _stats(con, "_static_x", static_names)
+    if reference is None:
+        seq_mean, seq_std = _stats(con, "_seq", seq_names)
+        static_mean, static_std = _stats(con, "_static_x", static_names)
+        fitted_on = "training split of this cohort"
+    else:
+        seq_mean, seq_std = np.zeros(len(seq_names)), np.ones(len(seq_names))
+        static_mean, static_std = np.zeros(len(static_names)), np.ones(len(static_names))
+        fitted_on = "nothing: values are not standardised; a model applies its own training statistics"
+    train_users, train_sessions = con.execute(
+        "SELECT count(*), coalesce(sum(kept_sessions), 0) FROM _users WHERE split = 'train'"
+    ).fetchone()
 
     kept = con.execute("SELECT kept_sessions FROM _users ORDER BY row_idx").fetchnumpy()["kept_sessions"]
     offsets = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
@@ -149,7 +179,9 @@ def build_tensors(con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_
         meta = {
             "cohort": cohort.isoformat(),
             "max_sessions": max_sessions,
-            "fitted_on": "training split of this cohort",
+            "fitted_on": fitted_on,
+            "train_users": int(train_users),
+            "train_sessions": int(train_sessions),
             "sequence": {"features": seq_names, "mean": seq_mean.tolist(), "std": seq_std.tolist()},
             "static": {"features": static_names, "mean": static_mean.tolist(), "std": static_std.tolist(), "impute": impute},
         }
