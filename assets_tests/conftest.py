@@ -110,3 +110,17 @@ def _no_user_dagster_home(monkeypatch, tmp_path: Path):
 
 def all_days() -> list[date]:
     return [CALENDAR.day(d) for d in range(1, CALENDAR.num_days + 1)]
+
+
+def resources_for(source: Path, root: Path) -> dict:
+    """Every resource of the code location, pointed at folders under ``root`` (MLflow included)."""
+    from churn_dagster.defs.mlflow_resource import MlflowResource
+    from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
+
+    return {
+        "source": NcmSourceResource(directory=str(source)),
+        "lake": LakeResource(data_dir=str(root / "data"), duckdb_memory_limit="1GB"),
+        "features": FeatureSettingsResource(),
+        "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+                                 artifact_root=str(root / "mlflow" / "artifacts")),
+    }

@@ -24,6 +24,19 @@ EXPECTED_UPSTREAM = {
         "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
     },
     "sequence_tensors": {"sessions", "static_features", "label_scores", "user_splits"},
+    **{f"{family}_{target}": {"sequence_tensors"} for family in ("lstm", "hybrid_lstm") for target in ("churn", "level")},
+    **{f"{family}_{target}": {"kpi_features", "label_scores"} for family in ("logreg", "xgboost")
+       for target in ("churn", "level")},
+    "evaluation_report": {
+        *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level")),
+        "kpi_features", "label_scores", "sequence_tensors",
+    },
+    "scoring_window": {
+        "user_day_activity", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics",
+        "raw_creator_demographics", "sequence_tensors",
+    },
+    "churn_risk_scores": {"scoring_window", *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm")
+                                               for t in ("churn", "level"))},
 }
 
 
@@ -48,7 +61,8 @@ def test_every_asset_is_documented_and_checked(graph):
         assert node.group_name != "default", name
         assert node.owners == ["team:churn-data"], name
         assert node.kinds, name
-        assert graph.get_check_keys_for_assets({key}), f"{name} has no asset check"
+        if name != "evaluation_report":  # a report, not a data asset: its inputs are checked
+            assert graph.get_check_keys_for_assets({key}), f"{name} has no asset check"
 
 
 def test_cohort_reads_exactly_its_windows(graph):
@@ -81,6 +95,12 @@ def test_partitions_span_the_labelled_cohorts(graph):
     assert (days[0], days[-1], len(days)) == ("2019-11-01", "2019-11-30", 30)
 
 
+def test_training_assets_share_the_gpu_pool(graph):
+    for family in ("logreg", "xgboost", "lstm", "hybrid_lstm"):
+        for target in ("churn", "level"):
+            assert graph.get(dg.AssetKey(f"{family}_{target}")).pools == {"gpu"}
+
+
 def test_jobs_load():
-    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job"):
+    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "training_job"):
         assert defs.resolve_job_def(job).name == job

@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 
 from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
 from churn_dagster.defs.runner import data_graph_steps, run_steps
 from churn_dagster.definitions import build_definitions
-from conftest import require_real_head
+from conftest import require_real_head, resources_for
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +21,7 @@ def materialized(tmp_path_factory):
     head = require_real_head()
     root = tmp_path_factory.mktemp("real_head")
     shutil.copytree(head, root / "source")
-    resources = {
-        "source": NcmSourceResource(directory=str(root / "source")),
-        "lake": LakeResource(data_dir=str(root / "data"), duckdb_memory_limit="1GB"),
-        "features": FeatureSettingsResource(),
-    }
+    resources = resources_for(root / "source", root)
     defs = build_definitions(resources)
     with dg.DagsterInstance.ephemeral() as instance:
         run_ids = run_steps(defs, instance, data_graph_steps(CALENDAR), echo=lambda _: None)

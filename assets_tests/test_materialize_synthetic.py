@@ -8,21 +8,17 @@ import pandas as pd
 import pytest
 
 from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
 from churn_dagster.defs.runner import data_graph_steps, run_steps
 from churn_dagster.definitions import build_definitions
 from churn_dagster.synth.generator import generate
+from conftest import resources_for
 
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_graph")
     summary = generate(root / "source", users=4_000, seed=11)
-    resources = {
-        "source": NcmSourceResource(directory=str(root / "source")),
-        "lake": LakeResource(data_dir=str(root / "data"), duckdb_memory_limit="1GB"),
-        "features": FeatureSettingsResource(),
-    }
+    resources = resources_for(root / "source", root)
     with dg.DagsterInstance.ephemeral() as instance:
         run_ids = run_steps(build_definitions(resources), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
         evaluations = [

@@ -14,6 +14,7 @@ import time
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from churn_dagster.defs.mlflow_resource import mlflow_from_env
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
 from churn_dagster.definitions import ASSETS
 
@@ -40,6 +41,7 @@ def run_stage(stage: str, source: str, data_dir: str, days: str, cohorts: str, m
         "source": NcmSourceResource(directory=source),
         "lake": LakeResource(data_dir=data_dir, duckdb_memory_limit=memory_limit),
         "features": FeatureSettingsResource(),
+        "mlflow": mlflow_from_env(data_dir),
     }
     start = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:

@@ -61,24 +61,34 @@ def _materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
     from churn_dagster.defs.partitions import CALENDAR
-    from churn_dagster.defs.runner import RunFailed, data_graph_steps, run_steps
+    from churn_dagster.defs.runner import RunFailed, data_graph_steps, run_steps, whole_graph_steps
     from churn_dagster.definitions import defs
 
     data_dir = Path(defs.resources["lake"].data_dir)
+    steps = data_graph_steps(CALENDAR) if args.data_only else whole_graph_steps(CALENDAR)
     with dg.DagsterInstance.get() as instance:
         try:
-            run_steps(defs, instance, data_graph_steps(CALENDAR))
+            run_steps(defs, instance, steps)
         except RunFailed as exc:
             raise SystemExit(str(exc)) from exc
-    print(
-        "\noutputs under", data_dir,
-        "\n  raw/<table>/day=YYYY-MM-DD/data.parquet      typed source tables (quarantine/ holds rejected rows)",
-        "\n  daily/user_day_activity/day=.../data.parquet",
-        "\n  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores, sessions,",
-        "\n                                                 static_features, kpi_features",
-        "\n  tensors/cohort=YYYY-MM-DD/                     sequences.npy, offsets.npy, static.npy, users.parquet",
-        f"\nDagster runs are recorded under DAGSTER_HOME={home}; browse them with `dagster dev`.",
-    )
+    lines = [
+        f"outputs under {data_dir}",
+        "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",
+        "  daily/user_day_activity/day=.../data.parquet",
+        "  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores, sessions,",
+        "                                                 static_features, kpi_features",
+        "  tensors/cohort=YYYY-MM-DD/                     sequences.npy, offsets.npy, static.npy, users.parquet",
+    ]
+    if not args.data_only:
+        lines += [
+            "  models/<model>/                                metrics.json, test_predictions.parquet",
+            "  reports/evaluation/report.md                   model comparison, figures, explanations",
+            "  scores/churn_risk_scores.{parquet,csv}         churn risk of the latest observation window",
+            f"MLflow runs and registry: {defs.resources['mlflow'].tracking_uri}",
+            f"  mlflow ui --backend-store-uri {defs.resources['mlflow'].tracking_uri} --host 127.0.0.1",
+        ]
+    lines.append(f"Dagster runs are recorded under DAGSTER_HOME={home}; browse them with `dagster dev`.")
+    print("\n" + "\n".join(lines))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,9 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--source", required=True, type=Path)
     cal.set_defaults(func=_calibrate)
 
-    mat = sub.add_parser("materialize", help="run the whole data graph, every day and every cohort")
+    mat = sub.add_parser("materialize", help="run the whole graph: every day, every cohort, models, report, scores")
     mat.add_argument("--source", required=True, type=Path, help="folder with the six published files")
     mat.add_argument("--data-dir", type=Path, help="output root (default: $CHURN_DATA_DIR or ./data)")
+    mat.add_argument("--data-only", action="store_true", help="stop after the data assets (no training)")
     mat.set_defaults(func=_materialize)
     return parser
 

@@ -24,4 +24,11 @@ cohort_features_job = dg.define_asset_job(
     description="Cohort membership, labels, features and tensors for a range of cohorts.",
 )
 
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.groups("models", "reports", "scoring"),
+    description="Train the 8 models on the labelled cohorts, write the evaluation report, score the latest window.",
+)
+
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
+all_jobs = [*data_jobs, training_job]

@@ -5,6 +5,7 @@ Everything is read back from the Parquet files just written, so the UI shows wha
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def frame_markdown(frame) -> str:
+    """A pandas DataFrame as a Markdown table (no index)."""
+    return markdown_table([str(c) for c in frame.columns], frame.itertuples(index=False))
 
 
 def query_markdown(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
@@ -72,3 +78,9 @@ def check(
         asset_key=asset_key,
         metadata=dict(metadata),
     )
+
+
+def image_markdown(path: Path, alt: str) -> str:
+    """A PNG embedded in Markdown as a data URI, so the Dagster UI shows the plot itself."""
+    encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{encoded})"

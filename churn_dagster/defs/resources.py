@@ -17,6 +17,7 @@ import duckdb
 from pydantic import Field
 
 from churn_dagster import ncm_format as fmt
+from churn_dagster.defs.mlflow_resource import mlflow_from_env
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.labels import SplitSettings
 from churn_dagster.transforms.lake import Lake
@@ -104,6 +105,7 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             duckdb_memory_limit=os.environ.get("CHURN_DUCKDB_MEMORY_LIMIT", "6GB"),
             duckdb_threads=int(os.environ.get("CHURN_DUCKDB_THREADS", str(os.cpu_count() or 2))),
         ),
+        "mlflow": mlflow_from_env(data_dir),
         "features": FeatureSettingsResource(
             session_gap_minutes=float(os.environ.get("CHURN_SESSION_GAP_MINUTES", "30")),
             max_sessions=int(os.environ.get("CHURN_MAX_SESSIONS", "192")),

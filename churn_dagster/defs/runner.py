@@ -21,6 +21,7 @@ class Step:
     job: str
     first: str | None = None
     last: str | None = None
+    run_config: dict | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -41,13 +42,18 @@ def data_graph_steps(calendar: Calendar) -> list[Step]:
     ]
 
 
+def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -> list[Step]:
+    """The data graph, then the models, the evaluation report and the risk scores."""
+    return [*data_graph_steps(calendar), Step("training_job", run_config=training_config)]
+
+
 def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[Step], echo=print) -> list[str]:
     """Execute ``steps`` in order; return their run ids. Stops at the first failure."""
     run_ids = []
     for step in steps:
         echo(f"running {step.describe()} ...")
         result = defs.resolve_job_def(step.job).execute_in_process(
-            instance=instance, tags=step.tags, raise_on_error=False
+            run_config=step.run_config, instance=instance, tags=step.tags, raise_on_error=False
         )
         run_ids.append(result.run_id)
         failed_checks = [

@@ -138,6 +138,7 @@ class SequenceDataset(Dataset):
 
     With ``normalization``, every cohort's values are re-standardised onto that scale (see
     :class:`Normalization`); without it, values are used as stored (each cohort on its own scale).
+    ``labelled=False`` serves users without labels (the scoring window); their ``y`` is a placeholder 0.
 
     ``split`` keeps the users of that split (or splits); ``index`` keeps the given positions of the
     concatenated user table (for custom or out-of-time selections). ``users`` holds the selected rows'
@@ -151,6 +152,7 @@ class SequenceDataset(Dataset):
         split: str | Sequence[str] | None = None,
         index: np.ndarray | Sequence[int] | None = None,
         normalization: Normalization | None = None,
+        labelled: bool = True,
     ):
         n_outputs(target)
         if split is not None and index is not None:
@@ -176,11 +178,12 @@ class SequenceDataset(Dataset):
         self._cohort_pos = self.users["cohort_pos"].to_numpy(np.int64)
         self._row = self.users["row_idx"].to_numpy(np.int64)
         self.lengths = np.concatenate([np.diff(c.offsets) for c in self._cohorts])[rows]
-        self.labels = (
-            self.users["churned"].to_numpy(np.float32)
-            if target == "binary"
-            else self.users["level"].to_numpy(np.int64)
-        )
+        if not labelled:  # users to score: the label period has not happened yet
+            self.labels = np.zeros(len(self.users), np.float32 if target == "binary" else np.int64)
+        elif target == "binary":
+            self.labels = self.users["churned"].to_numpy(np.float32)
+        else:
+            self.labels = self.users["level"].to_numpy(np.int64)
 
     def __len__(self) -> int:
         return len(self.users)

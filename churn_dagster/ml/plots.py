@@ -134,3 +134,46 @@ def plot_bars(values: Sequence[float], labels: Sequence[str], path: str | Path, 
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     return save(fig, path)
+
+
+def plot_roc_comparison(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> Path:
+    """One ROC curve per model on the same test users: ``curves[name] = (is_positive, score)``."""
+    fig = new_figure(5.5, 5)
+    ax = fig.add_subplot()
+    for name, (positive, score) in curves.items():
+        fpr, tpr, _ = roc_curve(positive, score)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return save(fig, path)
+
+
+def plot_grouped_bars(values: dict[str, dict[str, float]], path: str | Path, title: str, ylabel: str) -> Path:
+    """``values[group][series]``: one cluster per group (e.g. class), one bar per series (e.g. model)."""
+    groups = list(values)
+    series = list(next(iter(values.values())))
+    x = np.arange(len(groups))
+    width = 0.8 / len(series)
+    fig = new_figure(1.4 * len(groups) + 3, 4)
+    ax = fig.add_subplot()
+    for i, name in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [values[g][name] for g in groups], width, label=name)
+    ax.set_xticks(x, groups)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot_histogram(values: Sequence[float], path: str | Path, title: str, xlabel: str, bins: int = 20) -> Path:
+    fig = new_figure(6, 3.5)
+    ax = fig.add_subplot()
+    ax.hist(np.asarray(values, dtype=np.float64), bins=bins, range=(0, 1), color="tab:blue", edgecolor="white")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("users")
+    ax.set_title(title)
+    return save(fig, path)

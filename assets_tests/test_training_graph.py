@@ -1,0 +1,114 @@
+"""The whole graph with training on a small synthetic population: models, MLflow runs and registry, the
+evaluation report and the risk scores."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from churn_dagster.defs.mlflow_resource import CHAMPION, MlflowResource, champion_version
+from churn_dagster.defs.model_assets import FAMILIES, model_name
+from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.defs.runner import run_steps, whole_graph_steps
+from churn_dagster.definitions import build_definitions
+from churn_dagster.synth.generator import generate
+from conftest import resources_for
+
+MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
+EPOCHS = 3  # enough to learn the planted dynamics, small enough for CI
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training_graph")
+    generate(root / "source", users=6_000, seed=5)
+    resources = resources_for(root / "source", root)
+    mlflow = resources["mlflow"]
+    config = {"ops": {m: {"config": {"epochs": EPOCHS}} for m in MODELS if "lstm" in m}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        run_ids = run_steps(build_definitions(resources), instance, whole_graph_steps(CALENDAR, config),
+                            echo=lambda _: None)
+        checks = [r.dagster_event.event_specific_data for run_id in run_ids
+                  for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    return root / "data", mlflow, run_ids[-1], checks
+
+
+def test_every_check_passes(trained):
+    _, _, _, checks = trained
+    failed = [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed]
+    names = {c.asset_key.to_user_string() for c in checks}
+    assert failed == [] and set(MODELS) <= names and {"churn_risk_scores", "scoring_window"} <= names
+
+
+def test_mlflow_holds_every_training_run(trained):
+    _, mlflow, training_run, _ = trained
+    client = MlflowClient(mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name(mlflow.experiment)
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    training = [r for r in runs if "split_scheme" in r.data.tags]
+    assert len(training) == 2 * len(MODELS)
+    for run in training:
+        assert run.data.tags["dagster.run_id"] == training_run
+        assert 0.5 < run.data.metrics["test_auc"] <= 1 and 0.5 < run.data.metrics["val_auc"] <= 1
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"roc.png", "confusion_matrix.png", "class_metrics.png", "test_predictions.parquet"} <= artifacts
+        if "lstm" in run.data.tags["family"]:
+            assert "learning_curves.png" in artifacts
+            history = client.get_metric_history(run.info.run_id, "val_loss")
+            assert 1 <= len(history) <= EPOCHS and all(np.isfinite(m.value) for m in history)
+    for name in MODELS:
+        assert champion_version(client, name) is not None, name
+
+
+def test_champion_alias_moves_only_on_improvement(tmp_path):
+    import mlflow as mlflow_api
+    from sklearn.linear_model import LogisticRegression
+
+    resource = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifact_root=str(tmp_path / "a"))
+    experiment_id = resource.ensure_experiment()
+    model = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
+    uris = []
+    for _ in range(3):
+        with mlflow_api.start_run(experiment_id=experiment_id):
+            uris.append(mlflow_api.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"]).model_uri)
+    first = resource.promote_if_better("m", uris[0], 0.70)
+    worse = resource.promote_if_better("m", uris[1], 0.65)
+    better = resource.promote_if_better("m", uris[2], 0.75)
+    assert (first.promoted, worse.promoted, better.promoted) == (True, False, True)
+    assert str(MlflowClient(resource.tracking_uri).get_model_version_by_alias("m", CHAMPION).version) == better.version == "3"
+    assert worse.previous_version == "1" and worse.previous_val_auc == 0.70
+
+
+def test_report_compares_every_model_on_both_splits(trained):
+    data, _, _, _ = trained
+    folder = data / "reports" / "evaluation"
+    for target, auc in (("binary", "ROC-AUC"), ("level", "OvR AUC (macro)")):
+        table = pd.read_csv(folder / f"comparison_{target}.csv")
+        assert len(table) == 8 and set(table["split"]) == {"random split", "out of time"}
+        assert table[auc].between(0.5, 1).all()
+        assert table[["accuracy", "precision (macro)", "recall (macro)", "F1 (macro)"]].notna().all().all()
+    text = (folder / "report.md").read_text()
+    assert "0.7821" in text and "reference" in text  # the study's hybrid-LSTM AUC, labelled as reference
+    for figure in ("roc_binary_random.png", "roc_level_out_of_time.png", "shap_xgboost_churn.png",
+                   "attention_hybrid_churn.png", "confusion_lstm_level.png"):
+        assert (folder / figure).read_bytes()[:4] == b"\x89PNG", figure
+
+
+def test_risk_scores_cover_the_latest_window(trained):
+    data, _, _, _ = trained
+    scores = pd.read_parquet(data / "scores" / "churn_risk_scores.parquet")
+    window = pd.read_parquet(data / "scoring" / "cohort_users")
+    assert sorted(scores["user_id"]) == sorted(window["user_id"])
+    assert (window["cohort_day"].astype(str) == CALENDAR.last_observable_cohort.isoformat()).all()
+    levels = scores.filter(like="p_").to_numpy()
+    assert np.allclose(levels.sum(axis=1), 1, atol=1e-5)
+    assert scores["churn_probability"].between(0, 1).all()
+    assert (scores["predicted_level"] == levels.argmax(axis=1)).all()
+    assert len(pd.read_csv(data / "scores" / "churn_risk_scores.csv")) == len(scores)
+    metrics = json.loads((data / "models" / "lstm_churn" / "metrics.json").read_text())
+    assert set(metrics["schemes"]) == {"random", "out_of_time"}

@@ -1,0 +1,109 @@
+"""A small typed resource around MLflow: one MLflow run per training step, tagged with its Dagster run.
+
+(Not the legacy ``dagster-mlflow`` resource, which opens one MLflow run per Dagster run.) By default the
+tracking store is a SQLite file with artifacts beside it, under the data directory: no server needed, and
+the registry works. ``MLFLOW_TRACKING_URI`` points it at a server instead.
+"""
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from mlflow import MlflowClient
+from pydantic import Field
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What registering a model did: its version, and whether it became the champion."""
+
+    name: str
+    version: str
+    promoted: bool
+    val_auc: float
+    previous_version: str | None
+    previous_val_auc: float | None
+
+    def describe(self) -> str:
+        if self.previous_version is None:
+            return f"{self.name} v{self.version} is the first champion (validation AUC {self.val_auc:.4f})"
+        verdict = "replaces" if self.promoted else "does not beat"
+        return (
+            f"{self.name} v{self.version} (validation AUC {self.val_auc:.4f}) {verdict} champion "
+            f"v{self.previous_version} ({self.previous_val_auc:.4f})"
+        )
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """Where training runs are logged and models registered."""
+
+    tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///... by default, or a server URL).")
+    artifact_root: str = Field(description="Artifact location for the experiment when this resource creates it.")
+    experiment: str = Field(default="churn_dagster", description="MLflow experiment of the training runs.")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of `mlflow ui`, for run links.")
+
+    def ensure_experiment(self) -> str:
+        """Point MLflow at the store and return the experiment id, creating the experiment if needed."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        found = mlflow.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        return mlflow.create_experiment(self.experiment, artifact_location=self.artifact_root)
+
+    @contextmanager
+    def start_run(self, context: dg.AssetExecutionContext, run_name: str, tags: dict[str, str]) -> Iterator:
+        """An MLflow run tagged with the Dagster run id, the asset key and the partitions it read."""
+        experiment_id = self.ensure_experiment()
+        dagster_tags = {
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset_key": context.asset_key.to_user_string(),
+            "dagster.job": context.run.job_name,
+        }
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**dagster_tags, **tags}) as run:
+            yield run
+
+    def run_url(self, run_id: str) -> str:
+        experiment_id = MlflowClient(self.tracking_uri).get_run(run_id).info.experiment_id
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def promote_if_better(self, name: str, model_uri: str, val_auc: float) -> Promotion:
+        """Register the logged model as a new version of ``name``; move the ``champion`` alias to it only
+        when its validation AUC beats the current champion's."""
+        client = MlflowClient(self.tracking_uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        version = mlflow.register_model(model_uri, name).version
+        client.set_model_version_tag(name, version, "val_auc", json.dumps(val_auc))
+        previous = champion_version(client, name)
+        previous_auc = float(json.loads(previous.tags["val_auc"])) if previous is not None else None
+        promoted = previous is None or val_auc > previous_auc
+        if promoted:
+            client.set_registered_model_alias(name, CHAMPION, version)
+        return Promotion(name, str(version), promoted, val_auc,
+                         None if previous is None else str(previous.version), previous_auc)
+
+
+def champion_version(client: MlflowClient, name: str):
+    """The model version holding the ``champion`` alias, or None."""
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def mlflow_from_env(data_dir: str) -> MlflowResource:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store and artifact folder under ``data_dir/mlflow``."""
+    store = Path(data_dir) / "mlflow"
+    return MlflowResource(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}"),
+        artifact_root=os.environ.get("CHURN_MLFLOW_ARTIFACT_ROOT", str(store / "artifacts")),
+        ui_url=os.environ.get("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+    )

@@ -1,0 +1,39 @@
+"""Scoring the latest observation window with trained models: churn probability and level probabilities
+per user, joined into the table a retention team works from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn_dagster.ml import classical
+from churn_dagster.ml.data import Normalization, SequenceDataset, make_loader
+from churn_dagster.ml.train import predict_proba
+from churn_dagster.transforms.labels import LEVEL_NAMES
+
+
+def sequence_proba(model, tensor_dir, target: str, normalization: Normalization, batch_size: int = 512) -> tuple:
+    """(users, probabilities) of a network over an unlabelled tensor folder, in the folder's user order."""
+    dataset = SequenceDataset([tensor_dir], target, normalization=normalization, labelled=False)
+    return dataset.users, predict_proba(model, make_loader(dataset, batch_size))
+
+
+def classical_proba(model, kpi: pd.DataFrame, target: str) -> tuple:
+    """(users, probabilities) of a logistic regression or XGBoost model over a KPI table."""
+    X = kpi[classical.kpi_feature_columns(kpi)].astype(np.float64)
+    return kpi[["user_id", "cohort_day"]], classical.predict_proba(model, X, target)
+
+
+def risk_table(churn: tuple, level: tuple) -> pd.DataFrame:
+    """One row per user: P(churn), the most likely level with its name, and all five level probabilities."""
+    (churn_users, p_churn), (level_users, p_level) = churn, level
+    a = churn_users[["user_id", "cohort_day"]].reset_index(drop=True).assign(churn_probability=p_churn)
+    b = pd.DataFrame(p_level, columns=[f"p_{name.lower().replace('-', '_')}" for name in LEVEL_NAMES])
+    b.insert(0, "user_id", level_users["user_id"].to_numpy())
+    table = a.merge(b, on="user_id", how="inner", validate="one_to_one")
+    if len(table) != len(a) or len(table) != len(b):
+        raise ValueError("the churn and the level model scored different users")
+    probs = table[b.columns[1:]].to_numpy()
+    table["predicted_level"] = probs.argmax(axis=1)
+    table["predicted_level_name"] = np.asarray(LEVEL_NAMES)[table["predicted_level"]]
+    return table.sort_values(["churn_probability", "user_id"], ascending=[False, True], ignore_index=True)
