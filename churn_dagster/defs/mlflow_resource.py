@@ -45,7 +45,11 @@ class MlflowResource(dg.ConfigurableResource):
     """Where training runs are logged and models registered."""
 
     tracking_uri: str = Field(description="MLflow tracking URI (sqlite:///... by default, or a server URL).")
-    artifact_root: str = Field(description="Artifact location for the experiment when this resource creates it.")
+    artifact_root: str | None = Field(
+        default=None,
+        description="Artifact location of the experiment when this resource creates it; None lets a tracking "
+        "server choose (it proxies artifacts to its own store).",
+    )
     experiment: str = Field(default="churn_dagster", description="MLflow experiment of the training runs.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of `mlflow ui`, for run links.")
 
@@ -100,10 +104,12 @@ def champion_version(client: MlflowClient, name: str):
 
 
 def mlflow_from_env(data_dir: str) -> MlflowResource:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store and artifact folder under ``data_dir/mlflow``."""
+    """``MLFLOW_TRACKING_URI`` if set (artifacts then go where that server puts them), else a SQLite store
+    and an artifact folder under ``data_dir/mlflow``."""
     store = Path(data_dir) / "mlflow"
+    server = os.environ.get("MLFLOW_TRACKING_URI")
     return MlflowResource(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}"),
-        artifact_root=os.environ.get("CHURN_MLFLOW_ARTIFACT_ROOT", str(store / "artifacts")),
+        tracking_uri=server or f"sqlite:///{store / 'mlflow.db'}",
+        artifact_root=os.environ.get("CHURN_MLFLOW_ARTIFACT_ROOT", None if server else str(store / "artifacts")),
         ui_url=os.environ.get("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
     )

@@ -105,7 +105,8 @@ def evaluation_report(context: dg.AssetExecutionContext, config: TrainingCohorts
                 key = row["model"].lower().replace(" ", "_")
                 mlflow_api.log_metrics({f"{key}_binary_auc": row["binary AUC"], f"{key}_level_auc": row["5-class OvR AUC"]})
             url = mlflow.run_url(run.info.run_id)
-    shown = ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level", "attention_hybrid")
+    shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
+                         "attention_hybrid") if k in figures]
     folder = lake.lake.root / "reports" / "evaluation"
     return dg.MaterializeResult(metadata={
         "models_vs_reference": dg.MetadataValue.md(frame_markdown(headline)),

@@ -1,4 +1,4 @@
-"""Churn risk scores for the latest observation window: the users whose 14 days end on the last day of data.
+"""Churn risk scores for the latest observation window: the users whose 14 days end on the newest day of data.
 
 Their label period lies in the future, so they have no partition among the labelled cohorts; the
 ``scoring_window`` asset builds their membership, sessions, features and (unstandardised) tensors with the
@@ -6,6 +6,7 @@ same transforms into ``scoring/``, and ``churn_risk_scores`` applies the champio
 """
 
 import json
+from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
@@ -14,7 +15,8 @@ from churn_dagster.defs.champions import SEQUENCE_FAMILIES, LoadedModel, best_ch
 from churn_dagster.defs.metadata import check, image_markdown, markdown_table, parquet_metadata
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.model_assets import FAMILIES, model_name
-from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.calendar import parse_day
+from churn_dagster.defs.partitions import CALENDAR, cohort_partitions
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.ml import plots, scoring
@@ -23,13 +25,30 @@ from churn_dagster.transforms import features as feature_sql
 from churn_dagster.transforms import sessions as session_sql
 from churn_dagster.transforms import tensors as tensor_build
 from churn_dagster.transforms.duck import atomic_path
-from churn_dagster.transforms.lake import Lake, require
+from churn_dagster.transforms.lake import Lake, MissingUpstreamError, require
+
+
+def newest_ingested_day(lake: Lake) -> date:
+    """The last day whose impressions are loaded: "today" for the daily flow, the last day for a backfill."""
+    days = [d for d in map(CALENDAR.day, range(1, CALENDAR.num_days + 1)) if lake.raw_day("impression_data", d).exists()]
+    if not days:
+        raise MissingUpstreamError("no day of raw_impressions is materialized yet")
+    return max(days)
+
+
+def newest_labelled_tensors(lake: Lake) -> date:
+    cohorts = [parse_day(k) for k in cohort_partitions.get_partition_keys()]
+    ready = [c for c in cohorts if (lake.tensors(c) / "normalization.json").exists()]
+    if not ready:
+        raise MissingUpstreamError("no labelled cohort has sequence_tensors yet")
+    return max(ready)
 
 
 @dg.asset(
     description="Membership, sessions, static and KPI features and tensors of the latest observation window "
-    "(the cohort whose 14 days end on the last day of data), built by the cohort transforms into scoring/. "
-    "Imputation values come from the latest labelled cohort's training split.",
+    "(the cohort whose 14 days end on the newest ingested day), built by the cohort transforms into "
+    "scoring/. Imputation values come from the newest labelled cohort's training split. scoring/window.json "
+    "names the current window.",
     group_name="scoring",
     kinds={"duckdb", "parquet", "numpy"},
     owners=OWNERS,
@@ -41,9 +60,13 @@ from churn_dagster.transforms.lake import Lake, require
                                    description="Every window user has static and KPI features and a tensor row.")],
 )
 def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohort = CALENDAR.last_observable_cohort
+    newest = newest_ingested_day(lake.lake)
+    cohort = newest - timedelta(days=CALENDAR.observation_days - 1)
+    if cohort < CALENDAR.first_day:
+        raise MissingUpstreamError(f"only data up to {newest}: no complete {CALENDAR.observation_days}-day window yet")
     area = lake.lake.scoring()
-    reference = json.loads((lake.lake.tensors(CALENDAR.last_labelled_cohort) / "normalization.json").read_text())
+    reference_cohort = newest_labelled_tensors(lake.lake)
+    reference = json.loads((lake.lake.tensors(reference_cohort) / "normalization.json").read_text())
     with lake.connect() as con:
         users = cohort_sql.build_cohort_users(con, area, CALENDAR, [cohort])[cohort]
         n_sessions = session_sql.build_sessions(con, area, CALENDAR, [cohort], features.session_gap_minutes)[cohort]
@@ -51,12 +74,16 @@ def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, featur
         kpi = feature_sql.build_kpi_features(con, area, CALENDAR, [cohort], features.publish_day_anchor)[cohort]
         summary = tensor_build.build_tensors(con, area, cohort, features.max_sessions, reference)
         meta = parquet_metadata(con, [area.cohort("kpi_features", cohort)])
-    window = CALENDAR.observation_dts(cohort)
+    window = {"cohort": cohort.isoformat(), "newest_day": newest.isoformat(),
+              "reference_cohort": reference_cohort.isoformat()}
+    with atomic_path(lake.lake.root / "scoring" / "window.json") as tmp:
+        tmp.write_text(json.dumps(window, indent=2))
     meta.update({
         "cohort": dg.MetadataValue.text(cohort.isoformat()),
-        "observation_days": dg.MetadataValue.text(f"dt {window.start}..{window.stop - 1}"),
+        "observation_days": dg.MetadataValue.text(f"{cohort} .. {newest}"),
         "users": dg.MetadataValue.int(users),
         "sessions": dg.MetadataValue.int(n_sessions),
+        "imputation_reference_cohort": dg.MetadataValue.text(reference_cohort.isoformat()),
     })
     covered = users == static == kpi == summary.users
     return dg.MaterializeResult(metadata=meta, check_results=[
@@ -87,7 +114,7 @@ def _predict(model: LoadedModel, area: Lake, cohort, target: str):
     ],
 )
 def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
-    cohort = CALENDAR.last_observable_cohort
+    cohort = date.fromisoformat(json.loads((lake.lake.root / "scoring" / "window.json").read_text())["cohort"])
     area = lake.lake.scoring()
     churn_model = best_champion(mlflow, {f: model_name(f, "binary") for f in FAMILIES})
     level_model = best_champion(mlflow, {f: model_name(f, "level") for f in FAMILIES})

@@ -139,6 +139,9 @@ def fit_xgboost(
         random_state=config.seed,
         n_jobs=config.n_jobs,
     )
+    # A level absent from training (possible in a small cohort) cannot be scored by early stopping either.
+    seen = np.isin(np.asarray(y_val, dtype=np.int64), np.unique(y_train))
+    X_val, y_val = X_val[seen], np.asarray(y_val)[seen]
     weights = compute_sample_weight("balanced", y_train) if balanced else None
     val_weights = [compute_sample_weight("balanced", y_val)] if balanced else None
     model.fit(X_train, y_train, sample_weight=weights, eval_set=[(X_val, y_val)],

@@ -86,11 +86,15 @@ def comparison_figures(predictions: dict[str, dict[str, pd.DataFrame]], model_me
             curves = {}
             for family, frame in by_family.items():
                 rows = frame[frame["scheme"] == scheme]
+                if rows.empty:  # the out-of-time protocol needs two cohorts
+                    continue
                 if target == "binary":
                     curves[FAMILY_LABELS[family]] = (rows["y"].to_numpy() == 1, rows["p"].to_numpy())
                 else:
                     # Macro OvR is summarised by the Champion-vs-rest curve, the class a campaign targets.
                     curves[FAMILY_LABELS[family]] = (rows["y"].to_numpy() == 4, rows["p_4"].to_numpy())
+            if not curves:
+                continue
             what = "churned vs active" if target == "binary" else "Champion vs rest"
             name = f"roc_{target}_{scheme}"
             figures[name] = plots.plot_roc_comparison(
