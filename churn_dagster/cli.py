@@ -43,6 +43,15 @@ def _generate(args: argparse.Namespace) -> None:
         )
 
 
+def _land(args: argparse.Namespace) -> None:
+    from churn_dagster.synth.landing import land_days
+
+    first, last = (date.fromisoformat(d) for d in args.days.split(":"))
+    days = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
+    for folder in land_days(args.source, args.landing, days, args.start_date):
+        print(f"delivered {folder}")
+
+
 def _calibrate(args: argparse.Namespace) -> None:
     from churn_dagster.synth.calibrate import calibration_report, format_report
 
@@ -103,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--gzip", action="store_true", help="write .csv.gz files")
     gen.set_defaults(func=_generate)
+
+    land = sub.add_parser("land", help="deliver generated data day by day into a landing folder (for the sensor)")
+    land.add_argument("--source", required=True, type=Path, help="folder written by `generate`")
+    land.add_argument("--landing", required=True, type=Path, help="landing folder watched by landing_sensor")
+    land.add_argument("--days", required=True, help="FIRST:LAST, e.g. 2019-11-01:2019-11-21")
+    land.add_argument("--start-date", type=date.fromisoformat, default=date(2019, 11, 1), help="the day of dt 1")
+    land.set_defaults(func=_land)
 
     cal = sub.add_parser("calibrate", help="compare a generated set with the real log's published figures")
     cal.add_argument("--source", required=True, type=Path)

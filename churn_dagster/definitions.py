@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from churn_dagster.defs.automation import schedules, sensors
 from churn_dagster.defs.cohort_assets import cohort_users, label_targets, user_day_activity
 from churn_dagster.defs.feature_assets import kpi_features, sessions, static_features
 from churn_dagster.defs.jobs import all_jobs
@@ -18,7 +19,9 @@ ASSETS = [*raw_assets, user_day_activity, cohort_users, label_targets, sessions,
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     """The code location with ``resources`` (default: configured from the environment)."""
-    return dg.Definitions(assets=ASSETS, jobs=all_jobs, resources=resources or resources_from_env())
+    return dg.Definitions(
+        assets=ASSETS, jobs=all_jobs, schedules=schedules, sensors=sensors, resources=resources or resources_from_env()
+    )
 
 
 defs = build_definitions()

@@ -30,5 +30,13 @@ training_job = dg.define_asset_job(
     description="Train the 8 models on the labelled cohorts, write the evaluation report, score the latest window.",
 )
 
+daily_retrain_job = dg.define_asset_job(
+    "daily_retrain_job",
+    selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors", "models", "reports", "scoring"),
+    partitions_def=cohort_partitions,
+    description="One cohort partition (the one whose label period just completed), then the models on the rolling "
+    "cohorts, the report and the risk scores of the newest window. Launched by retrain_after_ingest.",
+)
+
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
-all_jobs = [*data_jobs, training_job]
+all_jobs = [*data_jobs, training_job, daily_retrain_job]
