@@ -22,6 +22,7 @@ EXPECTED_UPSTREAM = {
     "static_features": {"cohort_users", "sessions", "raw_user_demographics", "user_day_activity"},
     "kpi_features": {
         "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
+        "user_day_activity",
     },
     "sequence_tensors": {"sessions", "static_features", "label_scores", "user_splits"},
     **{f"{family}_{target}": {"sequence_tensors"} for family in ("lstm", "hybrid_lstm") for target in ("churn", "level")},

@@ -128,7 +128,8 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     "week-1 vs week-2 trend, positions and swipe-down lists, content type, card age and creator preferences, "
     "demographics.",
     deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
-          dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
+          dg.AssetDep("raw_impressions", partition_mapping=observation_days),
+          dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
     check_specs=_feature_checks("kpi_features"),
     **_COMMON,
 )

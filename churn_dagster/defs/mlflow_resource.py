@@ -2,22 +2,26 @@
 
 (Not the legacy ``dagster-mlflow`` resource, which opens one MLflow run per Dagster run.) By default the
 tracking store is a SQLite file with artifacts beside it, under the data directory: no server needed, and
-the registry works. ``MLFLOW_TRACKING_URI`` points it at a server instead.
+the registry works. ``MLFLOW_TRACKING_URI`` points it at a server instead. MLflow is imported inside the
+methods: loading the code location should not import it.
 """
 
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import mlflow
-from mlflow import MlflowClient
 from pydantic import Field
 
 CHAMPION = "champion"
+
+
+class MlflowUnavailableError(ConnectionError):
+    """The tracking server did not answer; nothing was logged or registered."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,24 @@ class MlflowResource(dg.ConfigurableResource):
     experiment: str = Field(default="churn_dagster", description="MLflow experiment of the training runs.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of `mlflow ui`, for run links.")
 
+    def check_reachable(self) -> None:
+        """Fail fast and clearly when a tracking server does not answer (the MLflow client would otherwise
+        retry each call for minutes); the training assets' retry policy then tries again later."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        try:
+            with urllib.request.urlopen(f"{self.tracking_uri.rstrip('/')}/health", timeout=10) as response:
+                if response.status == 200:
+                    return
+        except OSError as exc:
+            raise MlflowUnavailableError(f"MLflow tracking server {self.tracking_uri} is unreachable: {exc}") from exc
+        raise MlflowUnavailableError(f"MLflow tracking server {self.tracking_uri} is not healthy")
+
     def ensure_experiment(self) -> str:
         """Point MLflow at the store and return the experiment id, creating the experiment if needed."""
+        import mlflow
+
+        self.check_reachable()
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -66,6 +86,8 @@ class MlflowResource(dg.ConfigurableResource):
     @contextmanager
     def start_run(self, context: dg.AssetExecutionContext, run_name: str, tags: dict[str, str]) -> Iterator:
         """An MLflow run tagged with the Dagster run id, the asset key and the partitions it read."""
+        import mlflow
+
         experiment_id = self.ensure_experiment()
         dagster_tags = {
             "dagster.run_id": context.run.run_id,
@@ -76,30 +98,43 @@ class MlflowResource(dg.ConfigurableResource):
             yield run
 
     def run_url(self, run_id: str) -> str:
+        from mlflow import MlflowClient
+
         experiment_id = MlflowClient(self.tracking_uri).get_run(run_id).info.experiment_id
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def promote_if_better(self, name: str, model_uri: str, val_auc: float) -> Promotion:
         """Register the logged model as a new version of ``name``; move the ``champion`` alias to it only
         when its validation AUC beats the current champion's."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.check_reachable()
         client = MlflowClient(self.tracking_uri)
         mlflow.set_tracking_uri(self.tracking_uri)
-        version = mlflow.register_model(model_uri, name).version
-        client.set_model_version_tag(name, version, "val_auc", json.dumps(val_auc))
         previous = champion_version(client, name)
         previous_auc = float(json.loads(previous.tags["val_auc"])) if previous is not None else None
-        promoted = previous is None or val_auc > previous_auc
-        if promoted:
-            client.set_registered_model_alias(name, CHAMPION, version)
+        version = mlflow.register_model(model_uri, name).version
+        try:
+            client.set_model_version_tag(name, version, "val_auc", json.dumps(val_auc))
+            promoted = previous is None or val_auc > previous_auc
+            if promoted:
+                client.set_registered_model_alias(name, CHAMPION, version)
+        except Exception:
+            # Never leave a version without its validation AUC (the champion rule reads it): take it back.
+            client.delete_model_version(name, version)
+            raise
         return Promotion(name, str(version), promoted, val_auc,
                          None if previous is None else str(previous.version), previous_auc)
 
 
-def champion_version(client: MlflowClient, name: str):
-    """The model version holding the ``champion`` alias, or None."""
+def champion_version(client, name: str):
+    """The model version holding the ``champion`` alias, or None (``client``: an ``MlflowClient``)."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
+    except MlflowException:
         return None
 
 

@@ -5,18 +5,14 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import mlflow as mlflow_api
 import numpy as np
 import pandas as pd
 
-from churn_dagster.defs.champions import load_version
 from churn_dagster.defs.metadata import frame_markdown, image_markdown
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.model_assets import FAMILIES, TrainingCohorts, model_name
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
-from churn_dagster.ml import classical, explain, report
-from churn_dagster.ml.data import SequenceDataset
 from churn_dagster.transforms.duck import atomic_dir
 from churn_dagster.transforms.lake import Lake
 
@@ -38,6 +34,10 @@ def _read_models(lake: Lake) -> tuple[dict, dict]:
 def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, out: Path) -> tuple[str, dict]:
     """SHAP for XGBoost, standardised coefficients for the logistic regression, attention for the hybrid,
     all for the churn target on random-split test users, with the versions the model assets registered."""
+    from churn_dagster.defs.champions import load_version
+    from churn_dagster.ml import classical, explain
+    from churn_dagster.ml.data import SequenceDataset
+
     kpi = pd.read_parquet([lake.cohort("kpi_features", c) for c in cohorts])
     labels = pd.read_parquet([lake.cohort("label_scores", c) for c in cohorts])
     design = classical.kpi_design(kpi, labels)
@@ -78,6 +78,10 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
 )
 def evaluation_report(context: dg.AssetExecutionContext, config: TrainingCohorts, lake: LakeResource,
                       mlflow: MlflowResource) -> dg.MaterializeResult:
+    import mlflow as mlflow_api  # the model code is imported when the report runs, not when definitions load
+
+    from churn_dagster.ml import report
+
     metrics, predictions = _read_models(lake.lake)
     headline = report.headline_table(metrics)
     tables = {t: report.comparison_table(metrics[t], t) for t in TARGETS}

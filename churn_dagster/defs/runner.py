@@ -67,3 +67,11 @@ def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[St
             raise RunFailed(f"{step.describe()} failed (run {result.run_id}); see its logs in the Dagster UI")
         echo(f"  ok (run {result.run_id})")
     return run_ids
+
+
+def job_from_env(name: str) -> dg.JobDefinition:
+    """The job ``name`` with resources configured from the environment, for out-of-process execution
+    (``dg.build_reconstructable_job("churn_dagster.defs.runner", "job_from_env", (name,))``)."""
+    from churn_dagster.definitions import build_definitions
+
+    return build_definitions().resolve_job_def(name)

@@ -11,7 +11,6 @@ from datetime import date, timedelta
 import dagster as dg
 import pandas as pd
 
-from churn_dagster.defs.champions import SEQUENCE_FAMILIES, LoadedModel, best_champion
 from churn_dagster.defs.metadata import check, image_markdown, markdown_table, parquet_metadata
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.model_assets import FAMILIES, model_name
@@ -19,7 +18,6 @@ from churn_dagster.calendar import parse_day
 from churn_dagster.defs.partitions import CALENDAR, cohort_partitions
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
-from churn_dagster.ml import plots, scoring
 from churn_dagster.transforms import cohorts as cohort_sql
 from churn_dagster.transforms import features as feature_sql
 from churn_dagster.transforms import sessions as session_sql
@@ -92,7 +90,11 @@ def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, featur
     ])
 
 
-def _predict(model: LoadedModel, area: Lake, cohort, target: str):
+def _predict(model, area: Lake, cohort, target: str):
+    """Probabilities of a ``LoadedModel`` for the window's users (tensors or KPI table, by family)."""
+    from churn_dagster.defs.champions import SEQUENCE_FAMILIES
+    from churn_dagster.ml import scoring
+
     if model.family in SEQUENCE_FAMILIES:
         return scoring.sequence_proba(model.model, area.tensors(cohort), target, model.normalization)
     kpi = pd.read_parquet(require([area.cohort("kpi_features", cohort)], "churn_risk_scores")[0])
@@ -114,6 +116,9 @@ def _predict(model: LoadedModel, area: Lake, cohort, target: str):
     ],
 )
 def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
+    from churn_dagster.defs.champions import best_champion  # model code loads when scoring runs
+    from churn_dagster.ml import plots, scoring
+
     cohort = date.fromisoformat(json.loads((lake.lake.root / "scoring" / "window.json").read_text())["cohort"])
     area = lake.lake.scoring()
     churn_model = best_champion(mlflow, {f: model_name(f, "binary") for f in FAMILIES})

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,26 @@ def copy_to_parquet(
     return parquet_rows(con, [final])
 
 
+def copy_to_parquet_with_stats(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    final: Path,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[int, Counter]:
+    """:func:`copy_to_parquet`, also returning the count of non-NULL values per top-level column, which the
+    Parquet writer reports for free (``RETURN_STATS``)."""
+    with atomic_path(final) as tmp:
+        (_, rows, *_, columns, _, _) = con.execute(
+            f"COPY ({query}) TO $__target (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)",
+            {**used_params(query, params or {}), "__target": str(tmp)},
+        ).fetchone()
+    non_null = Counter()
+    for name, stats in (columns or {}).items():
+        if "." not in name and "null_count" in stats:
+            non_null[name.strip('"')] = int(stats["num_values"]) - int(stats["null_count"])
+    return int(rows), non_null
+
+
 def parquet_rows(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> int:
     if not paths:
         return 0
@@ -126,19 +147,26 @@ def write_partitions(
 
     Every target is written, empty if the key has no rows, so re-running a partition replaces it exactly.
     Floating-point columns are rounded to ``DERIVED_DECIMALS`` places: parallel aggregation sums in a
-    varying order, and the rounding makes a re-run write the same bytes.
+    varying order, and the rounding makes a re-run write the same bytes, whether a partition was computed
+    alone or in a range.
     """
     columns = con.execute(f"DESCRIBE {table}").fetchall()
     select = ", ".join(
         f"round({name}, {DERIVED_DECIMALS}) AS {name}" if typ in ("DOUBLE", "FLOAT") else name
         for name, typ, *_ in columns
     )
-    return {
-        key: copy_to_parquet(
-            con,
-            f"SELECT {select} FROM {table} WHERE {key_column} = $key ORDER BY {order_by}",
-            path,
-            {"key": key},
-        )
-        for key, path in targets.items()
-    }
+    # With statistics propagation on, a column without NULLs *in the whole table* is written as a required
+    # Parquet field, so a partition's bytes would depend on which other cohorts shared the run.
+    con.execute("SET disabled_optimizers = 'statistics_propagation'")
+    try:
+        return {
+            key: copy_to_parquet(
+                con,
+                f"SELECT {select} FROM {table} WHERE {key_column} = $key ORDER BY {order_by}",
+                path,
+                {"key": key},
+            )
+            for key, path in targets.items()
+        }
+    finally:
+        con.execute("RESET disabled_optimizers")

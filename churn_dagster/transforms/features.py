@@ -58,52 +58,58 @@ FROM users u JOIN days USING (user_id) JOIN s USING (user_id)
 LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = u.user_id
 """
 
+# Day-level totals come from user_day_activity (one row per user and day), so the impression-level pass
+# only computes what needs impressions: positions, swipe-down lists, content and creators.
 KPI_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _kpi AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
+days AS (
+    SELECT u.user_id, any_value(u.cohort_day) AS cohort_day,
+        sum(a.impressions) AS impressions, sum(a.clicks) AS clicks, sum(a.likes) AS likes,
+        sum(a.shares) AS shares, sum(a.comments) AS comments, sum(a.view_comments) AS view_comments,
+        sum(a.homepage_visits) AS homepage_visits, sum(a.view_time_s) / 60 AS watch_min,
+        sum(a.feed_requests) AS feed_requests, count(*) AS active_days,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt < 7), 0) AS impressions_week1,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt >= 7), 0) AS impressions_week2,
+        count(*) FILTER (WHERE a.dt - u.first_dt < 7) AS active_days_week1,
+        count(*) FILTER (WHERE a.dt - u.first_dt >= 7) AS active_days_week2,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt < 7), 0) AS clicks_week1,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt >= 7), 0) AS clicks_week2,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt = u.first_dt), 0) AS impressions_first_day,
+        any_value(u.observation_end_dt) - max(a.dt) AS days_since_last_active,
+        max(a.last_impression_ms) AS last_impression_ms
+    FROM users u JOIN read_parquet($activity_paths, hive_partitioning = false) a
+      ON a.user_id = u.user_id AND a.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY u.user_id
+),
 cards AS (
     SELECT m.mlog_id, m.type, m.publish_time, split_part(m.content_id, ',', 1) AS category,
            m.creator_id, c.followeds, c.creator_type
-    FROM read_parquet($cards_path, hive_partitioning = false) m LEFT JOIN read_parquet($creators_path, hive_partitioning = false) c USING (creator_id)
+    FROM read_parquet($cards_path, hive_partitioning = false) m
+    LEFT JOIN read_parquet($creators_path, hive_partitioning = false) c USING (creator_id)
 ),
-imp AS (
-    SELECT i.*, u.cohort_day, u.first_dt, u.observation_end_dt, i.dt - u.first_dt AS day_offset,
-           c.type, c.publish_time, c.category, c.creator_id, c.followeds, c.creator_type,
-           c.mlog_id IS NULL AS unknown_card
+content AS (
+    SELECT i.user_id,
+        avg(i.impress_position) AS mean_position, max(i.impress_position) AS max_position,
+        avg((i.impress_position > 4)::INT) AS deep_position_share,
+        count_if(i.detail_items IS NOT NULL) AS swipe_lists,
+        coalesce(sum(len(i.detail_items)), 0) AS swipe_items,
+        avg((c.type = 2)::INT) AS video_share,
+        count_if(i.is_click AND c.type = 2) / greatest(count_if(c.type = 2), 1) AS video_ctr,
+        count_if(i.is_click AND c.type = 1) / greatest(count_if(c.type = 1), 1) AS image_ctr,
+        count(DISTINCT c.creator_id) AS distinct_creators, count(DISTINCT c.category) AS distinct_categories,
+        avg(i.dt - ($publish_anchor - c.publish_time)) AS mean_card_age_days,
+        avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
+        avg((c.creator_type <> 0)::INT) AS special_creator_share,
+        avg((c.mlog_id IS NULL)::INT) AS unknown_card_share,
+        count_if(NOT i.is_click AND (i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage))
+            AS actions_without_click
     FROM read_parquet($impression_paths, hive_partitioning = false) i
     JOIN users u ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
     LEFT JOIN cards c ON c.mlog_id = i.mlog_id
-),
-agg AS (
-    SELECT user_id, any_value(cohort_day) AS cohort_day,
-        count(*) AS impressions, count_if(is_click) AS clicks, count_if(is_like) AS likes,
-        count_if(is_share) AS shares, count_if(is_comment) AS comments, count_if(is_view_comment) AS view_comments,
-        count_if(is_into_homepage) AS homepage_visits, coalesce(sum(mlog_view_time), 0) / 60 AS watch_min,
-        count(DISTINCT impress_time_ms) AS feed_requests, count(DISTINCT dt) AS active_days,
-        count_if(day_offset < 7) AS impressions_week1, count_if(day_offset >= 7) AS impressions_week2,
-        count(DISTINCT dt) FILTER (WHERE day_offset < 7) AS active_days_week1,
-        count(DISTINCT dt) FILTER (WHERE day_offset >= 7) AS active_days_week2,
-        count_if(is_click AND day_offset < 7) AS clicks_week1, count_if(is_click AND day_offset >= 7) AS clicks_week2,
-        count_if(day_offset = 0) AS impressions_first_day,
-        any_value(observation_end_dt) - max(dt) AS days_since_last_active,
-        max(impress_time_ms) AS last_impression_ms,
-        avg(impress_position) AS mean_position, max(impress_position) AS max_position,
-        avg((impress_position > 4)::INT) AS deep_position_share,
-        count_if(detail_items IS NOT NULL) AS swipe_lists,
-        coalesce(sum(len(detail_items)), 0) AS swipe_items,
-        avg((type = 2)::INT) AS video_share,
-        count_if(is_click AND type = 2) / greatest(count_if(type = 2), 1) AS video_ctr,
-        count_if(is_click AND type = 1) / greatest(count_if(type = 1), 1) AS image_ctr,
-        count(DISTINCT creator_id) AS distinct_creators, count(DISTINCT category) AS distinct_categories,
-        avg(dt - ($publish_anchor - publish_time)) AS mean_card_age_days,
-        avg(ln(1 + followeds)) AS mean_log_creator_followers,
-        avg((creator_type <> 0)::INT) AS special_creator_share,
-        avg(unknown_card::INT) AS unknown_card_share,
-        count_if(NOT is_click AND (is_like OR is_share OR is_comment OR is_view_comment OR is_into_homepage))
-            AS actions_without_click
-    FROM imp GROUP BY user_id
+    GROUP BY i.user_id
 )
-SELECT a.* EXCLUDE (last_impression_ms),
+SELECT a.* EXCLUDE (last_impression_ms), k.* EXCLUDE (user_id),
        a.clicks / a.impressions AS ctr,
        a.likes / greatest(a.clicks, 1) AS like_per_click, a.view_comments / greatest(a.clicks, 1) AS view_comment_per_click,
        (a.likes + a.shares + a.comments + a.view_comments + a.homepage_visits) / a.impressions AS interaction_rate,
@@ -113,7 +119,7 @@ SELECT a.* EXCLUDE (last_impression_ms),
        a.active_days_week2 - a.active_days_week1 AS active_day_trend,
        {DEMOGRAPHICS_SQL},
        a.last_impression_ms
-FROM agg a LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
+FROM days a JOIN content k USING (user_id) LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
 """
 
 
@@ -155,6 +161,7 @@ def build_kpi_features(
         "impression_paths": [
             str(p) for p in require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
         ],
+        "activity_paths": activity_paths(lake, calendar, dts, "kpi_features"),
         "cards_path": str(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "creators_path": str(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "publish_anchor": publish_day_anchor,

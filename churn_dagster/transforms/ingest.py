@@ -28,13 +28,15 @@ import duckdb
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
 from churn_dagster.transforms import quarantine
-from churn_dagster.transforms.duck import copy_to_parquet, used_params
+from churn_dagster.transforms.duck import copy_to_parquet_with_stats, used_params
 from churn_dagster.transforms.ingest_rules import RULES
 from churn_dagster.transforms.lake import Lake
 from churn_dagster.transforms.staging import (
     OUTSIDE_BUCKET,
-    QUARANTINE_PREFIX,
+    QUARANTINE_OFFSET,
     SNAPSHOT_BUCKET,
+    SNAPSHOT_SCOPE,
+    UNASSIGNED_BUCKET,
     UNASSIGNED_SCOPE,
     staged_rows_sql,
     stored_columns,
@@ -52,6 +54,7 @@ class IngestResult:
     rows_outside_run: int = 0
     quarantined_by_reason: Counter = field(default_factory=Counter)
     quarantine_files: list[str] = field(default_factory=list)
+    non_null: Counter = field(default_factory=Counter)  # loaded values per column that are not NULL
 
     @property
     def rows_quarantined(self) -> int:
@@ -68,6 +71,10 @@ class IngestResult:
 
 def _epoch_day(day: date) -> int:
     return (day - date(1970, 1, 1)).days
+
+
+def _quarantine_bucket(bucket: int) -> int:
+    return bucket if bucket == UNASSIGNED_BUCKET else QUARANTINE_OFFSET + bucket
 
 
 def _parse_into_buckets(
@@ -88,8 +95,7 @@ def _parse_into_buckets(
     ).fetchall()
     counts: Counter = Counter()
     for filename, count, *_ in stats:
-        bucket = Path(filename).parent.name.split("=", 1)[1]
-        counts[bucket] += int(count)
+        counts[int(Path(filename).parent.name.split("=", 1)[1])] += int(count)
     return counts
 
 
@@ -99,41 +105,46 @@ def _publish_partition(
     bucket_files: list[str],
     final: Path,
     scope: str,
-) -> int:
+) -> tuple[int, dict]:
     """Pass 2 for one partition: collapse exact duplicates, hold back key conflicts, write sorted.
 
     Keys held by more than one row are recorded in the connection's ``_suspects`` table with the number of
     distinct versions (1: exact copies, of which one is loaded; more: a conflict, none is loaded) for
-    :func:`quarantine.write_quarantine`. Returns the rows written.
+    :func:`quarantine.write_quarantine`. Returns the rows written and their column statistics.
     """
     key = RULES[spec.stem].key
     columns = ", ".join(stored_columns(spec))
     if not bucket_files:
         empty = "SELECT " + ", ".join(f"NULL::{stored_type(spec, c)} AS {c}" for c in stored_columns(spec))
-        return copy_to_parquet(con, f"{empty} WHERE false", final)
+        return copy_to_parquet_with_stats(con, f"{empty} WHERE false", final)
     files = {"files": bucket_files}
     source = f"(SELECT {columns} FROM read_parquet($files, hive_partitioning = false))"
+    keys = ", ".join(key)
+    # Hashing the key finds candidate duplicates far faster than grouping on it; in the usual case there are
+    # none and the day is written straight away. Candidates are compared on the key itself, so a hash
+    # collision costs nothing but a closer look.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _day_suspects AS
-            SELECT {', '.join(key)}, count(DISTINCT CAST(struct_pack({columns}) AS VARCHAR)) AS versions
-            FROM {source} s
-            WHERE ({', '.join(key)}) IN (
-                SELECT ({', '.join(key)}) FROM {source} GROUP BY ALL HAVING count(*) > 1)
-            GROUP BY ALL""",
+        f"CREATE OR REPLACE TEMP TABLE _day_suspects AS "
+        f"SELECT hash({keys}) AS h FROM {source} GROUP BY h HAVING count(*) > 1",
         files,
     )
-    on_key = " AND ".join(f"s.{k} = d.{k}" for k in key)
-    written = copy_to_parquet(
-        con,
-        f"""SELECT * FROM (
+    query = f"SELECT * FROM {source} ORDER BY {keys}"
+    if con.execute("SELECT count(*) FROM _day_suspects").fetchone()[0] > 0:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _day_suspects AS
+                SELECT {keys}, count(DISTINCT CAST(struct_pack({columns}) AS VARCHAR)) AS versions
+                FROM {source} s WHERE hash({keys}) IN (SELECT h FROM _day_suspects)
+                GROUP BY ALL HAVING count(*) > 1""",
+            files,
+        )
+        on_key = " AND ".join(f"s.{k} = d.{k}" for k in key)
+        query = f"""SELECT * FROM (
                 SELECT s.* FROM {source} s ANTI JOIN _day_suspects d ON {on_key}
                 UNION ALL
                 SELECT DISTINCT s.* FROM {source} s SEMI JOIN (SELECT * FROM _day_suspects WHERE versions = 1) d ON {on_key}
-            ) ORDER BY {', '.join(key)}""",
-        final,
-        files,
-    )
-    con.execute(f"INSERT INTO _suspects SELECT $scope, {', '.join(key)}, versions FROM _day_suspects", {"scope": scope})
+            ) ORDER BY {keys}"""
+        con.execute(f"INSERT INTO _suspects SELECT $scope, {keys}, versions FROM _day_suspects", {"scope": scope})
+    written = copy_to_parquet_with_stats(con, query, final, files)
     con.execute("DROP TABLE _day_suspects")
     return written
 
@@ -161,7 +172,8 @@ def ingest(
         "first_epoch_day": _epoch_day(calendar.first_day),
         "run_dts": [calendar.dt(d) for d in days or []],
     }
-    scopes = [d.isoformat() for d in days] if days is not None else [SNAPSHOT_BUCKET]
+    # scope (partition or quarantine file name) -> the bucket of its loaded rows
+    scopes = {d.isoformat(): calendar.dt(d) for d in days} if days is not None else {SNAPSHOT_SCOPE: SNAPSHOT_BUCKET}
     try:
         bucket_counts: Counter = Counter()
         rejects_tables = []
@@ -175,14 +187,18 @@ def ingest(
 
         key_types = ", ".join(f"{k} {stored_type(spec, k)}" for k in RULES[spec.stem].key)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects (scope VARCHAR, {key_types}, versions BIGINT)")
-        for scope in scopes:
-            files = sorted(str(p) for p in staging_root.glob(f"*/_bucket={scope}/*.parquet"))
+        for scope, bucket in scopes.items():
+            files = sorted(str(p) for p in staging_root.glob(f"*/_bucket={bucket}/*.parquet"))
             final = lake.raw_day(spec.stem, date.fromisoformat(scope)) if spec.daily else lake.raw_snapshot(spec.stem)
-            result.rows_loaded[scope] = _publish_partition(con, spec, files, final, scope)
+            result.rows_loaded[scope], stats = _publish_partition(con, spec, files, final, scope)
+            result.non_null += stats
 
+        quarantine_scopes = {**scopes, UNASSIGNED_SCOPE: UNASSIGNED_BUCKET} if spec.daily else scopes
+        con.execute("CREATE OR REPLACE TEMP TABLE _scopes (scope VARCHAR, bucket INTEGER)")
+        con.executemany("INSERT INTO _scopes VALUES (?, ?)", list(quarantine_scopes.items()))
         flagged = {
-            scope: sorted(str(p) for p in staging_root.glob(f"*/_bucket={QUARANTINE_PREFIX}{scope}/*.parquet"))
-            for scope in [*scopes, UNASSIGNED_SCOPE]
+            scope: sorted(str(p) for p in staging_root.glob(f"*/_bucket={_quarantine_bucket(bucket)}/*.parquet"))
+            for scope, bucket in quarantine_scopes.items()
         }
         written = quarantine.write_quarantine(con, spec, sources, lake, flagged, params)
         for scope, reasons in written.items():
@@ -191,6 +207,7 @@ def ingest(
     finally:
         shutil.rmtree(staging_root, ignore_errors=True)
         con.execute("DROP TABLE IF EXISTS _suspects")
+        con.execute("DROP TABLE IF EXISTS _scopes")
         for i in range(len(sources)):
             con.execute(f"DROP TABLE IF EXISTS _rejects_{i}")
             con.execute(f"DROP TABLE IF EXISTS _rejects_{i}_scan")

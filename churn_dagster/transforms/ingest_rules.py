@@ -97,7 +97,7 @@ RULES: dict[str, FileRules] = {
             ("impress_position < 0", "impressPosition is negative", "impressPosition"),
             ("mlog_view_time < 0", "mlogViewTime is negative", "mlogViewTime"),
             (
-                f"detail_list IS NOT NULL AND NOT {_DETAIL_COMPLETE}",
+                f"detail_list IS NOT NULL AND NOT coalesce({_DETAIL_COMPLETE}, false)",
                 "detailMlogInfoList is not a list of dicts with the published keys",
                 "detailMlogInfoList",
             ),

@@ -20,7 +20,15 @@ from churn_dagster import ncm_format as fmt
 from churn_dagster.transforms.duck import copy_to_parquet, used_params
 from churn_dagster.transforms.ingest_rules import RULES
 from churn_dagster.transforms.lake import Lake
-from churn_dagster.transforms.staging import UNASSIGNED_SCOPE, staged_rows_sql, stored_columns, stored_type
+from churn_dagster.transforms.staging import (
+    QUARANTINE_OFFSET,
+    SNAPSHOT_SCOPE,
+    UNASSIGNED_BUCKET,
+    UNASSIGNED_SCOPE,
+    staged_rows_sql,
+    stored_columns,
+    stored_type,
+)
 
 DUPLICATE_REASON = "duplicate of an identical row, which was loaded once"
 CONFLICT_REASON = "rows share the natural key but disagree on other columns; none was loaded"
@@ -37,7 +45,7 @@ def collect_rejects(con: duckdb.DuckDBPyConnection, tables: list[str], sources: 
             f"""INSERT INTO _rejected
                 SELECT $source, line, arg_min(column_name, column_idx),
                        'unparseable line (' || string_agg(DISTINCT error_type, ', ' ORDER BY error_type) || ')',
-                       arg_min(error_message, column_idx), any_value(csv_line)
+                       arg_min(error_type || ': ' || error_message, column_idx), any_value(csv_line)
                 FROM {table} GROUP BY line""",
             {"source": str(source)},
         )
@@ -56,11 +64,15 @@ def _rescan(con: duckdb.DuckDBPyConnection, spec: fmt.NcmFile, source: Path, par
     try:
         con.execute(
             f"""INSERT INTO _scanned
-                SELECT $source, rn, _problem, _bucket, r FROM (
+                SELECT $source, rn, _problem, sc.scope, x._bucket >= {QUARANTINE_OFFSET} OR x._bucket = {UNASSIGNED_BUCKET}, r
+                FROM (
                     SELECT row_number() OVER () AS rn, _problem, _bucket, {row} AS r FROM ({sql})
                 ) x
-                WHERE starts_with(_bucket, 'q_')
-                   OR EXISTS (SELECT 1 FROM _suspects s WHERE s.scope = x._bucket AND {match_key})""",
+                JOIN _scopes sc
+                  ON sc.bucket = CASE WHEN x._bucket >= {QUARANTINE_OFFSET} THEN x._bucket - {QUARANTINE_OFFSET}
+                                      ELSE x._bucket END
+                WHERE x._bucket >= {QUARANTINE_OFFSET} OR x._bucket = {UNASSIGNED_BUCKET}
+                   OR EXISTS (SELECT 1 FROM _suspects s WHERE s.scope = sc.scope AND {match_key})""",
             {**read_params, **used_params(sql, params), "source": str(source)},
         )
     finally:
@@ -95,8 +107,8 @@ def _quarantine_rows_sql(spec: fmt.NcmFile, unassigned: str) -> str:
 CREATE OR REPLACE TEMP TABLE _quarantine AS
 SELECT '{unassigned}' AS scope, source_file, line, column_name, kind, reason, content FROM _rejected
 UNION ALL
-SELECT substr(_bucket, 3), source_file, line, {column_case}, _problem, _problem, CAST(r AS VARCHAR)
-FROM _numbered WHERE _problem IS NOT NULL AND starts_with(_bucket, 'q_')
+SELECT scope, source_file, line, {column_case}, _problem, _problem, CAST(r AS VARCHAR)
+FROM _numbered WHERE _problem IS NOT NULL AND quarantined
 UNION ALL
 SELECT scope, source_file, line, CASE WHEN versions > 1 THEN '{", ".join(key)}' END,
        CASE WHEN versions > 1 THEN '{CONFLICT_REASON}' ELSE '{DUPLICATE_REASON}' END,
@@ -105,7 +117,7 @@ FROM (
     SELECT x.scope, n.source_file, n.line, n.r, x.versions,
            row_number() OVER (PARTITION BY x.scope, n.r ORDER BY n.source_file, n.line) AS copy_no
     FROM _numbered n
-    JOIN _suspects x ON x.scope = n._bucket AND {match_key}
+    JOIN _suspects x ON x.scope = n.scope AND {match_key}
     WHERE n._problem IS NULL
 ) WHERE versions > 1 OR copy_no > 1
 """
@@ -121,19 +133,20 @@ def write_quarantine(
 ) -> dict[str, Counter]:
     """Write one quarantine file per scope of the run (possibly empty); return the reasons counted per scope.
 
-    Expects ``_rejected`` (from :func:`collect_rejects`) and ``_suspects`` (from the publish pass).
+    Expects ``_rejected`` (from :func:`collect_rejects`), ``_suspects`` (from the publish pass) and ``_scopes``
+    (scope name and loaded-rows bucket of each partition of the run).
     """
     row_type = "STRUCT(" + ", ".join(f"{c} {stored_type(spec, c)}" for c in stored_columns(spec)) + ")"
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _scanned (source_file VARCHAR, rn BIGINT, _problem VARCHAR, _bucket VARCHAR, "
-        f"r {row_type})"
+        "CREATE OR REPLACE TEMP TABLE _scanned (source_file VARCHAR, rn BIGINT, _problem VARCHAR, scope VARCHAR, "
+        f"quarantined BOOLEAN, r {row_type})"
     )
     has_suspects = con.execute("SELECT count(*) FROM _suspects").fetchone()[0] > 0
     if has_suspects or any(flagged.values()):
         for source in sources:
             _rescan(con, spec, source, params)
     con.execute(_LINES_SQL)
-    con.execute(_quarantine_rows_sql(spec, UNASSIGNED_SCOPE if spec.daily else "all"))
+    con.execute(_quarantine_rows_sql(spec, UNASSIGNED_SCOPE if spec.daily else SNAPSHOT_SCOPE))
     _check_rule_rows(con, spec, flagged)
     counted: dict[str, Counter] = {}
     for scope in flagged:
@@ -160,7 +173,7 @@ def _check_rule_rows(con: duckdb.DuckDBPyConnection, spec: fmt.NcmFile, flagged:
         for files in flagged.values()
         if files
     )
-    found = con.execute("SELECT count(*) FROM _numbered WHERE _problem IS NOT NULL").fetchone()[0]
+    found = con.execute("SELECT count(*) FROM _numbered WHERE _problem IS NOT NULL AND quarantined").fetchone()[0]
     if found != expected:
         raise RuntimeError(
             f"{spec.stem}: the ordered re-scan found {found} rows breaking a rule where the parallel pass "

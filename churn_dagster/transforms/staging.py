@@ -1,8 +1,7 @@
 """The typed, rule-checked rows of one source file, as one SQL query shared by every pass that reads it.
 
 The fast parallel pass and the ordered re-scan for line numbers must see exactly the same rows, problems
-and buckets; both build their query here. A row's bucket is its day (``YYYY-MM-DD``, or ``all`` for snapshot
-files), ``q_<day>`` / ``q_unassigned`` when it breaks a rule, or ``outside`` when its day is not in the run.
+and buckets; both build their query here.
 """
 
 from __future__ import annotations
@@ -13,21 +12,25 @@ from churn_dagster import ncm_format as fmt
 from churn_dagster.transforms.csv_source import read_csv_sql
 from churn_dagster.transforms.ingest_rules import DETAIL_ITEMS_TYPE, RULES
 
-SNAPSHOT_BUCKET = "all"
-OUTSIDE_BUCKET = "outside"
-QUARANTINE_PREFIX = "q_"
+# Buckets are integers (cheap to partition by): a day's rows go to bucket dt, quarantined rows of that day
+# to QUARANTINE_OFFSET + dt, quarantined rows without a usable day to UNASSIGNED_BUCKET, rows of days the
+# run does not write to OUTSIDE_BUCKET. Snapshot files use SNAPSHOT_BUCKET as their one "day".
+OUTSIDE_BUCKET = -1
+UNASSIGNED_BUCKET = 0
+SNAPSHOT_BUCKET = 1
+QUARANTINE_OFFSET = 1000
 UNASSIGNED_SCOPE = "unassigned"
+SNAPSHOT_SCOPE = "all"
 
 
 def _bucket_sql(spec: fmt.NcmFile) -> str:
     if not spec.daily:
-        return f"CASE WHEN _problem IS NULL THEN '{SNAPSHOT_BUCKET}' ELSE '{QUARANTINE_PREFIX}{SNAPSHOT_BUCKET}' END"
-    day_key = "strftime($first_day + (dt - 1), '%Y-%m-%d')"
+        return f"CASE WHEN _problem IS NULL THEN {SNAPSHOT_BUCKET} ELSE {QUARANTINE_OFFSET + SNAPSHOT_BUCKET} END"
     return f"""CASE
-        WHEN dt IS NULL OR NOT (dt BETWEEN 1 AND $num_days) THEN '{QUARANTINE_PREFIX}{UNASSIGNED_SCOPE}'
-        WHEN NOT list_contains($run_dts, dt) THEN '{OUTSIDE_BUCKET}'
-        WHEN _problem IS NULL THEN {day_key}
-        ELSE '{QUARANTINE_PREFIX}' || {day_key}
+        WHEN dt IS NULL OR NOT (dt BETWEEN 1 AND $num_days) THEN {UNASSIGNED_BUCKET}
+        WHEN NOT list_contains($run_dts, dt) THEN {OUTSIDE_BUCKET}
+        WHEN _problem IS NULL THEN dt
+        ELSE {QUARANTINE_OFFSET} + dt
     END"""
 
 
