@@ -14,7 +14,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 from bench.stage import STAGES
 

@@ -55,7 +55,7 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
     longest = np.argsort(-dataset.lengths, kind="stable")[: 4 * ATTENTION_SAMPLE]
     sample = explain.attention_weights(hybrid.model, dataset, np.sort(rng.choice(longest, ATTENTION_SAMPLE, replace=False)))
     figures["attention_hybrid"] = explain.plot_attention(sample, out / "attention_hybrid_churn.png")
-    recent = float(np.mean([w[length - 1] for w, length in zip(sample.weights, sample.lengths)]))
+    recent = float(np.mean([w[length - 1] for w, length in zip(sample.weights, sample.lengths, strict=True)]))
     text = "\n\n".join([
         "## Explanations (churn target, random-split test users)",
         "XGBoost, mean |SHAP| (top 10):\n\n" + frame_markdown(shap.top(10).rename_axis("feature").reset_index()),

@@ -10,7 +10,7 @@ import os
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
@@ -77,8 +77,8 @@ class LakeResource(dg.ConfigurableResource):
 class FeatureSettingsResource(dg.ConfigurableResource):
     """Settings every cohort must share, so they live in one resource rather than in per-run config."""
 
-    session_gap_minutes: float = Field(default=30.0, description="A gap this long or longer starts a new session.")
-    max_sessions: int = Field(default=192, description="Sequence length; longer histories keep the latest sessions.")
+    session_gap_minutes: float = Field(default=30.0, gt=0, description="A gap this long or longer starts a new session.")
+    max_sessions: int = Field(default=192, gt=0, description="Sequence length; longer histories keep the latest sessions.")
     train_fraction: float = Field(default=0.70, description="Share of each cohort's users in the training split.")
     validation_fraction: float = Field(default=0.15, description="Share in the validation split; the rest is test.")
     split_seed: int = Field(default=42, description="Seed of the stratified user split.")

@@ -12,7 +12,7 @@ so nothing of a test cohort shapes its own inputs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,9 @@ import pandas as pd
 from churn_dagster.ml import classical
 from churn_dagster.ml.data import Normalization, SequenceDataset, make_loader, pooled_normalization
 from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
-from churn_dagster.ml.train import TrainConfig, predict_proba, train_model
+from churn_dagster.ml.train import EpochCallback, TrainConfig, predict_proba, train_model
 
 SCHEMES = ("random", "out_of_time")
-EpochCallback = Callable[[int, float, float, dict, float], None]
 
 
 @dataclass

@@ -59,22 +59,12 @@ def plot_roc_curves(y_true: Sequence[int], proba: np.ndarray, class_names: Seque
     one-vs-rest curve per class for ``[N, K]``, skipping classes with no positive or no negative."""
     y = np.asarray(y_true).astype(np.int64)
     proba = np.asarray(proba, dtype=np.float64)
-    fig = new_figure(5.5, 5)
-    ax = fig.add_subplot()
     curves = [(class_names[1], y == 1, proba)] if proba.ndim == 1 else [
         (name, y == k, proba[:, k]) for k, name in enumerate(class_names)
     ]
-    for name, positive, score in curves:
-        if positive.all() or not positive.any():
-            continue
-        fpr, tpr, _ = roc_curve(positive, score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    return save(fig, path)
+    drawable = {name: (positive, score) for name, positive, score in curves
+                if positive.any() and not positive.all()}
+    return plot_roc_comparison(drawable, path, title)
 
 
 def plot_class_metrics(metrics: dict, path: str | Path, title: str = "Per-class metrics") -> Path:

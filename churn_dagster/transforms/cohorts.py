@@ -8,7 +8,6 @@ re-scanning impressions.
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import duckdb
 
@@ -93,7 +92,3 @@ def cohort_days_dts(calendar: Calendar, cohorts: list[date], window: str) -> lis
     """Every ``dt`` that the observation (or label) windows of ``cohorts`` cover, in order."""
     spans = calendar.observation_dts if window == "observation" else calendar.label_dts
     return sorted({d for c in cohorts for d in spans(c)})
-
-
-def existing(paths: list[Path]) -> list[str]:
-    return [str(p) for p in paths if p.exists()]

@@ -1,8 +1,10 @@
 """Sessions of the observation window, with every per-session feature of SPEC.md "Sessions".
 
 Rule (the reference study's): sort a user's impressions by time; a gap of ``gap_minutes`` or more starts a
-new session, anything shorter continues it; sessions have no maximum length. Ties on ``impressTime`` (the
-cards of one feed request) are ordered by position and card id so the numbering is deterministic.
+new session, anything shorter continues it; sessions have no maximum length. The cards of one feed request
+share their ``impressTime``, so they always fall into the same session: the SQL first collapses each
+request into one row and sessionises requests, which sorts about a third as many rows as sorting
+impressions would (3 cards per request on average) and needs no tie-breaking to be deterministic.
 
 Duration: ``impressTime`` is the time of a feed request, shared by every card it returned, so the span
 between requests is zero for most sessions. A session therefore lasts from its first request to the
@@ -27,31 +29,36 @@ _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
 SESSIONS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _sessions AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
-impressions AS (
-    SELECT i.user_id, u.cohort_day, u.first_dt, i.impress_time_ms AS t, i.impress_position AS pos, i.mlog_id,
-           i.is_click, i.is_like, i.is_share, i.is_comment, i.is_view_comment, i.is_into_homepage,
-           coalesce(i.mlog_view_time, 0) AS view_s
+requests AS (
+    SELECT i.user_id, u.cohort_day, any_value(u.first_dt) AS first_dt, i.impress_time_ms AS t,
+           count(*) AS impressions, count_if(i.is_click) AS clicks, count_if(i.is_like) AS likes,
+           count_if(i.is_share) AS shares, count_if(i.is_comment) AS comments,
+           count_if(i.is_into_homepage) AS into_homepage, count_if(i.is_view_comment) AS view_comments,
+           count_if(i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage) AS interactions,
+           max(i.impress_position) AS max_position, sum(coalesce(i.mlog_view_time, 0)) AS view_s,
+           max(coalesce(i.mlog_view_time, 0)) AS longest_view_s
     FROM read_parquet($impression_paths, hive_partitioning = false) i JOIN users u
       ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY i.user_id, u.cohort_day, i.impress_time_ms
 ),
 marked AS (
-    SELECT *, CASE WHEN t - lag(t) OVER w < $gap_ms THEN 0 ELSE 1 END AS starts_session
-    FROM impressions WINDOW w AS (PARTITION BY user_id ORDER BY t, pos, mlog_id)
+    SELECT *, CASE WHEN t - lag(t) OVER (PARTITION BY user_id ORDER BY t) < $gap_ms THEN 0 ELSE 1 END AS starts_session
+    FROM requests
 ),
 numbered AS (
-    SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t, pos, mlog_id ROWS UNBOUNDED PRECEDING)
+    SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t ROWS UNBOUNDED PRECEDING)::BIGINT
               AS global_session_idx
     FROM marked
 ),
 sessions AS (
     SELECT user_id, cohort_day, any_value(first_dt) AS first_dt, global_session_idx,
-           min(t) AS start_ms, max(t) AS last_request_ms, max(t + view_s * 1000) AS end_ms,
-           count(*) AS total_impressions, count(DISTINCT t) AS feed_requests,
-           count_if(is_click) AS total_clicks, count_if(is_like) AS total_likes,
-           count_if(is_share) AS total_shares, count_if(is_comment) AS total_comments,
-           count_if(is_into_homepage) AS total_into_homepage, count_if(is_view_comment) AS total_view_comments,
-           count_if(is_like OR is_share OR is_comment OR is_view_comment OR is_into_homepage) AS interactions,
-           max(pos) AS max_impress_position, sum(view_s) AS view_time_s
+           min(t) AS start_ms, max(t) AS last_request_ms, max(t + longest_view_s * 1000) AS end_ms,
+           sum(impressions)::BIGINT AS total_impressions, count(*) AS feed_requests,
+           sum(clicks)::BIGINT AS total_clicks, sum(likes)::BIGINT AS total_likes,
+           sum(shares)::BIGINT AS total_shares, sum(comments)::BIGINT AS total_comments,
+           sum(into_homepage)::BIGINT AS total_into_homepage, sum(view_comments)::BIGINT AS total_view_comments,
+           sum(interactions)::BIGINT AS interactions,
+           max(max_position) AS max_impress_position, sum(view_s) AS view_time_s
     FROM numbered GROUP BY user_id, cohort_day, global_session_idx
 ),
 placed AS (
