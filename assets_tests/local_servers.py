@@ -7,6 +7,7 @@ owns. Every server binds 127.0.0.1 on a port that was free a moment before.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -145,6 +146,13 @@ def listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
                 address, port = local.split(":")
                 found.add((_decode_address(address, width), int(port, 16)))
     return found
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4 loopback address seen through a dual-stack socket (``::ffff:127.0.0.1``)."""
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def _decode_address(hex_address: str, width: int) -> str:

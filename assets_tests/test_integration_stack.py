@@ -23,7 +23,16 @@ from mlflow import MlflowClient
 
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
-from local_servers import Process, free_port, http_ok, listening_sockets, postgres_cluster, process_tree, wait_until
+from local_servers import (
+    Process,
+    free_port,
+    http_ok,
+    is_loopback,
+    listening_sockets,
+    postgres_cluster,
+    process_tree,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -179,7 +188,7 @@ def test_nothing_listens_beyond_loopback(stack, launched):
     pids = set().union(*(process_tree(p.proc.pid) for p in stack.procs.values()))
     sockets = listening_sockets(pids)
     assert {stack.grpc_port, stack.web_port, stack.mlflow_port} <= {port for _, port in sockets}
-    assert all(address in ("127.0.0.1", "::1") for address, _ in sockets), sockets
+    assert all(is_loopback(address) for address, _ in sockets), sockets
 
 
 def test_runs_are_in_dagster_postgres_storage(stack, launched):

@@ -34,7 +34,9 @@ def _generate(args: argparse.Namespace) -> None:
     summary = generate(
         args.out, users=args.users, days=args.days, start_date=args.start_date, seed=args.seed, compress=args.gzip
     )
-    print(summary)
+    print(f"wrote {summary.out_dir}:")
+    for stem, path in summary.paths.items():
+        print(f"  {path.name:<26} {summary.rows[stem]:>12,} rows")
     if args.start_date != date(2019, 11, 1) or args.days != 30:
         last = args.start_date.toordinal() + args.days - 1
         print(

@@ -12,6 +12,11 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from churn_dagster.calendar import Calendar
 
 
+# The terminal shows what the assets log and any failure; the step-by-step DEBUG events stay in the run's
+# event log, which the Dagster UI shows in full.
+CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 class RunFailed(RuntimeError):
     """A step of the graph failed; the message names the run to open in the UI."""
 
@@ -53,7 +58,10 @@ def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[St
     for step in steps:
         echo(f"running {step.describe()} ...")
         result = defs.resolve_job_def(step.job).execute_in_process(
-            run_config=step.run_config, instance=instance, tags=step.tags, raise_on_error=False
+            run_config={**CONSOLE_AT_INFO, **(step.run_config or {})},
+            instance=instance,
+            tags=step.tags,
+            raise_on_error=False,
         )
         run_ids.append(result.run_id)
         failed_checks = [
