@@ -17,10 +17,8 @@ from churn_dagster import ncm_format as fmt
 # Canonical struct of one swipe-down entry; every value is a string in the file.
 _DETAIL_JSON_SHAPE = "[{" + ",".join(f'"{k}":"VARCHAR"' for k in fmt.DETAIL_LIST_KEYS) + "}]"
 _DETAIL_JSON = "replace(detail_list, '''', '\"')"
-_DETAIL_PARSED = (
-    f"CASE WHEN json_valid({_DETAIL_JSON}) AND json_type({_DETAIL_JSON}) = 'ARRAY' "
-    f"THEN from_json({_DETAIL_JSON}, '{_DETAIL_JSON_SHAPE}') END"
-)
+# A list that is not valid JSON, or not an array, parses to NULL, and its row is quarantined.
+_DETAIL_PARSED = f"TRY(from_json({_DETAIL_JSON}, '{_DETAIL_JSON_SHAPE}'))"
 DETAIL_ITEMS_SQL = f"""
 list_transform({_DETAIL_PARSED}, lambda x: struct_pack(
     mlog_id := x.mlogId,
