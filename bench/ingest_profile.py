@@ -36,6 +36,10 @@ def timed(con, sql: str, params: dict) -> float:
     return time.perf_counter() - start
 
 
+def timed_copy(con, query: str, params: dict, dst: Path, options: str = "") -> float:
+    return timed(con, f"COPY ({query}) TO $dst (FORMAT parquet{options})", {**params, "dst": str(dst)})
+
+
 def staged_query(source: Path, rejects: str | None) -> tuple[str, dict]:
     sql, params = staging.staged_rows_sql(SPEC, source, rejects)
     query = f"SELECT {', '.join(staging.stored_columns(SPEC))}, _problem, _bucket FROM ({sql})"
@@ -47,9 +51,8 @@ def pass_one(con, source: Path, work: Path) -> dict[str, float]:
     for rejects in (None, "_rejects_typed"):
         read = read_csv_sql(SPEC, source, rejects)
         name = "typed parse" + (" + rejects table" if rejects else "")
-        results[name] = timed(con, f"COPY ({read.sql}) TO $dst (FORMAT parquet)", {**read.params, "dst": str(work / "typed.parquet")})
-    query, params = staged_query(source, None)
-    results["+ derived columns and rules"] = timed(con, f"COPY ({query}) TO $dst (FORMAT parquet)", {**params, "dst": str(work / "rules.parquet")})
+        results[name] = timed_copy(con, read.sql, read.params, work / "typed.parquet")
+    results["+ derived columns and rules"] = timed_copy(con, *staged_query(source, None), work / "rules.parquet")
     original = RULES[SPEC.stem]
     RULES[SPEC.stem] = dataclasses.replace(
         original,
@@ -57,14 +60,12 @@ def pass_one(con, source: Path, work: Path) -> dict[str, float]:
         checks=tuple(c for c in original.checks if "detail" not in c[0]),
     )
     try:
-        query, params = staged_query(source, None)
-        results["  the same without the swipe-down parse"] = timed(
-            con, f"COPY ({query}) TO $dst (FORMAT parquet)", {**params, "dst": str(work / "no_detail.parquet")})
+        results["  the same without the swipe-down parse"] = timed_copy(
+            con, *staged_query(source, None), work / "no_detail.parquet")
     finally:
         RULES[SPEC.stem] = original
-    query, params = staged_query(source, "_rejects_staged")
-    results["pass 1 as ingested (rejects, rules, per-day buckets)"] = timed(
-        con, f"COPY ({query}) TO $dst (FORMAT parquet, PARTITION_BY (_bucket))", {**params, "dst": str(work / "staging")})
+    results["pass 1 as ingested (rejects, rules, per-day buckets)"] = timed_copy(
+        con, *staged_query(source, "_rejects_staged"), work / "staging", ", PARTITION_BY (_bucket)")
     return results
 
 
@@ -75,11 +76,12 @@ def publish(con, work: Path) -> dict[str, float]:
         files = {"files": sorted(str(p) for p in (work / "staging" / f"_bucket={dt}").glob("*.parquet"))}
         source = f"(SELECT {columns} FROM read_parquet($files, hive_partitioning = false))"
         totals["hashed duplicate check"] += timed(
-            con, f"CREATE OR REPLACE TEMP TABLE _h AS SELECT hash({keys}) AS h FROM {source} GROUP BY h HAVING count(*) > 1", files)
-        totals["sort alone"] += timed(con, f"CREATE OR REPLACE TEMP TABLE _s AS SELECT * FROM {source} ORDER BY {keys}", files)
+            con, f"CREATE OR REPLACE TEMP TABLE _h AS SELECT hash({keys}) AS h FROM {source} "
+                 "GROUP BY h HAVING count(*) > 1", files)
+        ordered = f"SELECT * FROM {source} ORDER BY {keys}"
+        totals["sort alone"] += timed(con, f"CREATE OR REPLACE TEMP TABLE _s AS {ordered}", files)
         con.execute("DROP TABLE _s")
-        totals["sorted write"] += timed(
-            con, f"COPY (SELECT * FROM {source} ORDER BY {keys}) TO '{work / 'day.parquet'}' (FORMAT parquet)", files)
+        totals["sorted write"] += timed_copy(con, ordered, files, work / "day.parquet")
     return totals
 
 
