@@ -9,8 +9,7 @@ import shutil
 import pytest
 
 from churn_dagster import ncm_format as fmt
-from churn_dagster.transforms.csv_source import BadInputError
-from churn_dagster.transforms.ingest import ingest
+from churn_dagster.transforms.ingest import BadInputError, ingest
 from conftest import CALENDAR, Imp, all_days, require_real_head, write_impressions
 from pipeline_helpers import ingest_folder, rows
 
@@ -44,14 +43,16 @@ def test_bad_rows_are_quarantined_with_line_and_reason(tmp_path, lake, con):
     assert result.total_loaded == 3
     assert result.rows_quarantined == 7
     assert result.balanced
-    unassigned = {r["line"]: r for r in _quarantine(con, lake, "unassigned")}
-    assert sorted(unassigned) == [5, 6, 9, 11]
-    assert unassigned[5]["column_name"] == "dt" and "abc" in unassigned[5]["reason"]
-    assert "Expected Number of Columns" in unassigned[6]["reason"]
+    unassigned = {r["line"]: r for r in _quarantine(con, lake, "unassigned/impression_data.csv")}
+    assert sorted(unassigned) == [5, 6, 9]  # no usable day: dt unreadable, the line broken, dt out of range
+    assert unassigned[5]["column_name"] == "dt" and unassigned[5]["reason"] == "dt is not a plain base-10 integer of 32 bits"
+    assert "abc" in unassigned[5]["content"]
+    assert unassigned[6]["reason"] == "wrong number of fields (expected 13)" and unassigned[6]["column_name"] == "(line)"
     assert unassigned[9]["reason"] == "dt is outside the days of the data"
-    assert unassigned[11]["column_name"] == "isClick"
     day1 = {r["line"]: r for r in _quarantine(con, lake, "2019-11-01")}
+    assert sorted(day1) == [7, 10, 11]
     assert day1[7]["reason"].startswith("duplicate") and day1[10]["column_name"] == "detailMlogInfoList"
+    assert (day1[11]["column_name"], day1[11]["reason"]) == ("isClick", "isClick is not 0 or 1")
     day2 = _quarantine(con, lake, "2019-11-02")
     assert [(r["line"], r["reason"]) for r in day2] == [(8, "impressTime is not on the Asia/Shanghai day dt")]
     assert result.quarantined_by_reason["duplicate of an identical row, which was loaded once"] == 1

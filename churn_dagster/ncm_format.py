@@ -16,14 +16,16 @@ class Column:
 
     ``source`` is the header spelling in the real file (typos included), ``aliases`` are other spellings we
     accept (the documented ones), ``name`` is the canonical snake_case name used in Parquet, and
-    ``duck_type`` is the DuckDB type the CSV reader parses into, so a value that does not fit is rejected
-    with its line and column instead of becoming NULL.
+    ``duck_type`` is the stored type; a value that is not strictly of that type (see
+    ``transforms/ingest/fields.py``) is quarantined with its line and column instead of being coerced.
+    ``identifier`` marks an ID: an empty value is a missing ID, never the ID ``''``.
     """
 
     source: str
     name: str
     duck_type: str
     aliases: tuple[str, ...] = ()
+    identifier: bool = False
 
     @property
     def is_string(self) -> bool:
@@ -52,12 +54,22 @@ class NcmFile:
     def header(self) -> list[str]:
         return [c.source for c in self.columns]
 
+    @property
+    def null_spellings(self) -> tuple[str, ...]:
+        """Field texts (as written, quotes included) that mean NULL when reading: the impression file's
+        ``NA``; an empty field or the quoted empty string ``""`` in the others."""
+        return (self.null_token,) if self.null_token else ("", '""')
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
 
 def _flags(*pairs: tuple[str, str]) -> tuple[Column, ...]:
     return tuple(Column(src, name, "BOOLEAN") for src, name in pairs)
+
+
+def _id(source: str, name: str) -> Column:
+    return Column(source, name, "VARCHAR", identifier=True)
 
 
 IMPRESSIONS = NcmFile(
@@ -75,9 +87,9 @@ IMPRESSIONS = NcmFile(
             ("isViewComment", "is_view_comment"),
             ("isLike", "is_like"),
         ),
-        Column("mlogId", "mlog_id", "VARCHAR"),
+        _id("mlogId", "mlog_id"),
         Column("mlogViewTime", "mlog_view_time", "DOUBLE"),
-        Column("userId", "user_id", "VARCHAR"),
+        _id("userId", "user_id"),
     ),
     null_token="NA",
     quote_strings=False,
@@ -87,7 +99,7 @@ IMPRESSIONS = NcmFile(
 USER_DEMOGRAPHICS = NcmFile(
     stem="user_demographics",
     columns=(
-        Column("userId", "user_id", "VARCHAR"),
+        _id("userId", "user_id"),
         Column("province", "province", "VARCHAR"),
         Column("age", "age", "INTEGER"),
         Column("gender", "gender", "VARCHAR"),
@@ -103,10 +115,10 @@ USER_DEMOGRAPHICS = NcmFile(
 MLOG_DEMOGRAPHICS = NcmFile(
     stem="mlog_demographics",
     columns=(
-        Column("mlogId", "mlog_id", "VARCHAR"),
-        Column("songId", "song_id", "VARCHAR"),
-        Column("artistId", "artist_id", "VARCHAR"),
-        Column("creatorId", "creator_id", "VARCHAR"),
+        _id("mlogId", "mlog_id"),
+        _id("songId", "song_id"),
+        _id("artistId", "artist_id"),
+        _id("creatorId", "creator_id"),
         Column("publishTime", "publish_time", "INTEGER"),
         Column("type", "type", "INTEGER"),
         Column("contentId", "content_id", "VARCHAR"),
@@ -121,7 +133,7 @@ MLOG_DEMOGRAPHICS = NcmFile(
 MLOG_STATS = NcmFile(
     stem="mlog_stats",
     columns=(
-        Column("mlogId", "mlog_id", "VARCHAR"),
+        _id("mlogId", "mlog_id"),
         Column("dt", "dt", "INTEGER"),
         Column("userImprssionCount", "user_impression_count", "BIGINT", ("userImpressionCount",)),
         Column("userClickCount", "user_click_count", "BIGINT"),
@@ -140,7 +152,7 @@ MLOG_STATS = NcmFile(
 CREATOR_DEMOGRAPHICS = NcmFile(
     stem="creator_demographics",
     columns=(
-        Column("creatorId", "creator_id", "VARCHAR"),
+        _id("creatorId", "creator_id"),
         Column("gender", "gender", "VARCHAR"),
         Column("registeredMonthCnt", "registered_month_cnt", "INTEGER"),
         Column("follows", "follows", "BIGINT"),
@@ -157,7 +169,7 @@ CREATOR_DEMOGRAPHICS = NcmFile(
 CREATOR_STATS = NcmFile(
     stem="creator_stats",
     columns=(
-        Column("creatorId", "creator_id", "VARCHAR"),
+        _id("creatorId", "creator_id"),
         Column("dt", "dt", "INTEGER"),
         Column("PushlishMlogCnt", "publish_mlog_count", "BIGINT", ("PublishMlogCnt",)),
     ),

@@ -44,19 +44,34 @@ def _snapshot_fingerprint(folder: Path) -> str:
     return json.dumps(sorted(stats))
 
 
+def _report_strays(context, state: dict, deliveries, known: set[str]) -> None:
+    """Log, once per name, the day= folders that are skipped: not a date, or a day outside the calendar."""
+    outside = [f"day={d.isoformat()}" for d in deliveries.days if d.isoformat() not in known]
+    for name in [*deliveries.malformed, *outside]:
+        if name not in state["reported"]:
+            why = "is not a calendar day (expected day=YYYY-MM-DD)" if name in deliveries.malformed else (
+                f"is outside the configured days {CALENDAR.first_day} .. {CALENDAR.last_day}")
+            context.log.warning(f"skipping the delivery folder {name}: it {why}")
+            state["reported"].append(name)
+
+
 @dg.sensor(
-    description=f"Ingests each day delivered to the source folder as day=YYYY-MM-DD/ with a {READY_MARKER} marker.",
+    description=f"Ingests each day delivered to the source folder as day=YYYY-MM-DD/ with a {READY_MARKER} marker. "
+    "A folder whose name is not a day of the calendar is reported once and skipped.",
     jobs=[daily_ingest_job, raw_snapshots_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landing_sensor(context: dg.SensorEvaluationContext, source: NcmSourceResource):
     folder = Path(source.directory)
-    state = json.loads(context.cursor) if context.cursor else {"days": [], "snapshots": ""}
+    state = {"days": [], "snapshots": "", "reported": [], **(json.loads(context.cursor) if context.cursor else {})}
     known = set(day_partitions.get_partition_keys())
-    delivered = [d for d in landed_days(folder) if d.isoformat() in known]
+    deliveries = landed_days(folder)
+    _report_strays(context, state, deliveries, known)
+    delivered = [d for d in deliveries.days if d.isoformat() in known]
     if not delivered:
-        return dg.SkipReason(f"no delivered day in {folder} (looking for day=YYYY-MM-DD/{READY_MARKER})")
+        return dg.SensorResult(skip_reason=f"no delivered day in {folder} (looking for day=YYYY-MM-DD/{READY_MARKER})",
+                               cursor=json.dumps(state))
     requests = []
     fingerprint = _snapshot_fingerprint(folder)
     if fingerprint and fingerprint != state["snapshots"]:
@@ -66,7 +81,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, source: NcmSourceResourc
     if new:
         requests.append(_range_request(daily_ingest_job.name, new, f"landed-{min(new)}-{max(new)}",
                                        {"churn/trigger": "landing"}))
-    state = {"days": sorted({*state["days"], *(d.isoformat() for d in new)}), "snapshots": fingerprint}
+    state.update(days=sorted({*state["days"], *(d.isoformat() for d in new)}), snapshots=fingerprint)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(state))
 
 
@@ -100,7 +115,7 @@ def retrain_run_config(cohort: date) -> dict:
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def daily_retrain_schedule(context: dg.ScheduleEvaluationContext, source: NcmSourceResource):
-    delivered = landed_days(Path(source.directory)) or [
+    delivered = landed_days(Path(source.directory)).days or [
         d for d in map(CALENDAR.day, range(1, CALENDAR.num_days + 1))
     ]
     delivered = [d for d in delivered if d <= CALENDAR.last_day]

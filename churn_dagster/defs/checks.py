@@ -14,11 +14,12 @@ import duckdb
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
 from churn_dagster.defs.metadata import check
+from churn_dagster.transforms.duck import literal_paths
 from churn_dagster.transforms.lake import Lake
 
 
 def _files(paths) -> list[str]:
-    return [str(p) for p in paths]
+    return literal_paths(paths)
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, **params) -> tuple:

@@ -13,7 +13,7 @@ from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.transforms import cohorts as cohort_sql
 from churn_dagster.transforms import labels as label_sql
-from churn_dagster.transforms.duck import atomic_path
+from churn_dagster.transforms.duck import atomic_path, literal_paths
 from churn_dagster.transforms.labels import LEVEL_NAMES
 
 
@@ -37,10 +37,10 @@ def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     with lake.connect() as con:
         counts = {d: cohort_sql.build_user_day_activity(con, lake.lake, d) for d in days}
         out = [lake.lake.daily("user_day_activity", d) for d in days]
-        raw = [str(lake.lake.raw_day("impression_data", d)) for d in days]
+        raw = literal_paths(lake.lake.raw_day("impression_data", d) for d in days)
         summed = con.execute(
             "SELECT coalesce(sum(impressions), 0) FROM read_parquet($f, hive_partitioning = false)",
-            {"f": [str(p) for p in out]},
+            {"f": literal_paths(out)},
         ).fetchone()[0]
         raw_rows = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": raw}).fetchone()[0]
         meta = parquet_metadata(con, out)
@@ -81,7 +81,7 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
                 """SELECT count(*) FROM read_parquet($u, hive_partitioning = false) u
                    WHERE EXISTS (SELECT 1 FROM read_parquet($a, hive_partitioning = false) a
                                  WHERE a.user_id = u.user_id AND a.dt < u.first_dt)""",
-                {"u": [str(p) for p in out], "a": earlier},
+                {"u": literal_paths(out), "a": earlier},
             ).fetchone()[0]
         meta = parquet_metadata(con, out)
         meta["users_per_cohort"] = per_partition_table(counts, "users")
@@ -127,7 +127,7 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
                 tmp.write_text(json.dumps(t.as_dict(), indent=2))
         splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
         scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
-        f = {"f": [str(p) for p in scores]}
+        f = {"f": literal_paths(scores)}
         levels = query_markdown(
             con,
             "SELECT level, count(*) AS users, round(count(*) / sum(count(*)) OVER (), 4) AS share "
@@ -145,7 +145,7 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
         split_meta["split_by_churn"] = dg.MetadataValue.md(query_markdown(
             con,
             "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
-            "GROUP BY ALL ORDER BY ALL", {"f": [str(p) for p in splits]},
+            "GROUP BY ALL ORDER BY ALL", {"f": literal_paths(splits)},
         ))
         score_meta = parquet_metadata(con, scores)
         score_meta.update({

@@ -11,6 +11,7 @@ from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.transforms import features as feature_sql
 from churn_dagster.transforms import sessions as session_sql
+from churn_dagster.transforms.duck import literal_paths
 
 _COMMON = dict(
     group_name="features",
@@ -46,7 +47,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
         counts = session_sql.build_sessions(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
         out = checks.lake_paths(lake.lake, "sessions", cohorts)
         users = checks.lake_paths(lake.lake, "cohort_users", cohorts)
-        f = {"f": [str(p) for p in out]}
+        f = {"f": literal_paths(out)}
         in_sessions, short_gaps = con.execute(
             "SELECT sum(total_impressions), count_if(gap_min >= 0 AND gap_min < $gap) "
             "FROM read_parquet($f, hive_partitioning = false)",
@@ -57,7 +58,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
             """SELECT count(*) FROM read_parquet($i, hive_partitioning = false) i
                JOIN read_parquet($u, hive_partitioning = false) u
                  ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt""",
-            {"i": [str(lake.lake.raw_day("impression_data", CALENDAR.day(d))) for d in dts], "u": [str(p) for p in users]},
+            {"i": literal_paths(lake.lake.raw_day("impression_data", CALENDAR.day(d)) for d in dts), "u": literal_paths(users)},
         ).fetchone()[0]
         meta = parquet_metadata(con, out)
         meta["sessions_per_cohort"] = per_partition_table(counts, "sessions")
@@ -90,7 +91,7 @@ def _feature_result(con, lake, cohorts, table: str, counts: dict, last_ms_column
         f"count_if({c} IS NULL) AS nulls FROM read_parquet($f, hive_partitioning = false)"
         for c in numeric
     )
-    meta["feature_summary"] = dg.MetadataValue.md(query_markdown(con, summary, {"f": [str(p) for p in out]}))
+    meta["feature_summary"] = dg.MetadataValue.md(query_markdown(con, summary, {"f": literal_paths(out)}))
     results = [
         checks.one_row_per_cohort_user(con, out, users),
         checks.nothing_from_label_period(con, CALENDAR, out, users, last_ms_column),

@@ -13,6 +13,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from churn_dagster.transforms.duck import literal_paths
+
 PREVIEW_ROWS = 8
 MAX_CELL_CHARS = 40
 
@@ -42,7 +44,7 @@ def query_markdown(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str
 
 def parquet_metadata(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> dict[str, Any]:
     """Row count, column schema and a preview of the first file, for the standard metadata keys."""
-    files = [str(p) for p in paths]
+    files = literal_paths(paths)
     rows = con.execute(
         "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": files}
     ).fetchone()[0]
@@ -56,7 +58,7 @@ def parquet_metadata(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> d
         "dagster/column_schema": schema,
         "preview": dg.MetadataValue.md(preview),
         "files": dg.MetadataValue.int(len(files)),
-        "path": dg.MetadataValue.path(str(Path(files[0]).parent.parent) if len(files) > 1 else files[0]),
+        "path": dg.MetadataValue.path(str(Path(paths[0]).parent.parent) if len(paths) > 1 else str(paths[0])),
     }
 
 

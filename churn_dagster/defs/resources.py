@@ -19,6 +19,7 @@ from pydantic import Field
 from churn_dagster import ncm_format as fmt
 from churn_dagster.defs.mlflow_resource import mlflow_from_env
 from churn_dagster.transforms.duck import DuckSettings, connect
+from churn_dagster.transforms.ingest import SourceFile
 from churn_dagster.transforms.labels import SplitSettings
 from churn_dagster.transforms.lake import Lake
 
@@ -38,16 +39,17 @@ class NcmSourceResource(dg.ConfigurableResource):
             raise FileExistsError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
         return found[0] if found else None
 
-    def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[Path]:
+    def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[SourceFile]:
+        """The whole file if the folder holds one, else one delivered file per day of the run."""
         root = Path(self.directory)
         whole = self._one(root, spec.stem)
         if whole is not None:
-            return [whole]
+            return [SourceFile(whole)]
         if spec.daily and days:
             per_day = {d: self._one(root / f"day={d.isoformat()}", spec.stem) for d in days}
             missing = [d.isoformat() for d, p in per_day.items() if p is None]
             if not missing:
-                return list(per_day.values())
+                return [SourceFile(path, delivered_day=d) for d, path in per_day.items()]
             raise FileNotFoundError(
                 f"{root}: no {spec.stem}.csv(.gz) at the top level, and none in day=... folders for {', '.join(missing)}"
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from churn_dagster import ncm_format as fmt
+from churn_dagster.transforms.duck import literal_path
 
 TOLERANCE = 0.20
 
@@ -57,7 +58,7 @@ def _source_path(source_dir: Path, f: fmt.NcmFile) -> Path:
 
 def read_view_sql(source_dir: Path, f: fmt.NcmFile) -> str:
     """A SELECT reading one file with its null token and declared types, columns renamed to canonical names."""
-    path = str(_source_path(source_dir, f)).replace("'", "''")
+    path = literal_path(_source_path(source_dir, f)).replace("'", "''")
     types = ", ".join(f"'{c.source}': '{c.duck_type}'" for c in f.columns)
     names = ", ".join(f'"{c.source}" AS {c.name}' for c in f.columns)
     null = f.null_token.replace("'", "''")

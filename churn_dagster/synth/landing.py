@@ -9,6 +9,7 @@ copied to the top of the landing folder with the first delivery.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import duckdb
 
 from churn_dagster import ncm_format as fmt
 from churn_dagster.synth import writer
+from churn_dagster.transforms.duck import literal_path
 
 READY_MARKER = "_SUCCESS"
 DAILY_FILES = (fmt.IMPRESSIONS, fmt.MLOG_STATS, fmt.CREATOR_STATS)
@@ -26,9 +28,27 @@ def day_folder(landing: Path, day: date) -> Path:
     return landing / f"day={day.isoformat()}"
 
 
-def landed_days(landing: Path) -> list[date]:
-    """Days whose delivery is complete (their ``_SUCCESS`` marker exists), oldest first."""
-    return sorted(date.fromisoformat(p.parent.name.split("=", 1)[1]) for p in landing.glob(f"day=*/{READY_MARKER}"))
+@dataclass(frozen=True)
+class Deliveries:
+    """What a landing folder holds: the days whose delivery is complete (``_SUCCESS`` written), oldest
+    first, and the names of ``day=`` folders that do not name a calendar day (``day=2019-11-31``), which
+    are skipped so that they never hold back the other days."""
+
+    days: list[date]
+    malformed: list[str]
+
+
+def landed_days(landing: Path) -> Deliveries:
+    days, malformed = [], []
+    if landing.is_dir():
+        for folder in sorted(landing.iterdir()):
+            if not folder.is_dir() or not folder.name.startswith("day=") or not (folder / READY_MARKER).exists():
+                continue
+            try:
+                days.append(date.fromisoformat(folder.name.removeprefix("day=")))
+            except ValueError:
+                malformed.append(folder.name)
+    return Deliveries(sorted(days), malformed)
 
 
 def _day_rows(con: duckdb.DuckDBPyConnection, source: Path, f: fmt.NcmFile, dt: int):
@@ -37,7 +57,7 @@ def _day_rows(con: duckdb.DuckDBPyConnection, source: Path, f: fmt.NcmFile, dt: 
     return con.sql(
         "SELECT * FROM read_csv($path, header = true, auto_detect = false, columns = $columns, delim = ',', "
         "quote = '\"', escape = '\"', nullstr = $null) WHERE dt = $dt",
-        params={"path": str(source), "columns": columns, "null": f.null_token, "dt": str(dt)},
+        params={"path": literal_path(source), "columns": columns, "null": f.null_token, "dt": str(dt)},
     ).to_arrow_table().rename_columns([c.name for c in f.columns])
 
 

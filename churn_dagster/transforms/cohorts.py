@@ -12,7 +12,7 @@ from datetime import date
 import duckdb
 
 from churn_dagster.calendar import Calendar
-from churn_dagster.transforms.duck import copy_to_parquet, write_partitions
+from churn_dagster.transforms.duck import copy_to_parquet, literal_path, literal_paths, write_partitions
 from churn_dagster.transforms.lake import Lake, require
 
 USER_DAY_ACTIVITY_SQL = """
@@ -36,12 +36,12 @@ GROUP BY user_id, dt
 def build_user_day_activity(con: duckdb.DuckDBPyConnection, lake: Lake, day: date) -> int:
     source = require([lake.raw_day("impression_data", day)], "user_day_activity")[0]
     return copy_to_parquet(
-        con, f"{USER_DAY_ACTIVITY_SQL} ORDER BY user_id", lake.daily("user_day_activity", day), {"path": str(source)}
+        con, f"{USER_DAY_ACTIVITY_SQL} ORDER BY user_id", lake.daily("user_day_activity", day), {"path": literal_path(source)}
     )
 
 
 def activity_paths(lake: Lake, calendar: Calendar, dts: range | list[int], what: str) -> list[str]:
-    return [str(p) for p in require((lake.daily("user_day_activity", calendar.day(d)) for d in dts), what)]
+    return literal_paths(require((lake.daily("user_day_activity", calendar.day(d)) for d in dts), what))
 
 
 COHORT_USERS_SQL = """
@@ -85,7 +85,7 @@ def build_cohort_users(
 
 
 def cohort_paths(lake: Lake, table: str, cohorts: list[date], what: str) -> list[str]:
-    return [str(p) for p in require((lake.cohort(table, c) for c in cohorts), what)]
+    return literal_paths(require((lake.cohort(table, c) for c in cohorts), what))
 
 
 def cohort_days_dts(calendar: Calendar, cohorts: list[date], window: str) -> list[int]:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +41,23 @@ def connect(settings: DuckSettings) -> duckdb.DuckDBPyConnection:
     con.execute("SET memory_limit = $m", {"m": settings.memory_limit})
     con.execute("SET temp_directory = $t", {"t": str(settings.temp_directory)})
     return con
+
+
+_GLOB_CHARACTERS = re.compile(r"([*?\[])")
+
+
+def literal_path(path: Path | str) -> str:
+    """A file path as DuckDB must receive it to read that file and nothing else.
+
+    DuckDB expands ``*``, ``?`` and ``[...]`` in the file arguments of its readers, so a folder named
+    ``src[1]`` would read a sibling ``src1``; each such character is wrapped in a class that matches only
+    itself (``[[]``, ``[*]``, ``[?]``).
+    """
+    return _GLOB_CHARACTERS.sub(r"[\1]", str(path))
+
+
+def literal_paths(paths) -> list[str]:
+    return [literal_path(p) for p in paths]
 
 
 def used_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,31 +97,11 @@ def copy_to_parquet(
     return parquet_rows(con, [final])
 
 
-def copy_to_parquet_with_stats(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    final: Path,
-    params: Mapping[str, Any] | None = None,
-) -> tuple[int, Counter]:
-    """:func:`copy_to_parquet`, also returning the count of non-NULL values per top-level column, which the
-    Parquet writer reports for free (``RETURN_STATS``)."""
-    with atomic_path(final) as tmp:
-        (_, rows, *_, columns, _, _) = con.execute(
-            f"COPY ({query}) TO $__target (FORMAT parquet, COMPRESSION zstd, RETURN_STATS)",
-            {**used_params(query, params or {}), "__target": str(tmp)},
-        ).fetchone()
-    non_null = Counter()
-    for name, stats in (columns or {}).items():
-        if "." not in name and "null_count" in stats:
-            non_null[name.strip('"')] = int(stats["num_values"]) - int(stats["null_count"])
-    return int(rows), non_null
-
-
 def parquet_rows(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> int:
     if not paths:
         return 0
     row = con.execute(
-        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($p)", {"p": [str(p) for p in paths]}
+        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($p)", {"p": literal_paths(paths)}
     ).fetchone()
     return int(row[0])
 
@@ -114,8 +110,12 @@ def parquet_rows(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> int:
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Build a folder of several files and swap it in with one atomic rename of a symbolic link.
 
-    ``final`` becomes a link to a versioned sibling folder; readers resolve the link once and see either
-    the old set of files or the new one, never a mix. The previous version is removed afterwards.
+    ``final`` becomes a link to a versioned sibling folder under ``.versions``; a reader resolves the link
+    once (:func:`resolve_version`) and sees either the old set of files or the new one, never a mix. The
+    version just replaced is kept, so a reader that resolved it a moment ago can still open its files;
+    older versions of the same folder are removed. Only folders this function created under ``.versions``
+    are ever removed: whatever else ``final`` pointed to (a link a user made to another disk) is left
+    alone, and only the link is replaced.
     """
     versions = final.parent / ".versions"
     versions.mkdir(parents=True, exist_ok=True)
@@ -126,14 +126,23 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(new_version, ignore_errors=True)
         raise
-    old_version = final.resolve() if final.is_symlink() else None
+    previous = final.resolve() if final.is_symlink() else None
     link_tmp = _temp_sibling(final)
     os.symlink(os.path.relpath(new_version, final.parent), link_tmp)
-    if final.exists() and not final.is_symlink():
-        shutil.rmtree(final)
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)  # a plain folder of an older layout, inside the data directory
     os.replace(link_tmp, final)
-    if old_version is not None and old_version != new_version.resolve():
-        shutil.rmtree(old_version, ignore_errors=True)
+    for old in versions.iterdir():
+        if not old.name.startswith(f"{final.name}-") or old.is_symlink() or not old.is_dir():
+            continue
+        if old.resolve() not in (new_version.resolve(), previous):
+            shutil.rmtree(old)
+
+
+def resolve_version(folder: Path) -> Path:
+    """The version a folder written by :func:`atomic_dir` points to now; read every file of one build from
+    the returned path, never through the link again."""
+    return folder.resolve(strict=True)
 
 
 def write_partitions(

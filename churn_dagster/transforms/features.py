@@ -15,7 +15,7 @@ import duckdb
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
 from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
-from churn_dagster.transforms.duck import write_partitions
+from churn_dagster.transforms.duck import literal_path, literal_paths, write_partitions
 from churn_dagster.transforms.lake import Lake, require
 
 # Demographic columns shared by both feature sets. registeredMonthCnt above 80 is impossible (the app is
@@ -126,7 +126,7 @@ FROM days a JOIN content k USING (user_id) LEFT JOIN read_parquet($demographics_
 def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: str) -> dict:
     return {
         "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, what),
-        "demographics_path": str(require([lake.raw_snapshot(fmt.USER_DEMOGRAPHICS.stem)], what)[0]),
+        "demographics_path": literal_path(require([lake.raw_snapshot(fmt.USER_DEMOGRAPHICS.stem)], what)[0]),
     }
 
 
@@ -158,12 +158,12 @@ def build_kpi_features(
     dts = cohort_days_dts(calendar, cohorts, "observation")
     params = {
         **_common_params(lake, calendar, cohorts, "kpi_features"),
-        "impression_paths": [
-            str(p) for p in require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
-        ],
+        "impression_paths": literal_paths(
+            require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
+        ),
         "activity_paths": activity_paths(lake, calendar, dts, "kpi_features"),
-        "cards_path": str(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
-        "creators_path": str(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "cards_path": literal_path(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "creators_path": literal_path(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "publish_anchor": publish_day_anchor,
     }
     con.execute(KPI_SQL, params)

@@ -33,7 +33,9 @@ class Lake:
         return self.root / "raw" / stem / "data.parquet"
 
     def quarantine(self, stem: str, scope: str) -> Path:
-        """Rejected rows of one source file; ``scope`` is a day (``2019-11-05``) or ``unassigned``."""
+        """Rejected rows of one kind of source file; ``scope`` is a day (``2019-11-05``), ``all`` for a
+        snapshot file, or ``unassigned/<file name>`` for the rows of a file without a usable day, kept per
+        source file so that ingesting one file never overwrites what another left."""
         return self.root / "quarantine" / stem / f"{scope}.parquet"
 
     def daily(self, table: str, day: date) -> Path:
@@ -53,11 +55,6 @@ class Lake:
     def scoring(self) -> Lake:
         """The same lake with per-cohort outputs under ``scoring/``."""
         return Lake(self.root, "scoring")
-
-    @property
-    def staging(self) -> Path:
-        """Scratch space on the same file system as the outputs, so renames stay atomic."""
-        return self.root / ".staging"
 
     @property
     def duckdb_spill(self) -> Path:

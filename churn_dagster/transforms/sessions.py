@@ -21,7 +21,7 @@ import duckdb
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
 from churn_dagster.transforms.cohorts import cohort_days_dts, cohort_paths
-from churn_dagster.transforms.duck import write_partitions
+from churn_dagster.transforms.duck import literal_paths, write_partitions
 from churn_dagster.transforms.lake import Lake, require
 
 _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
@@ -98,7 +98,7 @@ def build_sessions(
         SESSIONS_SQL,
         {
             "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, "sessions"),
-            "impression_paths": [str(p) for p in impression_paths],
+            "impression_paths": literal_paths(impression_paths),
             "gap_ms": int(gap_minutes * 60_000),
             "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
         },

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from churn_dagster.transforms.duck import DERIVED_DECIMALS, atomic_dir
+from churn_dagster.transforms.duck import DERIVED_DECIMALS, atomic_dir, literal_path
 from churn_dagster.transforms.lake import Lake, require
 
 TWO_PI = "(2 * pi())"
@@ -134,10 +134,10 @@ def build_tensors(
     static_path, sessions_path = require(
         [lake.cohort("static_features", cohort), lake.cohort("sessions", cohort)], "sequence_tensors"
     )
-    params = {"max_sessions": max_sessions, "static_path": str(static_path)}
+    params = {"max_sessions": max_sessions, "static_path": literal_path(static_path)}
     if reference is None:
         labels_path = require([lake.cohort("label_scores", cohort)], "sequence_tensors")[0]
-        con.execute(USERS_SQL, {**params, "labels_path": str(labels_path)})
+        con.execute(USERS_SQL, {**params, "labels_path": literal_path(labels_path)})
         medians = con.execute(MEDIANS_SQL).fetchone()
         impute = dict(zip(("age_median", "months_median", "follow_median"), (m or 0.0 for m in medians), strict=True))
     else:
@@ -147,7 +147,7 @@ def build_tensors(
     con.execute(f"CREATE OR REPLACE TEMP TABLE _static_x AS SELECT row_idx, split, {static_cols} FROM _users", impute)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _seq AS {_sequence_query()}",
-        {"max_sessions": max_sessions, "sessions_path": str(sessions_path)},
+        {"max_sessions": max_sessions, "sessions_path": literal_path(sessions_path)},
     )
     seq_names = [n for n, _ in SEQUENCE_FEATURES]
     static_names = [n for n, _ in STATIC_FEATURES]

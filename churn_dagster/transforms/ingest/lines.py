@@ -1,0 +1,158 @@
+"""Physical lines of a source file, numbered, in file order, in bounded memory.
+
+A CSV parser decides what a record is: DuckDB skips blank lines and merges a quoted field that runs over a
+newline into one record, so the records it returns say nothing reliable about the file's lines. The NCM
+files never hold a newline inside a field, so here a *line* is the unit: the file is read in large blocks,
+cut at newlines, and every physical line after the header becomes one numbered row (``line`` counts the
+header as line 1, blank lines included). The count of lines read is taken from the newline bytes
+themselves, independently of the splitting, and the two must agree.
+
+A line longer than ``max_line_bytes`` is not held in memory: its first bytes are kept, flagged
+``too_long``, and the rest is skipped up to its newline. A final line without a newline is a line; the
+empty string after a final newline is not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BLOCK_BYTES = 32 << 20
+# The longest real swipe-down list (6,222 fields) is about 160 kB.
+MAX_LINE_BYTES = 4 << 20
+# What a quarantine row keeps of an over-long line.
+KEPT_PREFIX_BYTES = 4096
+LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_binary()), ("too_long", pa.bool_())])
+
+
+class LineCountMismatch(RuntimeError):
+    """The lines handed on differ from the newlines counted in the bytes: a defect, never bad input."""
+
+
+@dataclass
+class LineCount:
+    """Physical lines after the header, counted from the newline bytes as they stream past."""
+
+    newlines: int = 0
+    trailing_line: bool = False
+    lines_emitted: int = 0
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + int(self.trailing_line)
+
+
+def open_source(path: Path) -> BinaryIO:
+    """The decompressed byte stream of a plain or gzip file (several gzip members read as one)."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_header(stream: BinaryIO) -> bytes | None:
+    """The first line, without its line terminator; ``None`` for an empty file."""
+    line = stream.readline(MAX_LINE_BYTES + 1)
+    if not line:
+        return None
+    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+        raise ValueError(f"the header line is longer than {MAX_LINE_BYTES} bytes")
+    return line.rstrip(b"\r\n")
+
+
+def _table(first_line: int, lines: pa.Array) -> pa.Table:
+    too_long = pc.greater(pc.binary_length(lines), MAX_LINE_BYTES)
+    if pc.any(too_long).as_py():
+        lines = pc.if_else(too_long, pc.binary_slice(lines, 0, KEPT_PREFIX_BYTES), lines)
+    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
+    return pa.Table.from_arrays([numbers, lines.cast(pa.large_binary()), too_long], schema=LINES_SCHEMA)
+
+
+def _split(block: bytes) -> pa.Array:
+    return pc.split_pattern(pa.array([block], pa.large_binary()), b"\n").flatten()
+
+
+def _blocks(stream: BinaryIO, count: LineCount) -> Iterator[tuple[bytes, bool]]:
+    """Blocks of whole lines (joined by newlines, no final newline), each with a flag saying whether it is a
+    single over-long line already cut to its prefix. Counts newlines as the bytes go by."""
+    pending = b""
+    skipping = False  # inside an over-long line: its prefix was emitted, the rest is dropped
+    while True:
+        data = stream.read(BLOCK_BYTES)
+        if not data:
+            break
+        count.newlines += data.count(b"\n")
+        if skipping:
+            cut = data.find(b"\n")
+            if cut < 0:
+                continue
+            skipping, data = False, data[cut + 1 :]
+        buffer = pending + data
+        cut = buffer.rfind(b"\n")
+        if cut < 0:
+            pending = buffer
+        else:
+            yield buffer[:cut], False
+            pending = buffer[cut + 1 :]
+        if len(pending) > MAX_LINE_BYTES:
+            yield pending[:KEPT_PREFIX_BYTES], True
+            pending, skipping = b"", True
+    if skipping:  # the file ended inside an over-long last line, which has no newline
+        count.trailing_line = True
+    elif pending:
+        count.trailing_line = True
+        yield pending, False
+
+
+def line_tables(stream: BinaryIO, count: LineCount) -> Iterator[pa.Table]:
+    """Arrow tables (``line``, ``raw``, ``too_long``) of every line after the header, in order.
+
+    Reading, decompression and splitting run in a background thread, one block ahead, so they overlap with
+    whatever the caller does with each table."""
+    handoff: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(item) -> None:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for block, cut_long_line in _blocks(stream, count):
+                lines = pa.array([block], pa.large_binary()) if cut_long_line else _split(block)
+                hand_over((lines, cut_long_line))
+                if stop.is_set():
+                    return
+            hand_over(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            hand_over(exc)
+
+    worker = threading.Thread(target=produce, name="line-reader", daemon=True)
+    worker.start()
+    next_line = 2
+    try:
+        while (item := handoff.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            lines, cut_long_line = item
+            table = _table(next_line, lines)
+            if cut_long_line:
+                table = table.set_column(2, "too_long", pa.array([True]))
+            next_line += table.num_rows
+            count.lines_emitted += table.num_rows
+            yield table
+    finally:
+        stop.set()  # a consumer that stops early (an error downstream) releases the reader
+        worker.join()
+    if count.lines_emitted != count.lines:
+        raise LineCountMismatch(f"{count.lines_emitted} lines split, {count.lines} counted from the newlines")
