@@ -113,8 +113,8 @@ def test_each_new_day_retrains_exactly_one_more_cohort(operator, dt):
     for asset in (*MODELS, "evaluation_report", "scoring_window", "churn_risk_scores"):
         assert operator.materializations(asset) == dt - 20, asset
     data = operator.resources["lake"].lake.root
-    trained_on = json.loads((data / "models" / "lstm_churn" / "metrics.json").read_text())["cohorts"]
+    trained_on = json.loads((data / "models" / "lstm_churn" / f"cohort={cohort}" / "metrics.json").read_text())["cohorts"]
     assert trained_on == sorted(expected)
-    window = json.loads((data / "scoring" / "window.json").read_text())
-    assert window == {"cohort": CALENDAR.day(dt - 13).isoformat(), "newest_day": CALENDAR.day(dt).isoformat(),
-                      "reference_cohort": cohort}
+    scored = data / "scores" / f"window={CALENDAR.day(dt).isoformat()}" / "churn_risk_scores.parquet"
+    window_users = data / "scoring" / "cohort_users" / f"cohort={CALENDAR.day(dt - 13).isoformat()}" / "data.parquet"
+    assert scored.exists() and window_users.exists()

@@ -34,10 +34,10 @@ EXPECTED_UPSTREAM = {
     },
     "scoring_window": {
         "user_day_activity", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics",
-        "raw_creator_demographics", "sequence_tensors",
+        "raw_creator_demographics",
     },
-    "churn_risk_scores": {"scoring_window", *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm")
-                                               for t in ("churn", "level"))},
+    "churn_risk_scores": {"scoring_window", "kpi_features", "label_scores", "sequence_tensors",
+                          *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
 }
 
 
@@ -66,6 +66,15 @@ def test_every_asset_is_documented_and_checked(graph):
             assert graph.get_check_keys_for_assets({key}), f"{name} has no asset check"
 
 
+def _upstream(graph, asset: str, parent: str, key: str) -> list[str]:
+    node = graph.get(dg.AssetKey(asset))
+    mapping = node.partition_mappings.get(dg.AssetKey(parent), dg.IdentityPartitionMapping())
+    upstream_def = graph.get(dg.AssetKey(parent)).partitions_def
+    subset = node.partitions_def.subset_with_partition_keys([key])
+    result = mapping.get_upstream_mapped_partitions_result_for_partitions(subset, node.partitions_def, upstream_def)
+    return sorted(result.partitions_subset.get_partition_keys())
+
+
 def test_cohort_reads_exactly_its_windows(graph):
     """Lineage shows which raw days a cohort reads: 14 observation days for sessions, 7 label days for labels."""
     sessions = graph.get(dg.AssetKey("sessions"))
@@ -73,13 +82,7 @@ def test_cohort_reads_exactly_its_windows(graph):
     members = graph.get(dg.AssetKey("cohort_users"))
 
     def upstream_days(node, parent):
-        mapping = node.partition_mappings[dg.AssetKey(parent)]
-        upstream_def = graph.get(dg.AssetKey(parent)).partitions_def
-        subset = node.partitions_def.subset_with_partition_keys(["2019-11-05"])
-        result = mapping.get_upstream_mapped_partitions_result_for_partitions(
-            subset, node.partitions_def, upstream_def
-        )
-        return sorted(result.partitions_subset.get_partition_keys())
+        return _upstream(graph, node.key.to_user_string(), parent, "2019-11-05")
 
     obs = upstream_days(sessions, "raw_impressions")
     assert (obs[0], obs[-1], len(obs)) == ("2019-11-05", "2019-11-18", 14)
@@ -87,6 +90,22 @@ def test_cohort_reads_exactly_its_windows(graph):
     assert (lab[0], lab[-1], len(lab)) == ("2019-11-19", "2019-11-25", 7)
     before = upstream_days(members, "user_day_activity")
     assert (before[0], before[-1], len(before)) == ("2019-11-01", "2019-11-05", 5)
+
+
+def test_a_model_reads_exactly_the_cohorts_it_trains_on(graph):
+    assert _upstream(graph, "lstm_churn", "sequence_tensors", "2019-11-09") == [
+        f"2019-11-{d:02d}" for d in range(3, 10)]
+    assert _upstream(graph, "logreg_level", "label_scores", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
+    assert _upstream(graph, "evaluation_report", "lstm_churn", "2019-11-09") == ["2019-11-09"]
+
+
+def test_the_scoring_window_reads_its_days_through_its_mappings(graph):
+    """Scoring partition 2019-11-10 scores the users first seen on 11-17, whose 14 days end on 11-30."""
+    days = _upstream(graph, "scoring_window", "raw_impressions", "2019-11-10")
+    assert (days[0], days[-1], len(days)) == ("2019-11-17", "2019-11-30", 14)
+    members = _upstream(graph, "scoring_window", "user_day_activity", "2019-11-10")
+    assert (members[0], members[-1]) == ("2019-11-01", "2019-11-17")
+    assert _upstream(graph, "churn_risk_scores", "hybrid_lstm_level", "2019-11-10") == ["2019-11-10"]
 
 
 def test_partitions_span_the_labelled_cohorts(graph):

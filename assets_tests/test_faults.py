@@ -126,7 +126,7 @@ def test_unreachable_mlflow_fails_clearly_after_retries(tmp_path, monkeypatch):
     lake = LakeResource(data_dir=str(tmp_path / "data"))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([asset], resources={"lake": lake, "mlflow": dead}, instance=instance,
-                                raise_on_error=False)
+                                partition_key=CALENDAR.last_labelled_cohort.isoformat(), raise_on_error=False)
     assert not result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert len(retries) == 2
@@ -134,22 +134,3 @@ def test_unreachable_mlflow_fails_clearly_after_retries(tmp_path, monkeypatch):
     assert "MLflow tracking server" in str(failure.event_specific_data.error) and "unreachable" in str(
         failure.event_specific_data.error)
     assert not (tmp_path / "data" / "models").exists()
-
-
-def test_a_failed_promotion_leaves_no_registered_version(tmp_path, monkeypatch):
-    import mlflow as mlflow_api
-    from mlflow import MlflowClient
-    from sklearn.linear_model import LogisticRegression
-
-    resource = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifact_root=str(tmp_path / "a"))
-    with mlflow_api.start_run(experiment_id=resource.ensure_experiment()):
-        model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
-        uri = mlflow_api.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"]).model_uri
-
-    def refuse(*args, **kwargs):
-        raise ConnectionError("registry went away")
-
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", refuse)
-    with pytest.raises(ConnectionError):
-        resource.promote_if_better("m", uri, 0.8)
-    assert MlflowClient(resource.tracking_uri).search_model_versions("name = 'm'") == []

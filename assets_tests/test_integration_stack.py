@@ -174,7 +174,8 @@ def launched(stack):
         ("raw_snapshots_job", {}, None, None),
         ("daily_ingest_job", _range(CALENDAR.first_day, CALENDAR.last_day), None, None),
         ("cohort_features_job", _range(CALENDAR.first_day, CALENDAR.last_labelled_cohort), None, None),
-        ("training_job", {}, {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
+        ("training_job", {"dagster/partition": CALENDAR.last_labelled_cohort.isoformat()},
+         {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
     ]
     for job, tags, config, assets in steps:
         run_id = stack.launch(job, tags, config, assets)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from churn_dagster.engagement import Thresholds, ThresholdsUndefined, fit_thresholds, levels, score_components
 from churn_dagster.transforms import cohorts, labels
-from churn_dagster.transforms.labels import LEVEL_SQL, SCORE_SQL, SplitSettings
+from churn_dagster.transforms.labels import SplitSettings
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
@@ -71,32 +72,35 @@ def test_scores_by_hand(tmp_path, lake, con):
     [(0.0, True, 0), (0.0001, False, 1), (0.3, False, 1), (0.30001, False, 2), (0.5, False, 2),
      (0.50001, False, 3), (0.7, False, 3), (0.70001, False, 4), (1.0, False, 4)],
 )
-def test_level_boundaries(con, score, churned, level):
-    got = con.execute(f"SELECT {LEVEL_SQL} FROM (SELECT $s::DOUBLE AS score, $c AS churned)", {"s": score, "c": churned})
-    assert got.fetchone()[0] == level
+def test_level_boundaries(score, churned, level):
+    assert levels([score], [churned])[0] == level
 
 
-def test_a_score_of_exactly_07_is_engaged_not_champion(con):
+def test_a_score_of_exactly_07_is_engaged_not_champion():
     # F = 5/7, I = 7/7, Q = 2/7 gives 0.3 * 5/7 + 0.4 + 0.3 * 2/7 = 0.7 exactly, which floating point computes
     # as 0.7000000000000001: the score is rounded before its level is taken, so this user is Engaged.
-    con.execute("CREATE OR REPLACE TEMP TABLE _label_activity AS SELECT 'u' AS user_id, DATE '2019-11-01' AS cohort_day, "
-                "5 AS active_days, 7 AS impressions, 0 AS clicks, 0 AS likes, 0 AS shares, 0 AS comments, "
-                "false AS churned, 5 / 7 AS frequency, 2 / 7 AS quality_raw")
-    con.execute("CREATE OR REPLACE TEMP TABLE _splits AS SELECT 'u' AS user_id, DATE '2019-11-01' AS cohort_day, 'train' AS split")
-    con.execute("CREATE OR REPLACE TEMP TABLE _thresholds AS SELECT DATE '2019-11-01' AS cohort_day, "
-                "7.0 AS p95_impressions, 1.0 AS p95_quality_raw")
-    assert con.execute(f"SELECT score, level FROM ({SCORE_SQL})").fetchone() == (0.7, 3)
+    t = Thresholds(7.0, 1.0, 1, "by hand")
+    got = score_components([5 / 7], [7], [2 / 7], [False], t)
+    assert (got["score"][0], got["level"][0]) == (0.7, 3)
 
 
-def test_zero_p95_quality_maps_any_action_to_one(con):
-    con.execute("CREATE OR REPLACE TEMP TABLE _label_activity AS SELECT * FROM (VALUES "
-                "('x', DATE '2019-11-01', 1, 10, 0, 0, 0, 0, false, 1/7, 0.0), "
-                "('y', DATE '2019-11-01', 1, 10, 1, 0, 0, 0, false, 1/7, 0.1)) "
-                "t(user_id, cohort_day, active_days, impressions, clicks, likes, shares, comments, churned, frequency, quality_raw)")
-    con.execute("CREATE OR REPLACE TEMP TABLE _splits AS SELECT user_id, cohort_day, 'train' AS split FROM _label_activity")
-    con.execute("CREATE OR REPLACE TEMP TABLE _thresholds AS SELECT DATE '2019-11-01' AS cohort_day, 10.0 AS p95_impressions, 0.0 AS p95_quality_raw")
-    got = dict(con.execute(f"SELECT user_id, quality FROM ({SCORE_SQL})").fetchall())
-    assert got == {"x": 0.0, "y": 1.0}
+def test_zero_p95_quality_maps_any_action_to_one():
+    t = Thresholds(10.0, 0.0, 2, "by hand")
+    got = score_components([1 / 7, 1 / 7], [10, 10], [0.0, 0.1], [False, False], t)
+    assert list(got["quality"]) == [0.0, 1.0]
+
+
+def test_thresholds_are_fit_on_active_users_only_and_undefined_without_any():
+    t = fit_thresholds([0, 2, 4, 14], [0.0, 1.5, 0.0, 8 / 14], [True, False, False, False], "four users")
+    assert (t.p95_impressions, t.fitted_on_users) == (pytest.approx(13.0), 3)  # the churned user's 0 is ignored
+    with pytest.raises(ThresholdsUndefined, match="no active user in nobody"):
+        fit_thresholds([0], [0.0], [True], "nobody")
+
+
+def test_a_cohort_without_an_active_training_user_has_no_levels_but_loads(tmp_path, lake, con):
+    by_user, t = _label_rows(tmp_path, lake, con, [Imp(u, _day(1)) for u in "AB"])  # nobody returns
+    assert t is None
+    assert all(r["churned"] and r["level"] == 0 for r in by_user.values())
 
 
 def test_split_is_stratified_seeded_and_disjoint(tmp_path, lake, con):

@@ -10,8 +10,8 @@ from churn_dagster.ml import classical, explain, plots
 from churn_dagster.ml.data import SequenceDataset, make_loader
 from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
 from churn_dagster.ml.train import TrainConfig, predict_proba, train_model
-from churn_dagster.transforms.labels import LEVEL_NAMES
-from test_ml_data import one_torch_thread, write_planted_cohort  # noqa: F401 (a fixture)
+from churn_dagster.engagement import LEVEL_NAMES
+from test_ml_data import one_torch_thread, planted_thresholds, write_planted_cohort  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,11 +28,12 @@ def planted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explain")
     kpi = write_planted_cohort(folder, n_users=1200, seed=5, max_len=16)
     design = classical.kpi_design(kpi, pd.read_parquet(folder / "users.parquet"))
+    design.labels["level"] = design.target("level", planted_thresholds(folder))
     return folder, design
 
 
 def _xgb(design, target):
-    y = design.target(target)
+    y = design.churned if target == "binary" else design.labels["level"].to_numpy()
     train, val = design.rows("train"), design.rows("validation")
     return classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], classical.XGBConfig(n_jobs=1))
 
@@ -65,7 +66,7 @@ def test_logistic_coefficients_are_standardised_and_signed(planted, tmp_path):
     assert table.index[0] == "impression_trend" and table.loc["impression_trend", "coef"] < 0
     assert table.loc["age", "coef"] < 0  # age carries the planted trait, which lowers churn
     assert _is_png(explain.plot_coefficients(table, tmp_path / "coef.png"))
-    level = classical.fit_logistic(design.X[train], design.level[train])
+    level = classical.fit_logistic(design.X[train], design.labels["level"].to_numpy()[train])
     table = explain.logistic_coefficients(level, list(design.X.columns), LEVEL_NAMES)
     assert list(table.columns) == [*LEVEL_NAMES, "max_abs"]
     assert table.loc["impression_trend", "Champion"] > 0 > table.loc["impression_trend", "Churned"]
@@ -102,7 +103,7 @@ def test_evaluation_figures(planted, tmp_path):
     assert _is_png(plots.plot_roc_curves(design.churned[test], p, m["class_names"], tmp_path / "roc.png"))
     assert _is_png(plots.plot_class_metrics(m, tmp_path / "bars.png"))
     proba = rng.dirichlet(np.ones(5), size=int(test.sum()))
-    y = design.level[test].copy()
+    y = design.labels["level"].to_numpy()[test].copy()
     y[y == 4] = 3  # an absent class must not break the figures
     mm = multiclass_metrics(y, proba)
     assert _is_png(plots.plot_confusion_matrix(mm["confusion_matrix"], LEVEL_NAMES, tmp_path / "nested" / "cm5.png"))

@@ -10,7 +10,7 @@ from churn_dagster.ml import classical
 from churn_dagster.ml.data import SequenceDataset, make_loader
 from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
 from churn_dagster.ml.train import TrainConfig, predict_proba, train_model
-from test_ml_data import one_torch_thread, write_planted_cohort  # noqa: F401 (a fixture)
+from test_ml_data import one_torch_thread, planted_thresholds, write_planted_cohort  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,7 +36,9 @@ def _auc(target: str, y: np.ndarray, p: np.ndarray) -> float:
 @pytest.mark.parametrize("kind", ["lstm", "hybrid"])
 def test_networks_learn_the_planted_signal(planted, kind, target):
     folder, _ = planted
-    train, val, test = (SequenceDataset(folder, target, split=s) for s in ("train", "validation", "test"))
+    thresholds = planted_thresholds(folder) if target == "level" else None
+    train, val, test = (SequenceDataset(folder, target, split=s, thresholds=thresholds)
+                        for s in ("train", "validation", "test"))
     config = (TrainConfig.lstm if kind == "lstm" else TrainConfig.hybrid)(epochs=5)
     result = train_model(kind, target, train, val, config, device="cpu")
     assert len(result.history) == 5 and 1 <= result.best_epoch <= 5
@@ -49,7 +51,7 @@ def test_networks_learn_the_planted_signal(planted, kind, target):
 def test_classical_models_learn_the_planted_signal(planted, target):
     folder, kpi = planted
     design = classical.kpi_design(kpi, pd.read_parquet(folder / "users.parquet"))
-    y = design.target(target)
+    y = design.target(target, planted_thresholds(folder))
     train, val, test = (design.rows(s) for s in ("train", "validation", "test"))
     lr = classical.fit_logistic(design.X[train], y[train])
     xgb = classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], classical.XGBConfig(n_jobs=1))
@@ -61,7 +63,7 @@ def test_classical_models_learn_the_planted_signal(planted, target):
 def test_kpi_features_exclude_keys_timestamps_and_labels(planted):
     folder, kpi = planted
     users = pd.read_parquet(folder / "users.parquet")
-    joined = kpi.merge(users[["user_id", "churned", "level", "score"]], on="user_id")
+    joined = kpi.merge(users[["user_id", "churned", "frequency", "quality_raw"]], on="user_id")
     columns = classical.kpi_feature_columns(joined)
     assert columns == ["impressions", "impression_trend", "ctr", "age", "age_missing"]
     design = classical.kpi_design(kpi, users)
@@ -83,9 +85,12 @@ def test_logistic_preprocessing_is_fit_on_the_training_rows_only(planted):
 def test_level_probabilities_keep_five_columns_when_a_level_is_missing_in_training(planted):
     folder, kpi = planted
     design = classical.kpi_design(kpi, pd.read_parquet(folder / "users.parquet"))
-    rows = design.rows("train") & (design.level != 3)
-    model = classical.fit_logistic(design.X[rows], design.level[rows])
+    level = design.target("level", planted_thresholds(folder))
+    rows = design.rows("train") & (level != 3)
+    model = classical.fit_logistic(design.X[rows], level[rows])
     p = classical.predict_proba(model, design.X[:10], "level")
     assert p.shape == (10, 5) and (p[:, 3] == 0).all() and np.allclose(p.sum(axis=1), 1)
-    with pytest.raises(ValueError, match="absent"):
-        classical.fit_xgboost(design.X[rows], design.level[rows], design.X[rows], design.level[rows])
+    xgb = classical.fit_xgboost(design.X[rows], level[rows], design.X[rows], level[rows],
+                                classical.XGBConfig(n_estimators=20, n_jobs=1), n_classes=5)
+    p = classical.predict_proba(xgb, design.X[:10], "level")
+    assert p.shape == (10, 5) and (p[:, 3] < 0.01).all() and np.allclose(p.sum(axis=1), 1)

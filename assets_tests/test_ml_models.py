@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from churn_dagster.ml.data import STATIC_DIM
 from churn_dagster.ml.models import HybridLSTM, LSTMClassifier, build_model
 
 KINDS = ("lstm", "hybrid")
@@ -21,7 +22,7 @@ def _inputs(lengths=(9, 4, 1, 6), seed=1):
     lengths = torch.tensor(lengths)
     seq = torch.randn(len(lengths), int(lengths.max()), 24, generator=g)
     seq[torch.arange(seq.shape[1])[None, :] >= lengths[:, None]] = 0.0
-    return seq, lengths, torch.randn(len(lengths), 18, generator=g)
+    return seq, lengths, torch.randn(len(lengths), STATIC_DIM, generator=g)
 
 
 @pytest.mark.parametrize("kind", KINDS)

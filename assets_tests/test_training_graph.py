@@ -11,15 +11,16 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from churn_dagster.defs.mlflow_resource import CHAMPION, MlflowResource, champion_version
+from churn_dagster.defs.champions import champion_version
 from churn_dagster.defs.model_assets import FAMILIES, model_name
-from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.defs.partitions import CALENDAR, training_cohorts
 from churn_dagster.defs.runner import run_steps, whole_graph_steps
 from churn_dagster.definitions import build_definitions
 from churn_dagster.synth.generator import generate
 from conftest import resources_for
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
+LAST = CALENDAR.last_labelled_cohort
 EPOCHS = 3  # enough to learn the planted dynamics, small enough for CI
 
 
@@ -65,28 +66,9 @@ def test_mlflow_holds_every_training_run(trained):
         assert champion_version(client, name) is not None, name
 
 
-def test_champion_alias_moves_only_on_improvement(tmp_path):
-    import mlflow as mlflow_api
-    from sklearn.linear_model import LogisticRegression
-
-    resource = MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifact_root=str(tmp_path / "a"))
-    experiment_id = resource.ensure_experiment()
-    model = LogisticRegression().fit(np.array([[0.0], [1.0]]), np.array([0, 1]))
-    uris = []
-    for _ in range(3):
-        with mlflow_api.start_run(experiment_id=experiment_id):
-            uris.append(mlflow_api.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"]).model_uri)
-    first = resource.promote_if_better("m", uris[0], 0.70)
-    worse = resource.promote_if_better("m", uris[1], 0.65)
-    better = resource.promote_if_better("m", uris[2], 0.75)
-    assert (first.promoted, worse.promoted, better.promoted) == (True, False, True)
-    assert str(MlflowClient(resource.tracking_uri).get_model_version_by_alias("m", CHAMPION).version) == better.version == "3"
-    assert worse.previous_version == "1" and worse.previous_val_auc == 0.70
-
-
 def test_report_compares_every_model_on_both_splits(trained):
     data, _, _, _ = trained
-    folder = data / "reports" / "evaluation"
+    folder = data / "reports" / "evaluation" / f"cohort={LAST.isoformat()}"
     for target, auc in (("binary", "ROC-AUC"), ("level", "OvR AUC (macro)")):
         table = pd.read_csv(folder / f"comparison_{target}.csv")
         assert len(table) == 8 and set(table["split"]) == {"random split", "out of time"}
@@ -101,14 +83,26 @@ def test_report_compares_every_model_on_both_splits(trained):
 
 def test_risk_scores_cover_the_latest_window(trained):
     data, _, _, _ = trained
-    scores = pd.read_parquet(data / "scores" / "churn_risk_scores.parquet")
-    window = pd.read_parquet(data / "scoring" / "cohort_users")
+    folder = data / "scores" / f"window={CALENDAR.last_day.isoformat()}"
+    scores = pd.read_parquet(folder / "churn_risk_scores.parquet")
+    window = pd.read_parquet(data / "scoring" / "cohort_users" / f"cohort={CALENDAR.last_observable_cohort.isoformat()}")
     assert sorted(scores["user_id"]) == sorted(window["user_id"])
-    assert (window["cohort_day"].astype(str) == CALENDAR.last_observable_cohort.isoformat()).all()
     levels = scores.filter(like="p_").to_numpy()
     assert np.allclose(levels.sum(axis=1), 1, atol=1e-5)
     assert scores["churn_probability"].between(0, 1).all()
     assert (scores["predicted_level"] == levels.argmax(axis=1)).all()
-    assert len(pd.read_csv(data / "scores" / "churn_risk_scores.csv")) == len(scores)
-    metrics = json.loads((data / "models" / "lstm_churn" / "metrics.json").read_text())
-    assert set(metrics["schemes"]) == {"random", "out_of_time"}
+    assert len(pd.read_csv(folder / "churn_risk_scores.csv")) == len(scores)
+
+
+def test_models_train_on_their_window_with_thresholds_of_their_own_training_users(trained):
+    data, _, _, _ = trained
+    window = [c.isoformat() for c in training_cohorts(LAST)]
+    for name in MODELS:
+        metrics = json.loads((data / "models" / name / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
+        assert metrics["cohorts"] == window and set(metrics["schemes"]) == {"random", "out_of_time"}, name
+    level = json.loads((data / "models" / "logreg_level" / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
+    random, later = level["schemes"]["random"]["thresholds"], level["schemes"]["out_of_time"]["thresholds"]
+    # Out of time the test cohort is not among the training users: fewer users, other thresholds.
+    assert later["fitted_on_users"] < random["fitted_on_users"] and later != random
+    same = json.loads((data / "models" / "lstm_level" / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
+    assert same["schemes"]["out_of_time"]["thresholds"] == later  # every family fits them on the same users

@@ -85,25 +85,15 @@ def landing_sensor(context: dg.SensorEvaluationContext, source: NcmSourceResourc
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(state))
 
 
-def rolling_cohorts(cohort: date) -> list[str]:
-    """The training set of a daily retrain: the last ``CHURN_TRAINING_COHORTS`` (default 7) labelled cohorts."""
-    window = int(os.environ.get("CHURN_TRAINING_COHORTS", "7"))
-    first = max(CALENDAR.first_day, cohort - timedelta(days=window - 1))
-    return [(first + timedelta(days=i)).isoformat() for i in range((cohort - first).days + 1)]
-
-
-def retrain_run_config(cohort: date) -> dict:
-    """Train on the rolling cohorts; ``CHURN_MAX_EPOCHS`` optionally caps the sequence models' epochs."""
-    cohorts = rolling_cohorts(cohort)
+def retrain_run_config() -> dict:
+    """``CHURN_MAX_EPOCHS`` optionally caps the sequence models' epochs in the daily retrain."""
     ops = {}
-    for family in FAMILIES:
-        for target in ("binary", "level"):
-            config = {"cohorts": cohorts}
-            if "lstm" in family and os.environ.get("CHURN_MAX_EPOCHS"):
-                config["epochs"] = int(os.environ["CHURN_MAX_EPOCHS"])
-            ops[model_name(family, target)] = {"config": config}
-    ops["evaluation_report"] = {"config": {"cohorts": cohorts}}
-    return {"ops": ops}
+    if os.environ.get("CHURN_MAX_EPOCHS"):
+        for family in FAMILIES:
+            if "lstm" in family:
+                for target in ("binary", "level"):
+                    ops[model_name(family, target)] = {"config": {"epochs": int(os.environ["CHURN_MAX_EPOCHS"])}}
+    return {"ops": ops} if ops else {}
 
 
 @dg.schedule(
@@ -146,7 +136,7 @@ def retrain_after_ingest(context: dg.RunStatusSensorContext):
     return dg.RunRequest(
         run_key=f"retrain-{cohort}-{context.dagster_run.run_id}",
         partition_key=cohort,
-        run_config=retrain_run_config(date.fromisoformat(cohort)),
+        run_config=retrain_run_config(),
         tags={"churn/trigger": "daily_schedule", RETRAIN_TAG: cohort},
     )
 

@@ -14,7 +14,7 @@ from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.transforms import cohorts as cohort_sql
 from churn_dagster.transforms import labels as label_sql
 from churn_dagster.transforms.duck import atomic_path, literal_paths
-from churn_dagster.transforms.labels import LEVEL_NAMES
+from churn_dagster.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS
 
 
 @dg.asset(
@@ -23,6 +23,7 @@ from churn_dagster.transforms.labels import LEVEL_NAMES
     group_name="activity",
     kinds={"duckdb", "parquet"},
     owners=OWNERS,
+    code_version="1",
     partitions_def=day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["raw_impressions"],
@@ -59,6 +60,7 @@ def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> 
     group_name="cohorts",
     kinds={"duckdb", "parquet"},
     owners=OWNERS,
+    code_version="1",
     partitions_def=cohort_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetDep("user_day_activity", partition_mapping=days_until_cohort)],
@@ -68,7 +70,7 @@ def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> 
                           description="No cohort user has activity before the cohort day."),
     ],
 )
-def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
         counts = cohort_sql.build_cohort_users(con, lake.lake, CALENDAR, cohorts)
@@ -84,12 +86,23 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
                 {"u": literal_paths(out), "a": earlier},
             ).fetchone()[0]
         meta = parquet_metadata(con, out)
+        meta.update(features.metadata())
         meta["users_per_cohort"] = per_partition_table(counts, "users")
+        empty = [c.isoformat() for c, n in sorted(counts.items()) if n == 0]
+        if empty:
+            meta["note"] = dg.MetadataValue.text(
+                f"no user was first seen on {', '.join(empty)}: empty partition(s), skipped by training")
         results = [
             checks.unique_rows(con, "unique_users", every_cohort, "user_id"),
             check("first_appearance", seen_before == 0, f"{seen_before} cohort users were active before their cohort day"),
         ]
     return dg.MaterializeResult(metadata=meta, check_results=results)
+
+
+MIN_USERS_FOR_SHARES = 100
+# An independent SQL restatement of the level bounds, for the check that every stored level matches its score.
+_LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
+    f"WHEN score <= {bound} THEN {i + 1}" for i, bound in enumerate(LEVEL_UPPER_BOUNDS)) + f" ELSE {len(LEVEL_NAMES) - 1} END"
 
 
 @dg.multi_asset(
@@ -98,15 +111,16 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
             "user_splits",
             description="Train/validation/test assignment per user, stratified by churn within each cohort, "
             "seeded (md5 of user and seed).",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS,
+            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
             deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
         dg.AssetSpec(
             "label_scores",
-            description="Label-period targets: churned (no impression in the label period), F, I, Q, score and "
-            "level 0-4. P95 thresholds are fit on the training split's active users and stored in "
-            "cohorts/label_thresholds/cohort=<day>.json.",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS,
+            description="Label-period targets: churned (no impression in the label period), the components F, "
+            "impressions and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training "
+            "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
+            "the components with thresholds fit on its own protocol's training users.",
+            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
             deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
     ],
@@ -115,7 +129,8 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Ma
     check_specs=[
         dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits"),
         dg.AssetCheckSpec("label_shares_sane", asset="label_scores",
-                          description="Churn share within 5-95%, every level boundary respected, scores in [0, 1]."),
+                          description="Churn share within 5-95% (judged from 100 users on), every level boundary "
+                          "respected, scores in [0, 1]."),
     ],
 )
 def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
@@ -124,7 +139,8 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
         rows, thresholds = label_sql.build_labels(con, lake.lake, CALENDAR, cohorts, features.split)
         for c, t in thresholds.items():
             with atomic_path(lake.lake.thresholds(c)) as tmp:
-                tmp.write_text(json.dumps(t.as_dict(), indent=2))
+                tmp.write_text(json.dumps(t.to_dict() if t else {"undefined": "no active user in the training split"},
+                                          indent=2))
         splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
         scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
         f = {"f": literal_paths(scores)}
@@ -134,9 +150,9 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
             "FROM read_parquet($f, hive_partitioning = false) GROUP BY level ORDER BY level",
             f,
         )
-        churn_share, bad_levels, out_of_range = con.execute(
-            f"""SELECT avg(churned::INT),
-                count_if(level <> {label_sql.LEVEL_SQL}),
+        users, churn_share, bad_levels, out_of_range = con.execute(
+            f"""SELECT count(*), coalesce(avg(churned::INT), 0),
+                count_if(level <> {_LEVEL_FROM_SCORE}),
                 count_if(greatest(frequency, intensity, quality, score) > 1 OR least(frequency, intensity, quality, score) < 0)
                 FROM read_parquet($f, hive_partitioning = false)""",
             f,
@@ -148,13 +164,15 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
             "GROUP BY ALL ORDER BY ALL", {"f": literal_paths(splits)},
         ))
         score_meta = parquet_metadata(con, scores)
+        score_meta.update(features.metadata())
         score_meta.update({
             "level_distribution": dg.MetadataValue.md(levels + "\n\nLevels: " + ", ".join(
                 f"{i} {n}" for i, n in enumerate(LEVEL_NAMES))),
             "churn_share": dg.MetadataValue.float(float(churn_share)),
             "thresholds": dg.MetadataValue.md(markdown_table(
                 ["cohort", "P95 impressions", "P95 Qraw", "fit on users"],
-                [(t.cohort, t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) for t in thresholds.values()],
+                [(c.isoformat(), *((t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) if t else
+                                   ("undefined", "undefined", 0))) for c, t in thresholds.items()],
             )),
             "users_per_cohort": per_partition_table(rows, "users"),
         })
@@ -162,9 +180,12 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
     yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta)
     yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta)
     yield split_check
+    share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
+    share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else
+                  f"{users} users, too few to judge the churn share")
     yield check(
         "label_shares_sane",
-        0.05 <= churn_share <= 0.95 and bad_levels == 0 and out_of_range == 0,
-        f"churn share {churn_share:.3f}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
+        share_ok and bad_levels == 0 and out_of_range == 0,
+        f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
         asset_key="label_scores",
     )

@@ -17,6 +17,7 @@ _COMMON = dict(
     group_name="features",
     kinds={"duckdb", "parquet"},
     owners=OWNERS,
+    code_version="2",
     partitions_def=cohort_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
@@ -61,6 +62,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
             {"i": literal_paths(lake.lake.raw_day("impression_data", CALENDAR.day(d)) for d in dts), "u": literal_paths(users)},
         ).fetchone()[0]
         meta = parquet_metadata(con, out)
+        meta.update(features.metadata())
         meta["sessions_per_cohort"] = per_partition_table(counts, "sessions")
         meta["sessions_per_user"] = dg.MetadataValue.md(query_markdown(
             con,
@@ -80,11 +82,13 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
     return dg.MaterializeResult(metadata=meta, check_results=results)
 
 
-def _feature_result(con, lake, cohorts, table: str, counts: dict, last_ms_column: str) -> dg.MaterializeResult:
+def _feature_result(con, lake, cohorts, table: str, counts: dict, last_ms_column: str,
+                    settings: FeatureSettingsResource) -> dg.MaterializeResult:
     out = checks.lake_paths(lake, table, cohorts)
     users = checks.lake_paths(lake, "cohort_users", cohorts)
     numeric = [c for c in checks.numeric_columns(con, out) if c != last_ms_column]
     meta = parquet_metadata(con, out)
+    meta.update(settings.metadata())
     meta["users_per_cohort"] = per_partition_table(counts, "users")
     summary = " UNION ALL ".join(
         f"SELECT '{c}' AS feature, avg({c}) AS mean, stddev_pop({c}) AS std, min({c}) AS min, max({c}) AS max, "
@@ -109,25 +113,26 @@ def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
 
 
 @dg.asset(
-    description="The static vector of the hybrid LSTM (18 numbers before encoding): gender one-hot, age, age "
-    "missing, registered months (>80 treated as missing), follow count, active days, sessions, sessions per "
-    "active day, per-session averages and CTR. Raw values; imputation and scaling are fit on training users.",
+    description="The static vector of the hybrid LSTM (17 numbers): gender one-hot, age, age missing, registered "
+    "months (>80 treated as missing), active days, sessions, sessions per active day, per-session averages and "
+    "CTR; the follow count only when use_follow_count is on (it is measured after the label period). Raw "
+    "values; imputation and scaling are fit on training users.",
     deps=["cohort_users", "sessions", "raw_user_demographics",
           dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
     check_specs=_feature_checks("static_features"),
     **_COMMON,
 )
-def static_features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def static_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts)
-        return _feature_result(con, lake.lake, cohorts, "static_features", counts, "last_impression_ms")
+        counts = feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_follow_count)
+        return _feature_result(con, lake.lake, cohorts, "static_features", counts, "last_impression_ms", features)
 
 
 @dg.asset(
     description="KPI aggregates for the classical models: totals and rates, per-active-day averages, recency, "
-    "week-1 vs week-2 trend, positions and swipe-down lists, content type, card age and creator preferences, "
-    "demographics.",
+    "first-half vs second-half trend of the observation window, positions and swipe-down lists, content type, "
+    "card age and creator preferences, demographics (no follow count unless use_follow_count is on).",
     deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
           dg.AssetDep("raw_impressions", partition_mapping=observation_days),
           dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
@@ -137,5 +142,6 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
 def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor)
-        return _feature_result(con, lake.lake, cohorts, "kpi_features", counts, "last_impression_ms")
+        counts = feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
+                                                features.use_follow_count)
+        return _feature_result(con, lake.lake, cohorts, "kpi_features", counts, "last_impression_ms", features)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from churn_dagster.defs.partitions import cohort_partitions, day_partitions
 
 raw_snapshots_job = dg.define_asset_job(
     "raw_snapshots_job",
@@ -14,28 +13,26 @@ raw_snapshots_job = dg.define_asset_job(
 daily_ingest_job = dg.define_asset_job(
     "daily_ingest_job",
     selection=dg.AssetSelection.assets("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity"),
-    partitions_def=day_partitions,
     description="Load the daily files for a range of days and condense each day's activity.",
 )
 cohort_features_job = dg.define_asset_job(
     "cohort_features_job",
     selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors"),
-    partitions_def=cohort_partitions,
     description="Cohort membership, labels, features and tensors for a range of cohorts.",
 )
 
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("models", "reports", "scoring"),
-    description="Train the 8 models on the labelled cohorts, write the evaluation report, score the latest window.",
+    description="For a cohort partition: train the 8 models on its training window, write the evaluation report, "
+    "score the newest window as of the day its label period ends.",
 )
 
 daily_retrain_job = dg.define_asset_job(
     "daily_retrain_job",
     selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors", "models", "reports", "scoring"),
-    partitions_def=cohort_partitions,
-    description="One cohort partition (the one whose label period just completed), then the models on the rolling "
-    "cohorts, the report and the risk scores of the newest window. Launched by retrain_after_ingest.",
+    description="One cohort partition (the one whose label period just completed): its data, then the models on its "
+    "training window, the report and the risk scores of the newest window. Launched by retrain_after_ingest.",
 )
 
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]

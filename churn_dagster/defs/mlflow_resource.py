@@ -6,43 +6,17 @@ the registry works. ``MLFLOW_TRACKING_URI`` points it at a server instead. MLflo
 methods: loading the code location should not import it.
 """
 
-import json
 import os
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-CHAMPION = "champion"
-
-
 class MlflowUnavailableError(ConnectionError):
     """The tracking server did not answer; nothing was logged or registered."""
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """What registering a model did: its version, and whether it became the champion."""
-
-    name: str
-    version: str
-    promoted: bool
-    val_auc: float
-    previous_version: str | None
-    previous_val_auc: float | None
-
-    def describe(self) -> str:
-        if self.previous_version is None:
-            return f"{self.name} v{self.version} is the first champion (validation AUC {self.val_auc:.4f})"
-        verdict = "replaces" if self.promoted else "does not beat"
-        return (
-            f"{self.name} v{self.version} (validation AUC {self.val_auc:.4f}) {verdict} champion "
-            f"v{self.previous_version} ({self.previous_val_auc:.4f})"
-        )
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -103,39 +77,11 @@ class MlflowResource(dg.ConfigurableResource):
         experiment_id = MlflowClient(self.tracking_uri).get_run(run_id).info.experiment_id
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def promote_if_better(self, name: str, model_uri: str, val_auc: float) -> Promotion:
-        """Register the logged model as a new version of ``name``; move the ``champion`` alias to it only
-        when its validation AUC beats the current champion's."""
-        import mlflow
+    def client(self):
+        """An ``MlflowClient`` on this store."""
         from mlflow import MlflowClient
 
-        self.check_reachable()
-        client = MlflowClient(self.tracking_uri)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        previous = champion_version(client, name)
-        previous_auc = float(json.loads(previous.tags["val_auc"])) if previous is not None else None
-        version = mlflow.register_model(model_uri, name).version
-        try:
-            client.set_model_version_tag(name, version, "val_auc", json.dumps(val_auc))
-            promoted = previous is None or val_auc > previous_auc
-            if promoted:
-                client.set_registered_model_alias(name, CHAMPION, version)
-        except Exception:
-            # Never leave a version without its validation AUC (the champion rule reads it): take it back.
-            client.delete_model_version(name, version)
-            raise
-        return Promotion(name, str(version), promoted, val_auc,
-                         None if previous is None else str(previous.version), previous_auc)
-
-
-def champion_version(client, name: str):
-    """The model version holding the ``champion`` alias, or None (``client``: an ``MlflowClient``)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+        return MlflowClient(self.tracking_uri)
 
 
 def mlflow_from_env(data_dir: str) -> MlflowResource:

@@ -1,21 +1,22 @@
 """Eight trained models: logistic regression, XGBoost, LSTM and hybrid LSTM, each for churn and for level.
 
-Each asset trains under both protocols of :mod:`churn_dagster.ml.experiments` (one MLflow run each), logs
-everything to MLflow, registers the random-split model and moves its ``champion`` alias only if it beats
-the current champion on validation AUC. The asset's own files (metrics and test predictions) feed the
-evaluation report. Training runs in the ``gpu`` pool, so only one runs at a time. This module holds only
-the wiring; the work is in :mod:`model_training`, imported when a step runs.
+Each model is partitioned by cohort: partition X trains on the labelled cohorts X-N+1 .. X (the training
+window of ``partitions.py``), which is exactly what its lineage shows, under both protocols of
+:mod:`churn_dagster.ml.experiments` (one MLflow run each). The random-split model is registered with its
+metrics; the ``champion`` alias moves to it only after its blocking sanity check passed and only if it beats
+the current champion on the same validation users (:mod:`churn_dagster.defs.champions`). Training runs in the
+``gpu`` pool, so only one trains at a time. This module holds only the wiring; the work is in
+:mod:`model_training`, imported when a step runs.
 """
 
 import os
-from datetime import date
 
 import dagster as dg
 from pydantic import Field
 
 from churn_dagster.calendar import parse_day
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.partitions import cohort_partitions
+from churn_dagster.defs.partitions import cohort_partitions, training_window
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
 
@@ -27,37 +28,27 @@ FAMILIES = {
     "lstm": ("LSTM", "pytorch"),
     "hybrid_lstm": ("Hybrid LSTM", "pytorch"),
 }
+MODEL_CODE_VERSION = "3"  # protocol thresholds and normalisation, same-row champion rule
 
 
-class TrainingCohorts(dg.Config):
-    cohorts: list[str] = Field(
-        default_factory=list,
-        description="Cohort start days to train on (YYYY-MM-DD); empty means every labelled cohort.",
-    )
-
-    def days(self) -> list[date]:
-        keys = self.cohorts or cohort_partitions.get_partition_keys()
-        return sorted(parse_day(k) for k in keys)
-
-
-class SequenceModelConfig(TrainingCohorts):
+class SequenceModelConfig(dg.Config):
     """SPEC defaults; ``None`` takes the family's default (LSTM: 20 epochs, 1 layer; hybrid: 50, 2)."""
 
-    epochs: int | None = None
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    hidden_size: int = 128
-    num_layers: int | None = None
-    dropout: float = 0.2
+    epochs: int | None = Field(default=None, ge=1, description="Training epochs (an upper bound for the hybrid).")
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    hidden_size: int = Field(default=128, ge=1)
+    num_layers: int | None = Field(default=None, ge=1)
+    dropout: float = Field(default=0.2, ge=0, lt=1)
     seed: int = 42
 
 
-class ClassicalModelConfig(TrainingCohorts):
-    C: float = Field(default=1.0, description="Inverse L2 penalty of the logistic regression.")
-    n_estimators: int = Field(default=2000, description="XGBoost rounds before early stopping.")
-    learning_rate: float = 0.05
-    max_depth: int = 6
-    early_stopping_rounds: int = 50
+class ClassicalModelConfig(dg.Config):
+    C: float = Field(default=1.0, gt=0, description="Inverse L2 penalty of the logistic regression.")
+    n_estimators: int = Field(default=2000, ge=1, description="XGBoost rounds before early stopping.")
+    learning_rate: float = Field(default=0.05, gt=0)
+    max_depth: int = Field(default=6, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
     seed: int = 42
 
 
@@ -65,21 +56,26 @@ def model_name(family: str, target: str) -> str:
     return f"{family}_{TARGET_SUFFIX[target]}"
 
 
-def _spec(family: str, target: str, deps: list) -> dict:
+def _spec(family: str, target: str, deps: list[str]) -> dict:
     label, kind = FAMILIES[family]
     return dict(
         name=model_name(family, target),
         description=f"{label} for {'binary churn' if target == 'binary' else 'the 5-level engagement class'}, "
-        "trained on the chosen cohorts under the random and the out-of-time split; MLflow runs linked below.",
+        "trained on the cohorts of its training window under the random and the out-of-time split; MLflow runs "
+        "linked below. Promoted to champion only if sane and better than the champion on the same users.",
         group_name="models",
         kinds={"python", kind, "mlflow"},
         owners=OWNERS,
         pool="gpu",
+        code_version=MODEL_CODE_VERSION,
+        partitions_def=cohort_partitions,
         # A transient failure (the MLflow server restarting, a GPU busy) is retried twice, a minute apart.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=dg.Backoff.LINEAR),
-        deps=deps,
-        check_specs=[dg.AssetCheckSpec("model_sane", asset=model_name(family, target),
-                                       description="Finite weights, finite test AUCs above chance.")],
+        deps=[dg.AssetDep(d, partition_mapping=training_window) for d in deps],
+        check_specs=[dg.AssetCheckSpec(
+            "model_sane", asset=model_name(family, target), blocking=True,
+            description="Finite weights, finite test AUCs above chance; the champion alias moves only after it passed.",
+        )],
     )
 
 
@@ -88,7 +84,7 @@ def build_sequence_model(family: str, target: str) -> dg.AssetsDefinition:
     def _model(context: dg.AssetExecutionContext, config: SequenceModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_sequence_model
 
-        return train_sequence_model(context, family, target, config, lake.lake, mlflow)
+        yield from train_sequence_model(context, family, target, parse_day(context.partition_key), config, lake.lake, mlflow)
 
     return _model
 
@@ -98,7 +94,7 @@ def build_classical_model(family: str, target: str) -> dg.AssetsDefinition:
     def _model(context: dg.AssetExecutionContext, config: ClassicalModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_classical_model
 
-        return train_classical_model(context, family, target, config, lake.lake, mlflow)
+        yield from train_classical_model(context, family, target, parse_day(context.partition_key), config, lake.lake, mlflow)
 
     return _model
 

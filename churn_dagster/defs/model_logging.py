@@ -15,15 +15,11 @@ from mlflow.models import infer_signature
 
 from churn_dagster.ml import plots
 from churn_dagster.ml.experiments import SchemeResult
-from churn_dagster.ml.metrics import LEVEL_NAMES, flatten_metrics
+from churn_dagster.engagement import LEVEL_NAMES
+from churn_dagster.ml.metrics import flatten_metrics, headline_auc
 from churn_dagster.transforms.duck import atomic_path
 
 CLASS_NAMES = {"binary": ["active", "churned"], "level": list(LEVEL_NAMES)}
-
-
-def headline_auc(target: str, metrics: dict) -> float:
-    """The number models are compared and promoted on: ROC-AUC, or macro one-vs-rest AUC for the levels."""
-    return float(metrics["roc_auc"] if target == "binary" else metrics["roc_auc_ovr_macro"])
 
 
 def log_params(params: dict) -> None:
@@ -64,6 +60,8 @@ def log_result(result: SchemeResult, target: str, title: str) -> None:
             plots.plot_learning_curves(result.history, out / "learning_curves.png", result.best_epoch, title=title)
         result.predictions.to_parquet(out / "test_predictions.parquet", index=False)
         (out / "metrics.json").write_text(json.dumps({"validation": result.val_metrics, "test": result.test_metrics}, indent=2))
+        if result.thresholds is not None:  # what turned this protocol's label components into levels
+            (out / "label_thresholds.json").write_text(json.dumps(result.thresholds.to_dict(), indent=2))
         mlflow.log_artifacts(str(out))
 
 
@@ -114,7 +112,7 @@ def write_model_outputs(folder: Path, results: dict[str, SchemeResult], summary:
             "schemes": {
                 s: {"validation": r.val_metrics, "test": r.test_metrics, "train_users": r.train_users,
                     "test_users": r.test_users, "seconds": r.seconds, "best_epoch": r.best_epoch,
-                    "history": r.history}
+                    "history": r.history, "thresholds": r.thresholds.to_dict() if r.thresholds else None}
                 for s, r in results.items()
             },
         }, indent=2, default=float))

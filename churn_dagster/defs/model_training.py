@@ -1,31 +1,37 @@
-"""The body of the training assets: both protocols, MLflow logging, registration and the asset's own files.
+"""The body of the training assets: both protocols, MLflow logging, the sanity check, registration, the
+champion rule and the asset's own files.
 
 Kept apart from :mod:`model_assets` and imported only when a training step runs, so that loading the code
 location (webserver, daemon, every run worker) does not pay for torch, scikit-learn, XGBoost and MLflow.
 """
 
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
+from churn_dagster.defs.champions import Promotion, promote, register_version
 from churn_dagster.defs.metadata import check, markdown_table
-from churn_dagster.defs.mlflow_resource import MlflowResource, Promotion
+from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.model_assets import FAMILIES, ClassicalModelConfig, SequenceModelConfig, model_name
 from churn_dagster.defs.model_logging import (
     epoch_logger,
-    headline_auc,
     log_params,
     log_result,
     log_sklearn_like_model,
     log_torch_model,
     write_model_outputs,
 )
+from churn_dagster.defs.partitions import training_cohorts
 from churn_dagster.ml import classical
-from churn_dagster.ml.data import SequenceDataset, make_loader
+from churn_dagster.ml.champions import Candidate
+from churn_dagster.ml.data import CohortTensors, SequenceDataset, make_loader
 from churn_dagster.ml.experiments import SCHEMES, SchemeResult, classical_experiment, sequence_experiment
+from churn_dagster.ml.metrics import headline_auc
 from churn_dagster.ml.train import TrainConfig, default_device
 from churn_dagster.transforms.lake import Lake, require
 
@@ -38,48 +44,16 @@ def _summary_rows(results: dict[str, SchemeResult], target: str) -> list[tuple]:
     ]
 
 
-def _train_and_log(context, family: str, target: str, mlflow_res: MlflowResource, cohorts: list[date], params: dict,
-                   run_scheme, log_model) -> tuple[dg.MaterializeResult, dict[str, SchemeResult], Promotion]:
-    """Both protocols, each in its own MLflow run; register the random-split model."""
-    name = model_name(family, target)
-    results, urls = {}, {}
-    tags = {"cohorts": ",".join(c.isoformat() for c in cohorts), "family": family, "target": target}
-    # With a single cohort there is nothing earlier to train on: the out-of-time protocol waits for a second.
-    schemes = SCHEMES if len(cohorts) > 1 else ("random",)
-    for scheme in schemes:
-        with mlflow_res.start_run(context, f"{name} ({scheme})", {**tags, "split_scheme": scheme}) as run:
-            log_params({**params, "family": family, "target": target, "split_scheme": scheme})
-            results[scheme] = run_scheme(scheme)
-            log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
-            if scheme == "random":
-                model_uri = log_model(results[scheme])
-            urls[scheme] = mlflow_res.run_url(run.info.run_id)
-    promotion = mlflow_res.promote_if_better(name, model_uri, headline_auc(target, results["random"].val_metrics))
-    context.log.info(promotion.describe())
-    return dg.MaterializeResult(
-        metadata={
-            "metrics": dg.MetadataValue.md(markdown_table(
-                ["split", "train users", "test users", "val AUC", "test AUC", "test accuracy", "test macro F1", "seconds"],
-                _summary_rows(results, target),
-            )),
-            **{f"mlflow_run_{scheme}": dg.MetadataValue.url(url) for scheme, url in urls.items()},
-            "registered_model": dg.MetadataValue.text(f"{name} v{promotion.version}"),
-            "champion": dg.MetadataValue.text(promotion.describe()),
-            "cohorts": dg.MetadataValue.text(tags["cohorts"]),
-        },
-        check_results=[_sanity_check(results, target)],
-    ), results, promotion
-
-
 def _sanity_check(results: dict[str, SchemeResult], target: str) -> dg.AssetCheckResult:
-    aucs = [headline_auc(target, r.test_metrics) for r in results.values()]
-    finite = all(np.isfinite(aucs))
+    """Finite weights, and every test AUC above chance. An AUC is undefined when a protocol's test users
+    hold a single class (a tiny out-of-time cohort): that says nothing against the model and is reported."""
+    aucs = {s: headline_auc(target, r.test_metrics) for s, r in results.items()}
+    defined = {s: a for s, a in aucs.items() if np.isfinite(a)}
     weights_ok = all(_finite_weights(r.model) for r in results.values())
-    return check(
-        "model_sane",
-        finite and weights_ok and min(aucs) > 0.5,
-        f"test AUCs {', '.join(f'{a:.3f}' for a in aucs)}; weights finite: {weights_ok}",
-    )
+    shown = ", ".join(f"{s} {a:.3f}" if s in defined else f"{s} undefined (one class among its test users)"
+                      for s, a in aucs.items())
+    return check("model_sane", weights_ok and all(a > 0.5 for a in defined.values()),
+                 f"test AUCs: {shown}; weights finite: {weights_ok}")
 
 
 def _finite_weights(model) -> bool:
@@ -90,16 +64,77 @@ def _finite_weights(model) -> bool:
     return True if coef is None else bool(np.isfinite(coef).all())
 
 
-def _model_folder(lake: Lake, family: str, target: str):
-    return lake.root / "models" / model_name(family, target)
+def _no_data(name: str, cohorts: list[date]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name="model_sane", passed=True,
+        description=f"nothing trained: no user was first seen on {cohorts[0]} .. {cohorts[-1]}; the champion stays",
+    )
 
 
-def train_sequence_model(context, family: str, target: str, config: SequenceModelConfig, lake: Lake,
-                         mlflow: MlflowResource) -> dg.MaterializeResult:
-    mlflow.check_reachable()  # before any training, not after it
+def _train_and_register(context, family: str, target: str, cohort: date, cohorts: list[date], mlflow_res: MlflowResource,
+                        params: dict, run_scheme, log_model, lake: Lake) -> Iterator:
+    """Both protocols, each in its own MLflow run; register the random-split model and apply the champion rule."""
+    name = model_name(family, target)
+    results, urls, model_uri, run_id = {}, {}, None, None
+    tags = {"cohorts": ",".join(c.isoformat() for c in cohorts), "family": family, "target": target,
+            "partition": cohort.isoformat()}
+    # With a single cohort there is nothing earlier to train on: the out-of-time protocol waits for a second.
+    schemes = SCHEMES if len(cohorts) > 1 else ("random",)
+    for scheme in schemes:
+        with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})", {**tags, "split_scheme": scheme}) as run:
+            log_params({**params, "family": family, "target": target, "split_scheme": scheme})
+            results[scheme] = run_scheme(scheme)
+            log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
+            if scheme == "random":
+                model_uri, run_id = log_model(results[scheme]), run.info.run_id
+            urls[scheme] = mlflow_res.run_url(run.info.run_id)
+    sanity = _sanity_check(results, target)
+    random = results["random"]
+    version = register_version(mlflow_res, name, run_id, model_uri, {
+        "val_auc": headline_auc(target, random.val_metrics), "test_auc": headline_auc(target, random.test_metrics),
+        "model_sane": sanity.passed, "cohorts": tags["cohorts"], "dagster_run_id": context.run.run_id,
+    })
+    if sanity.passed:
+        promotion = promote(mlflow_res, version, Candidate(name, family, random.model, random.normalization),
+                            random.validation)
+    else:
+        promotion = Promotion(name, version, False, "its sanity check failed, so it is not compared")
+    context.log.info(f"{name} {promotion.describe()}")
+    write_model_outputs(lake.model(name, cohort), results, {
+        "family": family, "target": target, "registered_version": version, "champion": promotion.promoted,
+        "champion_decision": promotion.reason, "cohorts": [c.isoformat() for c in cohorts], **params,
+    })
+    yield dg.MaterializeResult(
+        metadata={
+            "metrics": dg.MetadataValue.md(markdown_table(
+                ["split", "train users", "test users", "val AUC", "test AUC", "test accuracy", "test macro F1", "seconds"],
+                _summary_rows(results, target),
+            )),
+            **{f"mlflow_run_{scheme}": dg.MetadataValue.url(url) for scheme, url in urls.items()},
+            "registered_model": dg.MetadataValue.text(f"{name} v{version}"),
+            "champion": dg.MetadataValue.text(promotion.describe()),
+            "cohorts": dg.MetadataValue.text(tags["cohorts"]),
+        },
+        check_results=[sanity],
+    )
+
+
+def _cohorts_with_users(cohort: date, users_of) -> tuple[list[date], list[date]]:
+    """(training window, its cohorts that have users): an empty cohort is skipped, not trained on."""
+    window = training_cohorts(cohort)
+    return window, [c for c in window if users_of(c) > 0]
+
+
+def train_sequence_model(context, family: str, target: str, cohort: date, config: SequenceModelConfig, lake: Lake,
+                         mlflow: MlflowResource) -> Iterator:
     kind = "hybrid" if family == "hybrid_lstm" else "lstm"
-    cohorts = config.days()
-    dirs = require([lake.tensors(c) for c in cohorts], "model training")
+    mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
+    window, cohorts = _cohorts_with_users(
+        cohort, lambda c: CohortTensors(require([lake.tensors(c)], "model training")[0]).meta["users"])
+    if not cohorts:
+        yield _no_data(model_name(family, target), window)
+        return
+    dirs = [lake.tensors(c) for c in cohorts]
     defaults = TrainConfig.hybrid() if kind == "hybrid" else TrainConfig.lstm()
     train_config = TrainConfig(**{**defaults.__dict__, "epochs": config.epochs or defaults.epochs,
                                   "batch_size": config.batch_size, "lr": config.learning_rate, "seed": config.seed})
@@ -112,23 +147,30 @@ def train_sequence_model(context, family: str, target: str, config: SequenceMode
         return sequence_experiment(kind, target, dirs, scheme, train_config, device, epoch_logger(target), **model_kwargs)
 
     def log_model(result):
-        sample = next(iter(make_loader(SequenceDataset(dirs[:1], target, normalization=result.normalization), 4)))
+        rows = result.validation
+        sample = next(iter(make_loader(SequenceDataset(rows.cohorts[:1], target, normalization=result.normalization,
+                                                       labelled=False), 4)))
         return log_torch_model(result, sample)
 
-    output, results, promotion = _train_and_log(context, family, target, mlflow, cohorts, params, run_scheme, log_model)
-    write_model_outputs(_model_folder(lake, family, target), results,
-                        {"family": family, "target": target, "registered_version": promotion.version,
-                         "champion": promotion.promoted, "device": str(device),
-                         "cohorts": [c.isoformat() for c in cohorts]})
-    return output
+    yield from _train_and_register(context, family, target, cohort, cohorts, mlflow, params, run_scheme, log_model, lake)
 
 
-def train_classical_model(context, family: str, target: str, config: ClassicalModelConfig, lake: Lake,
-                          mlflow: MlflowResource) -> dg.MaterializeResult:
-    mlflow.check_reachable()  # before any training, not after it
-    cohorts = config.days()
-    kpi = pd.read_parquet(require([lake.cohort("kpi_features", c) for c in cohorts], "model training"))
-    labels = pd.read_parquet(require([lake.cohort("label_scores", c) for c in cohorts], "model training"))
+def read_cohort_tables(lake: Lake, table: str, cohorts: list[date]) -> pd.DataFrame:
+    """One cohort table over several cohorts, in cohort order (an empty cohort adds no rows)."""
+    return pd.concat([pd.read_parquet(p) for p in require([lake.cohort(table, c) for c in cohorts], "model training")],
+                     ignore_index=True)
+
+
+def train_classical_model(context, family: str, target: str, cohort: date, config: ClassicalModelConfig, lake: Lake,
+                          mlflow: MlflowResource) -> Iterator:
+    mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
+    window, cohorts = _cohorts_with_users(
+        cohort, lambda c: pq.read_metadata(require([lake.cohort("label_scores", c)], "model training")[0]).num_rows)
+    if not cohorts:
+        yield _no_data(model_name(family, target), window)
+        return
+    kpi = read_cohort_tables(lake, "kpi_features", cohorts)
+    labels = read_cohort_tables(lake, "label_scores", cohorts)
     xgb = classical.XGBConfig(n_estimators=config.n_estimators, learning_rate=config.learning_rate,
                               max_depth=config.max_depth, early_stopping_rounds=config.early_stopping_rounds,
                               seed=config.seed)
@@ -138,12 +180,7 @@ def train_classical_model(context, family: str, target: str, config: ClassicalMo
         return classical_experiment(family, target, kpi, labels, scheme, xgb, config.C)
 
     def log_model(result):
-        X_sample = classical.kpi_design(kpi, labels).X.head(50)
-        return log_sklearn_like_model(result, X_sample, "sklearn" if family == "logreg" else "xgboost")
+        return log_sklearn_like_model(result, result.validation.kpi.head(50), "sklearn" if family == "logreg" else "xgboost")
 
-    output, results, promotion = _train_and_log(context, family, target, mlflow, cohorts, params, run_scheme, log_model)
-    write_model_outputs(_model_folder(lake, family, target), results,
-                        {"family": family, "target": target, "registered_version": promotion.version,
-                         "champion": promotion.promoted, "features": classical.kpi_feature_columns(kpi),
-                         "cohorts": [c.isoformat() for c in cohorts]})
-    return output
+    yield from _train_and_register(context, family, target, cohort, cohorts, mlflow, params, run_scheme, log_model, lake)
+

@@ -7,7 +7,8 @@ read the 7 label days, and its membership reads every day up to its start.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import os
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -35,3 +36,29 @@ label_days = dg.TimeWindowPartitionMapping(
 days_until_cohort = dg.TimeWindowPartitionMapping(
     start_offset=-CALENDAR.num_days, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
+
+# A model partition (cohort X) trains on the labelled cohorts X-N+1 .. X: the last N cohorts whose label
+# period has ended when X's has (N = CHURN_TRAINING_COHORTS, default 7); the lineage shows exactly those.
+TRAINING_COHORTS = int(os.environ.get("CHURN_TRAINING_COHORTS") or 7)
+training_window = dg.TimeWindowPartitionMapping(
+    start_offset=-(TRAINING_COHORTS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+# The scoring partition of cohort X scores the users first seen on X + label_days, whose observation window
+# ends on the day X's label period ends (X + observation + label - 1): the newest window as of that day.
+scoring_observation_days = dg.TimeWindowPartitionMapping(
+    start_offset=CALENDAR.label_days, end_offset=CALENDAR.label_days + CALENDAR.observation_days - 1
+)
+scoring_membership_days = dg.TimeWindowPartitionMapping(
+    start_offset=-CALENDAR.num_days, end_offset=CALENDAR.label_days, allow_nonexistent_upstream_partitions=True
+)
+
+
+def training_cohorts(cohort: date) -> list[date]:
+    """The cohort start days model partition ``cohort`` trains on (oldest first, within the calendar)."""
+    first = max(CALENDAR.first_day, cohort - timedelta(days=TRAINING_COHORTS - 1))
+    return [first + timedelta(days=i) for i in range((cohort - first).days + 1)]
+
+
+def scored_cohort(cohort: date) -> date:
+    """The cohort whose observation window scoring partition ``cohort`` scores."""
+    return cohort + timedelta(days=CALENDAR.label_days)

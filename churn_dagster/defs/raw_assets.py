@@ -113,6 +113,7 @@ def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
         group_name="raw",
         kinds={"csv", "duckdb", "parquet"},
         owners=OWNERS,
+        code_version="2",
         partitions_def=day_partitions if spec.daily else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.daily else None,
         check_specs=_checks(name),

@@ -10,22 +10,24 @@ import pandas as pd
 
 from churn_dagster.defs.metadata import frame_markdown, image_markdown
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.model_assets import FAMILIES, TrainingCohorts, model_name
+from churn_dagster.calendar import parse_day
+from churn_dagster.defs.model_assets import FAMILIES, MODEL_CODE_VERSION, model_name
+from churn_dagster.defs.partitions import cohort_partitions, training_window
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
 from churn_dagster.transforms.duck import atomic_dir
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.transforms.lake import Lake, require
 
 TARGETS = ("binary", "level")
 ATTENTION_SAMPLE = 24
 SHAP_ROWS = 2000
 
 
-def _read_models(lake: Lake) -> tuple[dict, dict]:
+def _read_models(lake: Lake, cohort) -> tuple[dict, dict]:
     metrics, predictions = {t: {} for t in TARGETS}, {t: {} for t in TARGETS}
     for target in TARGETS:
         for family in FAMILIES:
-            folder = lake.root / "models" / model_name(family, target)
+            folder = require([lake.model(model_name(family, target), cohort)], "evaluation_report")[0]
             metrics[target][family] = json.loads((folder / "metrics.json").read_text())
             predictions[target][family] = pd.read_parquet(folder / "test_predictions.parquet")
     return metrics, predictions
@@ -35,32 +37,34 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
     """SHAP for XGBoost, standardised coefficients for the logistic regression, attention for the hybrid,
     all for the churn target on random-split test users, with the versions the model assets registered."""
     from churn_dagster.defs.champions import load_version
+    from churn_dagster.defs.model_training import read_cohort_tables
     from churn_dagster.ml import classical, explain
     from churn_dagster.ml.data import SequenceDataset
 
-    kpi = pd.read_parquet([lake.cohort("kpi_features", c) for c in cohorts])
-    labels = pd.read_parquet([lake.cohort("label_scores", c) for c in cohorts])
+    kpi = read_cohort_tables(lake, "kpi_features", cohorts)
+    labels = read_cohort_tables(lake, "label_scores", cohorts)
     design = classical.kpi_design(kpi, labels)
     test_rows = design.X[design.rows("test")]
     version = {f: metrics["binary"][f]["registered_version"] for f in FAMILIES}
-    xgb = load_version(mlflow, model_name("xgboost", "binary"), "xgboost", version["xgboost"])
-    shap = explain.xgboost_shap(xgb.model, test_rows, max_rows=SHAP_ROWS)
+    xgb = load_version(mlflow, model_name("xgboost", "binary"), "xgboost", version["xgboost"]).candidate
+    shap = explain.xgboost_shap(xgb.model, test_rows[list(xgb.model.feature_names_in_)], max_rows=SHAP_ROWS)
     figures = {"shap_xgboost": explain.plot_shap_importance(shap, out / "shap_xgboost_churn.png")}
-    logreg = load_version(mlflow, model_name("logreg", "binary"), "logreg", version["logreg"])
-    coefs = explain.logistic_coefficients(logreg.model, list(design.X.columns))
+    logreg = load_version(mlflow, model_name("logreg", "binary"), "logreg", version["logreg"]).candidate
+    coefs = explain.logistic_coefficients(logreg.model, list(logreg.model.feature_names_in_))
     figures["coefficients_logreg"] = explain.plot_coefficients(coefs, out / "coefficients_logreg_churn.png")
-    hybrid = load_version(mlflow, model_name("hybrid_lstm", "binary"), "hybrid_lstm", version["hybrid_lstm"])
+    hybrid = load_version(mlflow, model_name("hybrid_lstm", "binary"), "hybrid_lstm", version["hybrid_lstm"]).candidate
     dataset = SequenceDataset([lake.tensors(c) for c in cohorts], "binary", split="test", normalization=hybrid.normalization)
     rng = np.random.default_rng(0)
     longest = np.argsort(-dataset.lengths, kind="stable")[: 4 * ATTENTION_SAMPLE]
-    sample = explain.attention_weights(hybrid.model, dataset, np.sort(rng.choice(longest, ATTENTION_SAMPLE, replace=False)))
+    shown = min(ATTENTION_SAMPLE, len(longest))
+    sample = explain.attention_weights(hybrid.model, dataset, np.sort(rng.choice(longest, shown, replace=False)))
     figures["attention_hybrid"] = explain.plot_attention(sample, out / "attention_hybrid_churn.png")
     recent = float(np.mean([w[length - 1] for w, length in zip(sample.weights, sample.lengths, strict=True)]))
     text = "\n\n".join([
         "## Explanations (churn target, random-split test users)",
         "XGBoost, mean |SHAP| (top 10):\n\n" + frame_markdown(shap.top(10).rename_axis("feature").reset_index()),
         "Logistic regression, standardised coefficients (top 10):\n\n" + frame_markdown(coefs.head(10).rename_axis("feature").reset_index()),
-        f"Hybrid LSTM attention over the sessions of {ATTENTION_SAMPLE} users with the longest histories: the most "
+        f"Hybrid LSTM attention over the sessions of {shown} users with the longest histories: the most "
         f"recent session gets {recent:.1%} of the weight on average (uniform would be "
         f"{np.mean(1 / sample.lengths):.1%}).",
     ])
@@ -68,26 +72,32 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
 
 
 @dg.asset(
-    description="Comparison of the 8 models (both targets, random and out-of-time splits) with the SPEC's "
-    "evaluation columns, the reference study's figures beside ours, ROC/F1/confusion figures, SHAP, "
-    "coefficients and attention weights. Written to reports/evaluation/ and logged to MLflow.",
+    description="Comparison of the 8 models of a training partition (both targets, random and out-of-time "
+    "splits) with the SPEC's evaluation columns, the reference study's figures beside ours, ROC/F1/confusion "
+    "figures, SHAP, coefficients and attention weights. Written to reports/evaluation/cohort=<day>/ and logged "
+    "to MLflow.",
     group_name="reports",
     kinds={"python", "mlflow"},
     owners=OWNERS,
-    deps=[model_name(f, t) for f in FAMILIES for t in TARGETS] + ["kpi_features", "label_scores", "sequence_tensors"],
+    code_version=MODEL_CODE_VERSION,
+    partitions_def=cohort_partitions,
+    deps=[model_name(f, t) for f in FAMILIES for t in TARGETS] + [
+        dg.AssetDep(a, partition_mapping=training_window) for a in ("kpi_features", "label_scores", "sequence_tensors")],
 )
-def evaluation_report(context: dg.AssetExecutionContext, config: TrainingCohorts, lake: LakeResource,
-                      mlflow: MlflowResource) -> dg.MaterializeResult:
+def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     import mlflow as mlflow_api  # the model code is imported when the report runs, not when definitions load
 
     from churn_dagster.ml import report
 
-    metrics, predictions = _read_models(lake.lake)
+    cohort = parse_day(context.partition_key)
+    metrics, predictions = _read_models(lake.lake, cohort)
     headline = report.headline_table(metrics)
     tables = {t: report.comparison_table(metrics[t], t) for t in TARGETS}
-    with atomic_dir(lake.lake.root / "reports" / "evaluation") as out:
+    trained_on = [parse_day(c) for c in metrics["binary"]["xgboost"]["cohorts"]]
+    folder = lake.lake.root / "reports" / "evaluation" / f"cohort={cohort.isoformat()}"
+    with atomic_dir(folder) as out:
         figures = report.comparison_figures(predictions, metrics, out)
-        explanation, more = _explanations(lake.lake, mlflow, metrics, config.days(), out)
+        explanation, more = _explanations(lake.lake, mlflow, metrics, trained_on, out)
         figures.update(more)
         for target, table in tables.items():
             table.to_csv(out / f"comparison_{target}.csv", index=False)
@@ -103,7 +113,7 @@ def evaluation_report(context: dg.AssetExecutionContext, config: TrainingCohorts
             explanation,
         ])
         (out / "report.md").write_text(body + "\n")
-        with mlflow.start_run(context, "evaluation_report", {"kind": "report"}) as run:
+        with mlflow.start_run(context, f"evaluation_report {cohort}", {"kind": "report", "partition": cohort.isoformat()}) as run:
             mlflow_api.log_artifacts(str(out), artifact_path="report")
             for _, row in headline.iterrows():
                 key = row["model"].lower().replace(" ", "_")
@@ -111,7 +121,6 @@ def evaluation_report(context: dg.AssetExecutionContext, config: TrainingCohorts
             url = mlflow.run_url(run.info.run_id)
     shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
                          "attention_hybrid") if k in figures]
-    folder = lake.lake.root / "reports" / "evaluation"
     return dg.MaterializeResult(metadata={
         "models_vs_reference": dg.MetadataValue.md(frame_markdown(headline)),
         "binary_churn": dg.MetadataValue.md(frame_markdown(tables["binary"])),

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from churn_dagster import ncm_format as fmt
 from churn_dagster.defs.mlflow_resource import mlflow_from_env
+from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.ingest import SourceFile
 from churn_dagster.transforms.labels import SplitSettings
@@ -87,10 +88,31 @@ class FeatureSettingsResource(dg.ConfigurableResource):
     publish_day_anchor: int = Field(
         default=31, description="publishTime counts days back from this dt (31 as in most analyses; 32 also seen)."
     )
+    use_follow_count: bool = Field(
+        default=False,
+        description="Use followCnt as a feature. It is measured on 1 Dec 2019, after every label period, so it "
+        "leaks the label period (follows made then); off by default, like `level`, and on only to measure that.",
+    )
 
     @property
     def split(self) -> SplitSettings:
         return SplitSettings(self.train_fraction, self.validation_fraction, self.split_seed)
+
+    def metadata(self) -> dict[str, dg.MetadataValue]:
+        """The settings a cohort partition was built with, for its metadata: partitions built with other
+        settings can then be told apart in the UI. Includes a warning when a leaking column is on."""
+        meta = {
+            "settings": dg.MetadataValue.json({
+                "session_gap_minutes": self.session_gap_minutes, "max_sessions": self.max_sessions,
+                "split": {"train": self.train_fraction, "validation": self.validation_fraction, "seed": self.split_seed},
+                "observation_days": CALENDAR.observation_days, "label_days": CALENDAR.label_days,
+                "days": f"{CALENDAR.first_day} .. {CALENDAR.last_day}", "use_follow_count": self.use_follow_count,
+            }),
+        }
+        if self.use_follow_count:
+            meta["warning"] = dg.MetadataValue.text(
+                "use_follow_count is on: followCnt is measured on 1 Dec 2019, after every label period, and leaks it")
+        return meta
 
 
 def default_data_dir() -> str:
@@ -112,5 +134,6 @@ def resources_from_env() -> dict[str, dg.ConfigurableResource]:
             session_gap_minutes=float(os.environ.get("CHURN_SESSION_GAP_MINUTES", "30")),
             max_sessions=int(os.environ.get("CHURN_MAX_SESSIONS", "192")),
             split_seed=int(os.environ.get("CHURN_SPLIT_SEED", "42")),
+            use_follow_count=os.environ.get("CHURN_USE_FOLLOW_COUNT", "0").lower() in ("1", "true", "yes"),
         ),
     }

@@ -48,8 +48,10 @@ def data_graph_steps(calendar: Calendar) -> list[Step]:
 
 
 def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -> list[Step]:
-    """The data graph, then the models, the evaluation report and the risk scores."""
-    return [*data_graph_steps(calendar), Step("training_job", run_config=training_config)]
+    """The data graph, then, for the last labelled cohort, the models on its training window, the evaluation
+    report and the risk scores of the newest window."""
+    last = calendar.last_labelled_cohort.isoformat()
+    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config)]
 
 
 def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[Step], echo=print) -> list[str]:

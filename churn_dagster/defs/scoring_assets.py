@@ -1,88 +1,81 @@
-"""Churn risk scores for the latest observation window: the users whose 14 days end on the newest day of data.
+"""Churn risk scores for the newest observation window as of each labelled cohort.
 
-Their label period lies in the future, so they have no partition among the labelled cohorts; the
-``scoring_window`` asset builds their membership, sessions, features and (unstandardised) tensors with the
-same transforms into ``scoring/``, and ``churn_risk_scores`` applies the champion models.
+Scoring partition X belongs to the day X's label period ends, D = X + observation + label - 1: the users to
+score are those first seen on X + label_days, whose observation window ends on D. Their label period lies in
+the future, so they have no partition among the labelled cohorts; ``scoring_window`` builds their membership,
+sessions, features and unlabelled tensors with the same transforms into ``scoring/``, reading exactly the days
+its partition mappings declare, and ``churn_risk_scores`` applies the best champions as of X.
 """
 
 import json
-from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
 
+from churn_dagster.calendar import parse_day
 from churn_dagster.defs.metadata import check, image_markdown, markdown_table, parquet_metadata
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.model_assets import FAMILIES, model_name
-from churn_dagster.calendar import parse_day
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions
+from churn_dagster.defs.model_assets import FAMILIES, MODEL_CODE_VERSION, model_name
+from churn_dagster.defs.partitions import (
+    CALENDAR,
+    cohort_partitions,
+    scored_cohort,
+    scoring_membership_days,
+    scoring_observation_days,
+    training_cohorts,
+    training_window,
+)
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.transforms import cohorts as cohort_sql
 from churn_dagster.transforms import features as feature_sql
 from churn_dagster.transforms import sessions as session_sql
 from churn_dagster.transforms import tensors as tensor_build
-from churn_dagster.transforms.duck import atomic_path
-from churn_dagster.transforms.lake import Lake, MissingUpstreamError, require
+from churn_dagster.transforms.duck import atomic_dir
+from churn_dagster.transforms.lake import Lake, require
 
-
-def newest_ingested_day(lake: Lake) -> date:
-    """The last day whose impressions are loaded: "today" for the daily flow, the last day for a backfill."""
-    days = [d for d in map(CALENDAR.day, range(1, CALENDAR.num_days + 1)) if lake.raw_day("impression_data", d).exists()]
-    if not days:
-        raise MissingUpstreamError("no day of raw_impressions is materialized yet")
-    return max(days)
-
-
-def newest_labelled_tensors(lake: Lake) -> date:
-    cohorts = [parse_day(k) for k in cohort_partitions.get_partition_keys()]
-    ready = [c for c in cohorts if (lake.tensors(c) / "normalization.json").exists()]
-    if not ready:
-        raise MissingUpstreamError("no labelled cohort has sequence_tensors yet")
-    return max(ready)
+TARGETS = ("binary", "level")
 
 
 @dg.asset(
-    description="Membership, sessions, static and KPI features and tensors of the latest observation window "
-    "(the cohort whose 14 days end on the newest ingested day), built by the cohort transforms into "
-    "scoring/. Imputation values come from the newest labelled cohort's training split. scoring/window.json "
-    "names the current window.",
+    description="Membership, sessions, static and KPI features and unlabelled tensors of the users first seen on "
+    "the partition's day + label days, whose observation window ends the day the partition's label period ends; "
+    "built by the cohort transforms into scoring/. Values are raw: each model imputes and scales them with its "
+    "own training statistics.",
     group_name="scoring",
     kinds={"duckdb", "parquet", "numpy"},
     owners=OWNERS,
+    code_version="2",
+    partitions_def=cohort_partitions,
     deps=[
-        "user_day_activity", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics",
-        "raw_creator_demographics", dg.AssetDep("sequence_tensors", partition_mapping=dg.LastPartitionMapping()),
+        dg.AssetDep("user_day_activity", partition_mapping=scoring_membership_days),
+        dg.AssetDep("raw_impressions", partition_mapping=scoring_observation_days),
+        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
     ],
-    check_specs=[dg.AssetCheckSpec("features_cover_window", asset="scoring_window",
+    check_specs=[dg.AssetCheckSpec("features_cover_window", asset="scoring_window", blocking=True,
                                    description="Every window user has static and KPI features and a tensor row.")],
 )
 def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    newest = newest_ingested_day(lake.lake)
-    cohort = newest - timedelta(days=CALENDAR.observation_days - 1)
-    if cohort < CALENDAR.first_day:
-        raise MissingUpstreamError(f"only data up to {newest}: no complete {CALENDAR.observation_days}-day window yet")
+    window = scored_cohort(parse_day(context.partition_key))
     area = lake.lake.scoring()
-    reference_cohort = newest_labelled_tensors(lake.lake)
-    reference = json.loads((lake.lake.tensors(reference_cohort) / "normalization.json").read_text())
     with lake.connect() as con:
-        users = cohort_sql.build_cohort_users(con, area, CALENDAR, [cohort])[cohort]
-        n_sessions = session_sql.build_sessions(con, area, CALENDAR, [cohort], features.session_gap_minutes)[cohort]
-        static = feature_sql.build_static_features(con, area, CALENDAR, [cohort])[cohort]
-        kpi = feature_sql.build_kpi_features(con, area, CALENDAR, [cohort], features.publish_day_anchor)[cohort]
-        summary = tensor_build.build_tensors(con, area, cohort, features.max_sessions, reference)
-        meta = parquet_metadata(con, [area.cohort("kpi_features", cohort)])
-    window = {"cohort": cohort.isoformat(), "newest_day": newest.isoformat(),
-              "reference_cohort": reference_cohort.isoformat()}
-    with atomic_path(lake.lake.root / "scoring" / "window.json") as tmp:
-        tmp.write_text(json.dumps(window, indent=2))
+        users = cohort_sql.build_cohort_users(con, area, CALENDAR, [window])[window]
+        n_sessions = session_sql.build_sessions(con, area, CALENDAR, [window], features.session_gap_minutes)[window]
+        static = feature_sql.build_static_features(con, area, CALENDAR, [window], features.use_follow_count)[window]
+        kpi = feature_sql.build_kpi_features(con, area, CALENDAR, [window], features.publish_day_anchor,
+                                             features.use_follow_count)[window]
+        summary = tensor_build.build_tensors(con, area, window, features.max_sessions, labelled=False)
+        meta = parquet_metadata(con, [area.cohort("kpi_features", window)])
+    days = CALENDAR.observation_dts(window)
     meta.update({
-        "cohort": dg.MetadataValue.text(cohort.isoformat()),
-        "observation_days": dg.MetadataValue.text(f"{cohort} .. {newest}"),
+        "scored_cohort": dg.MetadataValue.text(window.isoformat()),
+        "observation_days": dg.MetadataValue.text(f"{CALENDAR.day(days[0])} .. {CALENDAR.day(days[-1])}"),
         "users": dg.MetadataValue.int(users),
         "sessions": dg.MetadataValue.int(n_sessions),
-        "imputation_reference_cohort": dg.MetadataValue.text(reference_cohort.isoformat()),
+        **features.metadata(),
     })
+    if users == 0:
+        meta["note"] = dg.MetadataValue.text(f"no user was first seen on {window}: the window is empty")
     covered = users == static == kpi == summary.users
     return dg.MaterializeResult(metadata=meta, check_results=[
         check("features_cover_window", covered, f"{users} users, {static} static rows, {kpi} KPI rows, "
@@ -90,25 +83,62 @@ def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, featur
     ])
 
 
-def _predict(model, area: Lake, cohort, target: str):
-    """Probabilities of a ``LoadedModel`` for the window's users (tensors or KPI table, by family)."""
-    from churn_dagster.defs.champions import SEQUENCE_FAMILIES
-    from churn_dagster.ml import scoring
+def _stored_thresholds(lake: Lake, cohort):
+    """The level thresholds the partition's level models fit on their random-protocol training users, read
+    back from their files (every family fits the same ones: the same training users)."""
+    from churn_dagster.engagement import Thresholds
 
-    if model.family in SEQUENCE_FAMILIES:
-        return scoring.sequence_proba(model.model, area.tensors(cohort), target, model.normalization)
-    kpi = pd.read_parquet(require([area.cohort("kpi_features", cohort)], "churn_risk_scores")[0])
-    return scoring.classical_proba(model.model, kpi, target)
+    for family in FAMILIES:
+        path = lake.model(model_name(family, "level"), cohort) / "metrics.json"
+        if path.exists():
+            return Thresholds.from_dict(json.loads(path.read_text())["schemes"]["random"]["thresholds"])
+    raise FileNotFoundError(f"no level model of partition {cohort} has written its thresholds")
+
+
+def _evaluation_rows(lake: Lake, cohort, target: str):
+    """The validation users of the partition's training cohorts, in the forms every family reads."""
+    from churn_dagster.defs.model_training import read_cohort_tables
+    from churn_dagster.engagement import level_labels
+    from churn_dagster.ml.champions import EvaluationRows
+    from churn_dagster.ml.classical import kpi_feature_columns
+    from churn_dagster.ml.data import CohortTensors
+
+    cohorts = [c for c in training_cohorts(cohort) if CohortTensors(lake.tensors(c)).meta["users"] > 0]
+    labels = read_cohort_tables(lake, "label_scores", cohorts)
+    kpi = read_cohort_tables(lake, "kpi_features", cohorts)
+    if not (kpi["user_id"].to_numpy() == labels["user_id"].to_numpy()).all():
+        raise ValueError("kpi_features and label_scores list different users; rebuild the cohorts")
+    val = (labels["split"] == "validation").to_numpy()
+    y = labels["churned"].to_numpy(int)[val] if target == "binary" else level_labels(
+        labels[val].reset_index(drop=True), _stored_thresholds(lake, cohort))
+    return EvaluationRows(target, y, kpi=kpi.loc[val, kpi_feature_columns(kpi)].reset_index(drop=True),
+                          cohorts=[CohortTensors(lake.tensors(c)) for c in cohorts], split="validation")
+
+
+def _predict(registered, area: Lake, window, target: str):
+    """(users, probabilities) of a registered model for the window's users."""
+    from churn_dagster.ml import scoring
+    from churn_dagster.ml.champions import SEQUENCE_FAMILIES
+
+    candidate = registered.candidate
+    if candidate.family in SEQUENCE_FAMILIES:
+        return scoring.sequence_proba(candidate.model, area.tensors(window), target, candidate.normalization)
+    kpi = pd.read_parquet(require([area.cohort("kpi_features", window)], "churn_risk_scores")[0])
+    return scoring.classical_proba(candidate.model, kpi, target)
 
 
 @dg.asset(
-    description="Per-user churn risk for the latest observation window: churn probability from the best "
-    "binary champion, predicted engagement level and the five level probabilities from the best level "
-    "champion (best = highest validation AUC among the families' champions). Parquet and CSV.",
+    description="Per-user churn risk for the newest observation window as of the partition: churn probability "
+    "from the best churn champion, predicted engagement level and the five level probabilities from the best "
+    "level champion. Best = highest AUC when every family's champion is scored on the same users (the "
+    "validation users of the partition's training cohorts). Parquet and CSV under scores/window=<last day>/.",
     group_name="scoring",
     kinds={"python", "parquet", "mlflow"},
     owners=OWNERS,
-    deps=["scoring_window", *(model_name(f, t) for f in FAMILIES for t in ("binary", "level"))],
+    code_version=MODEL_CODE_VERSION,
+    partitions_def=cohort_partitions,
+    deps=["scoring_window", *(model_name(f, t) for f in FAMILIES for t in TARGETS),
+          *(dg.AssetDep(a, partition_mapping=training_window) for a in ("kpi_features", "label_scores", "sequence_tensors"))],
     check_specs=[
         dg.AssetCheckSpec("probabilities_valid", asset="churn_risk_scores",
                           description="Probabilities in [0, 1]; each user's level probabilities sum to 1."),
@@ -119,37 +149,46 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     from churn_dagster.defs.champions import best_champion  # model code loads when scoring runs
     from churn_dagster.ml import plots, scoring
 
-    cohort = date.fromisoformat(json.loads((lake.lake.root / "scoring" / "window.json").read_text())["cohort"])
+    cohort = parse_day(context.partition_key)
+    window = scored_cohort(cohort)
     area = lake.lake.scoring()
-    churn_model = best_champion(mlflow, {f: model_name(f, "binary") for f in FAMILIES})
-    level_model = best_champion(mlflow, {f: model_name(f, "level") for f in FAMILIES})
-    table = scoring.risk_table(_predict(churn_model, area, cohort, "binary"), _predict(level_model, area, cohort, "level"))
-    out = lake.lake.root / "scores"
-    with atomic_path(out / "churn_risk_scores.parquet") as tmp:
-        table.to_parquet(tmp, index=False)
-    with atomic_path(out / "churn_risk_scores.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    histogram = plots.plot_histogram(table["churn_probability"], out / "churn_probability_histogram.png",
-                                     f"Churn probability, cohort {cohort}", "P(churn)")
+    chosen, aucs = {}, {}
+    for target in TARGETS:
+        rows = _evaluation_rows(lake.lake, cohort, target)
+        chosen[target], aucs[target] = best_champion(mlflow, {f: model_name(f, target) for f in FAMILIES}, rows)
+    table = scoring.risk_table(_predict(chosen["binary"], area, window, "binary"),
+                               _predict(chosen["level"], area, window, "level"))
+    last_day = CALENDAR.day(CALENDAR.observation_dts(window)[-1])
+    folder = lake.lake.root / "scores" / f"window={last_day.isoformat()}"
+    with atomic_dir(folder) as out:
+        table.to_parquet(out / "churn_risk_scores.parquet", index=False)
+        table.to_csv(out / "churn_risk_scores.csv", index=False)
+        plots.plot_histogram(table["churn_probability"], out / "churn_probability_histogram.png",
+                             f"Churn probability, users first seen on {window}", "P(churn)")
     level_probs = table.filter(like="p_").to_numpy()
-    window_users = len(pd.read_parquet(area.cohort("cohort_users", cohort), columns=["user_id"]))
+    window_users = len(pd.read_parquet(area.cohort("cohort_users", window), columns=["user_id"]))
     counts = table["predicted_level_name"].value_counts()
+    comparison = [(t, name, f"{auc:.4f}" if auc is not None else "cannot score these rows")
+                  for t in TARGETS for name, auc in aucs[t].items()]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),
-            "cohort": dg.MetadataValue.text(cohort.isoformat()),
-            "churn_model": dg.MetadataValue.text(churn_model.describe()),
-            "level_model": dg.MetadataValue.text(level_model.describe()),
-            "mean_churn_probability": dg.MetadataValue.float(float(table["churn_probability"].mean())),
+            "scored_cohort": dg.MetadataValue.text(window.isoformat()),
+            "churn_model": dg.MetadataValue.text(chosen["binary"].describe()),
+            "level_model": dg.MetadataValue.text(chosen["level"].describe()),
+            "champions_on_the_same_users": dg.MetadataValue.md(markdown_table(["target", "champion", "AUC"], comparison)),
+            "mean_churn_probability": dg.MetadataValue.float(float(table["churn_probability"].mean()) if len(table) else 0.0),
             "users_per_predicted_level": dg.MetadataValue.md(markdown_table(
                 ["level", "users"], [(name, int(counts.get(name, 0))) for name in scoring.LEVEL_NAMES])),
-            "churn_probability_histogram": dg.MetadataValue.md(image_markdown(histogram, "histogram")),
+            "churn_probability_histogram": dg.MetadataValue.md(image_markdown(
+                folder / "churn_probability_histogram.png", "histogram")),
             "highest_risk": dg.MetadataValue.md(markdown_table(list(table.columns[:4]), table.head(10).iloc[:, :4].values)),
-            "path": dg.MetadataValue.path(str(out / "churn_risk_scores.parquet")),
+            "path": dg.MetadataValue.path(str(folder / "churn_risk_scores.parquet")),
         },
         check_results=[
             check("probabilities_valid",
-                  bool(table["churn_probability"].between(0, 1).all() and abs(level_probs.sum(axis=1) - 1).max() < 1e-5),
+                  bool(table["churn_probability"].between(0, 1).all()
+                       and (len(table) == 0 or abs(level_probs.sum(axis=1) - 1).max() < 1e-5)),
                   "P(churn) within [0, 1], level probabilities sum to 1"),
             check("covers_window", len(table) == window_users and table["user_id"].is_unique,
                   f"{len(table)} scored users, {window_users} users in the window"),

@@ -26,12 +26,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from xgboost import XGBClassifier
 
-from churn_dagster.ml.data import N_LEVELS, n_outputs
+from churn_dagster.engagement import N_LEVELS, Thresholds, level_labels
+from churn_dagster.ml.data import LABEL_COMPONENTS, n_outputs
 
 # Never features: the key, the partition key, the leakage-check timestamp (an absolute time, which would
 # let a model tell cohorts apart rather than behaviours), and label-side names in case labels are joined in.
 IDENTIFIER_COLUMNS = ("user_id", "cohort_day", "last_impression_ms")
-LABEL_COLUMNS = ("split", "churned", "level", "score")
+LABEL_COLUMNS = ("split", "churned", "level", "score", "frequency", "quality_raw")
 EXCLUDED_COLUMNS = IDENTIFIER_COLUMNS + LABEL_COLUMNS
 
 
@@ -46,38 +47,44 @@ def kpi_feature_columns(kpi: pd.DataFrame) -> list[str]:
 
 @dataclass(frozen=True)
 class KpiDesign:
-    """Feature matrix and both targets, row-aligned with ``user_id`` and ``split``."""
+    """Feature matrix, row-aligned with ``user_id``, ``split`` and the label-period components of each user
+    (``labels``: churned, frequency, impressions, quality_raw), from which a target is derived."""
 
     X: pd.DataFrame
-    churned: np.ndarray
-    level: np.ndarray
     split: np.ndarray
     user_id: np.ndarray
+    labels: pd.DataFrame
 
-    def target(self, name: str) -> np.ndarray:
+    @property
+    def churned(self) -> np.ndarray:
+        return self.labels["churned"].to_numpy(np.int64)
+
+    def target(self, name: str, thresholds: Thresholds | None = None) -> np.ndarray:
+        """Churn, or the level under a protocol's ``thresholds``."""
         n_outputs(name)
-        return self.churned if name == "binary" else self.level
+        if name == "binary":
+            return self.churned
+        if thresholds is None:
+            raise ValueError("level labels need the thresholds of the protocol's training users")
+        return level_labels(self.labels, thresholds)
 
     def rows(self, split: str) -> np.ndarray:
         return self.split == split
 
 
 def kpi_design(kpi: pd.DataFrame, labels: pd.DataFrame) -> KpiDesign:
-    """Join the KPI table with labels (``user_id``, ``split``, ``churned``, ``level``; e.g. the
+    """Join the KPI table with labels (``user_id``, ``split`` and the label components, e.g. the
     ``label_scores`` table or a tensor folder's ``users.parquet``). Both must hold exactly the same users:
     a user in one and not the other means the tables come from different runs, which is an error."""
-    merged = kpi.merge(
-        labels[["user_id", "split", "churned", "level"]], on="user_id", how="inner", validate="one_to_one"
-    )
+    components = labels[["user_id", "split", *LABEL_COMPONENTS]]
+    merged = kpi[["user_id"]].merge(components, on="user_id", how="inner", validate="one_to_one")
     if not len(merged) == len(kpi) == len(labels):
         raise ValueError(f"KPI rows ({len(kpi)}) and label rows ({len(labels)}) share only {len(merged)} users")
-    columns = kpi_feature_columns(kpi)
     return KpiDesign(
-        X=merged[columns].astype(np.float64),
-        churned=merged["churned"].to_numpy(np.int64),
-        level=merged["level"].to_numpy(np.int64),
+        X=kpi[kpi_feature_columns(kpi)].astype(np.float64).reset_index(drop=True),
         split=merged["split"].to_numpy(str),
         user_id=merged["user_id"].to_numpy(),
+        labels=merged[list(LABEL_COMPONENTS)].reset_index(drop=True),
     )
 
 
@@ -95,6 +102,9 @@ def fit_logistic(
         ]
     )
     return model.fit(X_train, y_train)
+
+
+PLACEHOLDER_WEIGHT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -117,14 +127,24 @@ def fit_xgboost(
     y_val: np.ndarray,
     config: XGBConfig = XGBConfig(),
     balanced: bool = False,
+    n_classes: int | None = None,
 ) -> XGBClassifier:
     """Gradient-boosted trees with early stopping on the validation log-loss; ``predict_proba`` of the
-    returned estimator uses the best iteration. Every class 0..K-1 must occur in ``y_train``."""
+    returned estimator uses the best iteration.
+
+    XGBoost's classifier needs every class 0..K-1 among its training labels (``n_classes`` = K: 2 for
+    churn, 5 for the levels; by default the largest label + 1). A class absent from the training rows (a
+    level nobody reached in a small training set) gets one placeholder row, a copy of the first training row
+    with a weight of 1e-6, so the model keeps K outputs and gives that class a negligible probability."""
     y_train = np.asarray(y_train, dtype=np.int64)
-    missing = sorted(set(range(int(y_train.max()) + 1)) - set(np.unique(y_train).tolist()))
+    k = n_classes or int(y_train.max()) + 1
+    weights = compute_sample_weight("balanced", y_train) if balanced else np.ones(len(y_train))
+    missing = sorted(set(range(k)) - set(np.unique(y_train).tolist()))
     if missing:
-        raise ValueError(f"classes {missing} are absent from the training rows; XGBoost needs all of 0..K-1")
-    multiclass = y_train.max() > 1
+        X_train = pd.concat([X_train, X_train.iloc[[0] * len(missing)]], ignore_index=True)
+        y_train = np.concatenate([y_train, missing])
+        weights = np.concatenate([weights, np.full(len(missing), PLACEHOLDER_WEIGHT)])
+    multiclass = k > 2
     model = XGBClassifier(
         n_estimators=config.n_estimators,
         learning_rate=config.learning_rate,
@@ -142,7 +162,6 @@ def fit_xgboost(
     # A level absent from training (possible in a small cohort) cannot be scored by early stopping either.
     seen = np.isin(np.asarray(y_val, dtype=np.int64), np.unique(y_train))
     X_val, y_val = X_val[seen], np.asarray(y_val)[seen]
-    weights = compute_sample_weight("balanced", y_train) if balanced else None
     val_weights = [compute_sample_weight("balanced", y_val)] if balanced else None
     model.fit(X_train, y_train, sample_weight=weights, eval_set=[(X_val, y_val)],
               sample_weight_eval_set=val_weights, verbose=False)

@@ -1,12 +1,16 @@
 """Sequence data for the networks: a Dataset over one or more cohorts' ragged, memory-mapped tensors.
 
 The on-disk layout is written by :mod:`churn_dagster.transforms.tensors`: all sessions back to back in
-``sequences.npy`` with ``offsets.npy`` marking where each user starts. Padding every user to 192 sessions
-would cost gigabytes of zeros, so an item is read from the memory map on demand and a batch is padded only
-to its own longest sequence (most users have far fewer than 192 sessions).
+``sequences.npy`` with ``offsets.npy`` marking where each user starts, raw values (after log and sin/cos
+transforms, NaN where a static value is missing), with each cohort's training-split moments in
+``normalization.json``. Nothing there is fitted across users: a model fits its :class:`Normalization`
+(imputation medians, means and standard deviations) on the training rows of *its* protocol, so a test
+cohort never shapes its own inputs, and carries it to scoring.
 
-Memory maps are opened lazily in whichever process reads them and are not pickled, so the Dataset works in
-DataLoader workers started by fork or spawn alike.
+Padding every user to 192 sessions would cost gigabytes of zeros, so an item is read from the memory map on
+demand and a batch is padded only to its own longest sequence. A tensor folder is a link to a versioned
+build; a cohort resolves it once and maps every file of that build at once, so a rebuild during training
+can never mix two versions (the version replaced is kept until the next build).
 """
 
 from __future__ import annotations
@@ -22,15 +26,15 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from churn_dagster.engagement import N_LEVELS, Thresholds, level_labels
+
 TARGETS = ("binary", "level")
-N_LEVELS = 5
 SEQUENCE_DIM = 24
-STATIC_DIM = 18
-
-
-def _remap(stored: dict, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    stored_mean, stored_std = np.asarray(stored["mean"]), np.asarray(stored["std"])
-    return (stored_std / std).astype(np.float32), ((stored_mean - mean) / std).astype(np.float32)
+# Width of the static vector with the default settings (18 when follow_count is switched on); a network takes
+# the width of the tensors it is trained on.
+STATIC_DIM = 17
+# Label-period columns of users.parquet from which a protocol derives each user's level.
+LABEL_COMPONENTS = ("churned", "frequency", "impressions", "quality_raw")
 
 
 def n_outputs(target: str) -> int:
@@ -46,7 +50,7 @@ class Batch(NamedTuple):
     seq: torch.Tensor  # [B, T, 24] float32, zeros on padding
     lengths: torch.Tensor  # [B] int64
     mask: torch.Tensor  # [B, T] bool
-    static: torch.Tensor  # [B, 18] float32
+    static: torch.Tensor  # [B, S] float32
     y: torch.Tensor  # [B] float32 (binary) or int64 (level)
 
     def to(self, device: torch.device | str) -> Batch:
@@ -56,115 +60,120 @@ class Batch(NamedTuple):
 
 @dataclass(frozen=True)
 class Normalization:
-    """Means and standard deviations that turn raw feature values (after the log1p and sin/cos transforms of
-    the tensors asset) into a model's inputs. A model carries the statistics of *its* training rows, so
-    cohorts standardised differently on disk, and the unstandardised scoring window, reach it on one scale."""
+    """What turns raw tensor values into a model's inputs, fit on one protocol's training rows: sequence
+    means and standard deviations, static imputation medians, then static means and standard deviations."""
 
     seq_mean: np.ndarray
     seq_std: np.ndarray
+    static_impute: np.ndarray
     static_mean: np.ndarray
     static_std: np.ndarray
+    static_features: tuple[str, ...]
 
     def to_dict(self) -> dict:
-        return {k: np.asarray(v).tolist() for k, v in self.__dict__.items()}
+        return {k: (list(v) if isinstance(v, tuple) else np.asarray(v).tolist()) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
-        return cls(**{k: np.asarray(d[k], dtype=np.float64) for k in ("seq_mean", "seq_std", "static_mean", "static_std")})
+        arrays = {k: np.asarray(d[k], dtype=np.float64)
+                  for k in ("seq_mean", "seq_std", "static_impute", "static_mean", "static_std")}
+        return cls(**arrays, static_features=tuple(d["static_features"]))
 
 
-def _pool(means: list[np.ndarray], stds: list[np.ndarray], counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    w = np.asarray(counts, dtype=np.float64)[:, None]
-    m, s = np.asarray(means), np.asarray(stds)
-    mean = (w * m).sum(axis=0) / w.sum()
-    var = (w * (s**2 + m**2)).sum(axis=0) / w.sum() - mean**2
-    std = np.sqrt(np.clip(var, 0, None))
-    return mean, np.where(std > 1e-12, std, 1.0)
+def _safe_std(std: np.ndarray) -> np.ndarray:
+    return np.where(std > 1e-12, std, 1.0)
 
 
-def pooled_normalization(cohort_dirs: Sequence[str | Path]) -> Normalization:
-    """The training statistics of several cohorts pooled, from each cohort's ``normalization.json``.
+class CohortTensors:
+    """One cohort's build, resolved once: small arrays loaded, the big ones memory-mapped immediately (a
+    mapped file stays readable even if a later build removes it)."""
 
-    Every labelled cohort stores its training split's mean, standard deviation and row counts, so the
-    pooled moments follow exactly (law of total variance) without another pass over the data.
-    """
-    metas = [json.loads((Path(d) / "normalization.json").read_text()) for d in cohort_dirs]
-    if any(m["train_users"] == 0 for m in metas):
-        raise ValueError("every cohort of a training set needs training users")
-    seq = _pool([m["sequence"]["mean"] for m in metas], [m["sequence"]["std"] for m in metas],
-                [m["train_sessions"] for m in metas])
-    static = _pool([m["static"]["mean"] for m in metas], [m["static"]["std"] for m in metas],
-                   [m["train_users"] for m in metas])
-    return Normalization(*seq, *static)
-
-
-class _Cohort:
-    """One cohort folder: small arrays loaded eagerly, the big ones memory-mapped on first use."""
-
-    def __init__(self, folder: Path, target: Normalization | None = None):
-        self.folder = folder
-        self.offsets = np.load(folder / "offsets.npy")
-        stored = json.loads((folder / "normalization.json").read_text())
-        # Affine map from this cohort's stored scale to the target's: x' = x * scale + shift.
-        self.seq_map = self.static_map = None
-        if target is not None:
-            self.seq_map = _remap(stored["sequence"], target.seq_mean, target.seq_std)
-            self.static_map = _remap(stored["static"], target.static_mean, target.static_std)
-        self.users = pd.read_parquet(folder / "users.parquet")
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder).resolve(strict=True)  # the build the link points to now, once
+        self.meta = json.loads((self.folder / "normalization.json").read_text())
+        self.offsets = np.load(self.folder / "offsets.npy")
+        self.users = pd.read_parquet(self.folder / "users.parquet")
         n = len(self.users)
         if len(self.offsets) != n + 1 or not (self.users["row_idx"].to_numpy() == np.arange(n)).all():
-            raise ValueError(f"{folder}: offsets.npy and users.parquet disagree on the users")
-        self._sequences: np.ndarray | None = None
-        self._static: np.ndarray | None = None
+            raise ValueError(f"{self.folder}: offsets.npy and users.parquet disagree on the users")
+        self._open()
+
+    def _open(self) -> None:
+        self.sequences = np.load(self.folder / "sequences.npy", mmap_mode="r")
+        self.static = np.load(self.folder / "static.npy", mmap_mode="r")
 
     @property
-    def sequences(self) -> np.ndarray:
-        if self._sequences is None:
-            self._sequences = np.load(self.folder / "sequences.npy", mmap_mode="r")
-        return self._sequences
-
-    @property
-    def static(self) -> np.ndarray:
-        if self._static is None:
-            self._static = np.load(self.folder / "static.npy", mmap_mode="r")
-        return self._static
+    def static_features(self) -> tuple[str, ...]:
+        return tuple(self.meta["static"]["features"])
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_sequences": None, "_static": None}
+        return {k: v for k, v in self.__dict__.items() if k not in ("sequences", "static")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._open()
+
+
+def _pooled_moments(metas: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over the union of the cohorts' training sessions, exactly, from each cohort's stored
+    training mean, std and session count (law of total variance)."""
+    counts = np.asarray([m["train_sessions"] for m in metas], dtype=np.float64)[:, None]
+    means = np.asarray([m["sequence"]["train_mean"] for m in metas])
+    stds = np.asarray([m["sequence"]["train_std"] for m in metas])
+    mean = (counts * means).sum(axis=0) / counts.sum()
+    var = (counts * (stds**2 + means**2)).sum(axis=0) / counts.sum() - mean**2
+    return mean, np.sqrt(np.clip(var, 0, None))
+
+
+def fit_normalization(cohorts: Sequence[CohortTensors]) -> Normalization:
+    """The normalisation of a protocol whose training rows are the ``train`` split of ``cohorts``."""
+    features = {c.static_features for c in cohorts}
+    if len(features) != 1:
+        raise ValueError(f"the cohorts were built with different static features: {sorted(features)}")
+    metas = [c.meta for c in cohorts]
+    if sum(m["train_sessions"] for m in metas) == 0:
+        raise ValueError("no training user in these cohorts: nothing to fit the normalisation on")
+    seq_mean, seq_std = _pooled_moments([m for m in metas if m["train_sessions"] > 0])
+    static = np.concatenate([np.asarray(c.static[(c.users["split"] == "train").to_numpy()], np.float64) for c in cohorts])
+    impute = np.nan_to_num(np.nanmedian(static, axis=0) if len(static) else np.zeros(static.shape[1]))
+    filled = np.where(np.isnan(static), impute, static)
+    return Normalization(seq_mean, _safe_std(seq_std), impute, filled.mean(axis=0), _safe_std(filled.std(axis=0)),
+                         features.pop())
 
 
 class SequenceDataset(Dataset):
     """Users of one or more cohorts, concatenated in the order given, optionally restricted.
 
-    With ``normalization``, every cohort's values are re-standardised onto that scale (see
-    :class:`Normalization`); without it, values are used as stored (each cohort on its own scale).
-    ``labelled=False`` serves users without labels (the scoring window); their ``y`` is a placeholder 0.
-
     ``split`` keeps the users of that split (or splits); ``index`` keeps the given positions of the
-    concatenated user table (for custom or out-of-time selections). ``users`` holds the selected rows'
-    metadata in item order, so predictions can be joined back to ``user_id``.
+    concatenated user table. ``users`` holds the selected rows' metadata in item order, so predictions can
+    be joined back to ``user_id``. Labels: churn for ``"binary"``; for ``"level"``, the level of each user
+    under ``thresholds`` (a protocol's, see :mod:`churn_dagster.engagement`). ``labelled=False`` serves
+    users without labels (the scoring window); their ``y`` is a placeholder 0. Without ``normalization``
+    items are raw (missing static values as 0), which only tests and format checks want.
     """
 
     def __init__(
         self,
-        cohort_dirs: Sequence[str | Path] | str | Path,
+        cohort_dirs: Sequence[str | Path | CohortTensors] | str | Path,
         target: str = "binary",
         split: str | Sequence[str] | None = None,
         index: np.ndarray | Sequence[int] | None = None,
         normalization: Normalization | None = None,
         labelled: bool = True,
+        thresholds: Thresholds | None = None,
     ):
         n_outputs(target)
         if split is not None and index is not None:
             raise ValueError("select rows by split or by index, not both")
-        dirs = [cohort_dirs] if isinstance(cohort_dirs, (str, Path)) else list(cohort_dirs)
+        dirs = [cohort_dirs] if isinstance(cohort_dirs, (str, Path, CohortTensors)) else list(cohort_dirs)
         if not dirs:
             raise ValueError("no cohort folders given")
-        self.target = target
-        self._cohorts = [_Cohort(Path(d), normalization) for d in dirs]
-        all_users = pd.concat(
-            [c.users.assign(cohort_pos=k) for k, c in enumerate(self._cohorts)], ignore_index=True
-        )
+        self.target, self.normalization = target, normalization
+        self._cohorts = [d if isinstance(d, CohortTensors) else CohortTensors(d) for d in dirs]
+        if normalization is not None and self._cohorts[0].static_features != normalization.static_features:
+            raise ValueError(f"the tensors' static features {self._cohorts[0].static_features} are not the ones "
+                             f"this normalisation was fit on {normalization.static_features}")
+        all_users = pd.concat([c.users.assign(cohort_pos=k) for k, c in enumerate(self._cohorts)], ignore_index=True)
         if split is not None:
             wanted = [split] if isinstance(split, str) else list(split)
             rows = np.flatnonzero(all_users["split"].isin(wanted).to_numpy())
@@ -178,12 +187,20 @@ class SequenceDataset(Dataset):
         self._cohort_pos = self.users["cohort_pos"].to_numpy(np.int64)
         self._row = self.users["row_idx"].to_numpy(np.int64)
         self.lengths = np.concatenate([np.diff(c.offsets) for c in self._cohorts])[rows]
+        self.labels = self._labels(labelled, thresholds)
+
+    def _labels(self, labelled: bool, thresholds: Thresholds | None) -> np.ndarray:
         if not labelled:  # users to score: the label period has not happened yet
-            self.labels = np.zeros(len(self.users), np.float32 if target == "binary" else np.int64)
-        elif target == "binary":
-            self.labels = self.users["churned"].to_numpy(np.float32)
-        else:
-            self.labels = self.users["level"].to_numpy(np.int64)
+            return np.zeros(len(self.users), np.float32 if self.target == "binary" else np.int64)
+        if self.target == "binary":
+            return self.users["churned"].to_numpy(np.float32)
+        if thresholds is None:
+            raise ValueError("level labels need the thresholds of the protocol's training users")
+        return level_labels(self.users, thresholds)
+
+    @property
+    def static_dim(self) -> int:
+        return len(self._cohorts[0].static_features)
 
     def __len__(self) -> int:
         return len(self.users)
@@ -193,9 +210,12 @@ class SequenceDataset(Dataset):
         r = self._row[i]
         seq = np.array(cohort.sequences[cohort.offsets[r] : cohort.offsets[r + 1]], dtype=np.float32)
         static = np.array(cohort.static[r], dtype=np.float32)
-        if cohort.seq_map is not None:
-            seq = seq * cohort.seq_map[0] + cohort.seq_map[1]
-            static = static * cohort.static_map[0] + cohort.static_map[1]
+        norm = self.normalization
+        if norm is None:
+            return seq, np.nan_to_num(static), self.labels[i]
+        static = np.where(np.isnan(static), norm.static_impute, static)
+        seq = ((seq - norm.seq_mean) / norm.seq_std).astype(np.float32)
+        static = ((static - norm.static_mean) / norm.static_std).astype(np.float32)
         return seq, static, self.labels[i]
 
 

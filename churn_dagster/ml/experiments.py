@@ -5,8 +5,11 @@
 - ``out_of_time``: fit on the train split of the *earlier* cohorts (validation split of the same cohorts for
   early stopping), report on every user of the *latest* cohort, which is what a daily retrain faces.
 
-Normalisation is fit on the training rows of each protocol (pooled from the cohorts' stored statistics),
-so nothing of a test cohort shapes its own inputs.
+Everything fitted is fitted on the training rows of each protocol and stored with its result: the
+normalisation of the networks' inputs (imputation medians, means and standard deviations) and, for the
+level target, the P95 thresholds that turn label-period components into levels. So under the out-of-time
+protocol the test cohort's levels come from thresholds of the earlier cohorts' training users, and nothing
+of a test cohort shapes its own inputs or labels.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn_dagster.engagement import N_LEVELS, Thresholds, fit_thresholds
 from churn_dagster.ml import classical
-from churn_dagster.ml.data import Normalization, SequenceDataset, make_loader, pooled_normalization
-from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
+from churn_dagster.ml.champions import EvaluationRows
+from churn_dagster.ml.data import (
+    CohortTensors,
+    Normalization,
+    SequenceDataset,
+    fit_normalization,
+    make_loader,
+)
+from churn_dagster.ml.metrics import metrics_for
 from churn_dagster.ml.train import EpochCallback, TrainConfig, predict_proba, train_model
 
 SCHEMES = ("random", "out_of_time")
@@ -42,10 +53,8 @@ class SchemeResult:
     history: list[dict]
     best_epoch: int | None = None
     normalization: Normalization | None = None
-
-
-def metrics_for(target: str, y: np.ndarray, proba: np.ndarray) -> dict:
-    return binary_metrics(y, proba) if target == "binary" else multiclass_metrics(y, proba)
+    thresholds: Thresholds | None = None
+    validation: EvaluationRows | None = None  # the rows a champion is compared on, with this protocol's labels
 
 
 def prediction_frame(users: pd.DataFrame, target: str, y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
@@ -54,6 +63,14 @@ def prediction_frame(users: pd.DataFrame, target: str, y: np.ndarray, proba: np.
     if target == "binary":
         return frame.assign(p=proba)
     return frame.assign(**{f"p_{k}": proba[:, k] for k in range(proba.shape[1])})
+
+
+def protocol_thresholds(target: str, train_users: pd.DataFrame, what: str) -> Thresholds | None:
+    """The level thresholds of a protocol, fit on its training users (``train_users``: label components
+    of exactly those users); None for the churn target, which needs none."""
+    if target == "binary":
+        return None
+    return fit_thresholds(train_users["impressions"], train_users["quality_raw"], train_users["churned"], what)
 
 
 def split_cohorts(cohorts: Sequence, scheme: str) -> tuple[list, list]:
@@ -75,12 +92,17 @@ def sequence_experiment(
     on_epoch: EpochCallback | None = None,
     **model_kwargs,
 ) -> SchemeResult:
-    """Train ``kind`` ("lstm" or "hybrid") under one protocol on tensor folders given oldest first."""
-    train_dirs, test_dirs = split_cohorts(list(cohort_dirs), scheme)
-    norm = pooled_normalization(train_dirs)
-    train_set = SequenceDataset(train_dirs, target, split="train", normalization=norm)
-    val_set = SequenceDataset(train_dirs, target, split="validation", normalization=norm)
-    test_set = SequenceDataset(test_dirs, target, split="test" if scheme == "random" else None, normalization=norm)
+    """Train ``kind`` ("lstm" or "hybrid") under one protocol on tensor folders given oldest first (each
+    folder resolved once, so a rebuild during training cannot mix versions)."""
+    cohorts = [CohortTensors(d) for d in cohort_dirs]
+    train_cohorts, test_cohorts = split_cohorts(cohorts, scheme)
+    norm = fit_normalization(train_cohorts)
+    train_users = pd.concat([c.users[c.users["split"] == "train"] for c in train_cohorts])
+    thresholds = protocol_thresholds(target, train_users, f"the training users of the {scheme} protocol")
+    data = dict(target=target, normalization=norm, thresholds=thresholds)
+    train_set = SequenceDataset(train_cohorts, split="train", **data)
+    val_set = SequenceDataset(train_cohorts, split="validation", **data)
+    test_set = SequenceDataset(test_cohorts, split="test" if scheme == "random" else None, **data)
     start = time.perf_counter()
     fit = train_model(kind, target, train_set, val_set, config, device, on_epoch, **model_kwargs)
     seconds = time.perf_counter() - start
@@ -97,6 +119,8 @@ def sequence_experiment(
         history=fit.history_rows(),
         best_epoch=fit.best_epoch,
         normalization=norm,
+        thresholds=thresholds,
+        validation=EvaluationRows(target, val_set.labels, cohorts=train_cohorts, split="validation"),
     )
 
 
@@ -110,19 +134,22 @@ def classical_experiment(
     C: float = 1.0,
 ) -> SchemeResult:
     """Train ``kind`` ("logreg" or "xgboost") under one protocol; ``kpi`` and ``labels`` hold the same users
-    of every training cohort (``labels``: user_id, split, churned, level; ``kpi`` carries cohort_day)."""
+    of every training cohort (``labels``: user_id, split and the label components, e.g. ``label_scores``;
+    ``kpi`` carries cohort_day)."""
     design = classical.kpi_design(kpi, labels)
-    cohort_of = kpi.set_index("user_id").loc[design.user_id, "cohort_day"].to_numpy()
+    cohort_of = kpi["cohort_day"].to_numpy()
     train_cohorts, test_cohorts = split_cohorts(sorted(set(cohort_of)), scheme)
-    y = design.target(target)
     in_train = np.isin(cohort_of, train_cohorts)
     train, val = in_train & design.rows("train"), in_train & design.rows("validation")
     test = np.isin(cohort_of, test_cohorts) & (design.rows("test") if scheme == "random" else True)
+    thresholds = protocol_thresholds(target, design.labels[train], f"the training users of the {scheme} protocol")
+    y = design.target(target, thresholds)
     start = time.perf_counter()
     if kind == "logreg":
         model = classical.fit_logistic(design.X[train], y[train], C=C)
     else:
-        model = classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], xgb_config or classical.XGBConfig())
+        model = classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], xgb_config or classical.XGBConfig(),
+                                      n_classes=2 if target == "binary" else N_LEVELS)
     seconds = time.perf_counter() - start
     val_p = classical.predict_proba(model, design.X[val], target)
     test_p = classical.predict_proba(model, design.X[test], target)
@@ -137,4 +164,6 @@ def classical_experiment(
         test_users=int(test.sum()),
         seconds=seconds,
         history=[],
+        thresholds=thresholds,
+        validation=EvaluationRows(target, y[val], kpi=design.X[val].reset_index(drop=True)),
     )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from churn_dagster.transforms.labels import LEVEL_NAMES
+from churn_dagster.engagement import LEVEL_NAMES
 
 BINARY_NAMES = ("active", "churned")
 
@@ -109,3 +109,13 @@ def flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[name] = float(value)
     return flat
+
+
+def metrics_for(target: str, y: np.ndarray, proba: np.ndarray) -> dict:
+    """Every metric of SPEC "Evaluation" for churn (``"binary"``) or the five levels (``"level"``)."""
+    return binary_metrics(y, proba) if target == "binary" else multiclass_metrics(y, proba)
+
+
+def headline_auc(target: str, metrics: dict) -> float:
+    """The number models are compared and promoted on: ROC-AUC, or macro one-vs-rest AUC for the levels."""
+    return float(metrics["roc_auc"] if target == "binary" else metrics["roc_auc_ovr_macro"])

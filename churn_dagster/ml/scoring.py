@@ -6,22 +6,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churn_dagster.engagement import LEVEL_NAMES, N_LEVELS
 from churn_dagster.ml import classical
+from churn_dagster.ml.champions import IncompatibleModel
 from churn_dagster.ml.data import Normalization, SequenceDataset, make_loader
 from churn_dagster.ml.train import predict_proba
-from churn_dagster.transforms.labels import LEVEL_NAMES
+
+
+def _empty(target: str) -> np.ndarray:
+    return np.zeros(0) if target == "binary" else np.zeros((0, N_LEVELS))
 
 
 def sequence_proba(model, tensor_dir, target: str, normalization: Normalization, batch_size: int = 512) -> tuple:
     """(users, probabilities) of a network over an unlabelled tensor folder, in the folder's user order."""
     dataset = SequenceDataset([tensor_dir], target, normalization=normalization, labelled=False)
+    if len(dataset) == 0:
+        return dataset.users, _empty(target)
     return dataset.users, predict_proba(model, make_loader(dataset, batch_size))
 
 
 def classical_proba(model, kpi: pd.DataFrame, target: str) -> tuple:
-    """(users, probabilities) of a logistic regression or XGBoost model over a KPI table."""
-    X = kpi[classical.kpi_feature_columns(kpi)].astype(np.float64)
-    return kpi[["user_id", "cohort_day"]], classical.predict_proba(model, X, target)
+    """(users, probabilities) of a logistic regression or XGBoost model over a KPI table, reading the
+    features the model was trained on (a table built with other settings is refused, not guessed)."""
+    features = list(model.feature_names_in_)
+    missing = sorted(set(features) - set(kpi.columns))
+    if missing:
+        raise IncompatibleModel(f"the model reads KPI features this table lacks: {missing}")
+    if len(kpi) == 0:
+        return kpi[["user_id", "cohort_day"]], _empty(target)
+    return kpi[["user_id", "cohort_day"]], classical.predict_proba(model, kpi[features].astype(np.float64), target)
 
 
 def risk_table(churn: tuple, level: tuple) -> pd.DataFrame:

@@ -224,6 +224,8 @@ def train_model(
     config = config or (TrainConfig.hybrid() if kind == "hybrid" else TrainConfig.lstm())
     device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
+    if kind == "hybrid":
+        model_kwargs = {"n_static": train_set.static_dim, **model_kwargs}
     model = build_model(kind, n_outputs(target), **model_kwargs)
     pin = device.type == "cuda"
     train_loader = make_loader(train_set, config.batch_size, True, config.seed, config.num_workers, pin)

@@ -6,7 +6,9 @@ or a gap), the list is usually not sorted by position, ``logtime`` grows with po
 after the parent's request, and the parent card never appears in its own list. Inner view times are written as
 Python writes floats (``'13.0'``, ``'1.44'``), unlike the top-level column (``13``).
 
-All strings are assembled with Arrow kernels (element-wise joins, then one join per list), never row by row.
+All strings are assembled with Arrow kernels (element-wise joins, then one join per list), never row by row, as
+large strings: a chunk of heavy users over a long calendar holds more than the 2 GiB of list text that 32-bit
+offsets can address.
 """
 
 from __future__ import annotations
@@ -45,12 +47,16 @@ def _lengths(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _python_float_text(seconds: np.ndarray) -> pa.Array:
     """Float text as Python's repr writes it: always a decimal point (``13.0``)."""
-    text = pc.cast(pa.array(seconds), pa.string())
-    return pc.if_else(pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, ".0", ""))
+    text = pc.cast(pa.array(seconds), pa.large_string())
+    return pc.if_else(pc.match_substring(text, "."), text, pc.binary_join_element_wise(text, _large(".0"), _large("")))
+
+
+def _large(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
 
 
 def _as_text(values: np.ndarray) -> pa.Array:
-    return pc.cast(pa.array(values), pa.string())
+    return pc.cast(pa.array(values), pa.large_string())
 
 
 def build(
@@ -84,20 +90,20 @@ def build(
     logtime_ms = (parent_time_s[entry_list] + offset) * 1000
 
     values = {key: _as_text((rng.random(m) < rate).astype(np.int8)) for key, rate in _FLAG_RATES.items()}
-    values["mlogId"] = cat.card_ids.take(pa.array(card)).cast(pa.string())
+    values["mlogId"] = cat.card_ids.take(pa.array(card)).cast(pa.large_string())
     values["mlogViewTime"] = _python_float_text(view)
     values["position"] = _as_text(position)
     values["logtime"] = _as_text(logtime_ms.astype(np.int64))
 
     pieces: list = []
     for i, key in enumerate(DETAIL_LIST_KEYS):
-        pieces += [("{" if i == 0 else "', ") + f"'{key}': '", values[key]]
-    pieces.append("'}")
-    entries = pc.binary_join_element_wise(*pieces, "")
+        pieces += [_large(("{" if i == 0 else "', ") + f"'{key}': '"), values[key]]
+    pieces.append(_large("'}"))
+    entries = pc.binary_join_element_wise(*pieces, _large(""))
 
     # The real lists are mostly not in position order: shuffle the entries of each list.
     order = np.lexsort((rng.random(m), entry_list))
-    offsets = np.concatenate([[0], np.cumsum(length)]).astype(np.int32)
-    lists = pa.ListArray.from_arrays(pa.array(offsets), entries.take(pa.array(order)))
-    joined = pc.binary_join(lists, ", ")
-    return pc.binary_join_element_wise("[", joined, "]", "")
+    offsets = np.concatenate([[0], np.cumsum(length)]).astype(np.int64)
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), entries.take(pa.array(order)))
+    joined = pc.binary_join(lists, _large(", "))
+    return pc.binary_join_element_wise(_large("["), joined, _large("]"), _large(""))

@@ -18,20 +18,28 @@ from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, co
 from churn_dagster.transforms.duck import literal_path, literal_paths, write_partitions
 from churn_dagster.transforms.lake import Lake, require
 
-# Demographic columns shared by both feature sets. registeredMonthCnt above 80 is impossible (the app is
-# younger) and treated as missing; `level` is measured after the label period and is never used.
-DEMOGRAPHICS_SQL = f"""
+def demographics_sql(use_follow_count: bool) -> str:
+    """Demographic columns shared by both feature sets.
+
+    registeredMonthCnt above 80 is impossible (the app is younger) and treated as missing. `level` and
+    followCnt are measured on 1 Dec 2019, after every label period: `level` is never used, and the follow
+    count only when ``use_follow_count`` asks for it (it counts follows made during the label period, so it
+    leaks; kept for comparison). registeredMonthCnt is measured on the same day, but it is a registration
+    date: the later measurement adds the same offset to every user of a cohort and nothing of their
+    behaviour, so it stays.
+    """
+    follow = "\n    d.follow_cnt AS follow_count," if use_follow_count else ""
+    return f"""
     coalesce(d.gender = 'male', false)::INT AS gender_male,
     coalesce(d.gender = 'female', false)::INT AS gender_female,
     (d.gender IS NULL OR d.gender NOT IN ('male', 'female'))::INT AS gender_unknown,
     d.age AS age,
     (d.age IS NULL)::INT AS age_missing,
     CASE WHEN d.registered_month_cnt <= {fmt.MAX_VALID_REGISTERED_MONTHS} THEN d.registered_month_cnt END
-        AS registered_months,
-    d.follow_cnt AS follow_count,
+        AS registered_months,{follow}
     (d.user_id IS NULL)::INT AS no_demographics_row"""
 
-STATIC_SQL = f"""
+STATIC_SQL = """
 CREATE OR REPLACE TEMP TABLE _static AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
 days AS (
@@ -49,7 +57,7 @@ s AS (
            sum(total_clicks) / sum(total_impressions) AS user_ctr
     FROM read_parquet($session_paths, hive_partitioning = false) GROUP BY user_id
 )
-SELECT u.user_id, u.cohort_day, {DEMOGRAPHICS_SQL},
+SELECT u.user_id, u.cohort_day, {demographics},
        days.active_days, s.total_sessions, s.total_sessions / days.active_days AS avg_daily_sessions,
        s.avg_session_impressions, s.avg_session_duration_min, s.avg_session_clicks, s.avg_session_watch_min,
        s.avg_session_likes, s.avg_session_shares, s.avg_session_comments, s.user_ctr,
@@ -59,8 +67,9 @@ LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.use
 """
 
 # Day-level totals come from user_day_activity (one row per user and day), so the impression-level pass
-# only computes what needs impressions: positions, swipe-down lists, content and creators.
-KPI_SQL = f"""
+# only computes what needs impressions: positions, swipe-down lists, content and creators. The trend compares
+# the first and the second half of the observation window ($half days, then the rest), per day.
+KPI_SQL = """
 CREATE OR REPLACE TEMP TABLE _kpi AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
 days AS (
@@ -69,12 +78,12 @@ days AS (
         sum(a.shares) AS shares, sum(a.comments) AS comments, sum(a.view_comments) AS view_comments,
         sum(a.homepage_visits) AS homepage_visits, sum(a.view_time_s) / 60 AS watch_min,
         sum(a.feed_requests) AS feed_requests, count(*) AS active_days,
-        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt < 7), 0) AS impressions_week1,
-        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt >= 7), 0) AS impressions_week2,
-        count(*) FILTER (WHERE a.dt - u.first_dt < 7) AS active_days_week1,
-        count(*) FILTER (WHERE a.dt - u.first_dt >= 7) AS active_days_week2,
-        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt < 7), 0) AS clicks_week1,
-        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt >= 7), 0) AS clicks_week2,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt < $half), 0) AS impressions_first_half,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt >= $half), 0) AS impressions_second_half,
+        count(*) FILTER (WHERE a.dt - u.first_dt < $half) AS active_days_first_half,
+        count(*) FILTER (WHERE a.dt - u.first_dt >= $half) AS active_days_second_half,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt < $half), 0) AS clicks_first_half,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt >= $half), 0) AS clicks_second_half,
         coalesce(sum(a.impressions) FILTER (WHERE a.dt = u.first_dt), 0) AS impressions_first_day,
         any_value(u.observation_end_dt) - max(a.dt) AS days_since_last_active,
         max(a.last_impression_ms) AS last_impression_ms
@@ -115,9 +124,10 @@ SELECT a.* EXCLUDE (last_impression_ms), k.* EXCLUDE (user_id),
        (a.likes + a.shares + a.comments + a.view_comments + a.homepage_visits) / a.impressions AS interaction_rate,
        a.impressions / a.active_days AS impressions_per_active_day, a.clicks / a.active_days AS clicks_per_active_day,
        a.feed_requests / a.active_days AS requests_per_active_day,
-       (a.impressions_week2 - a.impressions_week1) / (a.impressions_week1 + a.impressions_week2) AS impression_trend,
-       a.active_days_week2 - a.active_days_week1 AS active_day_trend,
-       {DEMOGRAPHICS_SQL},
+       (a.impressions_second_half / $second_half_days - a.impressions_first_half / $half)
+           / (a.impressions_second_half / $second_half_days + a.impressions_first_half / $half) AS impression_trend,
+       a.active_days_second_half / $second_half_days - a.active_days_first_half / $half AS active_day_trend,
+       {demographics},
        a.last_impression_ms
 FROM days a JOIN content k USING (user_id) LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
 """
@@ -131,7 +141,7 @@ def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: st
 
 
 def build_static_features(
-    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date]
+    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date], use_follow_count: bool = False
 ) -> dict[date, int]:
     params = {
         **_common_params(lake, calendar, cohorts, "static_features"),
@@ -140,7 +150,7 @@ def build_static_features(
         ),
         "session_paths": cohort_paths(lake, "sessions", cohorts, "static_features"),
     }
-    con.execute(STATIC_SQL, params)
+    con.execute(STATIC_SQL.format(demographics=demographics_sql(use_follow_count)), params)
     targets = {c: lake.cohort("static_features", c) for c in cohorts}
     written = write_partitions(con, "_static", "cohort_day", targets, "user_id")
     con.execute("DROP TABLE _static")
@@ -153,6 +163,7 @@ def build_kpi_features(
     calendar: Calendar,
     cohorts: list[date],
     publish_day_anchor: int,
+    use_follow_count: bool = False,
 ) -> dict[date, int]:
     """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime)."""
     dts = cohort_days_dts(calendar, cohorts, "observation")
@@ -165,8 +176,10 @@ def build_kpi_features(
         "cards_path": literal_path(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "creators_path": literal_path(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "publish_anchor": publish_day_anchor,
+        "half": float(calendar.observation_days // 2 or 1),
+        "second_half_days": float(calendar.observation_days - (calendar.observation_days // 2 or 1) or 1),
     }
-    con.execute(KPI_SQL, params)
+    con.execute(KPI_SQL.format(demographics=demographics_sql(use_follow_count)), params)
     written = write_partitions(con, "_kpi", "cohort_day", {c: lake.cohort("kpi_features", c) for c in cohorts}, "user_id")
     con.execute("DROP TABLE _kpi")
     return written

@@ -2,23 +2,25 @@
 
 The split is assigned here because the score's P95 thresholds must be fit on training users only
 (SPEC.md "Targets"): users are split by cohort, stratified by churn, with a seeded hash so a re-run gives
-the same assignment. The thresholds are returned and stored with the asset; :data:`SCORE_SQL` applies
-them, so evaluation and scoring data reuse them instead of recomputing them.
+the same assignment. The label-period components (active days, impressions, Qraw) come from SQL; the score
+and the level come from :mod:`churn_dagster.engagement` with thresholds fit on the cohort's own training
+split. This per-cohort view is what the ``label_scores`` asset shows; each model re-derives the levels of
+its users with thresholds fit on the training users of its own protocol, from the same components.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 import duckdb
+import pandas as pd
 
 from churn_dagster.calendar import Calendar
+from churn_dagster.engagement import Thresholds, ThresholdsUndefined, fit_thresholds, score_components
 from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
-from churn_dagster.transforms.duck import DERIVED_DECIMALS, write_partitions
+from churn_dagster.transforms.duck import write_partitions
 from churn_dagster.transforms.lake import Lake
-
-LEVEL_NAMES = ("Churned", "At-Risk", "Regular", "Engaged", "Champion")
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,6 @@ class SplitSettings:
     train_fraction: float = 0.70
     validation_fraction: float = 0.15
     seed: int = 42
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """P95 caps for intensity and quality, fit on the active users of one cohort's training split."""
-
-    cohort: str
-    p95_impressions: float
-    p95_quality_raw: float
-    fitted_on_users: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 LABEL_ACTIVITY_SQL = """
@@ -79,32 +68,20 @@ FROM (
 )
 """
 
-THRESHOLDS_SQL = """
-SELECT strftime(l.cohort_day, '%Y-%m-%d'),
-       quantile_cont(l.impressions, 0.95), quantile_cont(l.quality_raw, 0.95), count(*)
-FROM _label_activity l JOIN _splits s USING (user_id, cohort_day)
-WHERE s.split = 'train' AND NOT l.churned
-GROUP BY l.cohort_day
-"""
-
-# Levels from the score (SPEC.md): 0 Churned, then (0, 0.3], (0.3, 0.5], (0.5, 0.7], (0.7, 1].
-LEVEL_SQL = "CASE WHEN churned THEN 0 WHEN score <= 0.3 THEN 1 WHEN score <= 0.5 THEN 2 WHEN score <= 0.7 THEN 3 ELSE 4 END"
-
-# min(x / P95, 1); a zero P95 (no training user clicked) maps any positive x to 1 and zero to 0.
-_CAP = "CASE WHEN {p95} > 0 THEN least({x} / {p95}, 1.0) ELSE ({x} > 0)::DOUBLE END"
-SCORE_SQL = f"""
-SELECT *, {LEVEL_SQL} AS level
-FROM (
-    -- Rounded before the level is taken: F = 1, I = 1, Q = 0 is exactly 0.7 (Engaged), not 0.7000000000000001.
-    SELECT *, round(0.3 * frequency + 0.4 * intensity + 0.3 * quality, {DERIVED_DECIMALS}) AS score
-    FROM (
-        SELECT l.*, s.split,
-               {_CAP.format(x="l.impressions", p95="t.p95_impressions")} AS intensity,
-               {_CAP.format(x="l.quality_raw", p95="t.p95_quality_raw")} AS quality
-        FROM _label_activity l JOIN _splits s USING (user_id, cohort_day) JOIN _thresholds t USING (cohort_day)
-    )
-)
-"""
+def _score_cohort(frame: pd.DataFrame, cohort: date) -> tuple[pd.DataFrame, Thresholds | None]:
+    """Score one cohort's users with thresholds fit on its training split (None when it has no active
+    training user: then only the churned users have a level, 0)."""
+    train = frame["split"] == "train"
+    try:
+        thresholds = fit_thresholds(frame.loc[train, "impressions"], frame.loc[train, "quality_raw"],
+                                    frame.loc[train, "churned"], f"the training split of cohort {cohort}")
+    except ThresholdsUndefined:
+        blank = {"intensity": None, "quality": None, "score": None, "level": None}
+        scored = frame.assign(**blank)
+        scored.loc[frame["churned"], ["intensity", "quality", "score", "level"]] = [0.0, 0.0, 0.0, 0]
+        return scored, None
+    parts = score_components(frame["frequency"], frame["impressions"], frame["quality_raw"], frame["churned"], thresholds)
+    return frame.assign(**parts), thresholds
 
 
 def build_labels(
@@ -113,8 +90,9 @@ def build_labels(
     calendar: Calendar,
     cohorts: list[date],
     split: SplitSettings,
-) -> tuple[dict[date, int], dict[date, Thresholds]]:
-    """Write ``user_splits`` and ``label_scores`` for each cohort; return row counts and thresholds."""
+) -> tuple[dict[date, int], dict[date, Thresholds | None]]:
+    """Write ``user_splits`` and ``label_scores`` for each cohort; return row counts and the thresholds of
+    each cohort (None for a cohort without an active training user, including an empty cohort)."""
     con.execute(
         LABEL_ACTIVITY_SQL,
         {
@@ -124,24 +102,23 @@ def build_labels(
         },
     )
     con.execute(SPLIT_SQL, {"train": split.train_fraction, "validation": split.validation_fraction, "seed": str(split.seed)})
-    thresholds = {
-        date.fromisoformat(c): Thresholds(c, float(p_imp), float(p_q), int(n))
-        for c, p_imp, p_q, n in con.execute(THRESHOLDS_SQL).fetchall()
-    }
-    missing = [c for c in cohorts if c not in thresholds]
-    if missing:
-        raise ValueError(
-            f"cohort(s) {', '.join(map(str, missing))}: no active user in the training split, so the P95 "
-            "thresholds of the engagement score are undefined (too few users?)"
-        )
-    con.execute("CREATE OR REPLACE TEMP TABLE _thresholds (cohort_day DATE, p95_impressions DOUBLE, p95_quality_raw DOUBLE)")
-    con.executemany(
-        "INSERT INTO _thresholds VALUES (?, ?, ?)",
-        [(c, t.p95_impressions, t.p95_quality_raw) for c, t in thresholds.items()],
+    components = con.execute(
+        "SELECT l.*, s.split FROM _label_activity l JOIN _splits s USING (user_id, cohort_day) ORDER BY user_id"
+    ).df()
+    scored, thresholds = [], {}
+    for cohort in cohorts:
+        in_cohort = pd.to_datetime(components["cohort_day"]).dt.date == cohort
+        frame, thresholds[cohort] = _score_cohort(components[in_cohort], cohort)
+        scored.append(frame)
+    con.register("_scored_frame", pd.concat(scored, ignore_index=True).astype({"level": "Int32"}))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _scores AS SELECT * EXCLUDE (intensity, quality, score, level), "
+        "intensity::DOUBLE AS intensity, quality::DOUBLE AS quality, score::DOUBLE AS score, level::INTEGER AS level "
+        "FROM _scored_frame"
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _scores AS {SCORE_SQL}")
+    con.unregister("_scored_frame")
     write_partitions(con, "_splits", "cohort_day", {c: lake.cohort("user_splits", c) for c in cohorts}, "user_id")
     rows = write_partitions(con, "_scores", "cohort_day", {c: lake.cohort("label_scores", c) for c in cohorts}, "user_id")
-    for table in ("_label_activity", "_splits", "_thresholds", "_scores"):
+    for table in ("_label_activity", "_splits", "_scores"):
         con.execute(f"DROP TABLE {table}")
     return rows, thresholds

@@ -52,6 +52,10 @@ class Lake:
         area = self.root if self.cohort_area == "cohorts" else self.root / self.cohort_area
         return area / "tensors" / f"cohort={cohort.isoformat()}"
 
+    def model(self, name: str, cohort: date) -> Path:
+        """The files of one model partition (metrics, test predictions), for the report."""
+        return self.root / "models" / name / f"cohort={cohort.isoformat()}"
+
     def scoring(self) -> Lake:
         """The same lake with per-cohort outputs under ``scoring/``."""
         return Lake(self.root, "scoring")

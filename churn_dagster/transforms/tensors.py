@@ -1,14 +1,17 @@
-"""Sequence tensors: each user's sessions as a ragged float32 array, plus the static vector and labels.
+"""Sequence tensors: each user's sessions as a ragged float32 array, plus the static vector and the labels.
 
 Padded to 192 sessions, 841k users would take 15.5 GB of mostly zeros, so the sessions of all users are
 stored back to back (``sequences.npy``, shape ``[total_sessions, 24]``) with ``offsets.npy`` marking where
 each user starts; both open memory-mapped and a batch is padded when it is drawn. Users with more than
 ``max_sessions`` sessions keep their most recent ones.
 
-Counts, durations and gaps are heavy-tailed, so they enter as ``log1p``; periodic fields as sin/cos. Every
-column is then standardised with the mean and standard deviation of the *training* split of the cohort,
-and missing demographics are imputed with training medians; the statistics are stored in
-``normalization.json`` next to the arrays.
+Counts, durations and gaps are heavy-tailed, so they enter as ``log1p``; periodic fields as sin/cos. Values
+are stored raw, a missing static value (age, registered months) as NaN: imputation and standardisation are
+fit by each model on the training users of its own protocol (``ml/data.py``), never here, where they could
+only be fit per cohort. What a fit needs is stored beside the arrays in ``normalization.json``: the mean
+and standard deviation of every sequence feature over this cohort's training sessions (pooled exactly
+across cohorts) and the static feature names. ``users.parquet`` carries the label-period components from
+which a protocol derives each user's level with its own thresholds.
 """
 
 from __future__ import annotations
@@ -56,10 +59,11 @@ STATIC_FEATURES: tuple[tuple[str, str], ...] = (
     ("gender_male", "gender_male"),
     ("gender_female", "gender_female"),
     ("gender_unknown", "gender_unknown"),
-    ("age", "coalesce(age, $age_median)"),
+    ("age", "age"),
     ("age_missing", "age_missing"),
-    ("registered_months", "coalesce(registered_months, $months_median)"),
-    ("follow_count", "ln(1 + coalesce(follow_count, $follow_median))"),
+    ("registered_months", "registered_months"),
+    # Only when the static table carries it: followCnt is measured after the label period (off by default).
+    ("follow_count", "ln(1 + follow_count)"),
     ("active_days", "active_days"),
     ("total_sessions", "ln(1 + total_sessions)"),
     ("avg_daily_sessions", "avg_daily_sessions"),
@@ -76,7 +80,8 @@ STATIC_FEATURES: tuple[tuple[str, str], ...] = (
 USERS_SQL = """
 CREATE OR REPLACE TEMP TABLE _users AS
 SELECT (row_number() OVER (ORDER BY f.user_id) - 1)::BIGINT AS row_idx, f.*,
-       l.split, l.churned, l.level, l.score, least(f.total_sessions, $max_sessions) AS kept_sessions
+       l.split, l.churned, l.frequency, l.impressions, l.quality_raw,
+       least(f.total_sessions, $max_sessions) AS kept_sessions
 FROM read_parquet($static_path, hive_partitioning = false) f
 JOIN read_parquet($labels_path, hive_partitioning = false) l USING (user_id)
 """
@@ -84,14 +89,12 @@ JOIN read_parquet($labels_path, hive_partitioning = false) l USING (user_id)
 UNLABELLED_USERS_SQL = """
 CREATE OR REPLACE TEMP TABLE _users AS
 SELECT (row_number() OVER (ORDER BY f.user_id) - 1)::BIGINT AS row_idx, f.*,
-       'score' AS split, NULL::BOOLEAN AS churned, NULL::INTEGER AS level, NULL::DOUBLE AS score,
-       least(f.total_sessions, $max_sessions) AS kept_sessions
+       'score' AS split, NULL::BOOLEAN AS churned, NULL::DOUBLE AS frequency, NULL::BIGINT AS impressions,
+       NULL::DOUBLE AS quality_raw, least(f.total_sessions, $max_sessions) AS kept_sessions
 FROM read_parquet($static_path, hive_partitioning = false) f
 """
-
-MEDIANS_SQL = """
-SELECT median(age), median(registered_months), median(follow_count) FROM _users WHERE split = 'train'
-"""
+USER_COLUMNS = ("row_idx", "user_id", "cohort_day", "split", "churned", "frequency", "impressions", "quality_raw",
+                "total_sessions", "kept_sessions")
 
 
 @dataclass(frozen=True)
@@ -110,55 +113,45 @@ def _sequence_query() -> str:
         WHERE s.global_session_idx > u.total_sessions - $max_sessions"""
 
 
-def _stats(con: duckdb.DuckDBPyConnection, table: str, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of each column over the training rows; a constant column gets std 1."""
-    aggs = ", ".join(f"avg({n}), stddev_pop({n})" for n in names)
-    row = np.array(con.execute(f"SELECT {aggs} FROM {table} WHERE split = 'train'").fetchone(), dtype=np.float64)
-    # Rounded so that the summation order of a parallel aggregate cannot change the stored bytes.
-    mean, std = np.round(row[0::2], DERIVED_DECIMALS), np.round(row[1::2], DERIVED_DECIMALS)
-    if np.isnan(mean).any():
-        raise ValueError(f"{table}: no training rows to fit the standardisation on")
-    return mean, np.where(std > 1e-12, std, 1.0)
+def _train_moments(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of each sequence feature over the training sessions (zeros without any),
+    rounded so that the summation order of a parallel aggregate cannot change the stored bytes."""
+    aggs = ", ".join(f"coalesce(avg({n}), 0), coalesce(stddev_pop({n}), 0)" for n in names)
+    row = np.array(con.execute(f"SELECT {aggs} FROM _seq WHERE split = 'train'").fetchone(), dtype=np.float64)
+    return np.round(row[0::2], DERIVED_DECIMALS).tolist(), np.round(row[1::2], DERIVED_DECIMALS).tolist()
 
 
-def build_tensors(
-    con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_sessions: int, reference: dict | None = None
-) -> TensorSummary:
-    """Write the tensors of one cohort.
+def static_features_of(con: duckdb.DuckDBPyConnection, static_path: Path) -> list[tuple[str, str]]:
+    """The static features this cohort's table supports (follow_count only where it was kept)."""
+    columns = {r[0] for r in con.execute(
+        "DESCRIBE SELECT * FROM read_parquet($p, hive_partitioning = false)", {"p": literal_path(static_path)}
+    ).fetchall()}
+    return [(name, expr) for name, expr in STATIC_FEATURES if name != "follow_count" or "follow_count" in columns]
 
-    A labelled cohort (``reference`` None) is standardised with its own training split's statistics. The
-    scoring window (``reference`` = ``normalization.json`` of a labelled cohort) has no labels and no
-    training split: it takes its imputation values from the reference and is stored unstandardised
-    (mean 0, std 1 in its ``normalization.json``), for a model to standardise with its own statistics.
-    """
+
+def build_tensors(con: duckdb.DuckDBPyConnection, lake: Lake, cohort: date, max_sessions: int,
+                  labelled: bool = True) -> TensorSummary:
+    """Write the tensors of one cohort (``labelled=False``: the scoring window, which has no labels yet).
+    A cohort without users gets a complete, empty set of files."""
     static_path, sessions_path = require(
         [lake.cohort("static_features", cohort), lake.cohort("sessions", cohort)], "sequence_tensors"
     )
     params = {"max_sessions": max_sessions, "static_path": literal_path(static_path)}
-    if reference is None:
+    if labelled:
         labels_path = require([lake.cohort("label_scores", cohort)], "sequence_tensors")[0]
         con.execute(USERS_SQL, {**params, "labels_path": literal_path(labels_path)})
-        medians = con.execute(MEDIANS_SQL).fetchone()
-        impute = dict(zip(("age_median", "months_median", "follow_median"), (m or 0.0 for m in medians), strict=True))
     else:
         con.execute(UNLABELLED_USERS_SQL, params)
-        impute = reference["static"]["impute"]
-    static_cols = ", ".join(f"({expr})::DOUBLE AS {name}" for name, expr in STATIC_FEATURES)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _static_x AS SELECT row_idx, split, {static_cols} FROM _users", impute)
+    static_features = static_features_of(con, static_path)
+    static_cols = ", ".join(f"({expr})::DOUBLE AS {name}" for name, expr in static_features)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _static_x AS SELECT row_idx, {static_cols} FROM _users")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _seq AS {_sequence_query()}",
         {"max_sessions": max_sessions, "sessions_path": literal_path(sessions_path)},
     )
     seq_names = [n for n, _ in SEQUENCE_FEATURES]
-    static_names = [n for n, _ in STATIC_FEATURES]
-    if reference is None:
-        seq_mean, seq_std = _stats(con, "_seq", seq_names)
-        static_mean, static_std = _stats(con, "_static_x", static_names)
-        fitted_on = "training split of this cohort"
-    else:
-        seq_mean, seq_std = np.zeros(len(seq_names)), np.ones(len(seq_names))
-        static_mean, static_std = np.zeros(len(static_names)), np.ones(len(static_names))
-        fitted_on = "nothing: values are not standardised; a model applies its own training statistics"
+    static_names = [n for n, _ in static_features]
+    train_mean, train_std = _train_moments(con, seq_names)
     train_users, train_sessions = con.execute(
         "SELECT count(*), coalesce(sum(kept_sessions), 0) FROM _users WHERE split = 'train'"
     ).fetchone()
@@ -167,42 +160,39 @@ def build_tensors(
     offsets = np.concatenate([[0], np.cumsum(kept, dtype=np.int64)])
     with atomic_dir(lake.tensors(cohort)) as out:
         np.save(out / "offsets.npy", offsets)
-        _write_standardised(con, f"SELECT {', '.join(seq_names)} FROM _seq ORDER BY row_idx, session_order",
-                            out / "sequences.npy", int(offsets[-1]), seq_mean, seq_std)
-        _write_standardised(con, f"SELECT {', '.join(static_names)} FROM _static_x ORDER BY row_idx",
-                            out / "static.npy", len(kept), static_mean, static_std)
+        _write_rows(con, f"SELECT {', '.join(seq_names)} FROM _seq ORDER BY row_idx, session_order",
+                    out / "sequences.npy", int(offsets[-1]), len(seq_names))
+        _write_rows(con, f"SELECT {', '.join(static_names)} FROM _static_x ORDER BY row_idx",
+                    out / "static.npy", len(kept), len(static_names))
         con.execute(
-            "COPY (SELECT row_idx, user_id, cohort_day, split, churned, level, score, total_sessions, kept_sessions "
-            "FROM _users ORDER BY row_idx) TO $p (FORMAT parquet)",
+            f"COPY (SELECT {', '.join(USER_COLUMNS)} FROM _users ORDER BY row_idx) TO $p (FORMAT parquet)",
             {"p": str(out / "users.parquet")},
         )
         meta = {
             "cohort": cohort.isoformat(),
             "max_sessions": max_sessions,
-            "fitted_on": fitted_on,
+            "users": len(kept),
+            "sessions": int(offsets[-1]),
             "train_users": int(train_users),
             "train_sessions": int(train_sessions),
-            "sequence": {"features": seq_names, "mean": seq_mean.tolist(), "std": seq_std.tolist()},
-            "static": {"features": static_names, "mean": static_mean.tolist(), "std": static_std.tolist(), "impute": impute},
+            "sequence": {"features": seq_names, "train_mean": train_mean, "train_std": train_std},
+            "static": {"features": static_names, "missing_as": "NaN"},
         }
         (out / "normalization.json").write_text(json.dumps(meta, indent=2))
     splits = dict(con.execute("SELECT split, count(*) FROM _users GROUP BY split").fetchall())
     truncated = con.execute("SELECT count_if(total_sessions > kept_sessions) FROM _users").fetchone()[0]
     for table in ("_users", "_static_x", "_seq"):
         con.execute(f"DROP TABLE {table}")
-    return TensorSummary(len(kept), int(offsets[-1]), int(truncated), splits)
+    return TensorSummary(len(kept), int(offsets[-1]), int(truncated or 0), splits)
 
 
-def _write_standardised(
-    con: duckdb.DuckDBPyConnection, query: str, path: Path, rows: int, mean: np.ndarray, std: np.ndarray
-) -> None:
-    """Stream ``query`` in record batches into a float32 ``.npy`` file, standardising each batch."""
-    out = open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, len(mean)))
+def _write_rows(con: duckdb.DuckDBPyConnection, query: str, path: Path, rows: int, width: int) -> None:
+    """Stream ``query`` in record batches into a float32 ``.npy`` file (NULL becomes NaN)."""
+    out = open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, width))
     start = 0
-    reader = con.sql(query).to_arrow_reader(262_144)
-    for batch in reader:
-        block = np.column_stack([col.to_numpy(zero_copy_only=False) for col in batch.columns]).astype(np.float64)
-        out[start : start + len(block)] = ((block - mean) / std).astype(np.float32)
+    for batch in con.sql(query).to_arrow_reader(262_144):
+        block = np.column_stack([col.to_numpy(zero_copy_only=False) for col in batch.columns]).astype(np.float32)
+        out[start : start + len(block)] = block
         start += len(block)
     if start != rows:
         raise RuntimeError(f"{path.name}: wrote {start} rows, expected {rows}")

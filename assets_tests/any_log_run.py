@@ -1,0 +1,45 @@
+"""Run the whole graph on a long, sparse log in a fresh process (the calendar is read from the environment when
+the code location loads), and print what a test needs to know as one JSON line.
+
+    CHURN_FIRST_DAY=... CHURN_LAST_DAY=... python assets_tests/any_log_run.py SOURCE ROOT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from churn_dagster.defs.model_assets import FAMILIES, model_name  # noqa: E402
+from churn_dagster.defs.partitions import CALENDAR, TRAINING_COHORTS, training_cohorts  # noqa: E402
+from churn_dagster.defs.runner import run_steps, whole_graph_steps  # noqa: E402
+from churn_dagster.definitions import build_definitions  # noqa: E402
+from conftest import resources_for  # noqa: E402
+
+
+def main(source: Path, root: Path) -> None:
+    epochs = {"ops": {model_name(f, t): {"config": {"epochs": 1}} for f in FAMILIES if "lstm" in f
+                      for t in ("binary", "level")}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        run_ids = run_steps(build_definitions(resources_for(source, root)), instance,
+                            whole_graph_steps(CALENDAR, epochs), echo=lambda _: None)
+        notes = [e.dagster_event.event_specific_data.materialization.metadata.get("note")
+                 for e in instance.all_logs(run_ids[2], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                 if e.dagster_event.event_specific_data.materialization.asset_key.to_user_string() == "cohort_users"]
+        checks = [e.dagster_event.event_specific_data for run_id in run_ids
+                  for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+    print(json.dumps({
+        "last_labelled": CALENDAR.last_labelled_cohort.isoformat(),
+        "training_cohorts": TRAINING_COHORTS,
+        "window": [c.isoformat() for c in training_cohorts(CALENDAR.last_labelled_cohort)],
+        "notes": [n.value for n in notes if n is not None],
+        "failed_checks": [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed],
+    }))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
