@@ -13,7 +13,6 @@
 
 import hashlib
 import json
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from churn_dagster.defs.jobs import daily_ingest_job, daily_retrain_job, raw_sna
 from churn_dagster.defs.model_assets import FAMILIES, model_name
 from churn_dagster.defs.partitions import CALENDAR, TIMEZONE, cohort_partitions, day_partitions
 from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.settings import settings_from_env
 from churn_dagster.synth.landing import READY_MARKER, SNAPSHOT_FILES, landed_days
 
 RETRAIN_TAG = "churn/retrain_cohort"
@@ -72,7 +72,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, source: NcmSourceResourc
 
 def rolling_cohorts(cohort: date) -> list[str]:
     """The training set of a daily retrain: the last ``CHURN_TRAINING_COHORTS`` (default 7) labelled cohorts."""
-    window = int(os.environ.get("CHURN_TRAINING_COHORTS", "7"))
+    window = settings_from_env().training_cohorts
     first = max(CALENDAR.first_day, cohort - timedelta(days=window - 1))
     return [(first + timedelta(days=i)).isoformat() for i in range((cohort - first).days + 1)]
 
@@ -80,12 +80,13 @@ def rolling_cohorts(cohort: date) -> list[str]:
 def retrain_run_config(cohort: date) -> dict:
     """Train on the rolling cohorts; ``CHURN_MAX_EPOCHS`` optionally caps the sequence models' epochs."""
     cohorts = rolling_cohorts(cohort)
+    max_epochs = settings_from_env().max_epochs
     ops = {}
     for family in FAMILIES:
         for target in ("binary", "level"):
             config = {"cohorts": cohorts}
-            if "lstm" in family and os.environ.get("CHURN_MAX_EPOCHS"):
-                config["epochs"] = int(os.environ["CHURN_MAX_EPOCHS"])
+            if "lstm" in family and max_epochs is not None:
+                config["epochs"] = max_epochs
             ops[model_name(family, target)] = {"config": config}
     ops["evaluation_report"] = {"config": {"cohorts": cohorts}}
     return {"ops": ops}

@@ -17,10 +17,12 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from churn_dagster.errors import UserError
+
 CHAMPION = "champion"
 
 
-class MlflowUnavailableError(ConnectionError):
+class MlflowUnavailableError(UserError, ConnectionError):
     """The tracking server did not answer; nothing was logged or registered."""
 
 

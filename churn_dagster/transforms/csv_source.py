@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn_dagster import ncm_format as fmt
+from churn_dagster.errors import UserError
 
 # The longest real swipe-down list (6,222 fields) is about 160 kB; DuckDB sizes its read buffer from this.
 MAX_LINE_BYTES = 4 * 1024 * 1024
 
 
-class BadInputError(ValueError):
+class BadInputError(UserError, ValueError):
     """A source file that cannot be read as published; the message names the file, line and column."""
 
 
