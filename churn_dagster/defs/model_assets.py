@@ -14,12 +14,13 @@ import dagster as dg
 from pydantic import Field
 
 from churn_dagster.calendar import parse_day
-from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.mlflow_resource import MlflowResource, MlflowUnavailableError
 from churn_dagster.defs.partitions import cohort_partitions
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
 
 TARGET_SUFFIX = {"binary": "churn", "level": "level"}
+MAX_RETRIES = 2
 RETRY_DELAY_SECONDS = float(os.environ.get("CHURN_TRAINING_RETRY_DELAY_SECONDS", "60"))
 FAMILIES = {
     "logreg": ("Logistic regression", "scikit-learn"),
@@ -75,12 +76,21 @@ def _spec(family: str, target: str, deps: list) -> dict:
         kinds={"python", kind, "mlflow"},
         owners=OWNERS,
         pool="gpu",
-        # A transient failure (the MLflow server restarting, a GPU busy) is retried twice, a minute apart.
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=dg.Backoff.LINEAR),
         deps=deps,
         check_specs=[dg.AssetCheckSpec("model_sane", asset=model_name(family, target),
                                        description="Finite weights, finite test AUCs above chance.")],
     )
+
+
+def _retrying_transient_failures(context: dg.AssetExecutionContext, train, *args) -> dg.MaterializeResult:
+    """``train(context, *args)``; an unreachable MLflow server (restarting, say) is retried twice, a minute
+    and then two apart. Only that error: a ``dg.RetryPolicy`` would retry every exception, and Dagster counts
+    an interruption as one, so Ctrl-C or SIGTERM would restart the training instead of stopping it."""
+    try:
+        return train(context, *args)
+    except MlflowUnavailableError as exc:
+        delay = RETRY_DELAY_SECONDS * (context.retry_number + 1)
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=delay) from exc
 
 
 def build_sequence_model(family: str, target: str) -> dg.AssetsDefinition:
@@ -88,7 +98,7 @@ def build_sequence_model(family: str, target: str) -> dg.AssetsDefinition:
     def _model(context: dg.AssetExecutionContext, config: SequenceModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_sequence_model
 
-        return train_sequence_model(context, family, target, config, lake.lake, mlflow)
+        return _retrying_transient_failures(context, train_sequence_model, family, target, config, lake.lake, mlflow)
 
     return _model
 
@@ -98,7 +108,7 @@ def build_classical_model(family: str, target: str) -> dg.AssetsDefinition:
     def _model(context: dg.AssetExecutionContext, config: ClassicalModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_classical_model
 
-        return train_classical_model(context, family, target, config, lake.lake, mlflow)
+        return _retrying_transient_failures(context, train_classical_model, family, target, config, lake.lake, mlflow)
 
     return _model
 
