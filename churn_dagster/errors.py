@@ -28,3 +28,13 @@ def user_error_names() -> dict[str, type[UserError]]:
         pending.extend(cls.__subclasses__())
     return found
 
+
+class RunFailed(Exception):
+    """A Dagster run failed. The message is one line for the terminal, ``details`` the whole error chain with
+    its stacks (for ``--verbose``), and ``user_error`` says whether the line already says what to fix (or is
+    a bug report, to be followed by the hint to look at the traceback)."""
+
+    def __init__(self, summary: str, details: str, user_error: bool):
+        super().__init__(summary)
+        self.details = details
+        self.user_error = user_error
