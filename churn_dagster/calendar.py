@@ -1,26 +1,27 @@
 """The data calendar: which days the log covers and where each cohort's windows fall.
 
 Partition definitions and partition mappings are built when the code location loads, so the calendar and
-window lengths come from environment variables (read once here) rather than from run config: every
-asset and every run must agree on them. ``dt`` is the 1-based day number used by the published files
-(dt 1 = ``first_day``).
+window lengths come from environment variables (checked in :mod:`churn_dagster.settings`) rather than from
+run config: every asset and every run must agree on them. ``dt`` is the 1-based day number used by the
+published files (dt 1 = ``first_day``).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date, timedelta
+
+from churn_dagster import settings
 
 
 @dataclass(frozen=True)
 class Calendar:
     """Days of the log and the observation/label window lengths (SPEC.md "Cohorts and windows")."""
 
-    first_day: date = date(2019, 11, 1)
-    last_day: date = date(2019, 11, 30)
-    observation_days: int = 14
-    label_days: int = 7
+    first_day: date = settings.FIRST_DAY
+    last_day: date = settings.LAST_DAY
+    observation_days: int = settings.OBSERVATION_DAYS
+    label_days: int = settings.LABEL_DAYS
 
     def __post_init__(self) -> None:
         if self.last_day < self.first_day:
@@ -62,25 +63,11 @@ class Calendar:
         return range(start, start + self.label_days)
 
 
-def _env_date(name: str, default: date) -> date:
-    raw = os.environ.get(name)
-    return date.fromisoformat(raw) if raw else default
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
-
-
 def calendar_from_env() -> Calendar:
-    """Read ``CHURN_FIRST_DAY``, ``CHURN_LAST_DAY``, ``CHURN_OBSERVATION_DAYS`` and ``CHURN_LABEL_DAYS``."""
-    defaults = Calendar()
-    return Calendar(
-        first_day=_env_date("CHURN_FIRST_DAY", defaults.first_day),
-        last_day=_env_date("CHURN_LAST_DAY", defaults.last_day),
-        observation_days=_env_int("CHURN_OBSERVATION_DAYS", defaults.observation_days),
-        label_days=_env_int("CHURN_LABEL_DAYS", defaults.label_days),
-    )
+    """``CHURN_FIRST_DAY``, ``CHURN_LAST_DAY``, ``CHURN_OBSERVATION_DAYS`` and ``CHURN_LABEL_DAYS``; a bad
+    value raises :class:`churn_dagster.settings.SettingsError` naming it."""
+    checked = settings.settings_from_env()
+    return Calendar(checked.first_day, checked.last_day, checked.observation_days, checked.label_days)
 
 
 def parse_day(key: str) -> date:

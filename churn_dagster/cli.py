@@ -3,6 +3,11 @@
 A thin layer: ``materialize`` executes the code location's own jobs in the Dagster instance under
 ``DAGSTER_HOME``, so every run shows up in the UI. ``--source`` and ``--data-dir`` set the same environment
 variables that configure the resources for ``dagster dev``.
+
+What went wrong is one line on stderr: the file, line and column of bad input, the variable or option and
+its allowed range, the failed check, or for anything unforeseen the exception and the run, with the hint
+that ``--verbose`` shows the traceback. Exit status: 0 done, 1 a run failed (or a blocking check did),
+2 bad arguments or settings (nothing was run), 130 / 143 stopped by Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,8 +15,57 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
+
+from churn_dagster.errors import RunFailed, UserError
+from churn_dagster.interrupts import Interrupted, stop_signals
+from churn_dagster.settings import SettingsError, settings_from_env
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line; the full usage is one ``--help`` away."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# Argument types whose errors state the allowed values; argparse prints them as "argument --users: ...".
+def _whole(low: int):
+    def parse(text: str) -> int:
+        try:
+            if int(text) >= low:
+                return int(text)
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"expected a whole number, at least {low}; got {text!r}")
+
+    return parse
+
+
+def _iso_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date such as 2019-11-01; got {text!r}") from None
+
+
+def _day_range(text: str) -> tuple[date, date]:
+    try:
+        first, last = (date.fromisoformat(part) for part in text.split(":"))
+        if first <= last:
+            return first, last
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected FIRST:LAST, two ISO dates in order such as 2019-11-01:2019-11-21; "
+                                     f"got {text!r}")
+
+
+def _folder(text: str) -> Path:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    return Path(text)
 
 
 def _dagster_home() -> Path:
@@ -22,10 +76,8 @@ def _dagster_home() -> Path:
     if Path("dagster.yaml").exists():
         os.environ["DAGSTER_HOME"] = str(Path.cwd())
         return Path.cwd()
-    raise SystemExit(
-        "DAGSTER_HOME is not set and there is no dagster.yaml here; run from the project folder or "
-        "`export DAGSTER_HOME=/path/to/churn_dagster`"
-    )
+    hint = "run from the project folder or `export DAGSTER_HOME=/path/to/churn_dagster`"
+    raise SettingsError([f"DAGSTER_HOME is not set and there is no dagster.yaml here; {hint}"])
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -48,7 +100,7 @@ def _generate(args: argparse.Namespace) -> None:
 def _land(args: argparse.Namespace) -> None:
     from churn_dagster.synth.landing import land_days
 
-    first, last = (date.fromisoformat(d) for d in args.days.split(":"))
+    first, last = args.days
     days = [date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1)]
     for folder in land_days(args.source, args.landing, days, args.start_date):
         print(f"delivered {folder}")
@@ -64,24 +116,36 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def _materialize(args: argparse.Namespace) -> None:
-    os.environ["CHURN_SOURCE_DIR"] = str(Path(args.source).resolve())
+    os.environ["CHURN_SOURCE_DIR"] = str(args.source.resolve())
     if args.data_dir:
-        os.environ["CHURN_DATA_DIR"] = str(Path(args.data_dir).resolve())
+        os.environ["CHURN_DATA_DIR"] = str(args.data_dir.resolve())
+    if args.data_only and args.max_epochs is not None:
+        raise SettingsError(["--max-epochs caps the training, which --data-only leaves out"])
+    settings_from_env()  # every CHURN_* variable, before Dagster and the code location load
     home = _dagster_home()
 
     import dagster as dg
 
-    from churn_dagster.defs.partitions import CALENDAR
-    from churn_dagster.defs.runner import RunFailed, data_graph_steps, run_steps, whole_graph_steps
     from churn_dagster.definitions import defs
+    from churn_dagster.defs.partitions import CALENDAR
+    from churn_dagster.defs.runner import (
+        data_graph_steps,
+        for_terminal,
+        run_steps,
+        select_steps,
+        training_config,
+        whole_graph_steps,
+    )
 
     data_dir = Path(defs.resources["lake"].data_dir)
-    steps = data_graph_steps(CALENDAR) if args.data_only else whole_graph_steps(CALENDAR)
+    if args.data_only:
+        steps = data_graph_steps(CALENDAR)
+    else:
+        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs))
+    if args.select:
+        steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
-        try:
-            run_steps(defs, instance, steps)
-        except RunFailed as exc:
-            raise SystemExit(str(exc)) from exc
+        run_steps(defs if args.verbose else for_terminal(defs), instance, steps)
     lines = [
         f"outputs under {data_dir}",
         "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",
@@ -103,40 +167,84 @@ def _materialize(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churn-dagster", description=__doc__.splitlines()[0])
+    verbose_help = "on failure, show the full traceback (and Dagster's own console log)"
+    parser = _Parser(prog="churn-dagster", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # Also accepted after the subcommand; SUPPRESS keeps a subcommand from resetting the global flag.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write the six NCM files of a synthetic population")
+    gen = sub.add_parser("generate", parents=[verbose], help="write the six NCM files of a synthetic population")
     gen.add_argument("--out", required=True, type=Path, help="folder to write the CSV files into")
-    gen.add_argument("--users", type=int, default=20_000)
-    gen.add_argument("--days", type=int, default=30)
-    gen.add_argument("--start-date", type=date.fromisoformat, default=date(2019, 11, 1))
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--users", type=_whole(1), default=20_000)
+    gen.add_argument("--days", type=_whole(1), default=30)
+    gen.add_argument("--start-date", type=_iso_day, default=date(2019, 11, 1))
+    gen.add_argument("--seed", type=_whole(0), default=0)
     gen.add_argument("--gzip", action="store_true", help="write .csv.gz files")
     gen.set_defaults(func=_generate)
 
-    land = sub.add_parser("land", help="deliver generated data day by day into a landing folder (for the sensor)")
-    land.add_argument("--source", required=True, type=Path, help="folder written by `generate`")
+    land = sub.add_parser("land", parents=[verbose],
+                          help="deliver generated data day by day into a landing folder (for the sensor)")
+    land.add_argument("--source", required=True, type=_folder, help="folder written by `generate`")
     land.add_argument("--landing", required=True, type=Path, help="landing folder watched by landing_sensor")
-    land.add_argument("--days", required=True, help="FIRST:LAST, e.g. 2019-11-01:2019-11-21")
-    land.add_argument("--start-date", type=date.fromisoformat, default=date(2019, 11, 1), help="the day of dt 1")
+    land.add_argument("--days", required=True, type=_day_range, help="FIRST:LAST, e.g. 2019-11-01:2019-11-21")
+    land.add_argument("--start-date", type=_iso_day, default=date(2019, 11, 1), help="the day of dt 1")
     land.set_defaults(func=_land)
 
-    cal = sub.add_parser("calibrate", help="compare a generated set with the real log's published figures")
-    cal.add_argument("--source", required=True, type=Path)
+    cal = sub.add_parser("calibrate", parents=[verbose],
+                         help="compare a generated set with the real log's published figures")
+    cal.add_argument("--source", required=True, type=_folder)
     cal.set_defaults(func=_calibrate)
 
-    mat = sub.add_parser("materialize", help="run the whole graph: every day, every cohort, models, report, scores")
-    mat.add_argument("--source", required=True, type=Path, help="folder with the six published files")
+    mat = sub.add_parser("materialize", parents=[verbose],
+                         help="run the whole graph: every day, every cohort, models, report, scores")
+    mat.add_argument("--source", required=True, type=_folder, help="folder with the six published files")
     mat.add_argument("--data-dir", type=Path, help="output root (default: $CHURN_DATA_DIR or ./data)")
     mat.add_argument("--data-only", action="store_true", help="stop after the data assets (no training)")
+    mat.add_argument("--select", metavar="EXPR",
+                     help="only these assets, in Dagster's selection syntax: 'lstm_churn', 'group:models', "
+                     "'key:lstm_*', 'key:lstm_churn or key:hybrid_lstm_churn', 'group:models and key:*_churn'")
+    mat.add_argument("--max-epochs", type=_whole(1), metavar="N",
+                     help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM at most 50)")
     mat.set_defaults(func=_materialize)
     return parser
 
 
+def _summary(exc: Exception) -> str:
+    """An unforeseen exception on one line: its class and the first line of its message."""
+    if isinstance(exc, RunFailed):
+        return str(exc)
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _report(exc: Exception, verbose: bool) -> int:
+    """Print ``exc`` for the terminal, one line (after the traceback with ``--verbose``); return the exit status."""
+    if verbose and not isinstance(exc, Interrupted):
+        details = exc.details if isinstance(exc, RunFailed) else "".join(traceback.format_exception(exc))
+        print(details.rstrip(), file=sys.stderr)
+    if isinstance(exc, Interrupted):
+        line, status = str(exc), exc.exit_code
+    elif isinstance(exc, UserError) or (isinstance(exc, RunFailed) and exc.user_error):
+        line, status = f"error: {exc}", getattr(exc, "exit_code", 1)
+    else:
+        line, status = f"error: {_summary(exc)}" + ("" if verbose else "; --verbose shows the traceback"), 1
+    print(f"churn-dagster: {line}", file=sys.stderr)
+    return status
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    with stop_signals() as signals:
+        try:
+            args.func(args)
+            return
+        except KeyboardInterrupt:
+            status = _report(Interrupted(signals.acknowledge(), f"{args.command} did not finish"), args.verbose)
+        except Exception as exc:  # noqa: BLE001 -- the one place every failure becomes a line and an exit status
+            status = _report(exc, args.verbose)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@
 
 import hashlib
 import json
-import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from churn_dagster.defs.jobs import daily_ingest_job, daily_retrain_job, raw_sna
 from churn_dagster.defs.model_assets import FAMILIES, model_name
 from churn_dagster.defs.partitions import CALENDAR, TIMEZONE, cohort_partitions, day_partitions
 from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.settings import settings_from_env
 from churn_dagster.synth.landing import READY_MARKER, SNAPSHOT_FILES, landed_days
 
 RETRAIN_TAG = "churn/retrain_cohort"
@@ -87,13 +87,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, source: NcmSourceResourc
 
 def retrain_run_config() -> dict:
     """``CHURN_MAX_EPOCHS`` optionally caps the sequence models' epochs in the daily retrain."""
-    ops = {}
-    if os.environ.get("CHURN_MAX_EPOCHS"):
-        for family in FAMILIES:
-            if "lstm" in family:
-                for target in ("binary", "level"):
-                    ops[model_name(family, target)] = {"config": {"epochs": int(os.environ["CHURN_MAX_EPOCHS"])}}
-    return {"ops": ops} if ops else {}
+    max_epochs = settings_from_env().max_epochs
+    if max_epochs is None:
+        return {}
+    return {"ops": {model_name(f, t): {"config": {"epochs": max_epochs}} for f in FAMILIES if "lstm" in f
+                    for t in ("binary", "level")}}
 
 
 @dg.schedule(

@@ -15,7 +15,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-class MlflowUnavailableError(ConnectionError):
+from churn_dagster.errors import UserError
+
+
+class MlflowUnavailableError(UserError, ConnectionError):
     """The tracking server did not answer; nothing was logged or registered."""
 
 

@@ -10,17 +10,19 @@ the current champion on the same validation users (:mod:`churn_dagster.defs.cham
 """
 
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
 
 from churn_dagster.calendar import parse_day
-from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.mlflow_resource import MlflowResource, MlflowUnavailableError
 from churn_dagster.defs.partitions import cohort_partitions, training_window
 from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
 
 TARGET_SUFFIX = {"binary": "churn", "level": "level"}
+MAX_RETRIES = 2
 RETRY_DELAY_SECONDS = float(os.environ.get("CHURN_TRAINING_RETRY_DELAY_SECONDS", "60"))
 FAMILIES = {
     "logreg": ("Logistic regression", "scikit-learn"),
@@ -69,8 +71,6 @@ def _spec(family: str, target: str, deps: list[str]) -> dict:
         pool="gpu",
         code_version=MODEL_CODE_VERSION,
         partitions_def=cohort_partitions,
-        # A transient failure (the MLflow server restarting, a GPU busy) is retried twice, a minute apart.
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=dg.Backoff.LINEAR),
         deps=[dg.AssetDep(d, partition_mapping=training_window) for d in deps],
         check_specs=[dg.AssetCheckSpec(
             "model_sane", asset=model_name(family, target), blocking=True,
@@ -79,12 +79,24 @@ def _spec(family: str, target: str, deps: list[str]) -> dict:
     )
 
 
+def _retrying_transient_failures(context: dg.AssetExecutionContext, train, *args) -> Iterator:
+    """``train(context, *args)``; an unreachable MLflow server (restarting, say) is retried twice, a minute
+    and then two apart. Only that error: a ``dg.RetryPolicy`` would retry every exception, and Dagster counts
+    an interruption as one, so Ctrl-C or SIGTERM would restart the training instead of stopping it."""
+    try:
+        yield from train(context, *args)
+    except MlflowUnavailableError as exc:
+        delay = RETRY_DELAY_SECONDS * (context.retry_number + 1)
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=delay) from exc
+
+
 def build_sequence_model(family: str, target: str) -> dg.AssetsDefinition:
     @dg.asset(**_spec(family, target, ["sequence_tensors"]))
     def _model(context: dg.AssetExecutionContext, config: SequenceModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_sequence_model
 
-        yield from train_sequence_model(context, family, target, parse_day(context.partition_key), config, lake.lake, mlflow)
+        yield from _retrying_transient_failures(context, train_sequence_model, family, target,
+                                                parse_day(context.partition_key), config, lake.lake, mlflow)
 
     return _model
 
@@ -94,7 +106,8 @@ def build_classical_model(family: str, target: str) -> dg.AssetsDefinition:
     def _model(context: dg.AssetExecutionContext, config: ClassicalModelConfig, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.model_training import train_classical_model
 
-        yield from train_classical_model(context, family, target, parse_day(context.partition_key), config, lake.lake, mlflow)
+        yield from _retrying_transient_failures(context, train_classical_model, family, target,
+                                                parse_day(context.partition_key), config, lake.lake, mlflow)
 
     return _model
 

@@ -7,12 +7,12 @@ read the 7 label days, and its membership reads every day up to its start.
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 
 import dagster as dg
 
 from churn_dagster.calendar import calendar_from_env
+from churn_dagster.settings import settings_from_env
 
 CALENDAR = calendar_from_env()
 TIMEZONE = "Asia/Shanghai"
@@ -39,7 +39,7 @@ days_until_cohort = dg.TimeWindowPartitionMapping(
 
 # A model partition (cohort X) trains on the labelled cohorts X-N+1 .. X: the last N cohorts whose label
 # period has ended when X's has (N = CHURN_TRAINING_COHORTS, default 7); the lineage shows exactly those.
-TRAINING_COHORTS = int(os.environ.get("CHURN_TRAINING_COHORTS") or 7)
+TRAINING_COHORTS = settings_from_env().training_cohorts
 training_window = dg.TimeWindowPartitionMapping(
     start_offset=-(TRAINING_COHORTS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
 )

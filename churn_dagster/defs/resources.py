@@ -1,12 +1,12 @@
 """Typed resources: where the published files are, where outputs go, and the feature settings.
 
-Defaults come from environment variables (see README "Configuration"), so ``dagster dev``,
-``dagster asset materialize`` and the ``churn-dagster`` CLI all resolve them the same way.
+Defaults come from environment variables (see README "Configuration"), checked by
+:mod:`churn_dagster.settings`, so ``dagster dev``, ``dagster asset materialize`` and the ``churn-dagster``
+CLI all resolve them the same way and reject the same bad values.
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -19,10 +19,20 @@ from pydantic import Field
 from churn_dagster import ncm_format as fmt
 from churn_dagster.defs.mlflow_resource import mlflow_from_env
 from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.errors import UserError
+from churn_dagster.settings import settings_from_env
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.ingest import SourceFile
 from churn_dagster.transforms.labels import SplitSettings
 from churn_dagster.transforms.lake import Lake
+
+
+class MissingSourceError(UserError, FileNotFoundError):
+    """A published file is not in the source folder (or not for every day the run reads)."""
+
+
+class DuplicateSourceError(UserError, FileExistsError):
+    """A published file is there both plain and gzipped, so which one to read is ambiguous."""
 
 
 class NcmSourceResource(dg.ConfigurableResource):
@@ -37,7 +47,7 @@ class NcmSourceResource(dg.ConfigurableResource):
     def _one(self, folder: Path, stem: str) -> Path | None:
         found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists()]
         if len(found) > 1:
-            raise FileExistsError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
+            raise DuplicateSourceError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
         return found[0] if found else None
 
     def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[SourceFile]:
@@ -51,10 +61,10 @@ class NcmSourceResource(dg.ConfigurableResource):
             missing = [d.isoformat() for d, p in per_day.items() if p is None]
             if not missing:
                 return [SourceFile(path, delivered_day=d) for d, path in per_day.items()]
-            raise FileNotFoundError(
+            raise MissingSourceError(
                 f"{root}: no {spec.stem}.csv(.gz) at the top level, and none in day=... folders for {', '.join(missing)}"
             )
-        raise FileNotFoundError(f"{root}: {spec.stem}.csv or {spec.stem}.csv.gz not found")
+        raise MissingSourceError(f"{root}: {spec.stem}.csv or {spec.stem}.csv.gz not found")
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -115,25 +125,23 @@ class FeatureSettingsResource(dg.ConfigurableResource):
         return meta
 
 
-def default_data_dir() -> str:
-    return str(Path(os.environ.get("CHURN_DATA_DIR", "data")).resolve())
-
-
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    """The resources of the code location, configured by environment variables."""
-    data_dir = default_data_dir()
+    """The resources of the code location, configured by environment variables; a bad value raises
+    :class:`churn_dagster.settings.SettingsError` naming it."""
+    checked = settings_from_env()
+    data_dir = str(checked.data_dir)
     return {
-        "source": NcmSourceResource(directory=os.environ.get("CHURN_SOURCE_DIR", str(Path(data_dir) / "source"))),
+        "source": NcmSourceResource(directory=str(checked.source_dir)),
         "lake": LakeResource(
             data_dir=data_dir,
-            duckdb_memory_limit=os.environ.get("CHURN_DUCKDB_MEMORY_LIMIT", "6GB"),
-            duckdb_threads=int(os.environ.get("CHURN_DUCKDB_THREADS", str(os.cpu_count() or 2))),
+            duckdb_memory_limit=checked.duckdb_memory_limit,
+            duckdb_threads=checked.duckdb_threads,
         ),
         "mlflow": mlflow_from_env(data_dir),
         "features": FeatureSettingsResource(
-            session_gap_minutes=float(os.environ.get("CHURN_SESSION_GAP_MINUTES", "30")),
-            max_sessions=int(os.environ.get("CHURN_MAX_SESSIONS", "192")),
-            split_seed=int(os.environ.get("CHURN_SPLIT_SEED", "42")),
-            use_follow_count=os.environ.get("CHURN_USE_FOLLOW_COUNT", "0").lower() in ("1", "true", "yes"),
+            session_gap_minutes=checked.session_gap_minutes,
+            max_sessions=checked.max_sessions,
+            split_seed=checked.split_seed,
+            use_follow_count=checked.use_follow_count,
         ),
     }

@@ -2,40 +2,77 @@
 
 Each step is a real run of a job of the code location (single-run backfills over partition ranges), so it
 appears in the Dagster UI with its logs, materializations and check results, exactly as if launched there.
+A step can be narrowed to some of its job's assets (``--select``). The sequence ends at the first failed
+run, failed blocking check or stop signal, raised as one exception whose message fits on a line.
 """
 
-from dataclasses import dataclass
+import logging
+import sys
+import uuid
+import warnings
+from dataclasses import dataclass, replace
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from churn_dagster.calendar import Calendar
+from churn_dagster.defs.model_assets import FAMILIES, model_name
+from churn_dagster.defs.run_report import failed_checks, run_failure
+from churn_dagster.errors import RunFailed
+from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
+from churn_dagster.settings import SettingsError
 
-
-# The terminal shows what the assets log and any failure; the step-by-step DEBUG events stay in the run's
-# event log, which the Dagster UI shows in full.
+# The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
+# the Dagster UI shows in full.
 CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# Dagster's documented run tag: the daemon's automatic re-execution (dagster.yaml ``run_retries``) leaves CLI
+# runs alone. It could not re-launch them anyway, and the person at the terminal decides what runs next,
+# above all after stopping a run with Ctrl-C.
+NO_RUN_RETRIES = {"dagster/max_retries": "0"}
 
 
-class RunFailed(RuntimeError):
-    """A step of the graph failed; the message names the run to open in the UI."""
+@dg.logger(
+    config_schema={"log_level": dg.Field(str, default_value="INFO", is_required=False)},
+    description="The console of CLI runs: what the assets log, without the failure events and their tracebacks, "
+    "which the CLI reports as one line.",
+)
+def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    # A new logger per run, as Dagster's own console logger does: a registered one would gain a handler a run.
+    logger = logging.Logger("churn-dagster", level=init_context.logger_config["log_level"])  # noqa: LOG001
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda record: record.levelno < logging.ERROR)
+    logger.addHandler(handler)
+    return logger
+
+
+def for_terminal(defs: dg.Definitions) -> dg.Definitions:
+    """``defs`` whose runs log to :func:`terminal_logger` instead of Dagster's console logger."""
+    return dg.Definitions.merge(defs, dg.Definitions(loggers={"console": terminal_logger}))
 
 
 @dataclass(frozen=True)
 class Step:
+    """One run: a job, its partition range, its run config, and the assets of the job to run (None: all)."""
+
     job: str
     first: str | None = None
     last: str | None = None
     run_config: dict | None = None
+    assets: frozenset[dg.AssetKey] | None = None
 
     @property
     def tags(self) -> dict[str, str]:
         if self.first is None:
-            return {}
-        return {ASSET_PARTITION_RANGE_START_TAG: self.first, ASSET_PARTITION_RANGE_END_TAG: self.last or self.first}
+            return NO_RUN_RETRIES
+        return {ASSET_PARTITION_RANGE_START_TAG: self.first, ASSET_PARTITION_RANGE_END_TAG: self.last or self.first,
+                **NO_RUN_RETRIES}
 
     def describe(self) -> str:
-        return self.job + (f" [{self.first} .. {self.last}]" if self.first else "")
+        text = self.job + (f" [{self.first} .. {self.last}]" if self.first else "")
+        if self.assets is not None:
+            text += f" ({', '.join(sorted(key.to_user_string() for key in self.assets))})"
+        return text
 
 
 def data_graph_steps(calendar: Calendar) -> list[Step]:
@@ -54,29 +91,119 @@ def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -
     return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config)]
 
 
+def training_config(max_epochs: int | None) -> dict | None:
+    """Run config of ``training_job`` capping the sequence models' epochs, as ``CHURN_MAX_EPOCHS`` does for
+    the daily retrain; None keeps each model's own default."""
+    if max_epochs is None:
+        return None
+    sequence_models = [model_name(family, target) for family in FAMILIES if "lstm" in family
+                       for target in ("binary", "level")]
+    return {"ops": {name: {"config": {"epochs": max_epochs}} for name in sequence_models}}
+
+
+def select_steps(defs: dg.Definitions, steps: list[Step], expression: str) -> list[Step]:
+    """``steps`` narrowed to the assets ``expression`` selects, in Dagster's selection syntax (``lstm_churn``,
+    ``group:models``, ``key:lstm_*``, ``key:lstm_churn or key:lstm_level``, ...); a step left with nothing
+    to run is dropped. A malformed expression, or one that selects nothing here, is a SettingsError."""
+    graph = defs.resolve_asset_graph()
+    try:
+        with warnings.catch_warnings():
+            # group: and tag: clauses use a beta parameter inside Dagster; nothing the user can act on.
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            wanted = dg.AssetSelection.from_string(expression).resolve(graph)
+    except dg.DagsterInvalidSubsetError as exc:  # a key that does not exist
+        raise SettingsError([f"--select {expression!r}: {str(exc).split('. ')[0]}"]) from None
+    except dg.DagsterError as exc:  # the syntax
+        hint = "combine asset keys as 'key:lstm_churn or key:lstm_level', groups as 'group:models'"
+        raise SettingsError([f"--select {expression!r}: {str(exc).splitlines()[0]}; {hint}"]) from None
+    jobs = {job.name: job for job in defs.jobs}
+    narrowed = [replace(step, assets=frozenset(wanted & jobs[step.job].selection.resolve(graph))) for step in steps]
+    selected = [step for step in narrowed if step.assets]
+    if not selected:
+        jobs_run = ", ".join(step.job for step in steps)
+        raise SettingsError([f"--select {expression!r} selects no asset that these steps materialize ({jobs_run})"])
+    return selected
+
+
+def _stop_hooks(signals: SignalRecord) -> set[dg.HookDefinition]:
+    """Hooks that end the run after a step, whatever its outcome, once a stop signal is recorded.
+
+    Dagster ends a run when the interruption propagates out of a step, but a library may catch it on the way:
+    DuckDB turns it into ``RuntimeError: Query interrupted``, a plain step failure, after which Dagster would
+    go on to the run's next step. Hooks run between steps, and an interruption raised there ends the run.
+    """
+
+    def stop(_context: dg.HookContext) -> None:
+        if signals.received() is not None:
+            raise dg.DagsterExecutionInterruptedError()
+
+    return {dg.success_hook(name="stop_after_success")(stop), dg.failure_hook(name="stop_after_failure")(stop)}
+
+
+def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, step: Step, run_id: str,
+             hooks: set[dg.HookDefinition]) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(step.job).with_hooks(hooks).execute_in_process(
+        run_config={**CONSOLE_AT_INFO, **(step.run_config or {})},
+        instance=instance,
+        tags=step.tags,
+        asset_selection=None if step.assets is None else list(step.assets),
+        run_id=run_id,
+        raise_on_error=False,
+    )
+
+
+def _settle(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What became of a run that a signal stopped. Inside a step Dagster fails the run itself; a signal
+    that arrives while the run is being created leaves it NOT_STARTED, so it is marked canceled rather than
+    left waiting in the UI."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return "was not created"
+    if not run.is_finished:
+        instance.report_run_canceled(run, message="Stopped by a signal to churn-dagster as the run started.")
+        return "was canceled"
+    return f"ended with status {run.status.value}"
+
+
 def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[Step], echo=print) -> list[str]:
-    """Execute ``steps`` in order; return their run ids. Stops at the first failure."""
-    run_ids = []
-    for step in steps:
-        echo(f"running {step.describe()} ...")
-        result = defs.resolve_job_def(step.job).execute_in_process(
-            run_config={**CONSOLE_AT_INFO, **(step.run_config or {})},
-            instance=instance,
-            tags=step.tags,
-            raise_on_error=False,
-        )
-        run_ids.append(result.run_id)
-        failed_checks = [
-            e.event_specific_data
-            for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-        ]
-        for evaluation in failed_checks:
-            echo(f"  check failed: {evaluation.asset_key.to_user_string()} / {evaluation.check_name}")
-        if not result.success:
-            raise RunFailed(f"{step.describe()} failed (run {result.run_id}); see its logs in the Dagster UI")
-        echo(f"  ok (run {result.run_id})")
+    """Execute ``steps`` in order; return their run ids.
+
+    Stops at the first failed run or failed blocking check (:class:`RunFailed`; failed checks that do not
+    block are echoed as warnings), and at SIGINT or SIGTERM (:class:`~churn_dagster.interrupts.Interrupted`):
+    the step running stops, its run is recorded as failed (canceled if it had not started), and no further
+    step starts.
+    """
+    run_ids: list[str] = []
+    with stop_signals() as signals:
+        for step in steps:
+            signals.stop_if_received(f"{step.describe()} and the steps after it were not started")
+            run_id = str(uuid.uuid4())
+            try:
+                echo(f"running {step.describe()} ...")
+                result = _execute(defs, instance, step, run_id, _stop_hooks(signals))
+                stopped = signals.received() is not None
+            except KeyboardInterrupt:  # arrived outside Dagster's own handlers, as the run was created or closed
+                stopped = True
+            if stopped:
+                signum = signals.acknowledge()
+                raise Interrupted(signum, f"run {run_id} of {step.describe()} {_settle(instance, run_id)}; "
+                                  "the steps after it were not started") from None
+            run_ids.append(run_id)
+            _report_checks(result, echo)
+            echo(f"  ok (run {result.run_id})")
     return run_ids
+
+
+def _report_checks(result: dg.ExecuteInProcessResult, echo) -> None:
+    """Echo the failed checks that only warn; raise for a failed blocking check, then for a failed run."""
+    blocking, warn_only = failed_checks(result)
+    for check in warn_only:
+        echo(f"  warning: check failed: {check}")
+    if blocking:
+        raise RunFailed(f"blocking check failed: {'; '.join(blocking)} (run {result.run_id})", "\n".join(blocking),
+                        user_error=True)
+    if not result.success:
+        raise run_failure(result)
 
 
 def job_from_env(name: str) -> dg.JobDefinition:

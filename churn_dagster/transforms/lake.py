@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from churn_dagster.errors import UserError
 
-class MissingUpstreamError(FileNotFoundError):
+
+class MissingUpstreamError(UserError, FileNotFoundError):
     """An upstream partition this step reads has not been materialized yet."""
 
 

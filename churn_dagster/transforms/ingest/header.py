@@ -13,12 +13,13 @@ import io
 from pathlib import Path
 
 from churn_dagster import ncm_format as fmt
+from churn_dagster.errors import UserError
 from churn_dagster.transforms.ingest.lines import open_source, read_header
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-class BadInputError(ValueError):
+class BadInputError(UserError, ValueError):
     """A source file that cannot be read as published; the message names the file, line and column."""
 
 

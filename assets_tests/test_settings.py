@@ -1,0 +1,119 @@
+"""Settings: the README's defaults, one clear line per bad variable, sizes DuckDB reads the same way, and the
+same message when `dagster` itself loads the code location."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from churn_dagster.calendar import Calendar, calendar_from_env
+from churn_dagster.defs.resources import resources_from_env
+from churn_dagster.settings import SettingsError, machine_memory_bytes, memory_bytes, settings_from_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_the_readme_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = settings_from_env({})
+    assert (settings.first_day, settings.last_day) == (date(2019, 11, 1), date(2019, 11, 30))
+    assert (settings.observation_days, settings.label_days, settings.session_gap_minutes) == (14, 7, 30.0)
+    assert (settings.max_sessions, settings.split_seed, settings.duckdb_memory_limit) == (192, 42, "6GB")
+    assert (settings.duckdb_threads, settings.training_cohorts, settings.max_epochs) == (os.cpu_count(), 7, None)
+    assert settings.data_dir == tmp_path / "data" and settings.source_dir == tmp_path / "data" / "source"
+    assert Calendar() == Calendar(settings.first_day, settings.last_day, settings.observation_days, settings.label_days)
+
+
+def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
+    for name, value in {"CHURN_FIRST_DAY": "2020-01-01", "CHURN_LAST_DAY": "2020-01-25", "CHURN_LABEL_DAYS": "5",
+                        "CHURN_SESSION_GAP_MINUTES": "12.5", "CHURN_MAX_SESSIONS": "64", "CHURN_SPLIT_SEED": "-3",
+                        "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    assert calendar_from_env() == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
+    resources = resources_from_env()
+    assert (resources["lake"].duckdb_memory_limit, resources["lake"].duckdb_threads) == ("512MB", 1)
+    features = resources["features"]
+    assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
+
+
+CPUS = os.cpu_count()
+BAD = {
+    # variable: (value, what the message must say about the allowed values)
+    "CHURN_FIRST_DAY": ("1 Nov 2019", "expected an ISO date such as 2019-11-01"),
+    "CHURN_LAST_DAY": ("2019-11-31", "expected an ISO date"),
+    "CHURN_OBSERVATION_DAYS": ("14.5", "a whole number of days, at least 1"),
+    "CHURN_LABEL_DAYS": ("0", "a whole number of days, at least 1"),
+    "CHURN_SESSION_GAP_MINUTES": ("0", "above 0 and at most 1440"),
+    "CHURN_MAX_SESSIONS": ("-1", "a whole number, at least 1"),
+    "CHURN_SPLIT_SEED": ("forty-two", "a whole number"),
+    "CHURN_DUCKDB_MEMORY_LIMIT": ("100MB", "from 256MB to this machine's"),
+    "CHURN_DUCKDB_THREADS": (str(CPUS + 1), f"a whole number from 1 to {CPUS}"),
+    "CHURN_TRAINING_COHORTS": ("seven", "a whole number of cohorts, at least 1"),
+    "CHURN_MAX_EPOCHS": ("0", "a whole number of epochs, at least 1"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_a_bad_value_is_named_with_its_allowed_range(name):
+    value, allowed = BAD[name]
+    with pytest.raises(SettingsError) as raised:
+        settings_from_env({name: value})
+    assert str(raised.value).startswith(f"{name}={value!r} is not allowed: expected ")
+    assert allowed in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"CHURN_FIRST_DAY": "2019-12-01"}, "CHURN_FIRST_DAY (2019-12-01) must not be after CHURN_LAST_DAY (2019-11-30)"),
+    ({"CHURN_LAST_DAY": "2019-11-20"}, "CHURN_OBSERVATION_DAYS + CHURN_LABEL_DAYS (14 + 7) must fit in the 20 days"),
+    ({"CHURN_OBSERVATION_DAYS": "20", "CHURN_LABEL_DAYS": "11"}, "(20 + 11) must fit in the 30 days from"),
+])
+def test_the_windows_must_fit_in_the_log(environ, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        settings_from_env(environ)
+
+
+def test_every_bad_variable_is_reported_at_once():
+    with pytest.raises(SettingsError) as raised:
+        settings_from_env({"CHURN_MAX_SESSIONS": "x", "CHURN_SPLIT_SEED": "y", "CHURN_MAX_EPOCHS": "1"})
+    assert [p.split("=")[0] for p in raised.value.problems] == ["CHURN_MAX_SESSIONS", "CHURN_SPLIT_SEED"]
+
+
+@pytest.mark.parametrize("size", ["6GB", "512MB", "1.5GB", "6gb", "6 GB", "2GiB", "300MiB", "4G", "256000KB"])
+def test_sizes_are_read_as_duckdb_reads_them(size):
+    con = duckdb.connect()
+
+    def duckdb_reads(limit: str) -> str:
+        con.execute("SET memory_limit = $m", {"m": limit})
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # e.g. "5.5 GiB"
+
+    assert duckdb_reads(size) == duckdb_reads(f"{memory_bytes(size)}B")
+    assert settings_from_env({"CHURN_DUCKDB_MEMORY_LIMIT": size}).duckdb_memory_limit == size
+
+
+@pytest.mark.parametrize("size", ["6", "6 gigs", "GB", "-1GB", "80%"])
+def test_sizes_without_a_unit_we_know_are_refused(size):
+    with pytest.raises(ValueError):
+        memory_bytes(size)
+
+
+def test_more_memory_than_the_machine_has_is_refused():
+    too_much = f"{machine_memory_bytes() // 1000**3 + 1}GB"
+    with pytest.raises(SettingsError, match="CHURN_DUCKDB_MEMORY_LIMIT"):
+        settings_from_env({"CHURN_DUCKDB_MEMORY_LIMIT": too_much})
+
+
+def test_loading_the_code_location_with_a_bad_value_fails_with_that_message(tmp_path):
+    """What `dagster dev` does when it loads the code location, here through `dagster definitions validate`."""
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CHURN_MAX_SESSIONS": "lots", "CHURN_DATA_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "churn_dagster.definitions"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "SettingsError: CHURN_MAX_SESSIONS='lots' is not allowed: expected a whole number, at least 1" in output
+    assert "ValueError" not in output and "invalid literal" not in output

@@ -1,0 +1,175 @@
+"""Every ``CHURN_*`` setting (README "Configuration"), parsed and checked in one place.
+
+The calendar shapes the partitions when the code location loads, and the resources are built from the same
+variables, so ``dagster dev``, ``dagster asset materialize`` and the ``churn-dagster`` CLI must agree on
+them and must reject the same bad values. A bad value fails here, before any run starts, with one line per
+variable that names it and its allowed range, rather than as a ``ValueError`` from ``int()`` deep inside an
+import or, worse, hours into a run. No Dagster here: the calendar imports this module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from churn_dagster.errors import UserError
+
+# The published log: 1-30 Nov 2019, a 14-day observation window and a 7-day label period.
+FIRST_DAY = date(2019, 11, 1)
+LAST_DAY = date(2019, 11, 30)
+OBSERVATION_DAYS = 14
+LABEL_DAYS = 7
+
+# A gap of a day or more would merge a user's consecutive days into one "session".
+MAX_SESSION_GAP_MINUTES = 1440
+# DuckDB's own floor is far lower; this one keeps a slip such as 6MB (for 6GB) from turning a run into hours of
+# spilling to disk.
+MIN_DUCKDB_MEMORY = 256 * 1000**2
+# The units DuckDB's memory_limit accepts (it also takes the bare first letter, K, M, G or T, as 1000-based).
+MEMORY_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+                "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+                "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)", re.IGNORECASE)
+
+
+class SettingsError(UserError, ValueError):
+    """One or more settings (environment variables or command-line options) outside their allowed range."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def memory_bytes(text: str) -> int:
+    """The size ``text`` (``6GB``, ``512MB``, ``1.5GiB``) in bytes, as DuckDB reads it; ValueError otherwise."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or match.group(2).lower() not in MEMORY_UNITS:
+        raise ValueError(f"not a size: {text!r}")
+    return int(float(match.group(1)) * MEMORY_UNITS[match.group(2).lower()])
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings; defaults are those of the README's "Configuration" table."""
+
+    data_dir: Path
+    source_dir: Path
+    first_day: date = FIRST_DAY
+    last_day: date = LAST_DAY
+    observation_days: int = OBSERVATION_DAYS
+    label_days: int = LABEL_DAYS
+    session_gap_minutes: float = 30.0
+    max_sessions: int = 192
+    split_seed: int = 42
+    duckdb_memory_limit: str = "6GB"
+    duckdb_threads: int = cpu_count()
+    training_cohorts: int = 7
+    max_epochs: int | None = None
+    use_follow_count: bool = False
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < low or (high is not None and value > high):
+            raise ValueError(value)
+        return value
+
+    return parse
+
+
+def _switch(raw: str) -> bool:
+    if raw.lower() not in ("0", "1", "true", "false"):
+        raise ValueError(raw)
+    return raw.lower() in ("1", "true")
+
+
+def _gap_minutes(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= MAX_SESSION_GAP_MINUTES:  # NaN fails this too
+        raise ValueError(value)
+    return value
+
+
+def _memory_limit(raw: str) -> str:
+    if not MIN_DUCKDB_MEMORY <= memory_bytes(raw) <= machine_memory_bytes():
+        raise ValueError(raw)
+    return raw
+
+
+def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
+    """Variable -> (field, parser raising ValueError, the allowed values in words)."""
+    ram_gb = machine_memory_bytes() / 1000**3
+    return {
+        "CHURN_FIRST_DAY": ("first_day", date.fromisoformat, "an ISO date such as 2019-11-01"),
+        "CHURN_LAST_DAY": ("last_day", date.fromisoformat, "an ISO date such as 2019-11-30"),
+        "CHURN_OBSERVATION_DAYS": ("observation_days", _whole(1), "a whole number of days, at least 1"),
+        "CHURN_LABEL_DAYS": ("label_days", _whole(1), "a whole number of days, at least 1"),
+        "CHURN_SESSION_GAP_MINUTES": ("session_gap_minutes", _gap_minutes,
+                                      f"a number of minutes above 0 and at most {MAX_SESSION_GAP_MINUTES}"),
+        "CHURN_MAX_SESSIONS": ("max_sessions", _whole(1), "a whole number, at least 1"),
+        "CHURN_SPLIT_SEED": ("split_seed", int, "a whole number"),
+        "CHURN_DUCKDB_MEMORY_LIMIT": ("duckdb_memory_limit", _memory_limit,
+                                      (f"a size such as 6GB or 512MB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), "
+                                       f"from 256MB to this machine's {ram_gb:.1f}GB of memory")),
+        "CHURN_DUCKDB_THREADS": ("duckdb_threads", _whole(1, cpu_count()),
+                                 f"a whole number from 1 to {cpu_count()} (the CPUs of this machine)"),
+        "CHURN_TRAINING_COHORTS": ("training_cohorts", _whole(1), "a whole number of cohorts, at least 1"),
+        "CHURN_MAX_EPOCHS": ("max_epochs", _whole(1), "a whole number of epochs, at least 1, or unset"),
+        "CHURN_USE_FOLLOW_COUNT": ("use_follow_count", _switch, "0 or 1 (true or false)"),
+    }
+
+
+CALENDAR_FIELDS = ("first_day", "last_day", "observation_days", "label_days")
+
+
+def _calendar_problems(values: dict) -> list[str]:
+    """The checks that involve two variables, on values that parsed (or their defaults)."""
+    first, last = values.get("first_day", FIRST_DAY), values.get("last_day", LAST_DAY)
+    if first > last:
+        return [f"CHURN_FIRST_DAY ({first}) must not be after CHURN_LAST_DAY ({last})"]
+    observation, label = values.get("observation_days", OBSERVATION_DAYS), values.get("label_days", LABEL_DAYS)
+    days = (last - first).days + 1
+    if observation + label > days:
+        return [(f"CHURN_OBSERVATION_DAYS + CHURN_LABEL_DAYS ({observation} + {label}) must fit in the {days} days "
+                 f"from CHURN_FIRST_DAY ({first}) to CHURN_LAST_DAY ({last})")]
+    return []
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every variable of ``environ`` (default: the process environment); an unset or empty
+    variable takes its default. Raises :class:`SettingsError` naming every bad variable at once."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    problems, failed = [], set()
+    for name, (field, parse, allowed) in _variables().items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not allowed: expected {allowed}")
+            failed.add(field)
+    if not failed.intersection(CALENDAR_FIELDS):
+        problems += _calendar_problems(values)
+    if problems:
+        raise SettingsError(problems)
+    data_dir = Path(environ.get("CHURN_DATA_DIR") or "data").resolve()
+    source_dir = Path(environ.get("CHURN_SOURCE_DIR") or data_dir / "source")
+    return Settings(data_dir=data_dir, source_dir=source_dir, **values)
