@@ -1,4 +1,4 @@
-"""Any log, not only November 2019: 18 months with 12-week observation and label windows, where most cohort days
+"""Any log, not only November 2019: 18 months with 26-week observation and label windows, where most cohort days
 have no new user. Empty cohorts materialize empty with a note, training skips them, an empty scoring window
 gives an empty score table, and nothing fails."""
 
@@ -17,8 +17,8 @@ import pytest
 from churn_dagster.synth.generator import generate
 
 HERE = Path(__file__).parent
-LOG = {"CHURN_FIRST_DAY": "2018-06-01", "CHURN_LAST_DAY": "2019-11-30", "CHURN_OBSERVATION_DAYS": "84",
-       "CHURN_LABEL_DAYS": "84", "CHURN_TRAINING_COHORTS": "400", "CHURN_DUCKDB_MEMORY_LIMIT": "1GB"}
+LOG = {"CHURN_FIRST_DAY": "2018-06-01", "CHURN_LAST_DAY": "2019-11-30", "CHURN_OBSERVATION_DAYS": "182",
+       "CHURN_LABEL_DAYS": "182", "CHURN_TRAINING_COHORTS": "400", "CHURN_DUCKDB_MEMORY_LIMIT": "1GB"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def long_log(tmp_path_factory):
 def test_most_cohorts_are_empty_and_say_so(long_log):
     data, outcome = long_log
     sizes = {p.parent.name: len(pd.read_parquet(p)) for p in (data / "cohorts" / "cohort_users").glob("*/data.parquet")}
-    assert len(sizes) == 548 - 84 - 84 + 1  # every labelled cohort partition exists
+    assert len(sizes) == 548 - 182 - 182 + 1  # every labelled cohort partition exists
     empty = [k for k, n in sizes.items() if n == 0]
     assert len(empty) > len(sizes) / 2
     assert outcome["notes"] and "no user was first seen on" in outcome["notes"][0]
