@@ -59,7 +59,8 @@ class OrderedParquet:
         self.final, self.schema = final, schema
         final.parent.mkdir(parents=True, exist_ok=True)
         self.temp = _temp_sibling(final)
-        self._writer = pq.ParquetWriter(self.temp, schema, compression="zstd")
+        self._writer: pq.ParquetWriter | None = None  # opened with the first row group: most quarantine files get none
+        self._closed = False
         self._executor = executor
         self._written: list[Future] = []
         self._pending: list[pa.Table] = []
@@ -80,6 +81,7 @@ class OrderedParquet:
         whole = pending.num_rows if final else pending.num_rows - pending.num_rows % ROW_GROUP_ROWS
         for start in range(0, whole, ROW_GROUP_ROWS):
             group = pending.slice(start, min(ROW_GROUP_ROWS, whole - start))
+            self._open()
             if self._executor is None:
                 self._writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             else:
@@ -90,14 +92,19 @@ class OrderedParquet:
         rest = pending.slice(whole)
         self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
+    def _open(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.temp, self.schema, compression="zstd")
+
     def close(self) -> None:
         """Write what is buffered and close the temporary file; it can then be read, replaced or committed."""
-        if self._writer is not None:
+        if not self._closed:
             if self._pending:
                 self._flush(final=True)
+            self._open()  # an empty partition is still a file, with the schema
             self._wait()
             self._writer.close()
-            self._writer = None
+            self._writer, self._closed = None, True
 
     def _wait(self) -> None:
         """Wait for the queued row groups, raising the first write error."""
@@ -111,11 +118,12 @@ class OrderedParquet:
         return self.rows
 
     def abort(self) -> None:
+        for future in self._written:
+            future.exception()  # wait; the write that failed is not this abort's concern
         if self._writer is not None:
-            for future in self._written:
-                future.exception()  # wait; the write that failed is not this abort's concern
             self._writer.close()
             self._writer = None
+        self._closed = True
         self.temp.unlink(missing_ok=True)
 
 

@@ -12,6 +12,7 @@ bytes) = rows loaded + rows quarantined + rows of days outside the run.
 
 from __future__ import annotations
 
+import resource
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from churn_dagster import ncm_format as fmt
 from churn_dagster.calendar import Calendar
+from churn_dagster.errors import UserError
 from churn_dagster.transforms.duck import literal_paths, used_params
 from churn_dagster.transforms.ingest import duplicates
 from churn_dagster.transforms.ingest.header import file_columns
@@ -184,6 +186,7 @@ def ingest(
         "run_dts": [calendar.dt(d) for d in days or []],
     }
     result = IngestResult(stem=spec.stem, sources=[str(s.path) for s in sources])
+    _allow_open_files(len(days or []) + 64)
     run = _Run(con, spec, lake, calendar, days)
     con.execute("CREATE OR REPLACE TEMP TABLE _ingest_keys (bucket INTEGER, h UBIGINT)")
     try:
@@ -207,6 +210,19 @@ def ingest(
             result.quarantine_files.append(str(lake.quarantine(spec.stem, scope)))
     result.quarantined_by_reason = quarantine_reasons(con, result.quarantine_files)
     return result
+
+
+def _allow_open_files(needed: int) -> None:
+    """Every day of the run has its partition file open while the source streams past (the days of a file
+    are interleaved): a backfill of 18 months holds 548. Raise the soft limit on open files up to the hard
+    one if that is needed, and say so plainly if even that is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise UserError(f"ingesting this many days at once needs {needed} open files, and the hard limit is {hard}; "
+                      "run fewer days per run or raise `ulimit -Hn`")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def quarantine_reasons(con: duckdb.DuckDBPyConnection, files: list[str]) -> Counter:
