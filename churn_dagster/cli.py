@@ -156,9 +156,9 @@ def _materialize(args: argparse.Namespace) -> None:
     ]
     if not args.data_only:
         lines += [
-            "  models/<model>/                                metrics.json, test_predictions.parquet",
-            "  reports/evaluation/report.md                   model comparison, figures, explanations",
-            "  scores/churn_risk_scores.{parquet,csv}         churn risk of the latest observation window",
+            "  models/<model>/cohort=YYYY-MM-DD/              metrics.json, test_predictions.parquet",
+            "  reports/evaluation/cohort=YYYY-MM-DD/report.md model comparison, figures, explanations",
+            "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
             f"MLflow runs and registry: {defs.resources['mlflow'].tracking_uri}",
             f"  mlflow ui --backend-store-uri {defs.resources['mlflow'].tracking_uri} --host 127.0.0.1",
         ]
