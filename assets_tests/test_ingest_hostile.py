@@ -195,3 +195,11 @@ def test_a_header_only_file_writes_empty_partitions(tmp_path, lake, con):
     assert (result.rows_read, result.total_loaded, result.rows_quarantined) == (0, 0, 0)
     assert all(lake.raw_day("impression_data", d).exists() for d in all_days())
     assert rows(con, lake.raw_day("impression_data", CALENDAR.day(3))) == []
+
+
+def test_mixed_line_endings_load_every_line(tmp_path, lake, con):
+    """A CRLF file with LF lines appended to it (a hand-edited or concatenated export) loads line by line."""
+    second = _with("impressPosition", "2")
+    body = f"{HEADER}\r\n{GOOD}\r\n".encode() + f"{second}\n".encode()
+    result = _ingest(tmp_path, lake, con, body)
+    assert (result.rows_read, result.total_loaded, result.rows_quarantined) == (2, 2, 0)
