@@ -5,6 +5,7 @@ Kept apart from :mod:`model_assets` and imported only when a training step runs,
 location (webserver, daemon, every run worker) does not pay for torch, scikit-learn, XGBoost and MLflow.
 """
 
+import json
 from collections.abc import Iterator
 from datetime import date
 
@@ -29,7 +30,7 @@ from churn_dagster.defs.model_logging import (
 from churn_dagster.defs.partitions import training_cohorts
 from churn_dagster.ml import classical
 from churn_dagster.ml.champions import Candidate
-from churn_dagster.ml.data import CohortTensors, SequenceDataset, make_loader
+from churn_dagster.ml.data import SequenceDataset, make_loader
 from churn_dagster.ml.experiments import SCHEMES, SchemeResult, classical_experiment, sequence_experiment
 from churn_dagster.ml.metrics import headline_auc
 from churn_dagster.ml.train import TrainConfig, default_device
@@ -130,7 +131,8 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
     kind = "hybrid" if family == "hybrid_lstm" else "lstm"
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
     window, cohorts = _cohorts_with_users(
-        cohort, lambda c: CohortTensors(require([lake.tensors(c)], "model training")[0]).meta["users"])
+        cohort, lambda c: json.loads((require([lake.tensors(c)], "model training")[0] / "normalization.json")
+                                     .read_text())["users"])
     if not cohorts:
         yield _no_data(model_name(family, target), window)
         return

@@ -103,7 +103,8 @@ def _evaluation_rows(lake: Lake, cohort, target: str):
     from churn_dagster.ml.classical import kpi_feature_columns
     from churn_dagster.ml.data import CohortTensors
 
-    cohorts = [c for c in training_cohorts(cohort) if CohortTensors(lake.tensors(c)).meta["users"] > 0]
+    tensors = {c: CohortTensors(lake.tensors(c)) for c in training_cohorts(cohort)}  # each build resolved once
+    cohorts = [c for c, t in tensors.items() if t.meta["users"] > 0]
     labels = read_cohort_tables(lake, "label_scores", cohorts)
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
     if not (kpi["user_id"].to_numpy() == labels["user_id"].to_numpy()).all():
@@ -112,7 +113,7 @@ def _evaluation_rows(lake: Lake, cohort, target: str):
     y = labels["churned"].to_numpy(int)[val] if target == "binary" else level_labels(
         labels[val].reset_index(drop=True), _stored_thresholds(lake, cohort))
     return EvaluationRows(target, y, kpi=kpi.loc[val, kpi_feature_columns(kpi)].reset_index(drop=True),
-                          cohorts=[CohortTensors(lake.tensors(c)) for c in cohorts], split="validation")
+                          cohorts=[tensors[c] for c in cohorts], split="validation")
 
 
 def _predict(registered, area: Lake, window, target: str):
