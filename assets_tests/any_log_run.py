@@ -14,11 +14,12 @@ import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from churn_dagster.defs.model_assets import FAMILIES, model_name  # noqa: E402
-from churn_dagster.defs.partitions import CALENDAR, TRAINING_COHORTS, training_cohorts  # noqa: E402
-from churn_dagster.defs.runner import run_steps, whole_graph_steps  # noqa: E402
-from churn_dagster.definitions import build_definitions  # noqa: E402
 from conftest import resources_for  # noqa: E402
+
+from churn_dagster.definitions import build_definitions  # noqa: E402
+from churn_dagster.defs.models.config import FAMILIES, model_name  # noqa: E402
+from churn_dagster.defs.partitions import CALENDAR, TRAINING_COHORTS, training_cohorts  # noqa: E402
+from churn_dagster.runs.runner import run_steps, whole_graph_steps  # noqa: E402
 
 
 def main(source: Path, root: Path) -> None:

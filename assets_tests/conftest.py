@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.calendar import Calendar
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.lake import Lake
 
@@ -115,7 +115,11 @@ def all_days() -> list[date]:
 def resources_for(source: Path, root: Path) -> dict:
     """Every resource of the code location, pointed at folders under ``root`` (MLflow included)."""
     from churn_dagster.defs.mlflow_resource import MlflowResource
-    from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
+    from churn_dagster.defs.resources import (
+        FeatureSettingsResource,
+        LakeResource,
+        NcmSourceResource,
+    )
 
     return {
         "source": NcmSourceResource(directory=str(source)),

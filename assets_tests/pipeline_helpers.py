@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+from conftest import CALENDAR, all_days
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms import cohorts, features, labels, sessions, tensors
 from churn_dagster.transforms.ingest import ingest
 from churn_dagster.transforms.lake import Lake
-
-from conftest import CALENDAR, all_days
 
 
 def ingest_folder(con: duckdb.DuckDBPyConnection, folder: Path, lake: Lake, stems=None) -> dict:

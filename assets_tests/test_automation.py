@@ -1,5 +1,6 @@
-"""Three days of deliveries through the landing sensor, the daily schedule and the retrain sensor, with the
-requested runs executed in process: exactly which partitions and assets each day materializes."""
+"""Days of deliveries through the landing sensor, the cohort automation condition and the daily retrain
+schedule, with the requested runs executed in process: exactly which partitions and assets each day
+materializes, and what a tick says when it requests nothing."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import pytest
+from conftest import resources_for
 
-from churn_dagster.defs.automation import RETRAIN_TAG, daily_retrain_schedule, landing_sensor, retrain_after_ingest
-from churn_dagster.defs.model_assets import FAMILIES, model_name
+from churn_dagster.defs.automation.retrain import daily_retrain_schedule
+from churn_dagster.defs.ingest.landing import landing_sensor
+from churn_dagster.defs.models.config import FAMILIES, model_name
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days
-from conftest import resources_for
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
+OBSERVATION_ASSETS = ("sessions", "static_features", "kpi_features")
+LABEL_ASSETS = ("user_splits", "label_scores", "sequence_tensors")
+COHORT_DATA = ("cohort_users", *OBSERVATION_ASSETS, *LABEL_ASSETS)
 
 
 class Operator:
-    """Plays the daemon: evaluates sensors and the schedule and executes the runs they request."""
+    """Plays the daemon: evaluates the sensor, the automation conditions and the schedule, and executes the
+    runs they request."""
 
     def __init__(self, root, monkeypatch):
         monkeypatch.setenv("CHURN_MAX_EPOCHS", "1")
@@ -34,39 +40,40 @@ class Operator:
         (root / "dagster_home").mkdir()
         self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
         self.cursor = None
-        self.runs: list[dg.DagsterRun] = []
+        self.automation_cursor = None
 
     def deliver(self, first: int, last: int) -> None:
         land_days(self.source, self.landing, [CALENDAR.day(dt) for dt in range(first, last + 1)])
 
-    def _execute(self, request: dg.RunRequest, default_job: str) -> dg.DagsterRun:
-        result = self.defs.resolve_job_def(request.job_name or default_job).execute_in_process(
-            run_config=request.run_config, tags=request.tags, partition_key=request.partition_key,
-            instance=self.instance,
-        )
+    def _execute(self, job: str, request: dg.RunRequest | None = None, **kwargs) -> dg.DagsterRun:
+        if request is not None:
+            kwargs.update(run_config=request.run_config, tags=request.tags, partition_key=request.partition_key)
+        result = self.defs.resolve_job_def(job).execute_in_process(instance=self.instance, **kwargs)
         assert result.success
-        self.runs.append(result.dagster_run)
         return result.dagster_run
 
-    def sensor_tick(self) -> list[str]:
+    def sensor_tick(self) -> dg.SensorResult:
         result = landing_sensor(dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
                                                         resources={"source": self.resources["source"]}))
         self.cursor = result.cursor
-        return [self._execute(r, "daily_ingest_job").job_name for r in result.run_requests]
+        for request in result.run_requests:
+            self._execute(request.job_name, request)
+        return result
 
-    def schedule_tick(self, dt: int) -> dict:
+    def automation_tick(self) -> dict[str, set[str]]:
+        """The cohort partitions the automation conditions request, each then materialized by one run."""
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance,
+                                                   cursor=self.automation_cursor)
+        self.automation_cursor = result.cursor
+        requested = {a: set(result.get_requested_partitions(dg.AssetKey(a))) for a in COHORT_DATA}
+        for cohort in sorted(set().union(*requested.values())):
+            keys = [dg.AssetKey(a) for a, cohorts in requested.items() if cohort in cohorts]
+            self._execute("cohort_features_job", partition_key=cohort, asset_selection=keys)
+        return {a: c for a, c in requested.items() if c}
+
+    def schedule_tick(self, dt: int) -> dg.RunRequest | dg.SkipReason:
         when = datetime.combine(CALENDAR.day(dt) + timedelta(days=1), datetime.min.time())
-        request = daily_retrain_schedule(dg.build_schedule_context(
-            instance=self.instance, scheduled_execution_time=when, resources={"source": self.resources["source"]}))
-        run = self._execute(request, "daily_ingest_job")
-        success = next(iter(self.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)))
-        follow = retrain_after_ingest(dg.build_run_status_sensor_context(
-            sensor_name="retrain_after_ingest", dagster_event=success.dagster_event, dagster_instance=self.instance,
-            dagster_run=run))
-        retrained = None
-        if isinstance(follow, dg.RunRequest):
-            retrained = self._execute(follow, "daily_retrain_job")
-        return {"ingest_tags": run.tags, "retrain": retrained}
+        return daily_retrain_schedule(dg.build_schedule_context(instance=self.instance, scheduled_execution_time=when))
 
     def partitions(self, asset: str) -> set[str]:
         return set(self.instance.get_materialized_partitions(dg.AssetKey(asset)))
@@ -89,27 +96,43 @@ def days(first: int, last: int) -> set[str]:
 
 def test_backlog_is_ingested_but_nothing_is_labelled_yet(operator):
     operator.deliver(1, 20)
-    assert sorted(operator.sensor_tick()) == ["daily_ingest_job", "raw_snapshots_job"]
-    assert operator.sensor_tick() == []  # nothing new
+    first = operator.sensor_tick()
+    assert sorted(r.job_name for r in first.run_requests) == ["daily_ingest_job", "raw_snapshots_job"]
+    ingest = next(r for r in first.run_requests if r.job_name == "daily_ingest_job")
+    assert ingest.run_key == "delivered days 2019-11-01 .. 2019-11-20 (20 days)"
+    assert (ingest.tags["dagster/asset_partition_range_start"], ingest.tags["dagster/asset_partition_range_end"],
+            ingest.tags["churn/trigger"]) == ("2019-11-01", "2019-11-20", "landing")
+    again = operator.sensor_tick()
+    assert again.run_requests == [] and "no new delivery" in again.skip_reason.skip_message
     assert operator.partitions("raw_impressions") == days(1, 20) == operator.partitions("user_day_activity")
-    tick = operator.schedule_tick(20)
-    assert RETRAIN_TAG not in tick["ingest_tags"] and tick["retrain"] is None
-    assert operator.partitions("cohort_users") == set() and operator.materializations("lstm_churn") == 0
+    # Each cohort asset is built as soon as the days it reads have landed: membership reads the days up to
+    # the cohort day, sessions and features its 14 observation days; no cohort has its 7 label days yet.
+    observed = days(1, 7)
+    assert operator.automation_tick() == {"cohort_users": days(1, 10), **{a: observed for a in OBSERVATION_ASSETS}}
+    assert operator.automation_tick() == {}  # handled: nothing is requested twice
+    skipped = operator.schedule_tick(20)
+    assert isinstance(skipped, dg.SkipReason) and "no cohort has its sequence tensors" in skipped.skip_message
+    assert operator.partitions("label_scores") == set() and operator.materializations("lstm_churn") == 0
 
 
 @pytest.mark.parametrize("dt", [21, 22, 23])
-def test_each_new_day_retrains_exactly_one_more_cohort(operator, dt):
+def test_each_new_day_builds_and_retrains_exactly_one_more_cohort(operator, dt):
     operator.deliver(dt, dt)
-    assert operator.sensor_tick() == ["daily_ingest_job"]
+    assert [r.job_name for r in operator.sensor_tick().run_requests] == ["daily_ingest_job"]
     assert operator.partitions("raw_impressions") == days(1, dt)
-    tick = operator.schedule_tick(dt)
     cohort = CALENDAR.day(dt - 20).isoformat()
-    assert tick["ingest_tags"][RETRAIN_TAG] == cohort
-    assert tick["retrain"].tags["dagster/partition"] == cohort
+    observed = {CALENDAR.day(dt - 13).isoformat()} if dt - 13 <= 10 else set()  # its observation window ended
+    requested = {**{a: {cohort} for a in LABEL_ASSETS}, **{a: observed for a in OBSERVATION_ASSETS if observed}}
+    assert operator.automation_tick() == requested
+    assert operator.automation_tick() == {}
     expected = days(1, dt - 20)
-    for asset in ("cohort_users", "user_splits", "label_scores", "sessions", "static_features", "kpi_features",
-                  "sequence_tensors"):
+    for asset in LABEL_ASSETS:
         assert operator.partitions(asset) == expected, asset
+    request = operator.schedule_tick(dt)
+    assert request.partition_key == cohort and request.run_key.startswith(f"retrain cohort {cohort} on the tensors")
+    assert request.run_config == {"ops": {name: {"config": {"epochs": 1}} for name in MODELS if "lstm" in name}}
+    operator._execute("training_job", request)
+    assert operator.schedule_tick(dt).run_key == request.run_key  # no new tensors: the daemon skips it as a duplicate
     for asset in (*MODELS, "evaluation_report", "scoring_window", "churn_risk_scores"):
         assert operator.materializations(asset) == dt - 20, asset
     data = operator.resources["lake"].lake.root

@@ -7,13 +7,13 @@ import gzip
 
 import pandas as pd
 import pytest
-
-from churn_dagster import ncm_format as fmt
-from churn_dagster.defs.resources import NcmSourceResource
-from churn_dagster.transforms import cohorts, features
-from churn_dagster.transforms.ingest import BadInputError, ingest
 from conftest import CALENDAR, Imp, all_days, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
+
+from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.transforms import cohorts, features
+from churn_dagster.transforms.ingest import BadInputError, ingest
 
 GOOD = [Imp("U1", "2019-11-01 10:00:00", 1), Imp("U1", "2019-11-01 10:00:00", 2), Imp("U2", "2019-11-02 09:00:00", 1)]
 HEADER = ",".join(fmt.IMPRESSIONS.header)

@@ -13,8 +13,14 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from churn_dagster.defs.champions import CHAMPION, best_champion, champion_version, promote, register_version
 from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.models.registry import (
+    CHAMPION,
+    best_champion,
+    champion_version,
+    promote,
+    register_version,
+)
 from churn_dagster.ml.champions import Candidate, EvaluationRows, judge
 from churn_dagster.ml.experiments import SchemeResult
 
@@ -113,7 +119,7 @@ def test_the_best_champion_across_families_is_chosen_on_the_same_users(resource)
 def test_a_failed_sanity_check_registers_but_never_promotes_and_blocks(resource, tmp_path):
     """The model asset's own flow: a sane model becomes champion; a model worse than chance on its test users
     is registered with model_sane=false, never compared, the alias stays, and the blocking check fails the step."""
-    from churn_dagster.defs.model_training import _train_and_register
+    from churn_dagster.defs.models.training import _train_and_register
     from churn_dagster.ml.experiments import prediction_frame
     from churn_dagster.ml.metrics import metrics_for
     from churn_dagster.transforms.lake import Lake
@@ -128,7 +134,7 @@ def test_a_failed_sanity_check_registers_but_never_promotes_and_blocks(resource,
     def asset_for(model):
         @dg.asset(name="m", check_specs=[dg.AssetCheckSpec("model_sane", asset="m", blocking=True)])
         def _asset(context):
-            from churn_dagster.defs import model_training
+            from churn_dagster.defs.models import training as model_training
 
             yield from _train_and_register(
                 context, "logreg", "binary", pd.Timestamp("2019-11-01").date(), [pd.Timestamp("2019-11-01").date()],

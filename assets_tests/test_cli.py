@@ -14,13 +14,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import resources_for
 
 from churn_dagster import cli
-from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.runner import data_graph_steps, run_steps
 from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
-from conftest import resources_for
 
 REPO = Path(__file__).resolve().parents[1]
 LAST = CALENDAR.last_labelled_cohort.isoformat()

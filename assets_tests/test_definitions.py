@@ -122,13 +122,13 @@ def test_training_assets_share_the_gpu_pool(graph):
 
 
 def test_jobs_load():
-    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "training_job", "daily_retrain_job"):
+    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "training_job"):
         assert defs.resolve_job_def(job).name == job
 
 
 def test_automation_is_on_by_default():
     assert {s.name: s.default_status for s in defs.sensors} == {
-        "landing_sensor": dg.DefaultSensorStatus.RUNNING, "retrain_after_ingest": dg.DefaultSensorStatus.RUNNING}
+        "landing_sensor": dg.DefaultSensorStatus.RUNNING, "cohort_automation": dg.DefaultSensorStatus.RUNNING}
     (schedule,) = defs.schedules
     assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == (
         "daily_retrain_schedule", "0 6 * * *", "Asia/Shanghai")

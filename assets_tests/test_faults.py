@@ -16,16 +16,16 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from conftest import resources_for
+from local_servers import free_port
 
-from churn_dagster.defs import model_assets
+from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.models import assets as model_assets
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.defs.resources import LakeResource
-from churn_dagster.defs.runner import data_graph_steps, run_steps
-from churn_dagster.definitions import build_definitions
+from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
-from conftest import resources_for
-from local_servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 COHORTS = [CALENDAR.day(dt) for dt in range(1, 8)]
@@ -103,7 +103,7 @@ def test_parallel_backfill_of_seven_cohorts_equals_the_single_run(source, refere
     for key, value in {"CHURN_DATA_DIR": str(data), "CHURN_SOURCE_DIR": str(source),
                        "CHURN_DUCKDB_MEMORY_LIMIT": "1GB", "CHURN_DUCKDB_THREADS": "1"}.items():
         monkeypatch.setenv(key, value)
-    job = dg.build_reconstructable_job("churn_dagster.defs.runner", "job_from_env", ("cohort_features_job",))
+    job = dg.build_reconstructable_job("churn_dagster.runs.runner", "job_from_env", ("cohort_features_job",))
     (tmp_path / "home").mkdir()
     with dg.DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
         def backfill(day):  # one run per cohort, its steps in processes of Dagster's multiprocess executor
@@ -121,7 +121,7 @@ def test_parallel_backfill_of_seven_cohorts_equals_the_single_run(source, refere
 
 def test_unreachable_mlflow_fails_clearly_after_retries(tmp_path, monkeypatch):
     monkeypatch.setattr(model_assets, "RETRY_DELAY_SECONDS", 0.1)
-    asset = model_assets.build_classical_model("logreg", "binary")  # the retry policy as configured, fast
+    asset = model_assets.build_model_asset("logreg", "binary")  # the retry policy as configured, fast
     dead = MlflowResource(tracking_uri=f"http://127.0.0.1:{free_port()}")
     lake = LakeResource(data_dir=str(tmp_path / "data"))
     with dg.DagsterInstance.ephemeral() as instance:

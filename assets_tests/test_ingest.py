@@ -7,11 +7,11 @@ import gzip
 import shutil
 
 import pytest
-
-from churn_dagster import ncm_format as fmt
-from churn_dagster.transforms.ingest import BadInputError, ingest
 from conftest import CALENDAR, Imp, all_days, require_real_head, write_impressions
 from pipeline_helpers import ingest_folder, rows
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.transforms.ingest import BadInputError, ingest
 
 GOOD = [
     Imp("U1", "2019-11-01 10:00:00", 1),

@@ -10,12 +10,12 @@ from __future__ import annotations
 import gzip
 
 import pytest
-
-from churn_dagster import ncm_format as fmt
-from churn_dagster.transforms.ingest import ingest
-from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
 from conftest import CALENDAR, Imp, all_days
 from pipeline_helpers import rows
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.transforms.ingest import ingest
+from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
 
 HEADER = ",".join(fmt.IMPRESSIONS.header)
 GOOD = Imp("U1", "2019-11-01 10:00:00", 1, click=True, view_time=3.5).csv_line()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
-from churn_dagster.engagement import Thresholds, ThresholdsUndefined, fit_thresholds, levels, score_components
-from churn_dagster.transforms import cohorts, labels
-from churn_dagster.transforms.labels import SplitSettings
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
+
+from churn_dagster.domain.engagement import (
+    Thresholds,
+    ThresholdsUndefined,
+    fit_thresholds,
+    levels,
+    score_components,
+)
+from churn_dagster.transforms import cohorts, labels
+from churn_dagster.transforms.labels import SplitSettings
 
 COHORT = CALENDAR.day(1)
 ALL_TRAIN = SplitSettings(train_fraction=1.0, validation_fraction=0.0, seed=1)

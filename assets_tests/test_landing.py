@@ -8,14 +8,14 @@ import gzip
 import json
 
 import dagster as dg
-
-from churn_dagster import ncm_format as fmt
-from churn_dagster.defs.automation import landing_sensor
-from churn_dagster.defs.resources import NcmSourceResource
-from churn_dagster.synth.landing import READY_MARKER
-from churn_dagster.transforms.ingest import SourceFile, ingest
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import rows
+
+from churn_dagster.defs.ingest.landing import landing_sensor
+from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.delivery import READY_MARKER
+from churn_dagster.transforms.ingest import SourceFile, ingest
 
 DAY2, DAY3 = CALENDAR.day(2), CALENDAR.day(3)
 

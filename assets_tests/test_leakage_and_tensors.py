@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from churn_dagster.transforms.labels import SplitSettings
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
+
+from churn_dagster.transforms.labels import SplitSettings
 
 COHORT = CALENDAR.day(1)
 FEATURE_TABLES = ("sessions", "static_features", "kpi_features")

@@ -9,11 +9,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-
-from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.runner import data_graph_steps, run_steps
-from churn_dagster.definitions import build_definitions
 from conftest import require_real_head, resources_for
+
+from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.runs.runner import data_graph_steps, run_steps
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pytest
-
-from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.runner import data_graph_steps, run_steps
-from churn_dagster.definitions import build_definitions
-from churn_dagster.synth.generator import generate
 from conftest import resources_for
+
+from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.synth.generator import generate
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,21 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-
-from churn_dagster.engagement import Thresholds, fit_thresholds, level_labels
-from churn_dagster.ml.classical import kpi_design
-from churn_dagster.ml.data import STATIC_DIM, CohortTensors, SequenceDataset, collate, fit_normalization, make_loader
-from churn_dagster.ml.models import HybridLSTM, LSTMClassifier
-from churn_dagster.transforms.labels import SplitSettings
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
+
+from churn_dagster.domain.engagement import Thresholds, fit_thresholds, level_labels
+from churn_dagster.ml.classical import kpi_design
+from churn_dagster.ml.data import (
+    STATIC_DIM,
+    CohortTensors,
+    SequenceDataset,
+    collate,
+    fit_normalization,
+    make_loader,
+)
+from churn_dagster.ml.models import HybridLSTM, LSTMClassifier
+from churn_dagster.transforms.labels import SplitSettings
 
 TREND_COL = 11  # total_impressions in the real feature order
 CHURN_SHARE = 0.55

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_ml_data import one_torch_thread  # noqa: F401 (a fixture)
 from torch.utils.data import Dataset
 
 from churn_dagster.ml import classical
@@ -20,7 +21,6 @@ from churn_dagster.ml.data import SEQUENCE_DIM, STATIC_DIM, make_loader
 from churn_dagster.ml.metrics import binary_metrics
 from churn_dagster.ml.models import build_model
 from churn_dagster.ml.train import TrainConfig, fit, predict_proba, seed_everything
-from test_ml_data import one_torch_thread  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

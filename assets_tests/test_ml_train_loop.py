@@ -7,11 +7,17 @@ import shutil
 import pandas as pd
 import pytest
 import torch
+from test_ml_data import one_torch_thread, write_planted_cohort  # noqa: F401 (a fixture)
 
 from churn_dagster.ml.data import SequenceDataset, make_loader
 from churn_dagster.ml.models import build_model
-from churn_dagster.ml.train import TrainConfig, evaluate, fit, seed_everything, train_model
-from test_ml_data import one_torch_thread, write_planted_cohort  # noqa: F401 (a fixture)
+from churn_dagster.ml.train import (
+    TrainConfig,
+    evaluate,
+    fit,
+    seed_everything,
+    train_model,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,14 +7,14 @@ import os
 
 import dagster as dg
 import pytest
-
-from churn_dagster.defs.runner import data_graph_steps, run_steps
-from churn_dagster.definitions import build_definitions
-from churn_dagster.synth.generator import generate
-from churn_dagster.transforms.duck import atomic_dir, literal_path
 from conftest import CALENDAR, Imp, resources_for, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 from test_faults import digest
+
+from churn_dagster.definitions import build_definitions
+from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.synth.generator import generate
+from churn_dagster.transforms.duck import atomic_dir, literal_path
 
 
 def _data_graph(source, root):

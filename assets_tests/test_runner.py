@@ -10,20 +10,25 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from local_servers import free_port
 
-from churn_dagster.defs import model_assets
+from churn_dagster.definitions import defs as code_location
+from churn_dagster.defs.models import assets as model_assets
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.defs.resources import LakeResource
-from churn_dagster.defs.runner import (
-    Step, data_graph_steps, run_steps, select_steps, training_config, whole_graph_steps,
-)
-from churn_dagster.definitions import defs as code_location
 from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted
+from churn_dagster.runs.runner import (
+    Step,
+    data_graph_steps,
+    run_steps,
+    select_steps,
+    training_config,
+    whole_graph_steps,
+)
 from churn_dagster.settings import SettingsError
 from churn_dagster.transforms.ingest import BadInputError
-from local_servers import free_port
 
 BAD_INPUT = "/data/impression_data.csv, line 7, column dt: expected a whole number from 1 to 30, got 'x1'"
 
@@ -144,7 +149,7 @@ def test_a_failed_check_that_does_not_block_is_a_warning():
 
 def test_an_unreachable_mlflow_is_retried_then_named(tmp_path, monkeypatch):
     monkeypatch.setattr(model_assets, "RETRY_DELAY_SECONDS", 0.1)
-    asset = model_assets.build_classical_model("logreg", "binary")
+    asset = model_assets.build_model_asset("logreg", "binary")
     port = free_port()
     dead = MlflowResource(tracking_uri=f"http://127.0.0.1:{port}")
     defs = dg.Definitions(assets=[asset], jobs=[dg.define_asset_job("train", selection=[asset.key])],

@@ -7,13 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from pipeline_helpers import ingest_folder
 
-from churn_dagster.calendar import parse_day
+from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import cohorts, sessions
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.lake import Lake
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
-from pipeline_helpers import ingest_folder
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from churn_dagster.transforms import cohorts, sessions
 from conftest import CALENDAR, Imp, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
+
+from churn_dagster.transforms import cohorts, sessions
 
 COHORT = CALENDAR.day(1)
 

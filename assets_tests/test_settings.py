@@ -10,11 +10,17 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import dagster as dg
 import pytest
 
-from churn_dagster.calendar import Calendar, calendar_from_env
-from churn_dagster.defs.resources import resources_from_env
-from churn_dagster.settings import SettingsError, machine_memory_bytes, memory_bytes, settings_from_env
+from churn_dagster.defs.resources import environment_resources
+from churn_dagster.domain.calendar import Calendar, calendar_from_env
+from churn_dagster.settings import (
+    SettingsError,
+    machine_memory_bytes,
+    memory_bytes,
+    settings_from_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,13 +39,18 @@ def test_defaults_are_the_readme_table(tmp_path, monkeypatch):
 def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
     for name, value in {"CHURN_FIRST_DAY": "2020-01-01", "CHURN_LAST_DAY": "2020-01-25", "CHURN_LABEL_DAYS": "5",
                         "CHURN_SESSION_GAP_MINUTES": "12.5", "CHURN_MAX_SESSIONS": "64", "CHURN_SPLIT_SEED": "-3",
-                        "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1"}.items():
+                        "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1",
+                        "CHURN_SOURCE_DIR": "/srv/landing"}.items():
         monkeypatch.setenv(name, value)
     assert calendar_from_env() == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
-    resources = resources_from_env()
-    assert (resources["lake"].duckdb_memory_limit, resources["lake"].duckdb_threads) == ("512MB", 1)
-    features = resources["features"]
-    assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
+    resources = environment_resources()
+    # Set variables reach the resources as dg.EnvVar references, which the UI names and runs resolve.
+    assert resources["lake"].duckdb_memory_limit == dg.EnvVar("CHURN_DUCKDB_MEMORY_LIMIT")
+    assert resources["source"].directory == dg.EnvVar("CHURN_SOURCE_DIR")
+    with dg.build_resources(resources) as built:
+        assert (built.lake.duckdb_memory_limit, built.lake.duckdb_threads) == ("512MB", 1)
+        features = built.features
+        assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
 
 
 CPUS = os.cpu_count()

@@ -19,9 +19,13 @@ import duckdb
 import numpy as np
 import pytest
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.synth import ids
-from churn_dagster.synth.calibrate import calibration_report, format_report, read_view_sql
+from churn_dagster.synth.calibrate import (
+    calibration_report,
+    format_report,
+    read_view_sql,
+)
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.predictability import predictability
 

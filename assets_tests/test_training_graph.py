@@ -9,15 +9,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import resources_for
 from mlflow import MlflowClient
 
-from churn_dagster.defs.champions import champion_version
-from churn_dagster.defs.model_assets import FAMILIES, model_name
-from churn_dagster.defs.partitions import CALENDAR, training_cohorts
-from churn_dagster.defs.runner import run_steps, whole_graph_steps
 from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.models.config import FAMILIES, model_name
+from churn_dagster.defs.models.registry import champion_version
+from churn_dagster.defs.partitions import CALENDAR, training_cohorts
+from churn_dagster.runs.runner import run_steps, whole_graph_steps
 from churn_dagster.synth.generator import generate
-from conftest import resources_for
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
 LAST = CALENDAR.last_labelled_cohort

@@ -12,11 +12,19 @@ import argparse
 import time
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from churn_dagster.defs.mlflow_resource import mlflow_from_env
-from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource, NcmSourceResource
 from churn_dagster.definitions import ASSETS
+from churn_dagster.defs.constants import partition_range_tags
+from churn_dagster.defs.mlflow_resource import (
+    MlflowResource,
+    local_artifact_root,
+    local_tracking_uri,
+)
+from churn_dagster.defs.resources import (
+    FeatureSettingsResource,
+    LakeResource,
+    NcmSourceResource,
+)
 
 STAGES: dict[str, tuple[list[str], str | None]] = {
     "snapshots": (["raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics"], None),
@@ -36,12 +44,12 @@ def run_stage(stage: str, source: str, data_dir: str, days: str, cohorts: str, m
     tags = {}
     if partitioning:
         first, last = (days if partitioning == "days" else cohorts).split(":")
-        tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        tags = partition_range_tags(first, last)
     resources = {
         "source": NcmSourceResource(directory=source),
         "lake": LakeResource(data_dir=data_dir, duckdb_memory_limit=memory_limit),
         "features": FeatureSettingsResource(),
-        "mlflow": mlflow_from_env(data_dir),
+        "mlflow": MlflowResource(tracking_uri=local_tracking_uri(data_dir), artifact_root=local_artifact_root(data_dir)),
     }
     start = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:

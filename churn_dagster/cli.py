@@ -128,7 +128,7 @@ def _materialize(args: argparse.Namespace) -> None:
 
     from churn_dagster.definitions import defs
     from churn_dagster.defs.partitions import CALENDAR
-    from churn_dagster.defs.runner import (
+    from churn_dagster.runs.runner import (
         data_graph_steps,
         for_terminal,
         run_steps,

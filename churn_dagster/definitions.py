@@ -1,26 +1,43 @@
-"""The code location: every asset, job and resource of churn_dagster in one ``Definitions``."""
+"""The code location: every asset, check, job, sensor, schedule and resource of churn_dagster in one
+``Definitions``, gathered stage by stage from :mod:`churn_dagster.defs`."""
 
 import dagster as dg
 
-from churn_dagster.defs.automation import schedules, sensors
-from churn_dagster.defs.cohort_assets import cohort_users, label_targets, user_day_activity
-from churn_dagster.defs.feature_assets import kpi_features, sessions, static_features
+from churn_dagster.defs.automation import retrain
+from churn_dagster.defs.cohorts.labels import label_targets
+from churn_dagster.defs.cohorts.membership import cohort_users
+from churn_dagster.defs.features.sessions import sessions
+from churn_dagster.defs.features.user_features import kpi_features, static_features
+from churn_dagster.defs.ingest import landing
+from churn_dagster.defs.ingest.activity import user_day_activity
+from churn_dagster.defs.ingest.raw import raw_assets
 from churn_dagster.defs.jobs import all_jobs
-from churn_dagster.defs.model_assets import model_assets
-from churn_dagster.defs.report_assets import evaluation_report
-from churn_dagster.defs.scoring_assets import churn_risk_scores, scoring_window
-from churn_dagster.defs.raw_assets import raw_assets
-from churn_dagster.defs.resources import resources_from_env
-from churn_dagster.defs.tensor_assets import sequence_tensors
+from churn_dagster.defs.models.assets import model_assets
+from churn_dagster.defs.report.evaluation import evaluation_report
+from churn_dagster.defs.resources import environment_resources
+from churn_dagster.defs.scoring.risk_scores import churn_risk_scores
+from churn_dagster.defs.scoring.window import scoring_window
+from churn_dagster.defs.tensors.sequences import sequence_tensors
 
-ASSETS = [*raw_assets, user_day_activity, cohort_users, label_targets, sessions, static_features, kpi_features,
-          sequence_tensors, *model_assets, evaluation_report, scoring_window, churn_risk_scores]
+ASSETS = [
+    *raw_assets, user_day_activity,                             # ingest
+    cohort_users, label_targets,                                # cohorts
+    sessions, static_features, kpi_features,                    # features
+    sequence_tensors,                                           # tensors
+    *model_assets,                                              # models
+    evaluation_report,                                          # report
+    scoring_window, churn_risk_scores,                          # scoring
+]
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
-    """The code location with ``resources`` (default: configured from the environment)."""
+    """The code location with ``resources`` (default: read from the environment)."""
     return dg.Definitions(
-        assets=ASSETS, jobs=all_jobs, schedules=schedules, sensors=sensors, resources=resources or resources_from_env()
+        assets=ASSETS,
+        jobs=all_jobs,
+        schedules=retrain.schedules,
+        sensors=[*landing.sensors, *retrain.sensors],
+        resources=resources or environment_resources(),
     )
 
 

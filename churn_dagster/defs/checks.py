@@ -11,9 +11,9 @@ from datetime import date
 import dagster as dg
 import duckdb
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.calendar import Calendar
 from churn_dagster.defs.metadata import check
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.transforms.duck import literal_paths
 from churn_dagster.transforms.lake import Lake
 

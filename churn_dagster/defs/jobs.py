@@ -1,26 +1,29 @@
-"""Jobs over the data graph, one per partitioning, as the CLI and the schedules run them."""
+"""Jobs over the data graph, one per partitioning, as the CLI, the sensors and the schedule run them."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+SNAPSHOT_ASSETS = ("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics")
+DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity")
+# Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready.
+cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors")
 
 raw_snapshots_job = dg.define_asset_job(
     "raw_snapshots_job",
-    selection=dg.AssetSelection.assets("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics"),
+    selection=dg.AssetSelection.assets(*SNAPSHOT_ASSETS),
     description="Load the three snapshot tables (user, card and creator demographics).",
 )
 daily_ingest_job = dg.define_asset_job(
     "daily_ingest_job",
-    selection=dg.AssetSelection.assets("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity"),
+    selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     description="Load the daily files for a range of days and condense each day's activity.",
 )
 cohort_features_job = dg.define_asset_job(
     "cohort_features_job",
-    selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors"),
+    selection=cohort_data_selection,
     description="Cohort membership, labels, features and tensors for a range of cohorts.",
 )
-
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("models", "reports", "scoring"),
@@ -28,12 +31,5 @@ training_job = dg.define_asset_job(
     "score the newest window as of the day its label period ends.",
 )
 
-daily_retrain_job = dg.define_asset_job(
-    "daily_retrain_job",
-    selection=dg.AssetSelection.groups("cohorts", "labels", "features", "tensors", "models", "reports", "scoring"),
-    description="One cohort partition (the one whose label period just completed): its data, then the models on its "
-    "training window, the report and the risk scores of the newest window. Launched by retrain_after_ingest.",
-)
-
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
-all_jobs = [*data_jobs, training_job, daily_retrain_job]
+all_jobs = [*data_jobs, training_job]

@@ -6,7 +6,6 @@ the registry works. ``MLFLOW_TRACKING_URI`` points it at a server instead. MLflo
 methods: loading the code location should not import it.
 """
 
-import os
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,13 +86,11 @@ class MlflowResource(dg.ConfigurableResource):
         return MlflowClient(self.tracking_uri)
 
 
-def mlflow_from_env(data_dir: str) -> MlflowResource:
-    """``MLFLOW_TRACKING_URI`` if set (artifacts then go where that server puts them), else a SQLite store
-    and an artifact folder under ``data_dir/mlflow``."""
-    store = Path(data_dir) / "mlflow"
-    server = os.environ.get("MLFLOW_TRACKING_URI")
-    return MlflowResource(
-        tracking_uri=server or f"sqlite:///{store / 'mlflow.db'}",
-        artifact_root=os.environ.get("CHURN_MLFLOW_ARTIFACT_ROOT", None if server else str(store / "artifacts")),
-        ui_url=os.environ.get("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
-    )
+def local_tracking_uri(data_dir: Path | str) -> str:
+    """The default store: a SQLite file under ``data_dir/mlflow`` (no server needed, and the registry works)."""
+    return f"sqlite:///{Path(data_dir) / 'mlflow' / 'mlflow.db'}"
+
+
+def local_artifact_root(data_dir: Path | str) -> str:
+    """Where the default store keeps artifacts, beside its database."""
+    return str(Path(data_dir) / "mlflow" / "artifacts")

@@ -1,6 +1,6 @@
 """Partitions: one per calendar day for raw data, one per cohort start day for everything per cohort.
 
-Defined once from the environment's calendar (``churn_dagster.calendar``) and imported everywhere. The
+Defined once from the environment's calendar (``churn_dagster.domain.calendar``) and imported everywhere. The
 mappings make the lineage tell the truth: a cohort's sessions read its 14 observation days, its labels
 read the 7 label days, and its membership reads every day up to its start.
 """
@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from churn_dagster.calendar import calendar_from_env
+from churn_dagster.domain.calendar import calendar_from_env
 from churn_dagster.settings import settings_from_env
 
 CALENDAR = calendar_from_env()

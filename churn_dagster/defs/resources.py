@@ -7,18 +7,23 @@ CLI all resolve them the same way and reject the same bad values.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
 from pydantic import Field
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.defs.mlflow_resource import mlflow_from_env
+from churn_dagster.defs.mlflow_resource import (
+    MlflowResource,
+    local_artifact_root,
+    local_tracking_uri,
+)
 from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.errors import UserError
 from churn_dagster.settings import settings_from_env
 from churn_dagster.transforms.duck import DuckSettings, connect
@@ -125,23 +130,37 @@ class FeatureSettingsResource(dg.ConfigurableResource):
         return meta
 
 
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
-    """The resources of the code location, configured by environment variables; a bad value raises
-    :class:`churn_dagster.settings.SettingsError` naming it."""
+def from_environment(variable: str, default, whole_number: bool = False):
+    """``dg.EnvVar(variable)`` when the variable is set, so that the Resources tab of the UI names it and each run
+    reads it as it starts; ``default`` (the validated default of :mod:`churn_dagster.settings`) otherwise.
+    Dagster reads text and whole numbers from the environment; other types take their validated value."""
+    if not os.environ.get(variable, "").strip():
+        return default
+    return dg.EnvVar.int(variable) if whole_number else dg.EnvVar(variable)
+
+
+def environment_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location, read from the environment (README "Configuration"). Every value is
+    validated first, so a bad one raises :class:`churn_dagster.settings.SettingsError` naming it when the code
+    location loads, not when a run reaches it."""
     checked = settings_from_env()
-    data_dir = str(checked.data_dir)
     return {
-        "source": NcmSourceResource(directory=str(checked.source_dir)),
+        "source": NcmSourceResource(directory=from_environment("CHURN_SOURCE_DIR", str(checked.source_dir))),
         "lake": LakeResource(
-            data_dir=data_dir,
-            duckdb_memory_limit=checked.duckdb_memory_limit,
-            duckdb_threads=checked.duckdb_threads,
+            data_dir=from_environment("CHURN_DATA_DIR", str(checked.data_dir)),
+            duckdb_memory_limit=from_environment("CHURN_DUCKDB_MEMORY_LIMIT", checked.duckdb_memory_limit),
+            duckdb_threads=from_environment("CHURN_DUCKDB_THREADS", checked.duckdb_threads, whole_number=True),
         ),
-        "mlflow": mlflow_from_env(data_dir),
+        "mlflow": MlflowResource(
+            tracking_uri=from_environment("MLFLOW_TRACKING_URI", local_tracking_uri(checked.data_dir)),
+            artifact_root=from_environment("CHURN_MLFLOW_ARTIFACT_ROOT", None if os.environ.get(
+                "MLFLOW_TRACKING_URI") else local_artifact_root(checked.data_dir)),
+            ui_url=from_environment("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+        ),
         "features": FeatureSettingsResource(
             session_gap_minutes=checked.session_gap_minutes,
-            max_sessions=checked.max_sessions,
-            split_seed=checked.split_seed,
+            max_sessions=from_environment("CHURN_MAX_SESSIONS", checked.max_sessions, whole_number=True),
+            split_seed=from_environment("CHURN_SPLIT_SEED", checked.split_seed, whole_number=True),
             use_follow_count=checked.use_follow_count,
         ),
     }

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from churn_dagster.ml import classical
-from churn_dagster.ml.data import CohortTensors, Normalization, SequenceDataset, make_loader
+from churn_dagster.ml.data import (
+    CohortTensors,
+    Normalization,
+    SequenceDataset,
+    make_loader,
+)
 from churn_dagster.ml.metrics import headline_auc, metrics_for
 from churn_dagster.ml.train import predict_proba
 

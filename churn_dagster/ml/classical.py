@@ -26,8 +26,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 from xgboost import XGBClassifier
 
-from churn_dagster.engagement import N_LEVELS, Thresholds, level_labels
+from churn_dagster.domain.engagement import N_LEVELS, Thresholds, level_labels
 from churn_dagster.ml.data import LABEL_COMPONENTS, n_outputs
+from churn_dagster.ml.hyperparameters import LogisticConfig, XGBConfig
 
 # Never features: the key, the partition key, the leakage-check timestamp (an absolute time, which would
 # let a model tell cohorts apart rather than behaviours), and label-side names in case labels are joined in.
@@ -89,7 +90,7 @@ def kpi_design(kpi: pd.DataFrame, labels: pd.DataFrame) -> KpiDesign:
 
 
 def fit_logistic(
-    X_train: pd.DataFrame, y_train: np.ndarray, balanced: bool = False, C: float = 1.0, max_iter: int = 2000
+    X_train: pd.DataFrame, y_train: np.ndarray, balanced: bool = False, config: LogisticConfig = LogisticConfig()
 ) -> Pipeline:
     """Median imputation, standardisation and an L2 logistic regression (multinomial for the levels),
     all fit on the rows given. Features whose training values are all missing are kept and set to 0,
@@ -98,26 +99,13 @@ def fit_logistic(
         [
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
-            ("model", LogisticRegression(C=C, max_iter=max_iter, class_weight="balanced" if balanced else None)),
+            ("model", LogisticRegression(C=config.C, max_iter=config.max_iter, class_weight="balanced" if balanced else None)),
         ]
     )
     return model.fit(X_train, y_train)
 
 
 PLACEHOLDER_WEIGHT = 1e-6
-
-
-@dataclass(frozen=True)
-class XGBConfig:
-    n_estimators: int = 2000  # an upper bound: early stopping picks the number actually used
-    learning_rate: float = 0.05
-    max_depth: int = 6
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 1.0
-    early_stopping_rounds: int = 50
-    seed: int = 42
-    n_jobs: int | None = None
 
 
 def fit_xgboost(

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from churn_dagster.engagement import N_LEVELS, Thresholds, level_labels
+from churn_dagster.domain.engagement import N_LEVELS, Thresholds, level_labels
 
 TARGETS = ("binary", "level")
 SEQUENCE_DIM = 24
@@ -147,7 +147,7 @@ class SequenceDataset(Dataset):
     ``split`` keeps the users of that split (or splits); ``index`` keeps the given positions of the
     concatenated user table. ``users`` holds the selected rows' metadata in item order, so predictions can
     be joined back to ``user_id``. Labels: churn for ``"binary"``; for ``"level"``, the level of each user
-    under ``thresholds`` (a protocol's, see :mod:`churn_dagster.engagement`). ``labelled=False`` serves
+    under ``thresholds`` (a protocol's, see :mod:`churn_dagster.domain.engagement`). ``labelled=False`` serves
     users without labels (the scoring window); their ``y`` is a placeholder 0. Without ``normalization``
     items are raw (missing static values as 0), which only tests and format checks want.
     """

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn_dagster.engagement import N_LEVELS, Thresholds, fit_thresholds
+from churn_dagster.domain.engagement import N_LEVELS, Thresholds, fit_thresholds
 from churn_dagster.ml import classical
 from churn_dagster.ml.champions import EvaluationRows
 from churn_dagster.ml.data import (
@@ -33,7 +33,12 @@ from churn_dagster.ml.data import (
     make_loader,
 )
 from churn_dagster.ml.metrics import metrics_for
-from churn_dagster.ml.train import EpochCallback, TrainConfig, predict_proba, train_model
+from churn_dagster.ml.train import (
+    EpochCallback,
+    TrainConfig,
+    predict_proba,
+    train_model,
+)
 
 SCHEMES = ("random", "out_of_time")
 
@@ -130,10 +135,9 @@ def classical_experiment(
     kpi: pd.DataFrame,
     labels: pd.DataFrame,
     scheme: str,
-    xgb_config: classical.XGBConfig | None = None,
-    C: float = 1.0,
+    config: classical.LogisticConfig | classical.XGBConfig | None = None,
 ) -> SchemeResult:
-    """Train ``kind`` ("logreg" or "xgboost") under one protocol; ``kpi`` and ``labels`` hold the same users
+    """Train ``kind`` ("logreg" or "xgboost", with its ``config``) under one protocol; ``kpi`` and ``labels`` hold the same users
     of every training cohort (``labels``: user_id, split and the label components, e.g. ``label_scores``;
     ``kpi`` carries cohort_day)."""
     design = classical.kpi_design(kpi, labels)
@@ -146,9 +150,9 @@ def classical_experiment(
     y = design.target(target, thresholds)
     start = time.perf_counter()
     if kind == "logreg":
-        model = classical.fit_logistic(design.X[train], y[train], C=C)
+        model = classical.fit_logistic(design.X[train], y[train], config=config or classical.LogisticConfig())
     else:
-        model = classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], xgb_config or classical.XGBConfig(),
+        model = classical.fit_xgboost(design.X[train], y[train], design.X[val], y[val], config or classical.XGBConfig(),
                                       n_classes=2 if target == "binary" else N_LEVELS)
     seconds = time.perf_counter() - start
     val_p = classical.predict_proba(model, design.X[val], target)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from churn_dagster.engagement import LEVEL_NAMES
+from churn_dagster.domain.engagement import LEVEL_NAMES
 
 BINARY_NAMES = ("active", "churned")
 

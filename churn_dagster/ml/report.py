@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn_dagster.domain.engagement import LEVEL_NAMES
 from churn_dagster.ml import plots
-from churn_dagster.engagement import LEVEL_NAMES
 
 FAMILY_LABELS = {"logreg": "Logistic regression", "xgboost": "XGBoost", "lstm": "LSTM", "hybrid_lstm": "Hybrid LSTM"}
 SCHEME_LABELS = {"random": "random split", "out_of_time": "out of time"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churn_dagster.engagement import LEVEL_NAMES, N_LEVELS
+from churn_dagster.domain.engagement import LEVEL_NAMES, N_LEVELS
 from churn_dagster.ml import classical
 from churn_dagster.ml.champions import IncompatibleModel
 from churn_dagster.ml.data import Normalization, SequenceDataset, make_loader

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -24,37 +24,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from churn_dagster.ml.data import SequenceDataset, make_loader, n_outputs
+from churn_dagster.ml.hyperparameters import TrainConfig
 from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
 from churn_dagster.ml.models import build_model
 
 EpochCallback = Callable[[int, float, float, dict, float], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one training run. ``plateau_patience`` / ``early_stop_patience`` of ``None``
-    switch the LR schedule / early stopping off; an improvement means a validation loss lower than the
-    best so far by more than ``min_delta``. ``plateau_patience`` counts as torch's ReduceLROnPlateau
-    does: the LR halves once more than that many epochs in a row brought no improvement."""
-
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    seed: int = 42
-    plateau_patience: int | None = None
-    plateau_factor: float = 0.5
-    early_stop_patience: int | None = None
-    min_delta: float = 1e-4
-    amp: bool = True
-    num_workers: int = 0
-
-    @classmethod
-    def lstm(cls, **overrides) -> TrainConfig:
-        return replace(cls(), **overrides)
-
-    @classmethod
-    def hybrid(cls, **overrides) -> TrainConfig:
-        return replace(cls(epochs=50, plateau_patience=4, early_stop_patience=7), **overrides)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Calibration report: the generator's figures against the real-data targets, computed from the written files.
 
 The figures are read back from the CSVs with DuckDB, each file with its own null token and column types from
-:mod:`churn_dagster.ncm_format`, so the report checks what a loader would see, not the generator's arrays.
+:mod:`churn_dagster.domain.ncm_format`, so the report checks what a loader would see, not the generator's arrays.
 Targets come from ``ncm_data_facts.md`` §7 and ``SPEC.md``; a figure is within tolerance at +-20% relative.
 
 ``churn-dagster calibrate --source DIR`` prints the report for a folder of files.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.duck import literal_path
 
 TOLERANCE = 0.20

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_dagster.ncm_format import NO_SONG_SENTINEL, NO_TALK_SENTINEL
+from churn_dagster.domain.ncm_format import NO_SONG_SENTINEL, NO_TALK_SENTINEL
 
 from . import ids
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_dagster.ncm_format import DETAIL_LIST_KEYS
+from churn_dagster.domain.ncm_format import DETAIL_LIST_KEYS
 
 from .catalog import Catalog
 from .sessions import rank_in_segment, segment_cumsum

@@ -17,9 +17,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 
-from . import behaviour, card_stats, catalog, creators, demographics, details, ids, population, sessions, writer
+from . import (
+    behaviour,
+    card_stats,
+    catalog,
+    creators,
+    demographics,
+    details,
+    ids,
+    population,
+    sessions,
+    writer,
+)
 
 CHUNK_USERS = 50_000
 _EPOCH = _dt.date(1970, 1, 1)

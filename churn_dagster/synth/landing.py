@@ -1,54 +1,27 @@
 """Deliver a generated data set day by day into a landing folder, as a platform export would arrive.
 
-Each day gets ``day=YYYY-MM-DD/`` with that day's rows of the three daily files (impressions, card stats,
-creator stats) in exactly the published format, and an empty ``_SUCCESS`` marker written last, so a sensor
-never reads a half-delivered day. The three snapshot tables (user, card and creator demographics) are
-copied to the top of the landing folder with the first delivery.
+The folder layout is the delivery contract of :mod:`churn_dagster.domain.delivery`: a ``day=YYYY-MM-DD/``
+folder per day with the three daily files in exactly the published format and the ``_SUCCESS`` marker
+written last; the three snapshot tables are copied to the top of the landing folder with the first delivery.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.delivery import (
+    DAILY_FILES,
+    READY_MARKER,
+    SNAPSHOT_FILES,
+    day_folder,
+)
 from churn_dagster.synth import writer
 from churn_dagster.transforms.duck import literal_path
-
-READY_MARKER = "_SUCCESS"
-DAILY_FILES = (fmt.IMPRESSIONS, fmt.MLOG_STATS, fmt.CREATOR_STATS)
-SNAPSHOT_FILES = (fmt.USER_DEMOGRAPHICS, fmt.MLOG_DEMOGRAPHICS, fmt.CREATOR_DEMOGRAPHICS)
-
-
-def day_folder(landing: Path, day: date) -> Path:
-    return landing / f"day={day.isoformat()}"
-
-
-@dataclass(frozen=True)
-class Deliveries:
-    """What a landing folder holds: the days whose delivery is complete (``_SUCCESS`` written), oldest
-    first, and the names of ``day=`` folders that do not name a calendar day (``day=2019-11-31``), which
-    are skipped so that they never hold back the other days."""
-
-    days: list[date]
-    malformed: list[str]
-
-
-def landed_days(landing: Path) -> Deliveries:
-    days, malformed = [], []
-    if landing.is_dir():
-        for folder in sorted(landing.iterdir()):
-            if not folder.is_dir() or not folder.name.startswith("day=") or not (folder / READY_MARKER).exists():
-                continue
-            try:
-                days.append(date.fromisoformat(folder.name.removeprefix("day=")))
-            except ValueError:
-                malformed.append(folder.name)
-    return Deliveries(sorted(days), malformed)
 
 
 def _day_rows(con: duckdb.DuckDBPyConnection, source: Path, f: fmt.NcmFile, dt: int):

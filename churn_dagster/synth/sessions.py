@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churn_dagster.ncm_format import SHANGHAI_UTC_OFFSET_SECONDS
+from churn_dagster.domain.ncm_format import SHANGHAI_UTC_OFFSET_SECONDS
 
 from .population import Users
 

@@ -1,6 +1,6 @@
 """Byte-exact CSV output in the style of each real file, written atomically and in bounded memory.
 
-Everything about a file's style comes from :mod:`churn_dagster.ncm_format`: header spellings (typos included),
+Everything about a file's style comes from :mod:`churn_dagster.domain.ncm_format`: header spellings (typos included),
 the null token (``NA``, empty, or ``""`` for empty strings of the R-style files), whether string fields and the
 header are quoted, and the line terminator. Builders hand over Arrow tables with the canonical column names;
 this module orders and renames them to the file's header.
@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from churn_dagster.ncm_format import NcmFile
+from churn_dagster.domain.ncm_format import NcmFile
 
 
 def file_name(f: NcmFile, compress: bool) -> str:

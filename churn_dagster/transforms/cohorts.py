@@ -11,8 +11,13 @@ from datetime import date
 
 import duckdb
 
-from churn_dagster.calendar import Calendar
-from churn_dagster.transforms.duck import copy_to_parquet, literal_path, literal_paths, write_partitions
+from churn_dagster.domain.calendar import Calendar
+from churn_dagster.transforms.duck import (
+    copy_to_parquet,
+    literal_path,
+    literal_paths,
+    write_partitions,
+)
 from churn_dagster.transforms.lake import Lake, require
 
 USER_DAY_ACTIVITY_SQL = """

@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 
-
 DERIVED_DECIMALS = 10
 
 

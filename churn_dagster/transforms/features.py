@@ -12,11 +12,16 @@ from datetime import date
 
 import duckdb
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.calendar import Calendar
-from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
+from churn_dagster.transforms.cohorts import (
+    activity_paths,
+    cohort_days_dts,
+    cohort_paths,
+)
 from churn_dagster.transforms.duck import literal_path, literal_paths, write_partitions
 from churn_dagster.transforms.lake import Lake, require
+
 
 def demographics_sql(use_follow_count: bool) -> str:
     """Demographic columns shared by both feature sets.

@@ -3,7 +3,7 @@
 The split is assigned here because the score's P95 thresholds must be fit on training users only
 (SPEC.md "Targets"): users are split by cohort, stratified by churn, with a seeded hash so a re-run gives
 the same assignment. The label-period components (active days, impressions, Qraw) come from SQL; the score
-and the level come from :mod:`churn_dagster.engagement` with thresholds fit on the cohort's own training
+and the level come from :mod:`churn_dagster.domain.engagement` with thresholds fit on the cohort's own training
 split. This per-cohort view is what the ``label_scores`` asset shows; each model re-derives the levels of
 its users with thresholds fit on the training users of its own protocol, from the same components.
 """
@@ -16,9 +16,18 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from churn_dagster.calendar import Calendar
-from churn_dagster.engagement import Thresholds, ThresholdsUndefined, fit_thresholds, score_components
-from churn_dagster.transforms.cohorts import activity_paths, cohort_days_dts, cohort_paths
+from churn_dagster.domain.calendar import Calendar
+from churn_dagster.domain.engagement import (
+    Thresholds,
+    ThresholdsUndefined,
+    fit_thresholds,
+    score_components,
+)
+from churn_dagster.transforms.cohorts import (
+    activity_paths,
+    cohort_days_dts,
+    cohort_paths,
+)
 from churn_dagster.transforms.duck import write_partitions
 from churn_dagster.transforms.lake import Lake
 

@@ -76,3 +76,12 @@ def require(paths: Iterable[Path], what: str) -> list[Path]:
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise MissingUpstreamError(f"{what}: {len(missing)} upstream partition(s) missing: {shown}{more}")
     return paths
+
+
+def read_cohort_tables(lake: Lake, table: str, cohorts: list[date], what: str = "model training"):
+    """One cohort table over several cohorts as a pandas DataFrame, in cohort order (an empty cohort adds no
+    rows); ``what`` names the reader in the error when a partition is missing."""
+    import pandas as pd  # the data graph reads with DuckDB; only the model side needs pandas
+
+    return pd.concat([pd.read_parquet(p) for p in require([lake.cohort(table, c) for c in cohorts], what)],
+                     ignore_index=True)

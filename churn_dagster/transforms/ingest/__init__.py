@@ -3,7 +3,12 @@ quarantine files, in one ordered streaming pass (see :mod:`churn_dagster.transfo
 
 from churn_dagster.transforms.ingest.header import BadInputError, file_columns
 from churn_dagster.transforms.ingest.rules import RULES, stored_columns
-from churn_dagster.transforms.ingest.run import SNAPSHOT_SCOPE, IngestResult, SourceFile, ingest
+from churn_dagster.transforms.ingest.run import (
+           SNAPSHOT_SCOPE,
+           IngestResult,
+           SourceFile,
+           ingest,
+)
 
 __all__ = ["RULES", "SNAPSHOT_SCOPE", "BadInputError", "IngestResult", "SourceFile", "file_columns", "ingest",
            "stored_columns"]

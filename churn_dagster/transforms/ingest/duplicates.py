@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.duck import literal_path
 from churn_dagster.transforms.ingest.outputs import QUARANTINE_SCHEMA, OrderedParquet
 from churn_dagster.transforms.ingest.rules import RULES, stored_columns

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
 
 LINE_COLUMN = "(line)"

@@ -12,7 +12,7 @@ import csv
 import io
 from pathlib import Path
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.errors import UserError
 from churn_dagster.transforms.ingest.lines import open_source, read_header
 

@@ -18,9 +18,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.ingest.fields import Rule, typed_rows_sql
-from churn_dagster.transforms.ingest.rules import DELIVERED_DAY_RULE, RULES, stored_columns
+from churn_dagster.transforms.ingest.rules import (
+    DELIVERED_DAY_RULE,
+    RULES,
+    stored_columns,
+)
 
 OUTSIDE = -1
 UNASSIGNED = 0

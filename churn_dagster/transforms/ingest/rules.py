@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from churn_dagster import ncm_format as fmt
+from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.ingest.fields import DECIMAL_PATTERN, Rule
 
 _DETAIL_MAPS = (

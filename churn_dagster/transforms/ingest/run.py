@@ -23,15 +23,32 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.calendar import Calendar
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.errors import UserError
 from churn_dagster.transforms.duck import literal_paths, used_params
 from churn_dagster.transforms.ingest import duplicates
 from churn_dagster.transforms.ingest.header import file_columns
-from churn_dagster.transforms.ingest.lines import LineCount, line_tables, open_source, read_header
-from churn_dagster.transforms.ingest.outputs import QUARANTINE_SCHEMA, OrderedParquet, OutputSet, stored_schema
-from churn_dagster.transforms.ingest.query import LINES_TABLE, OUTSIDE, UNASSIGNED, IngestQuery, ingest_query, sort_block
+from churn_dagster.transforms.ingest.lines import (
+    LineCount,
+    line_tables,
+    open_source,
+    read_header,
+)
+from churn_dagster.transforms.ingest.outputs import (
+    QUARANTINE_SCHEMA,
+    OrderedParquet,
+    OutputSet,
+    stored_schema,
+)
+from churn_dagster.transforms.ingest.query import (
+    LINES_TABLE,
+    OUTSIDE,
+    UNASSIGNED,
+    IngestQuery,
+    ingest_query,
+    sort_block,
+)
 from churn_dagster.transforms.lake import Lake
 
 SNAPSHOT_SCOPE = "all"

@@ -7,14 +7,14 @@ import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
 
-from churn_dagster.calendar import parse_day
+from churn_dagster.defs.automation.conditions import cohort_ready
+from churn_dagster.defs.constants import OWNERS
 from churn_dagster.defs.metadata import check, markdown_table
 from churn_dagster.defs.partitions import cohort_partitions
-from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
+from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import tensors as tensor_build
 from churn_dagster.transforms.lake import Lake
-
 
 # Static features that may be missing (NaN) in the stored arrays; a model imputes them.
 MAY_BE_MISSING = ("age", "registered_months", "follow_count")
@@ -62,6 +62,7 @@ def _verify(lake: Lake, cohort) -> dict[str, tuple[bool, str]]:
     code_version="2",
     partitions_def=cohort_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=cohort_ready,
     deps=["sessions", "static_features", "label_scores", "user_splits"],
     check_specs=[
         dg.AssetCheckSpec(name, asset="sequence_tensors")

@@ -1,25 +1,24 @@
 """The body of the training assets: both protocols, MLflow logging, the sanity check, registration, the
 champion rule and the asset's own files.
 
-Kept apart from :mod:`model_assets` and imported only when a training step runs, so that loading the code
+Kept apart from :mod:`churn_dagster.defs.models.assets` and imported only when a training step runs, so that loading the code
 location (webserver, daemon, every run worker) does not pay for torch, scikit-learn, XGBoost and MLflow.
 """
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
-from churn_dagster.defs.champions import Promotion, promote, register_version
 from churn_dagster.defs.metadata import check, markdown_table
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.model_assets import FAMILIES, ClassicalModelConfig, SequenceModelConfig, model_name
-from churn_dagster.defs.model_logging import (
+from churn_dagster.defs.models.config import FAMILIES, hyperparameters, model_name
+from churn_dagster.defs.models.mlflow_logging import (
     epoch_logger,
     log_params,
     log_result,
@@ -27,14 +26,19 @@ from churn_dagster.defs.model_logging import (
     log_torch_model,
     write_model_outputs,
 )
+from churn_dagster.defs.models.registry import Promotion, promote, register_version
 from churn_dagster.defs.partitions import training_cohorts
-from churn_dagster.ml import classical
 from churn_dagster.ml.champions import Candidate
 from churn_dagster.ml.data import SequenceDataset, make_loader
-from churn_dagster.ml.experiments import SCHEMES, SchemeResult, classical_experiment, sequence_experiment
+from churn_dagster.ml.experiments import (
+    SCHEMES,
+    SchemeResult,
+    classical_experiment,
+    sequence_experiment,
+)
 from churn_dagster.ml.metrics import headline_auc
-from churn_dagster.ml.train import TrainConfig, default_device
-from churn_dagster.transforms.lake import Lake, require
+from churn_dagster.ml.train import default_device
+from churn_dagster.transforms.lake import Lake, read_cohort_tables, require
 
 
 def _summary_rows(results: dict[str, SchemeResult], target: str) -> list[tuple]:
@@ -126,7 +130,7 @@ def _cohorts_with_users(cohort: date, users_of) -> tuple[list[date], list[date]]
     return window, [c for c in window if users_of(c) > 0]
 
 
-def train_sequence_model(context, family: str, target: str, cohort: date, config: SequenceModelConfig, lake: Lake,
+def train_sequence_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                          mlflow: MlflowResource) -> Iterator:
     kind = "hybrid" if family == "hybrid_lstm" else "lstm"
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
@@ -137,11 +141,8 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
         yield _no_data(model_name(family, target), window)
         return
     dirs = [lake.tensors(c) for c in cohorts]
-    defaults = TrainConfig.hybrid() if kind == "hybrid" else TrainConfig.lstm()
-    train_config = TrainConfig(**{**defaults.__dict__, "epochs": config.epochs or defaults.epochs,
-                                  "batch_size": config.batch_size, "lr": config.learning_rate, "seed": config.seed})
-    model_kwargs = {"hidden_size": config.hidden_size, "dropout": config.dropout,
-                    "num_layers": config.num_layers or (2 if kind == "hybrid" else 1)}
+    train_config, shape = hyperparameters(family, config)
+    model_kwargs = shape.kwargs()
     device = default_device()
     params = {**train_config.__dict__, **model_kwargs, "device": str(device)}
 
@@ -157,13 +158,7 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
     yield from _train_and_register(context, family, target, cohort, cohorts, mlflow, params, run_scheme, log_model, lake)
 
 
-def read_cohort_tables(lake: Lake, table: str, cohorts: list[date]) -> pd.DataFrame:
-    """One cohort table over several cohorts, in cohort order (an empty cohort adds no rows)."""
-    return pd.concat([pd.read_parquet(p) for p in require([lake.cohort(table, c) for c in cohorts], "model training")],
-                     ignore_index=True)
-
-
-def train_classical_model(context, family: str, target: str, cohort: date, config: ClassicalModelConfig, lake: Lake,
+def train_classical_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                           mlflow: MlflowResource) -> Iterator:
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
     window, cohorts = _cohorts_with_users(
@@ -173,13 +168,11 @@ def train_classical_model(context, family: str, target: str, cohort: date, confi
         return
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
     labels = read_cohort_tables(lake, "label_scores", cohorts)
-    xgb = classical.XGBConfig(n_estimators=config.n_estimators, learning_rate=config.learning_rate,
-                              max_depth=config.max_depth, early_stopping_rounds=config.early_stopping_rounds,
-                              seed=config.seed)
-    params = {"C": config.C, **xgb.__dict__} if family == "xgboost" else {"C": config.C}
+    (settings,) = hyperparameters(family, config)
+    params = dataclasses.asdict(settings)
 
     def run_scheme(scheme):
-        return classical_experiment(family, target, kpi, labels, scheme, xgb, config.C)
+        return classical_experiment(family, target, kpi, labels, scheme, settings)
 
     def log_model(result):
         return log_sklearn_like_model(result, result.validation.kpi.head(50), "sklearn" if family == "logreg" else "xgboost")

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.ml.champions import SEQUENCE_FAMILIES, Candidate, EvaluationRows, Verdict, best, judge
+from churn_dagster.ml.champions import (
+    SEQUENCE_FAMILIES,
+    Candidate,
+    EvaluationRows,
+    Verdict,
+    best,
+    judge,
+)
 from churn_dagster.ml.data import Normalization
 
 CHAMPION = "champion"

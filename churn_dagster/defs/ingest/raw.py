@@ -9,15 +9,20 @@ from datetime import date
 
 import dagster as dg
 
-from churn_dagster import ncm_format as fmt
-from churn_dagster.calendar import parse_day
-from churn_dagster.defs.metadata import check, markdown_table, parquet_metadata, per_partition_table
+from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.metadata import (
+    check,
+    markdown_table,
+    parquet_metadata,
+    per_partition_table,
+)
 from churn_dagster.defs.partitions import CALENDAR, day_partitions
 from churn_dagster.defs.resources import LakeResource, NcmSourceResource
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms.duck import literal_paths, parquet_rows
 from churn_dagster.transforms.ingest import RULES, IngestResult, ingest, stored_columns
 
-OWNERS = ["team:churn-data"]
 ASSET_NAMES = {
     fmt.IMPRESSIONS.stem: "raw_impressions",
     fmt.USER_DEMOGRAPHICS.stem: "raw_user_demographics",

@@ -1,103 +1,25 @@
-"""Daily activity, cohort membership, and the label-period targets with the user split."""
-
+"""The label-period targets of each cohort and the stratified user split."""
 
 import json
 
 import dagster as dg
 
-from churn_dagster.calendar import parse_day
+from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
-from churn_dagster.defs.metadata import check, markdown_table, parquet_metadata, per_partition_table, query_markdown
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, day_partitions, days_until_cohort, label_days
-from churn_dagster.defs.raw_assets import OWNERS
+from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.metadata import (
+    check,
+    markdown_table,
+    parquet_metadata,
+    per_partition_table,
+    query_markdown,
+)
+from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, label_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
-from churn_dagster.transforms import cohorts as cohort_sql
+from churn_dagster.domain.calendar import parse_day
+from churn_dagster.domain.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS
 from churn_dagster.transforms import labels as label_sql
 from churn_dagster.transforms.duck import atomic_path, literal_paths
-from churn_dagster.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS
-
-
-@dg.asset(
-    description="One row per user and active day: impressions, clicks, actions, view time, feed requests. "
-    "First appearances and label-period activity read this instead of the impression log.",
-    group_name="activity",
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=day_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=["raw_impressions"],
-    check_specs=[
-        dg.AssetCheckSpec("impressions_accounted", asset="user_day_activity",
-                          description="Summed impressions equal the raw impression rows of the same days."),
-        dg.AssetCheckSpec("one_row_per_user_day", asset="user_day_activity"),
-    ],
-)
-def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-    days = [parse_day(k) for k in context.partition_keys]
-    with lake.connect() as con:
-        counts = {d: cohort_sql.build_user_day_activity(con, lake.lake, d) for d in days}
-        out = [lake.lake.daily("user_day_activity", d) for d in days]
-        raw = literal_paths(lake.lake.raw_day("impression_data", d) for d in days)
-        summed = con.execute(
-            "SELECT coalesce(sum(impressions), 0) FROM read_parquet($f, hive_partitioning = false)",
-            {"f": literal_paths(out)},
-        ).fetchone()[0]
-        raw_rows = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": raw}).fetchone()[0]
-        meta = parquet_metadata(con, out)
-        meta["active_users_per_day"] = per_partition_table(counts, "active users")
-        results = [
-            check("impressions_accounted", summed == raw_rows, f"{summed} summed vs {raw_rows} raw rows"),
-            checks.unique_rows(con, "one_row_per_user_day", out, "(user_id, dt)"),
-        ]
-    return dg.MaterializeResult(metadata=meta, check_results=results)
-
-
-@dg.asset(
-    description="Users whose first impression is on the cohort day, with the day numbers (dt) of their "
-    "observation window and label period. Reads every day up to the cohort day, since being new on day f "
-    "means not being seen before it.",
-    group_name="cohorts",
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=cohort_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[dg.AssetDep("user_day_activity", partition_mapping=days_until_cohort)],
-    check_specs=[
-        dg.AssetCheckSpec("unique_users", asset="cohort_users", description="No user in two cohorts."),
-        dg.AssetCheckSpec("first_appearance", asset="cohort_users",
-                          description="No cohort user has activity before the cohort day."),
-    ],
-)
-def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohorts = [parse_day(k) for k in context.partition_keys]
-    with lake.connect() as con:
-        counts = cohort_sql.build_cohort_users(con, lake.lake, CALENDAR, cohorts)
-        out = [lake.lake.cohort("cohort_users", c) for c in cohorts]
-        every_cohort = sorted((lake.lake.root / "cohorts" / "cohort_users").glob("cohort=*/data.parquet"))
-        earlier = cohort_sql.activity_paths(lake.lake, CALENDAR, range(1, CALENDAR.dt(max(cohorts))), "check")
-        seen_before = 0
-        if earlier:
-            seen_before = con.execute(
-                """SELECT count(*) FROM read_parquet($u, hive_partitioning = false) u
-                   WHERE EXISTS (SELECT 1 FROM read_parquet($a, hive_partitioning = false) a
-                                 WHERE a.user_id = u.user_id AND a.dt < u.first_dt)""",
-                {"u": literal_paths(out), "a": earlier},
-            ).fetchone()[0]
-        meta = parquet_metadata(con, out)
-        meta.update(features.metadata())
-        meta["users_per_cohort"] = per_partition_table(counts, "users")
-        empty = [c.isoformat() for c, n in sorted(counts.items()) if n == 0]
-        if empty:
-            meta["note"] = dg.MetadataValue.text(
-                f"no user was first seen on {', '.join(empty)}: empty partition(s), skipped by training")
-        results = [
-            checks.unique_rows(con, "unique_users", every_cohort, "user_id"),
-            check("first_appearance", seen_before == 0, f"{seen_before} cohort users were active before their cohort day"),
-        ]
-    return dg.MaterializeResult(metadata=meta, check_results=results)
-
 
 MIN_USERS_FOR_SHARES = 100
 # An independent SQL restatement of the level bounds, for the check that every stored level matches its score.
@@ -112,6 +34,7 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
             description="Train/validation/test assignment per user, stratified by churn within each cohort, "
             "seeded (md5 of user and seed).",
             group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
+            automation_condition=cohort_ready,
             deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
         dg.AssetSpec(
@@ -121,6 +44,7 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
             "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
             "the components with thresholds fit on its own protocol's training users.",
             group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
+            automation_condition=cohort_ready,
             deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
     ],

@@ -8,17 +8,16 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from churn_dagster.defs.constants import OWNERS, TARGETS
 from churn_dagster.defs.metadata import frame_markdown, image_markdown
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.calendar import parse_day
-from churn_dagster.defs.model_assets import FAMILIES, MODEL_CODE_VERSION, model_name
+from churn_dagster.defs.models.config import FAMILIES, MODEL_CODE_VERSION, model_name
 from churn_dagster.defs.partitions import cohort_partitions, training_window
-from churn_dagster.defs.raw_assets import OWNERS
 from churn_dagster.defs.resources import LakeResource
+from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms.duck import atomic_dir
-from churn_dagster.transforms.lake import Lake, require
+from churn_dagster.transforms.lake import Lake, read_cohort_tables, require
 
-TARGETS = ("binary", "level")
 ATTENTION_SAMPLE = 24
 SHAP_ROWS = 2000
 
@@ -36,8 +35,7 @@ def _read_models(lake: Lake, cohort) -> tuple[dict, dict]:
 def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, out: Path) -> tuple[str, dict]:
     """SHAP for XGBoost, standardised coefficients for the logistic regression, attention for the hybrid,
     all for the churn target on random-split test users, with the versions the model assets registered."""
-    from churn_dagster.defs.champions import load_version
-    from churn_dagster.defs.model_training import read_cohort_tables
+    from churn_dagster.defs.models.registry import load_version
     from churn_dagster.ml import classical, explain
     from churn_dagster.ml.data import SequenceDataset
 

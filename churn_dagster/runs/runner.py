@@ -13,13 +13,13 @@ import warnings
 from dataclasses import dataclass, replace
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from churn_dagster.calendar import Calendar
-from churn_dagster.defs.model_assets import FAMILIES, model_name
-from churn_dagster.defs.run_report import failed_checks, run_failure
+from churn_dagster.defs.constants import TRIGGER_TAG, partition_range_tags
+from churn_dagster.defs.models.config import epoch_cap_config
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
+from churn_dagster.runs.run_report import failed_checks, run_failure
 from churn_dagster.settings import SettingsError
 
 # The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
@@ -29,6 +29,7 @@ CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # runs alone. It could not re-launch them anyway, and the person at the terminal decides what runs next,
 # above all after stopping a run with Ctrl-C.
 NO_RUN_RETRIES = {"dagster/max_retries": "0"}
+CLI_TAGS = {**NO_RUN_RETRIES, TRIGGER_TAG: "cli"}
 
 
 @dg.logger(
@@ -64,9 +65,8 @@ class Step:
     @property
     def tags(self) -> dict[str, str]:
         if self.first is None:
-            return NO_RUN_RETRIES
-        return {ASSET_PARTITION_RANGE_START_TAG: self.first, ASSET_PARTITION_RANGE_END_TAG: self.last or self.first,
-                **NO_RUN_RETRIES}
+            return CLI_TAGS
+        return {**partition_range_tags(self.first, self.last or self.first), **CLI_TAGS}
 
     def describe(self) -> str:
         text = self.job + (f" [{self.first} .. {self.last}]" if self.first else "")
@@ -94,11 +94,7 @@ def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -
 def training_config(max_epochs: int | None) -> dict | None:
     """Run config of ``training_job`` capping the sequence models' epochs, as ``CHURN_MAX_EPOCHS`` does for
     the daily retrain; None keeps each model's own default."""
-    if max_epochs is None:
-        return None
-    sequence_models = [model_name(family, target) for family in FAMILIES if "lstm" in family
-                       for target in ("binary", "level")]
-    return {"ops": {name: {"config": {"epochs": max_epochs}} for name in sequence_models}}
+    return epoch_cap_config(max_epochs) or None
 
 
 def select_steps(defs: dg.Definitions, steps: list[Step], expression: str) -> list[Step]:
@@ -208,7 +204,7 @@ def _report_checks(result: dg.ExecuteInProcessResult, echo) -> None:
 
 def job_from_env(name: str) -> dg.JobDefinition:
     """The job ``name`` with resources configured from the environment, for out-of-process execution
-    (``dg.build_reconstructable_job("churn_dagster.defs.runner", "job_from_env", (name,))``)."""
+    (``dg.build_reconstructable_job("churn_dagster.runs.runner", "job_from_env", (name,))``)."""
     from churn_dagster.definitions import build_definitions
 
     return build_definitions().resolve_job_def(name)

@@ -13,9 +13,9 @@ import torch
 import xgboost
 from mlflow.models import infer_signature
 
+from churn_dagster.domain.engagement import LEVEL_NAMES
 from churn_dagster.ml import plots
 from churn_dagster.ml.experiments import SchemeResult
-from churn_dagster.engagement import LEVEL_NAMES
 from churn_dagster.ml.metrics import flatten_metrics, headline_auc
 from churn_dagster.transforms.duck import atomic_path
 

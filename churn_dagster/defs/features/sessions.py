@@ -1,0 +1,70 @@
+"""Sessions of each cohort user's observation window (the 30-minute gap rule)."""
+
+import dagster as dg
+
+from churn_dagster.defs import checks
+from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
+from churn_dagster.defs.metadata import (
+    check,
+    parquet_metadata,
+    per_partition_table,
+    query_markdown,
+)
+from churn_dagster.defs.partitions import CALENDAR, observation_days
+from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
+from churn_dagster.domain.calendar import parse_day
+from churn_dagster.transforms import sessions as session_sql
+from churn_dagster.transforms.duck import literal_paths
+
+
+@dg.asset(
+    description="Sessions of each cohort user's observation window (30-minute gap rule) with 24+ features: "
+    "indices, day number, duration, gap, local hour and weekday, totals, rates. Duration runs from the first "
+    "feed request to the end of the last card viewed (request time + view time).",
+    deps=["cohort_users", dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
+    check_specs=[
+        leakage_spec("sessions"),
+        dg.AssetCheckSpec("impressions_accounted", asset="sessions",
+                          description="Session impressions add up to the users' observation-window impressions."),
+        dg.AssetCheckSpec("gap_rule", asset="sessions", description="Consecutive sessions are at least the gap apart."),
+    ],
+    **FEATURE_ASSET,
+)
+def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+    cohorts = [parse_day(k) for k in context.partition_keys]
+    with lake.connect() as con:
+        counts = session_sql.build_sessions(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
+        out = checks.lake_paths(lake.lake, "sessions", cohorts)
+        users = checks.lake_paths(lake.lake, "cohort_users", cohorts)
+        f = {"f": literal_paths(out)}
+        in_sessions, short_gaps = con.execute(
+            "SELECT sum(total_impressions), count_if(gap_min >= 0 AND gap_min < $gap) "
+            "FROM read_parquet($f, hive_partitioning = false)",
+            {**f, "gap": features.session_gap_minutes},
+        ).fetchone()
+        dts = sorted({d for c in cohorts for d in CALENDAR.observation_dts(c)})
+        in_window = con.execute(
+            """SELECT count(*) FROM read_parquet($i, hive_partitioning = false) i
+               JOIN read_parquet($u, hive_partitioning = false) u
+                 ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt""",
+            {"i": literal_paths(lake.lake.raw_day("impression_data", CALENDAR.day(d)) for d in dts), "u": literal_paths(users)},
+        ).fetchone()[0]
+        meta = parquet_metadata(con, out)
+        meta.update(features.metadata())
+        meta["sessions_per_cohort"] = per_partition_table(counts, "sessions")
+        meta["sessions_per_user"] = dg.MetadataValue.md(query_markdown(
+            con,
+            "SELECT min(n) AS min, median(n) AS median, avg(n) AS mean, quantile_disc(n, 0.99) AS p99, max(n) AS max "
+            "FROM (SELECT count(*) AS n FROM read_parquet($f, hive_partitioning = false) GROUP BY user_id)", f,
+        ))
+        meta["session_shape"] = dg.MetadataValue.md(query_markdown(
+            con,
+            "SELECT median(total_impressions) AS median_impressions, median(duration_min) AS median_minutes, "
+            "max(daily_session_idx) AS max_sessions_in_a_day FROM read_parquet($f, hive_partitioning = false)", f,
+        ))
+        results = [
+            checks.nothing_from_label_period(con, CALENDAR, out, users, "last_request_ms"),
+            check("impressions_accounted", in_sessions == in_window, f"{in_sessions} in sessions, {in_window} in windows"),
+            check("gap_rule", short_gaps == 0, f"{short_gaps} sessions start less than the gap after the previous one"),
+        ]
+    return dg.MaterializeResult(metadata=meta, check_results=results)

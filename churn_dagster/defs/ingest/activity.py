@@ -1,0 +1,51 @@
+"""Daily activity: one row per user and active day, condensed from the day's raw impressions.
+
+Cohort membership and the label-period targets read this small table instead of the impression log.
+"""
+
+import dagster as dg
+
+from churn_dagster.defs import checks
+from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.metadata import check, parquet_metadata, per_partition_table
+from churn_dagster.defs.partitions import day_partitions
+from churn_dagster.defs.resources import LakeResource
+from churn_dagster.domain.calendar import parse_day
+from churn_dagster.transforms import cohorts as cohort_sql
+from churn_dagster.transforms.duck import literal_paths
+
+
+@dg.asset(
+    description="One row per user and active day: impressions, clicks, actions, view time, feed requests. "
+    "First appearances and label-period activity read this instead of the impression log.",
+    group_name="activity",
+    kinds={"duckdb", "parquet"},
+    owners=OWNERS,
+    code_version="1",
+    partitions_def=day_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["raw_impressions"],
+    check_specs=[
+        dg.AssetCheckSpec("impressions_accounted", asset="user_day_activity",
+                          description="Summed impressions equal the raw impression rows of the same days."),
+        dg.AssetCheckSpec("one_row_per_user_day", asset="user_day_activity"),
+    ],
+)
+def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    days = [parse_day(k) for k in context.partition_keys]
+    with lake.connect() as con:
+        counts = {d: cohort_sql.build_user_day_activity(con, lake.lake, d) for d in days}
+        out = [lake.lake.daily("user_day_activity", d) for d in days]
+        raw = literal_paths(lake.lake.raw_day("impression_data", d) for d in days)
+        summed = con.execute(
+            "SELECT coalesce(sum(impressions), 0) FROM read_parquet($f, hive_partitioning = false)",
+            {"f": literal_paths(out)},
+        ).fetchone()[0]
+        raw_rows = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": raw}).fetchone()[0]
+        meta = parquet_metadata(con, out)
+        meta["active_users_per_day"] = per_partition_table(counts, "active users")
+        results = [
+            check("impressions_accounted", summed == raw_rows, f"{summed} summed vs {raw_rows} raw rows"),
+            checks.unique_rows(con, "one_row_per_user_day", out, "(user_id, dt)"),
+        ]
+    return dg.MaterializeResult(metadata=meta, check_results=results)

@@ -1,0 +1,84 @@
+"""Eight trained models: logistic regression, XGBoost, LSTM and hybrid LSTM, each for churn and for level.
+
+Each model is partitioned by cohort: partition X trains on the labelled cohorts X-N+1 .. X (the training
+window of ``partitions.py``), which is exactly what its lineage shows, under both protocols of
+:mod:`churn_dagster.ml.experiments` (one MLflow run each). The random-split model is registered with its
+metrics; the ``champion`` alias moves to it only after its blocking sanity check passed and only if it beats
+the current champion on the same validation users (:mod:`churn_dagster.defs.models.registry`). Training runs in the
+``gpu`` pool, so only one trains at a time. This module holds only the wiring; the work is in
+:mod:`churn_dagster.defs.models.training`, imported when a step runs.
+"""
+
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+
+from churn_dagster.defs.constants import OWNERS, TARGETS
+from churn_dagster.defs.mlflow_resource import MlflowResource, MlflowUnavailableError
+from churn_dagster.defs.models.config import (
+    CONFIG_CLASSES,
+    FAMILIES,
+    MODEL_CODE_VERSION,
+    SEQUENCE_FAMILIES,
+    model_name,
+)
+from churn_dagster.defs.partitions import cohort_partitions, training_window
+from churn_dagster.defs.resources import LakeResource
+from churn_dagster.domain.calendar import parse_day
+
+MAX_RETRIES = 2
+RETRY_DELAY_SECONDS = float(os.environ.get("CHURN_TRAINING_RETRY_DELAY_SECONDS", "60"))
+
+
+def _spec(family: str, target: str, deps: list[str]) -> dict:
+    label, kind = FAMILIES[family]
+    return dict(
+        name=model_name(family, target),
+        description=f"{label} for {'binary churn' if target == 'binary' else 'the 5-level engagement class'}, "
+        "trained on the cohorts of its training window under the random and the out-of-time split; MLflow runs "
+        "linked below. Promoted to champion only if sane and better than the champion on the same users.",
+        group_name="models",
+        kinds={"python", kind, "mlflow"},
+        owners=OWNERS,
+        pool="gpu",
+        code_version=MODEL_CODE_VERSION,
+        partitions_def=cohort_partitions,
+        deps=[dg.AssetDep(d, partition_mapping=training_window) for d in deps],
+        check_specs=[dg.AssetCheckSpec(
+            "model_sane", asset=model_name(family, target), blocking=True,
+            description="Finite weights, finite test AUCs above chance; the champion alias moves only after it passed.",
+        )],
+    )
+
+
+def _retrying_transient_failures(context: dg.AssetExecutionContext, train, *args) -> Iterator:
+    """``train(context, *args)``; an unreachable MLflow server (restarting, say) is retried twice, a minute
+    and then two apart. Only that error: a ``dg.RetryPolicy`` would retry every exception, and Dagster counts
+    an interruption as one, so Ctrl-C or SIGTERM would restart the training instead of stopping it."""
+    try:
+        yield from train(context, *args)
+    except MlflowUnavailableError as exc:
+        delay = RETRY_DELAY_SECONDS * (context.retry_number + 1)
+        raise dg.RetryRequested(max_retries=MAX_RETRIES, seconds_to_wait=delay) from exc
+
+
+def build_model_asset(family: str, target: str) -> dg.AssetsDefinition:
+    """The asset of one family and target: its run config is the family's generated config class."""
+    sequence = family in SEQUENCE_FAMILIES
+    config_class = CONFIG_CLASSES[family]
+
+    @dg.asset(**_spec(family, target, ["sequence_tensors"] if sequence else ["kpi_features", "label_scores"]))
+    def _model(context: dg.AssetExecutionContext, config: config_class, lake: LakeResource, mlflow: MlflowResource):
+        from churn_dagster.defs.models import (
+            training,  # torch, scikit-learn and MLflow load when a step runs
+        )
+
+        train = training.train_sequence_model if sequence else training.train_classical_model
+        yield from _retrying_transient_failures(context, train, family, target, parse_day(context.partition_key),
+                                                config, lake.lake, mlflow)
+
+    return _model
+
+
+model_assets = [build_model_asset(family, target) for family in FAMILIES for target in TARGETS]

@@ -1,0 +1,73 @@
+"""Every hyperparameter of the four model families, with its default, bounds and meaning, in one place.
+
+Plain dataclasses without torch, scikit-learn or XGBoost, so that the Dagster run config of each model asset
+can be generated from them (``defs/models/config.py``) when the code location loads, without importing the
+libraries that train. A field's metadata holds its bounds (``gt``, ``ge``, ``lt``, ``le``) and description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run. ``plateau_patience`` / ``early_stop_patience`` of ``None``
+    switch the LR schedule / early stopping off; an improvement means a validation loss lower than the
+    best so far by more than ``min_delta``. ``plateau_patience`` counts as torch's ReduceLROnPlateau
+    does: the LR halves once more than that many epochs in a row brought no improvement."""
+
+    epochs: int = field(default=20, metadata={"ge": 1, "description": "Epochs (at most, with early stopping)."})
+    batch_size: int = field(default=128, metadata={"ge": 1})
+    lr: float = field(default=1e-3, metadata={"gt": 0, "description": "Adam learning rate."})
+    seed: int = 42
+    plateau_patience: int | None = field(default=None, metadata={"ge": 0, "description": "None: constant lr."})
+    plateau_factor: float = field(default=0.5, metadata={"gt": 0, "lt": 1})
+    early_stop_patience: int | None = field(default=None, metadata={"ge": 1, "description": "None: no early stop."})
+    min_delta: float = field(default=1e-4, metadata={"ge": 0})
+    amp: bool = field(default=True, metadata={"description": "float16 autocast on CUDA (ignored on the CPU)."})
+    num_workers: int = field(default=0, metadata={"ge": 0, "description": "DataLoader worker processes."})
+
+    @classmethod
+    def lstm(cls, **overrides) -> TrainConfig:
+        return replace(cls(), **overrides)
+
+    @classmethod
+    def hybrid(cls, **overrides) -> TrainConfig:
+        return replace(cls(epochs=50, plateau_patience=4, early_stop_patience=7), **overrides)
+
+
+@dataclass(frozen=True)
+class LogisticConfig:
+    """Hyperparameters of the logistic regression."""
+
+    C: float = field(default=1.0, metadata={"gt": 0, "description": "Inverse L2 penalty."})
+    max_iter: int = field(default=2000, metadata={"ge": 1, "description": "Solver iterations at most."})
+
+
+@dataclass(frozen=True)
+class XGBConfig:
+    """Hyperparameters of the gradient-boosted trees."""
+
+    n_estimators: int = field(default=2000, metadata={
+        "ge": 1, "description": "Boosting rounds at most: early stopping picks the number actually used."})
+    learning_rate: float = field(default=0.05, metadata={"gt": 0})
+    max_depth: int = field(default=6, metadata={"ge": 1})
+    subsample: float = field(default=0.8, metadata={"gt": 0, "le": 1})
+    colsample_bytree: float = field(default=0.8, metadata={"gt": 0, "le": 1})
+    min_child_weight: float = field(default=1.0, metadata={"ge": 0})
+    early_stopping_rounds: int = field(default=50, metadata={"ge": 1})
+    seed: int = 42
+    n_jobs: int | None = field(default=None, metadata={"description": "Threads; None uses every CPU."})
+
+
+@dataclass(frozen=True)
+class NetworkShape:
+    """The size of a sequence network (the rest of its architecture is fixed by its class)."""
+
+    hidden_size: int = field(default=128, metadata={"ge": 1, "description": "LSTM hidden units per layer."})
+    num_layers: int = field(default=1, metadata={"ge": 1, "description": "Stacked LSTM layers."})
+    dropout: float = field(default=0.2, metadata={"ge": 0, "lt": 1})
+
+    def kwargs(self) -> dict:
+        return asdict(self)
