@@ -93,6 +93,7 @@ def test_containers_use_the_deployment_instance():
     home = re.search(r"DAGSTER_HOME=(\S+)", dockerfile).group(1)
     assert f"COPY {DEPLOY_INSTANCE} {home}/dagster.yaml" in dockerfile
     assert "COPY dagster.yaml" not in dockerfile
+    assert f"mkdir -p /data /landing /mlartifacts {home}/storage" in dockerfile  # the volume's owner is churn
     for name in ("code", "webserver", "daemon"):
         service = SERVICES[name]
         assert service["environment"]["DAGSTER_HOME"] == home, name
