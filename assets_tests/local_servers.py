@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+DEPLOY_INSTANCE = Path(__file__).resolve().parents[1] / "deploy" / "dagster_home" / "dagster.yaml"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -61,9 +63,17 @@ class Postgres:
                       "-c", f"CREATE DATABASE {db} OWNER {self.user}"])
 
     def env(self, db: str) -> dict[str, str]:
-        """The DAGSTER_PG_* variables that switch the Dagster instance to this database."""
+        """The DAGSTER_PG_* variables that the deployment instance (see ``deployment_home``) reads."""
         return {"DAGSTER_PG_USERNAME": self.user, "DAGSTER_PG_PASSWORD": self.password,
                 "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_DB": db}
+
+
+def deployment_home(folder: Path) -> Path:
+    """``folder`` made a DAGSTER_HOME for the deployment instance: a writable copy of
+    deploy/dagster_home/dagster.yaml (compute logs are written beside it), storage in PostgreSQL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEPLOY_INSTANCE, folder / "dagster.yaml")
+    return folder
 
 
 def _as_postgres(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:

@@ -1,5 +1,6 @@
-"""docker-compose.yml, .env.example and dagster.yaml say what the deployment promises (no Docker engine runs
-here, so the files are checked as data; the same topology runs natively in test_integration_stack)."""
+"""docker-compose.yml, .env.example, deploy/Dockerfile and the two dagster.yaml files say what the deployment
+promises (no Docker engine runs here, so the files are checked as data; the same topology runs natively in
+test_integration_stack)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+DEPLOY_HOME = "deploy/dagster_home"
+DEPLOY_INSTANCE = f"{DEPLOY_HOME}/dagster.yaml"
 
 
 def _env_example() -> dict[str, str]:
@@ -61,9 +64,46 @@ def test_credentials_come_from_env_file_only():
     assert ignored and tracked == ""
 
 
+def _instance(path: str) -> dict:
+    return yaml.safe_load((REPO / path).read_text())
+
+
 def test_instance_config_queues_runs_and_limits_the_gpu_pool():
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    assert config["storage"]["custom"]["class"] == "EnvironmentSelectedStorage"
-    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1
-    assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
+    for path in ("dagster.yaml", DEPLOY_INSTANCE):
+        config = _instance(path)
+        assert config["run_coordinator"]["class"] == "QueuedRunCoordinator", path
+        assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 1, path
+        assert config["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}, path
+        assert config["run_retries"] == {"enabled": True, "max_retries": 1}, path
+
+
+def test_local_and_deployment_instances_differ_only_in_storage():
+    """Dagster reads one dagster.yaml per DAGSTER_HOME, with no includes: the shared settings are written twice."""
+    local, deployed = _instance("dagster.yaml"), _instance(DEPLOY_INSTANCE)
+    assert local.pop("storage") == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
+    assert deployed.pop("storage") == {"postgres": {"postgres_db": {
+        "username": {"env": "DAGSTER_PG_USERNAME"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "hostname": {"env": "DAGSTER_PG_HOST"}, "db_name": {"env": "DAGSTER_PG_DB"},
+        "port": {"env": "DAGSTER_PG_PORT"}, "scheme": "postgresql+psycopg2"}}}
+    assert local == deployed
+
+
+def test_containers_use_the_deployment_instance():
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    home = re.search(r"DAGSTER_HOME=(\S+)", dockerfile).group(1)
+    assert f"COPY {DEPLOY_INSTANCE} {home}/dagster.yaml" in dockerfile
+    assert "COPY dagster.yaml" not in dockerfile
+    assert f"mkdir -p /data /landing /mlartifacts {home}/storage" in dockerfile  # the volume's owner is churn
+    for name in ("code", "webserver", "daemon"):
+        service = SERVICES[name]
+        assert service["environment"]["DAGSTER_HOME"] == home, name
+        assert {"DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_DB",
+                "DAGSTER_PG_PORT"} <= set(service["environment"]), name
+        assert f"dagster_storage:{home}/storage" in service["volumes"], name  # compute logs survive a rebuild
+
+
+def test_deployment_home_keeps_only_its_instance_file_in_git():
+    for written in ("storage/x", "history/runs.db", ".nux/nux.yaml", ".telemetry/id.yaml"):
+        path = f"{DEPLOY_HOME}/{written}"
+        assert subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO).returncode == 0, path
+    assert subprocess.run(["git", "check-ignore", "-q", DEPLOY_INSTANCE], cwd=REPO).returncode == 1

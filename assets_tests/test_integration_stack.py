@@ -25,6 +25,7 @@ from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
 from local_servers import (
     Process,
+    deployment_home,
     free_port,
     http_ok,
     is_loopback,
@@ -57,9 +58,7 @@ class Stack:
         self.root, self.pg = root, pg
         self.logs = root / "logs"
         self.logs.mkdir()
-        home = root / "dagster_home"
-        home.mkdir()
-        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+        self.home = home = deployment_home(root / "dagster_home")  # what the images hold in /opt/dagster/home
         self.grpc_port, self.web_port, self.mlflow_port = free_port(), free_port(), free_port()
         (root / "workspace.yaml").write_text(
             f"load_from:\n  - grpc_server:\n      host: 127.0.0.1\n      port: {self.grpc_port}\n"
@@ -199,6 +198,8 @@ def test_runs_are_in_dagster_postgres_storage(stack, launched):
     ).stdout.split()
     stored = dict(r.split("|") for r in rows)
     assert all(stored[run_id] == "SUCCESS" for run_id in launched.values())
+    assert not (stack.home / "history").exists()  # no SQLite run storage beside the deployment dagster.yaml
+    assert all(any((stack.home / "storage" / run_id).rglob("*.out")) for run_id in launched.values())
 
 
 def test_training_run_is_in_mlflow_on_postgres(stack, launched):
