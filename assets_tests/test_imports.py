@@ -1,0 +1,341 @@
+"""The package's import structure, read from the source with ``ast`` (nothing is imported).
+
+Independent of where modules live: every ``.py`` under ``churn_dagster/`` is parsed, relative imports are
+resolved, ``from churn_dagster.x import y`` counts as importing the submodule ``churn_dagster.x.y`` when
+there is one, and imports inside functions count like top-level ones (a cycle through a function-level
+import is still a cycle for the reader). Rules:
+
+- no import cycle inside ``churn_dagster``;
+- no private Dagster module (``dagster._...``, ``dagster_*._...``, ``from dagster import _x``, ``dg._x``)
+  in ``churn_dagster/``, ``bench/`` or ``assets_tests/``;
+- the domain code (``ml/``, ``transforms/``, ``synth/`` and the top-level modules other than the Dagster
+  entry points) imports no Dagster at all;
+- ``ml/``, ``transforms/`` and ``synth/`` never import the orchestration (``churn_dagster.defs``,
+  ``churn_dagster.cli``, ``churn_dagster.definitions``);
+- production code (``defs/``, ``transforms/``, ``ml/``) never imports the synthetic generator
+  ``churn_dagster.synth``.
+
+A rule that the code breaks today is an ``xfail(strict=True)`` naming the offenders, next to a test that
+passes today and fails on any offender not in that list, so nothing new slips in meanwhile. Fixing the last
+offender turns the xfail into an XPASS, which fails: then delete the marker and the list.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = "churn_dagster"
+# Top-level modules of the package that are Dagster entry points rather than domain code.
+DAGSTER_ENTRY_MODULES = {f"{PACKAGE}.cli", f"{PACKAGE}.definitions", f"{PACKAGE}.instance"}
+DOMAIN_PACKAGES = ("ml", "transforms", "synth")
+ORCHESTRATION = (f"{PACKAGE}.defs", f"{PACKAGE}.cli", f"{PACKAGE}.definitions")
+PRODUCTION_PACKAGES = ("defs", "transforms", "ml")
+SYNTH = f"{PACKAGE}.synth"
+
+
+@dataclass(frozen=True)
+class Import:
+    """One imported module (or ``module.name`` for ``from module import name``) at a source line."""
+
+    source: str  # the importing module, dotted
+    path: str  # its file, relative to the repository root
+    line: int
+    target: str  # the dotted module as written, relative imports resolved
+    names: tuple[str, ...] = ()  # for ``from target import a, b``
+
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def python_files(folder: str) -> list[Path]:
+    return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    if level - 1 > len(base):
+        raise ValueError(f"relative import beyond the top of {module}")
+    base = base[: len(base) - (level - 1)]
+    return ".".join([*base, *([target] if target else [])])
+
+
+@cache
+def imports_of(path: Path) -> tuple[Import, ...]:
+    """Every import statement in ``path``, at any depth (functions, classes, ``if`` blocks included)."""
+    module = module_name(path)
+    rel = path.relative_to(ROOT).as_posix()
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+        if isinstance(node, ast.Import):
+            found += [Import(module, rel, node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = node.module or ""
+            if node.level:
+                target = _resolve_relative(module, path.name == "__init__.py", node.level, node.module)
+            found.append(Import(module, rel, node.lineno, target, tuple(a.name for a in node.names)))
+    return tuple(found)
+
+
+def private_dagster_uses(path: Path) -> list[str]:
+    """``file:line name`` for each use of a private Dagster module or member in ``path``."""
+    rel = path.relative_to(ROOT).as_posix()
+    uses = []
+    dagster_aliases = set()
+    for imp in imports_of(path):
+        top = imp.target.split(".")[0]
+        if top != "dagster" and not top.startswith("dagster_"):
+            continue
+        if any(part.startswith("_") for part in imp.target.split(".")[1:]):
+            uses.append(f"{imp.where()} {imp.target}")
+        uses += [f"{imp.where()} {imp.target}.{name}" for name in imp.names if name.startswith("_")]
+    tree = ast.parse(path.read_text(), filename=rel)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            dagster_aliases |= {(a.asname or a.name).split(".")[0] for a in node.names
+                                if a.name.split(".")[0] == "dagster" or a.name.startswith("dagster_")}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in dagster_aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            uses.append(f"{rel}:{node.lineno} {node.value.id}.{node.attr}")
+    return uses
+
+
+@cache
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in python_files(PACKAGE)}
+
+
+def internal_targets(imp: Import) -> set[str]:
+    """The package's modules that ``imp`` imports: ``from a.b import c`` is ``a.b.c`` where that is a module,
+    else ``a.b``; ``import a.b.c`` is the longest existing module of ``a.b.c``."""
+    modules = package_modules()
+    if imp.target != PACKAGE and not imp.target.startswith(PACKAGE + "."):
+        return set()
+    targets = set()
+    for name in imp.names or ("",):
+        candidate = f"{imp.target}.{name}" if name and name != "*" else imp.target
+        parts = candidate.split(".")
+        while parts and ".".join(parts) not in modules:
+            parts.pop()
+        if parts:
+            targets.add(".".join(parts))
+    return targets
+
+
+@cache
+def import_graph() -> dict[str, dict[str, Import]]:
+    """module -> {imported module -> the first import statement that imports it}."""
+    graph: dict[str, dict[str, Import]] = {m: {} for m in package_modules()}
+    for module, path in package_modules().items():
+        for imp in imports_of(path):
+            for target in sorted(internal_targets(imp)):
+                if target != module:
+                    graph[module].setdefault(target, imp)
+    return graph
+
+
+def strongly_connected(graph: dict[str, dict[str, Import]]) -> list[list[str]]:
+    """Tarjan's components of more than one module, each sorted, in sorted order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components = []
+
+    def visit(v: str) -> None:  # the package is a few hundred modules at most: recursion is fine
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(components)
+
+
+def shortest_cycle(graph: dict[str, dict[str, Import]], component: list[str]) -> list[str]:
+    """The shortest cycle through the component's first module, as a closed path."""
+    start, members = component[0], set(component)
+    parents: dict[str, str | None] = {start: None}
+    queue = deque([start])
+    while queue:
+        v = queue.popleft()
+        for w in sorted(graph[v]):
+            if w == start:
+                path = [v]
+                while parents[path[-1]] is not None:
+                    path.append(parents[path[-1]])
+                return [*reversed(path), start]
+            if w in members and w not in parents:
+                parents[w] = v
+                queue.append(w)
+    raise AssertionError(f"no cycle in the component {component}")
+
+
+def describe_cycle(graph: dict[str, dict[str, Import]], cycle: list[str]) -> str:
+    steps = [f"{a} -> {b} ({graph[a][b].where()})" for a, b in itertools.pairwise(cycle)]
+    return "\n  ".join(steps)
+
+
+def import_cycles() -> list[str]:
+    graph = import_graph()
+    return [describe_cycle(graph, shortest_cycle(graph, c)) for c in strongly_connected(graph)]
+
+
+def in_folder(module: str, *packages: str) -> bool:
+    return any(module == f"{PACKAGE}.{p}" or module.startswith(f"{PACKAGE}.{p}.") for p in packages)
+
+
+def is_domain(module: str) -> bool:
+    """ml/, transforms/, synth/, and the plain modules directly under the package (not a sub-package such as
+    defs/, nor a Dagster entry point)."""
+    path = package_modules()[module]
+    top_level_file = path.parent == ROOT / PACKAGE and module not in DAGSTER_ENTRY_MODULES
+    return top_level_file or in_folder(module, *DOMAIN_PACKAGES)
+
+
+def private_offenders() -> list[str]:
+    return sorted(use for folder in (PACKAGE, "bench", "assets_tests") for p in python_files(folder)
+                  for use in private_dagster_uses(p))
+
+
+def synth_offenders() -> list[str]:
+    return sorted(f"{imp.where()} {t}" for m, p in package_modules().items() if in_folder(m, *PRODUCTION_PACKAGES)
+                  for imp in imports_of(p) for t in sorted(internal_targets(imp))
+                  if t == SYNTH or t.startswith(SYNTH + "."))
+
+
+# Today's offenders, as (imported name): keyed by what is imported rather than by file, so moving a module to
+# another folder keeps it known while a new private name or a new synth module shows up at once.
+KNOWN_PRIVATE = {
+    "dagster._core.storage.tags",  # defs/automation.py, defs/runner.py, bench/stage.py
+    "dagster._check", "dagster._core.storage.base_storage", "dagster._core.storage.sqlite_storage",
+    "dagster._serdes", "dagster._config",  # instance.py
+}
+# Cycles as the sets of their modules' last names (a move to another folder keeps them known).
+KNOWN_CYCLES = [{"model_assets", "model_training"}]
+KNOWN_SYNTH = {"churn_dagster.synth.landing"}  # defs/automation.py: the delivery contract
+PRIVATE_TODAY = ("churn_dagster/instance.py:13,14,15,16,59 (from dagster import _check, "
+                 "dagster._core.storage.base_storage, dagster._core.storage.sqlite_storage, dagster._serdes, "
+                 "dagster._config); "
+                 "churn_dagster/defs/automation.py:20, churn_dagster/defs/runner.py:16, bench/stage.py:15 "
+                 "(dagster._core.storage.tags)")
+SYNTH_TODAY = ("churn_dagster/defs/automation.py:27 imports churn_dagster.synth.landing "
+               "(READY_MARKER, SNAPSHOT_FILES, landed_days)")
+
+
+CYCLES_TODAY = ("churn_dagster.defs.model_assets -> churn_dagster.defs.model_training (function-level imports in the "
+                "sequence and classical model assets, model_assets.py:96,107) -> churn_dagster.defs.model_assets "
+                "(model_training.py:21: FAMILIES, the model configs, model_name)")
+
+
+def _imported(offender: str) -> str:
+    return offender.split(" ", 1)[1]
+
+
+def test_every_module_parses_and_is_seen():
+    modules = package_modules()
+    assert f"{PACKAGE}.definitions" in modules and f"{PACKAGE}.ml" in modules
+    assert all(imports_of(p) is not None for p in modules.values())
+
+
+def test_import_graph_resolves_relative_and_submodule_imports():
+    """The resolution rules themselves, on the real package: ``from churn_dagster.x import y`` names the
+    submodule when there is one, the package otherwise."""
+    imp = Import("churn_dagster.a", "a.py", 1, "churn_dagster.transforms", ("lake", "not_a_module"))
+    assert internal_targets(imp) == {"churn_dagster.transforms.lake", "churn_dagster.transforms"}
+    deep = Import("m", "m.py", 1, "churn_dagster.ml.metrics.something")
+    assert internal_targets(deep) == {"churn_dagster.ml.metrics"}
+    assert internal_targets(Import("m", "m.py", 1, "dagster")) == set()
+    assert _resolve_relative("churn_dagster.ml.train", False, 1, "metrics") == "churn_dagster.ml.metrics"
+    assert _resolve_relative("churn_dagster.ml", True, 1, "metrics") == "churn_dagster.ml.metrics"
+    assert _resolve_relative("churn_dagster.ml.train", False, 2, None) == "churn_dagster"
+    graph = {"a": {"b": Import("a", "a.py", 3, "b")}, "b": {"c": Import("b", "b.py", 4, "c")},
+             "c": {"a": Import("c", "c.py", 5, "a")}, "d": {"a": Import("d", "d.py", 1, "a")}}
+    assert strongly_connected(graph) == [["a", "b", "c"]]
+    assert shortest_cycle(graph, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+
+
+def test_no_new_import_cycles():
+    """Passes today; fails on a cycle other than the known one (whatever folders its modules move to)."""
+    graph = import_graph()
+    new = [describe_cycle(graph, shortest_cycle(graph, c)) for c in strongly_connected(graph)
+           if {m.rsplit(".", 1)[-1] for m in c} not in KNOWN_CYCLES]
+    assert not new, "import cycles inside churn_dagster:\n  " + "\n\n  ".join(new)
+
+
+@pytest.mark.xfail(strict=True, reason=f"import cycle: {CYCLES_TODAY}")
+def test_no_import_cycles():
+    cycles = import_cycles()
+    assert not cycles, "import cycles inside churn_dagster:\n  " + "\n\n  ".join(cycles)
+
+
+def test_no_new_private_dagster_imports():
+    """Passes today; fails on a private Dagster name not in the list being removed."""
+    new = [o for o in private_offenders() if _imported(o) not in KNOWN_PRIVATE]
+    assert not new, "private Dagster modules (use the public `dagster` API):\n" + "\n".join(new)
+
+
+@pytest.mark.xfail(strict=True, reason=f"private Dagster imports being removed: {PRIVATE_TODAY}")
+def test_no_private_dagster_imports():
+    offenders = private_offenders()
+    assert not offenders, "private Dagster modules (use the public `dagster` API):\n" + "\n".join(offenders)
+
+
+def test_domain_code_imports_no_dagster():
+    offenders = sorted(f"{imp.where()} {imp.target}" for m, p in package_modules().items() if is_domain(m)
+                       for imp in imports_of(p)
+                       if imp.target.split(".")[0] == "dagster" or imp.target.startswith("dagster_"))
+    assert not offenders, ("Dagster imported by domain code (ml/, transforms/, synth/, top-level):\n"
+                           + "\n".join(offenders))
+
+
+def test_domain_code_imports_no_orchestration():
+    offenders = sorted(f"{imp.where()} {t}" for m, p in package_modules().items() if in_folder(m, *DOMAIN_PACKAGES)
+                       for imp in imports_of(p) for t in sorted(internal_targets(imp))
+                       if any(t == o or t.startswith(o + ".") for o in ORCHESTRATION))
+    assert not offenders, "ml/, transforms/ or synth/ import the orchestration:\n" + "\n".join(offenders)
+
+
+def test_no_new_synth_imports_in_production_code():
+    """Passes today; fails on a synth module imported by production code other than the one being moved."""
+    new = [o for o in synth_offenders() if _imported(o) not in KNOWN_SYNTH]
+    assert not new, "production code (defs/, transforms/, ml/) imports the synthetic generator:\n" + "\n".join(new)
+
+
+@pytest.mark.xfail(strict=True, reason=f"being moved out of synth/: {SYNTH_TODAY}")
+def test_production_code_imports_no_synth():
+    offenders = synth_offenders()
+    assert not offenders, ("production code (defs/, transforms/, ml/) imports the synthetic generator:\n"
+                           + "\n".join(offenders))
