@@ -8,16 +8,12 @@ import is still a cycle for the reader). Rules:
 - no import cycle inside ``churn_dagster``;
 - no private Dagster module (``dagster._...``, ``dagster_*._...``, ``from dagster import _x``, ``dg._x``)
   in ``churn_dagster/``, ``bench/`` or ``assets_tests/``;
-- the domain code (``ml/``, ``transforms/``, ``synth/`` and the top-level modules other than the Dagster
-  entry points) imports no Dagster at all;
-- ``ml/``, ``transforms/`` and ``synth/`` never import the orchestration (``churn_dagster.defs``,
+- the domain code (``domain/``, ``ml/``, ``transforms/``, ``synth/`` and the top-level modules other than the
+  Dagster entry points) imports no Dagster at all;
+- the domain code never imports the orchestration (``churn_dagster.defs``, ``churn_dagster.runs``,
   ``churn_dagster.cli``, ``churn_dagster.definitions``);
-- production code (``defs/``, ``transforms/``, ``ml/``) never imports the synthetic generator
-  ``churn_dagster.synth``.
-
-A rule that the code breaks today is an ``xfail(strict=True)`` naming the offenders, next to a test that
-passes today and fails on any offender not in that list, so nothing new slips in meanwhile. Fixing the last
-offender turns the xfail into an XPASS, which fails: then delete the marker and the list.
+- production code (``domain/``, ``defs/``, ``runs/``, ``transforms/``, ``ml/``) never imports the synthetic
+  generator ``churn_dagster.synth``.
 """
 
 from __future__ import annotations
@@ -34,10 +30,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "churn_dagster"
 # Top-level modules of the package that are Dagster entry points rather than domain code.
-DAGSTER_ENTRY_MODULES = {f"{PACKAGE}.cli", f"{PACKAGE}.definitions", f"{PACKAGE}.instance"}
-DOMAIN_PACKAGES = ("ml", "transforms", "synth")
-ORCHESTRATION = (f"{PACKAGE}.defs", f"{PACKAGE}.cli", f"{PACKAGE}.definitions")
-PRODUCTION_PACKAGES = ("defs", "transforms", "ml")
+DAGSTER_ENTRY_MODULES = {f"{PACKAGE}.cli", f"{PACKAGE}.definitions"}
+DOMAIN_PACKAGES = ("domain", "ml", "transforms", "synth")
+ORCHESTRATION = (f"{PACKAGE}.defs", f"{PACKAGE}.runs", f"{PACKAGE}.cli", f"{PACKAGE}.definitions")
+PRODUCTION_PACKAGES = ("domain", "defs", "runs", "transforms", "ml")
 SYNTH = f"{PACKAGE}.synth"
 
 
@@ -236,34 +232,6 @@ def synth_offenders() -> list[str]:
                   if t == SYNTH or t.startswith(SYNTH + "."))
 
 
-# Today's offenders, as (imported name): keyed by what is imported rather than by file, so moving a module to
-# another folder keeps it known while a new private name or a new synth module shows up at once.
-KNOWN_PRIVATE = {
-    "dagster._core.storage.tags",  # defs/automation.py, defs/runner.py, bench/stage.py
-    "dagster._check", "dagster._core.storage.base_storage", "dagster._core.storage.sqlite_storage",
-    "dagster._serdes", "dagster._config",  # instance.py
-}
-# Cycles as the sets of their modules' last names (a move to another folder keeps them known).
-KNOWN_CYCLES = [{"model_assets", "model_training"}]
-KNOWN_SYNTH = {"churn_dagster.synth.landing"}  # defs/automation.py: the delivery contract
-PRIVATE_TODAY = ("churn_dagster/instance.py:13,14,15,16,59 (from dagster import _check, "
-                 "dagster._core.storage.base_storage, dagster._core.storage.sqlite_storage, dagster._serdes, "
-                 "dagster._config); "
-                 "churn_dagster/defs/automation.py:20, churn_dagster/defs/runner.py:16, bench/stage.py:15 "
-                 "(dagster._core.storage.tags)")
-SYNTH_TODAY = ("churn_dagster/defs/automation.py:27 imports churn_dagster.synth.landing "
-               "(READY_MARKER, SNAPSHOT_FILES, landed_days)")
-
-
-CYCLES_TODAY = ("churn_dagster.defs.model_assets -> churn_dagster.defs.model_training (function-level imports in the "
-                "sequence and classical model assets, model_assets.py:96,107) -> churn_dagster.defs.model_assets "
-                "(model_training.py:21: FAMILIES, the model configs, model_name)")
-
-
-def _imported(offender: str) -> str:
-    return offender.split(" ", 1)[1]
-
-
 def test_every_module_parses_and_is_seen():
     modules = package_modules()
     assert f"{PACKAGE}.definitions" in modules and f"{PACKAGE}.ml" in modules
@@ -287,27 +255,11 @@ def test_import_graph_resolves_relative_and_submodule_imports():
     assert shortest_cycle(graph, ["a", "b", "c"]) == ["a", "b", "c", "a"]
 
 
-def test_no_new_import_cycles():
-    """Passes today; fails on a cycle other than the known one (whatever folders its modules move to)."""
-    graph = import_graph()
-    new = [describe_cycle(graph, shortest_cycle(graph, c)) for c in strongly_connected(graph)
-           if {m.rsplit(".", 1)[-1] for m in c} not in KNOWN_CYCLES]
-    assert not new, "import cycles inside churn_dagster:\n  " + "\n\n  ".join(new)
-
-
-@pytest.mark.xfail(strict=True, reason=f"import cycle: {CYCLES_TODAY}")
 def test_no_import_cycles():
     cycles = import_cycles()
     assert not cycles, "import cycles inside churn_dagster:\n  " + "\n\n  ".join(cycles)
 
 
-def test_no_new_private_dagster_imports():
-    """Passes today; fails on a private Dagster name not in the list being removed."""
-    new = [o for o in private_offenders() if _imported(o) not in KNOWN_PRIVATE]
-    assert not new, "private Dagster modules (use the public `dagster` API):\n" + "\n".join(new)
-
-
-@pytest.mark.xfail(strict=True, reason=f"private Dagster imports being removed: {PRIVATE_TODAY}")
 def test_no_private_dagster_imports():
     offenders = private_offenders()
     assert not offenders, "private Dagster modules (use the public `dagster` API):\n" + "\n".join(offenders)
@@ -328,13 +280,6 @@ def test_domain_code_imports_no_orchestration():
     assert not offenders, "ml/, transforms/ or synth/ import the orchestration:\n" + "\n".join(offenders)
 
 
-def test_no_new_synth_imports_in_production_code():
-    """Passes today; fails on a synth module imported by production code other than the one being moved."""
-    new = [o for o in synth_offenders() if _imported(o) not in KNOWN_SYNTH]
-    assert not new, "production code (defs/, transforms/, ml/) imports the synthetic generator:\n" + "\n".join(new)
-
-
-@pytest.mark.xfail(strict=True, reason=f"being moved out of synth/: {SYNTH_TODAY}")
 def test_production_code_imports_no_synth():
     offenders = synth_offenders()
     assert not offenders, ("production code (defs/, transforms/, ml/) imports the synthetic generator:\n"
