@@ -1,12 +1,15 @@
 """Materialization metadata shown in the Dagster UI: row counts, schema, previews and distributions.
 
-Everything is read back from the Parquet files just written, so the UI shows what is on disk.
+Everything is read back from the Parquet files just written, so the UI shows what is on disk. Tables are
+Dagster table metadata (typed columns the UI sorts), except the report texts, which stay Markdown. A run that
+materializes several partitions (a single-run backfill) gives each partition its own row count, preview and
+tables (:func:`add_partition_metadata`); what the run's metadata holds applies to all of them (the schema).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,34 +39,90 @@ def frame_markdown(frame) -> str:
     return markdown_table([str(c) for c in frame.columns], frame.itertuples(index=False))
 
 
-def query_markdown(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> str:
+def _plain(value: Any) -> Any:
+    """A value as table metadata holds it: Python scalars, ``None`` for missing."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return None if value != value else value
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _column_type(values: Sequence[Any]) -> str:
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float"
+    return "string"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> dg.TableMetadataValue:
+    """Rows as a Dagster table: column types inferred from the values, so the UI sorts numbers as numbers."""
+    rows = [[_plain(v) for v in row] for row in rows]
+    types = [_column_type([row[i] for row in rows]) for i in range(len(header))]
+    rows = [[v if t != "string" or v is None else str(v) for v, t in zip(row, types, strict=True)] for row in rows]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=str(h), type=t) for h, t in zip(header, types, strict=True)])
+    return dg.MetadataValue.table([dg.TableRecord(dict(zip(map(str, header), row, strict=True))) for row in rows], schema)
+
+
+def frame_table(frame) -> dg.TableMetadataValue:
+    """A pandas DataFrame as a Dagster table (no index)."""
+    return table([str(c) for c in frame.columns], list(frame.itertuples(index=False)))
+
+
+def query_table(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> dg.TableMetadataValue:
     cur = con.execute(sql, dict(params or {}))
     header = [d[0] for d in cur.description]
-    return markdown_table(header, cur.fetchall())
+    return table(header, cur.fetchall())
+
+
+def _preview(con: duckdb.DuckDBPyConnection, files: list[str]) -> dg.TableMetadataValue:
+    return query_table(con, f"SELECT * FROM read_parquet($f, hive_partitioning = false) LIMIT {PREVIEW_ROWS}", {"f": files})
+
+
+def _rows(con: duckdb.DuckDBPyConnection, files: list[str]) -> int:
+    return int(con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": files}).fetchone()[0])
+
+
+def schema_metadata(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> dict[str, Any]:
+    """The column schema of the files (the same for every partition of a run)."""
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet($f, hive_partitioning = false)",
+                            {"f": literal_paths(paths)}).fetchall()
+    return {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name=c[0], type=c[1]) for c in described])}
 
 
 def parquet_metadata(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> dict[str, Any]:
-    """Row count, column schema and a preview of the first file, for the standard metadata keys."""
+    """Row count, column schema, a preview and the path of an unpartitioned table's files."""
     files = literal_paths(paths)
-    rows = con.execute(
-        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": files}
-    ).fetchone()[0]
-    described = con.execute("DESCRIBE SELECT * FROM read_parquet($f, hive_partitioning = false)", {"f": files}).fetchall()
-    schema = dg.TableSchema(columns=[dg.TableColumn(name=c[0], type=c[1]) for c in described])
-    preview = query_markdown(
-        con, f"SELECT * FROM read_parquet($f, hive_partitioning = false) LIMIT {PREVIEW_ROWS}", {"f": files[:1]}
-    )
     return {
-        "dagster/row_count": dg.MetadataValue.int(int(rows)),
-        "dagster/column_schema": schema,
-        "preview": dg.MetadataValue.md(preview),
-        "files": dg.MetadataValue.int(len(files)),
-        "path": dg.MetadataValue.path(str(Path(paths[0]).parent.parent) if len(paths) > 1 else str(paths[0])),
+        "dagster/row_count": dg.MetadataValue.int(_rows(con, files)),
+        **schema_metadata(con, paths),
+        "preview": _preview(con, files[:1]),
+        "path": dg.MetadataValue.path(str(paths[0])),
     }
 
 
-def per_partition_table(counts: Mapping[Any, int], value_name: str = "rows") -> dg.MetadataValue:
-    return dg.MetadataValue.md(markdown_table(["partition", value_name], [(str(k), v) for k, v in sorted(counts.items())]))
+def add_partition_metadata(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    files: Mapping[str, Path],
+    extra: Callable[[str, Path], Mapping[str, Any]] | None = None,
+    asset_key: str | None = None,
+) -> None:
+    """Give each partition of the run (``files``: partition key -> its Parquet file) its own row count, preview
+    and path, plus ``extra(key, file)``, on its own materialization."""
+    for key, path in files.items():
+        one = literal_paths([path])
+        meta = {"dagster/row_count": dg.MetadataValue.int(_rows(con, one)), "preview": _preview(con, one),
+                "path": dg.MetadataValue.path(str(path))}
+        if extra is not None:
+            meta.update(extra(key, path))
+        context.add_asset_metadata(meta, partition_key=key, asset_key=asset_key)
 
 
 def check(

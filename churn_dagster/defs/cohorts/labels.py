@@ -7,13 +7,7 @@ import dagster as dg
 from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import (
-    check,
-    markdown_table,
-    parquet_metadata,
-    per_partition_table,
-    query_markdown,
-)
+from churn_dagster.defs.metadata import add_partition_metadata, check, query_table, schema_metadata, table
 from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, label_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -23,6 +17,7 @@ from churn_dagster.transforms.duck import atomic_path, literal_paths
 
 MIN_USERS_FOR_SHARES = 100
 # An independent SQL restatement of the level bounds, for the check that every stored level matches its score.
+_LEVEL_NAME = "CASE level " + " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(LEVEL_NAMES)) + " END"
 _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
     f"WHEN score <= {bound} THEN {i + 1}" for i, bound in enumerate(LEVEL_UPPER_BOUNDS)) + f" ELSE {len(LEVEL_NAMES) - 1} END"
 
@@ -60,49 +55,51 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
 def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        rows, thresholds = label_sql.build_labels(con, lake.lake, CALENDAR, cohorts, features.split)
+        _, thresholds = label_sql.build_labels(con, lake.lake, CALENDAR, cohorts, features.split)
         for c, t in thresholds.items():
             with atomic_path(lake.lake.thresholds(c)) as tmp:
                 tmp.write_text(json.dumps(t.to_dict() if t else {"undefined": "no active user in the training split"},
                                           indent=2))
         splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
         scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
-        f = {"f": literal_paths(scores)}
-        levels = query_markdown(
-            con,
-            "SELECT level, count(*) AS users, round(count(*) / sum(count(*)) OVER (), 4) AS share "
-            "FROM read_parquet($f, hive_partitioning = false) GROUP BY level ORDER BY level",
-            f,
-        )
         users, churn_share, bad_levels, out_of_range = con.execute(
             f"""SELECT count(*), coalesce(avg(churned::INT), 0),
                 count_if(level <> {_LEVEL_FROM_SCORE}),
                 count_if(greatest(frequency, intensity, quality, score) > 1 OR least(frequency, intensity, quality, score) < 0)
                 FROM read_parquet($f, hive_partitioning = false)""",
-            f,
+            {"f": literal_paths(scores)},
         ).fetchone()
-        split_meta = parquet_metadata(con, splits)
-        split_meta["split_by_churn"] = dg.MetadataValue.md(query_markdown(
-            con,
-            "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
-            "GROUP BY ALL ORDER BY ALL", {"f": literal_paths(splits)},
-        ))
-        score_meta = parquet_metadata(con, scores)
-        score_meta.update(features.metadata())
-        score_meta.update({
-            "level_distribution": dg.MetadataValue.md(levels + "\n\nLevels: " + ", ".join(
-                f"{i} {n}" for i, n in enumerate(LEVEL_NAMES))),
-            "churn_share": dg.MetadataValue.float(float(churn_share)),
-            "thresholds": dg.MetadataValue.md(markdown_table(
-                ["cohort", "P95 impressions", "P95 Qraw", "fit on users"],
-                [(c.isoformat(), *((t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) if t else
-                                   ("undefined", "undefined", 0))) for c, t in thresholds.items()],
-            )),
-            "users_per_cohort": per_partition_table(rows, "users"),
-        })
+
+        def split_meta(_key, path):
+            return {"split_by_churn": query_table(
+                con, "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
+                "GROUP BY ALL ORDER BY ALL", {"f": literal_paths([path])})}
+
+        def score_meta(key, path):
+            f = {"f": literal_paths([path])}
+            t = thresholds[parse_day(key)]
+            share = con.execute("SELECT coalesce(avg(churned::INT), 0) FROM read_parquet($f, hive_partitioning = false)",
+                                f).fetchone()[0]
+            return {
+                "level_distribution": query_table(
+                    con, f"SELECT level, {_LEVEL_NAME} AS name, count(*) AS users, "
+                    "round(count(*) / sum(count(*)) OVER (), 4) AS share "
+                    "FROM read_parquet($f, hive_partitioning = false) GROUP BY level ORDER BY level", f),
+                "churn_share": dg.MetadataValue.float(float(share)),
+                "thresholds": table(["P95 impressions", "P95 Qraw", "fit on users"],
+                                    [(t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) if t else
+                                     ("undefined", "undefined", 0)]),
+            }
+
+        split_meta_all = schema_metadata(con, splits)
+        score_meta_all = {**schema_metadata(con, scores), **features.metadata()}
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, splits, strict=True)), split_meta,
+                               asset_key="user_splits")
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta,
+                               asset_key="label_scores")
         split_check = checks.unique_rows(con, "no_user_in_two_splits", splits, "user_id", asset_key="user_splits")
-    yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta)
-    yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta)
+    yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta_all)
+    yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta_all)
     yield split_check
     share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
     share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else

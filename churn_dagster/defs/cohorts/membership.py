@@ -5,7 +5,7 @@ import dagster as dg
 from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import check, parquet_metadata, per_partition_table
+from churn_dagster.defs.metadata import add_partition_metadata, check, schema_metadata
 from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_until_cohort
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -46,9 +46,8 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource, features
                                  WHERE a.user_id = u.user_id AND a.dt < u.first_dt)""",
                 {"u": literal_paths(out), "a": earlier},
             ).fetchone()[0]
-        meta = parquet_metadata(con, out)
-        meta.update(features.metadata())
-        meta["users_per_cohort"] = per_partition_table(counts, "users")
+        meta = {**schema_metadata(con, out), **features.metadata()}
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)))
         empty = [c.isoformat() for c, n in sorted(counts.items()) if n == 0]
         if empty:
             meta["note"] = dg.MetadataValue.text(

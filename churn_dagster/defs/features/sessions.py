@@ -4,12 +4,7 @@ import dagster as dg
 
 from churn_dagster.defs import checks
 from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
-from churn_dagster.defs.metadata import (
-    check,
-    parquet_metadata,
-    per_partition_table,
-    query_markdown,
-)
+from churn_dagster.defs.metadata import add_partition_metadata, check, query_table, schema_metadata
 from churn_dagster.defs.partitions import CALENDAR, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -33,14 +28,13 @@ from churn_dagster.transforms.duck import literal_paths
 def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = session_sql.build_sessions(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
+        session_sql.build_sessions(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
         out = checks.lake_paths(lake.lake, "sessions", cohorts)
         users = checks.lake_paths(lake.lake, "cohort_users", cohorts)
-        f = {"f": literal_paths(out)}
         in_sessions, short_gaps = con.execute(
             "SELECT sum(total_impressions), count_if(gap_min >= 0 AND gap_min < $gap) "
             "FROM read_parquet($f, hive_partitioning = false)",
-            {**f, "gap": features.session_gap_minutes},
+            {"f": literal_paths(out), "gap": features.session_gap_minutes},
         ).fetchone()
         dts = sorted({d for c in cohorts for d in CALENDAR.observation_dts(c)})
         in_window = con.execute(
@@ -49,19 +43,22 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
                  ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt""",
             {"i": literal_paths(lake.lake.raw_day("impression_data", CALENDAR.day(d)) for d in dts), "u": literal_paths(users)},
         ).fetchone()[0]
-        meta = parquet_metadata(con, out)
-        meta.update(features.metadata())
-        meta["sessions_per_cohort"] = per_partition_table(counts, "sessions")
-        meta["sessions_per_user"] = dg.MetadataValue.md(query_markdown(
-            con,
-            "SELECT min(n) AS min, median(n) AS median, avg(n) AS mean, quantile_disc(n, 0.99) AS p99, max(n) AS max "
-            "FROM (SELECT count(*) AS n FROM read_parquet($f, hive_partitioning = false) GROUP BY user_id)", f,
-        ))
-        meta["session_shape"] = dg.MetadataValue.md(query_markdown(
-            con,
-            "SELECT median(total_impressions) AS median_impressions, median(duration_min) AS median_minutes, "
-            "max(daily_session_idx) AS max_sessions_in_a_day FROM read_parquet($f, hive_partitioning = false)", f,
-        ))
+        meta = {**schema_metadata(con, out), **features.metadata()}
+
+        def shape(_key, path):
+            f = {"f": literal_paths([path])}
+            return {
+                "sessions_per_user": query_table(
+                    con, "SELECT min(n) AS min, median(n) AS median, avg(n) AS mean, quantile_disc(n, 0.99) AS p99, "
+                    "max(n) AS max FROM (SELECT count(*) AS n FROM read_parquet($f, hive_partitioning = false) "
+                    "GROUP BY user_id)", f),
+                "session_shape": query_table(
+                    con, "SELECT median(total_impressions) AS median_impressions, median(duration_min) AS "
+                    "median_minutes, max(daily_session_idx) AS max_sessions_in_a_day "
+                    "FROM read_parquet($f, hive_partitioning = false)", f),
+            }
+
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), shape)  # a row per session
         results = [
             checks.nothing_from_label_period(con, CALENDAR, out, users, "last_request_ms"),
             check("impressions_accounted", in_sessions == in_window, f"{in_sessions} in sessions, {in_window} in windows"),

@@ -4,11 +4,7 @@ import dagster as dg
 
 from churn_dagster.defs import checks
 from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
-from churn_dagster.defs.metadata import (
-    parquet_metadata,
-    per_partition_table,
-    query_markdown,
-)
+from churn_dagster.defs.metadata import add_partition_metadata, query_table, schema_metadata
 from churn_dagster.defs.partitions import CALENDAR, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -16,20 +12,20 @@ from churn_dagster.transforms import features as feature_sql
 from churn_dagster.transforms.duck import literal_paths
 
 
-def _feature_result(con, lake, cohorts, table: str, counts: dict, last_ms_column: str,
+def _feature_result(context, con, lake, cohorts, table: str, last_ms_column: str,
                     settings: FeatureSettingsResource) -> dg.MaterializeResult:
     out = checks.lake_paths(lake, table, cohorts)
     users = checks.lake_paths(lake, "cohort_users", cohorts)
     numeric = [c for c in checks.numeric_columns(con, out) if c != last_ms_column]
-    meta = parquet_metadata(con, out)
-    meta.update(settings.metadata())
-    meta["users_per_cohort"] = per_partition_table(counts, "users")
+    meta = {**schema_metadata(con, out), **settings.metadata()}
     summary = " UNION ALL ".join(
         f"SELECT '{c}' AS feature, avg({c}) AS mean, stddev_pop({c}) AS std, min({c}) AS min, max({c}) AS max, "
         f"count_if({c} IS NULL) AS nulls FROM read_parquet($f, hive_partitioning = false)"
         for c in numeric
     )
-    meta["feature_summary"] = dg.MetadataValue.md(query_markdown(con, summary, {"f": literal_paths(out)}))
+    add_partition_metadata(  # a row per cohort user
+        context, con, dict(zip(context.partition_keys, out, strict=True)),
+        lambda _key, path: {"feature_summary": query_table(con, summary, {"f": literal_paths([path])})})
     results = [
         checks.one_row_per_cohort_user(con, out, users),
         checks.nothing_from_label_period(con, CALENDAR, out, users, last_ms_column),
@@ -59,8 +55,8 @@ def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
 def static_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_follow_count)
-        return _feature_result(con, lake.lake, cohorts, "static_features", counts, "last_impression_ms", features)
+        feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_follow_count)
+        return _feature_result(context, con, lake.lake, cohorts, "static_features", "last_impression_ms", features)
 
 
 @dg.asset(
@@ -76,6 +72,6 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource, featu
 def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
-                                                features.use_follow_count)
-        return _feature_result(con, lake.lake, cohorts, "kpi_features", counts, "last_impression_ms", features)
+        feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
+                                       features.use_follow_count)
+        return _feature_result(context, con, lake.lake, cohorts, "kpi_features", "last_impression_ms", features)

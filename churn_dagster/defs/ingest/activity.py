@@ -7,7 +7,7 @@ import dagster as dg
 
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import check, parquet_metadata, per_partition_table
+from churn_dagster.defs.metadata import add_partition_metadata, check, schema_metadata
 from churn_dagster.defs.partitions import day_partitions
 from churn_dagster.defs.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -34,7 +34,8 @@ from churn_dagster.transforms.duck import literal_paths
 def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     days = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        counts = {d: cohort_sql.build_user_day_activity(con, lake.lake, d) for d in days}
+        for d in days:
+            cohort_sql.build_user_day_activity(con, lake.lake, d)
         out = [lake.lake.daily("user_day_activity", d) for d in days]
         raw = literal_paths(lake.lake.raw_day("impression_data", d) for d in days)
         summed = con.execute(
@@ -42,8 +43,8 @@ def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> 
             {"f": literal_paths(out)},
         ).fetchone()[0]
         raw_rows = con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata($f)", {"f": raw}).fetchone()[0]
-        meta = parquet_metadata(con, out)
-        meta["active_users_per_day"] = per_partition_table(counts, "active users")
+        meta = schema_metadata(con, out)
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)))  # a row per active user
         results = [
             check("impressions_accounted", summed == raw_rows, f"{summed} summed vs {raw_rows} raw rows"),
             checks.unique_rows(con, "one_row_per_user_day", out, "(user_id, dt)"),

@@ -10,12 +10,7 @@ from datetime import date
 import dagster as dg
 
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import (
-    check,
-    markdown_table,
-    parquet_metadata,
-    per_partition_table,
-)
+from churn_dagster.defs.metadata import add_partition_metadata, check, parquet_metadata, schema_metadata, table
 from churn_dagster.defs.partitions import CALENDAR, day_partitions
 from churn_dagster.defs.resources import LakeResource, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
@@ -50,12 +45,12 @@ def _checks(name: str) -> list[dg.AssetCheckSpec]:
 
 
 def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, list[dg.AssetCheckResult]]:
-    meta = parquet_metadata(con, files)
+    """The run's metadata (what was read from the source files and where it went) and its checks."""
+    meta = parquet_metadata(con, files) if not spec.daily else schema_metadata(con, files)
     loaded_on_disk = parquet_rows(con, files)
     quarantined_on_disk = parquet_rows(con, result.quarantine_files)
     expected = stored_columns(spec)
     stored = [c.name for c in meta["dagster/column_schema"].columns]
-    reasons = markdown_table(["reason", "rows"], sorted(result.quarantined_by_reason.items())) or "none"
     meta.update(
         {
             "source_files": dg.MetadataValue.md("\n".join(f"- `{s}`" for s in result.sources)),
@@ -63,12 +58,10 @@ def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, 
             "rows_loaded": dg.MetadataValue.int(result.total_loaded),
             "rows_quarantined": dg.MetadataValue.int(result.rows_quarantined),
             "rows_outside_run_days": dg.MetadataValue.int(result.rows_outside_run),
-            "quarantine_reasons": dg.MetadataValue.md(reasons),
-            "quarantine_files": dg.MetadataValue.md("\n".join(f"- `{q}`" for q in result.quarantine_files)),
+            "quarantine_reasons": table(["reason", "rows"], sorted(result.quarantined_by_reason.items())),
+            "quarantine_files": dg.MetadataValue.md("\n".join(f"- `{q}`" for q in result.quarantine_files) or "none"),
         }
     )
-    if spec.daily:
-        meta["rows_per_day"] = per_partition_table(result.rows_loaded)
     share = result.rows_quarantined / max(result.rows_read, 1)
     checks = [
         check("schema_matches", stored == expected, f"expected {expected}", stored=str(stored)),
@@ -88,13 +81,13 @@ def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, 
     return meta, checks
 
 
-def _impression_extras(con, files) -> dict:
-    """Cheap figures of the loaded impressions: pooled CTR, parsed swipe-down lists, actions without a click."""
+def _impression_extras(con, path) -> dict:
+    """Cheap figures of one day's loaded impressions: pooled CTR, parsed swipe-down lists, actions without a click."""
     rows, clicks, lists, unclicked_actions = con.execute(
         """SELECT count(*), count_if(is_click), count(detail_items),
                   count_if(NOT is_click AND (is_like OR is_comment OR is_share OR is_view_comment OR is_into_homepage))
            FROM read_parquet($f, hive_partitioning = false)""",
-        {"f": literal_paths(files)},
+        {"f": literal_paths([path])},
     ).fetchone()
     return {
         "pooled_ctr": dg.MetadataValue.float(clicks / max(rows, 1)),
@@ -131,8 +124,9 @@ def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
             result = ingest(con, spec, files_in, lake.lake, CALENDAR, days)
             out = [lake.lake.raw_day(spec.stem, d) for d in days] if days else [lake.lake.raw_snapshot(spec.stem)]
             meta, checks = _report(spec, result, con, out)
-            if spec is fmt.IMPRESSIONS:
-                meta.update(_impression_extras(con, out))
+            if days:
+                extras = (lambda _key, path: _impression_extras(con, path)) if spec is fmt.IMPRESSIONS else None
+                add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), extras)
         context.log.info(
             f"{spec.stem}: read {result.rows_read}, loaded {result.total_loaded}, "
             f"quarantined {result.rows_quarantined}, outside run {result.rows_outside_run}"

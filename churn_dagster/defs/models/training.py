@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from churn_dagster.defs.metadata import check, markdown_table
+from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, hyperparameters, model_name
 from churn_dagster.defs.models.mlflow_logging import (
@@ -44,7 +44,7 @@ from churn_dagster.transforms.lake import Lake, read_cohort_tables, require
 def _summary_rows(results: dict[str, SchemeResult], target: str) -> list[tuple]:
     return [
         (s, r.train_users, r.test_users, headline_auc(target, r.val_metrics), headline_auc(target, r.test_metrics),
-         r.test_metrics["accuracy"], r.test_metrics["f1_macro"], f"{r.seconds:.1f}")
+         r.test_metrics["accuracy"], r.test_metrics["f1_macro"], round(r.seconds, 1))
         for s, r in results.items()
     ]
 
@@ -111,10 +111,10 @@ def _train_and_register(context, family: str, target: str, cohort: date, cohorts
     })
     yield dg.MaterializeResult(
         metadata={
-            "metrics": dg.MetadataValue.md(markdown_table(
+            "metrics": table(
                 ["split", "train users", "test users", "val AUC", "test AUC", "test accuracy", "test macro F1", "seconds"],
                 _summary_rows(results, target),
-            )),
+            ),
             **{f"mlflow_run_{scheme}": dg.MetadataValue.url(url) for scheme, url in urls.items()},
             "registered_model": dg.MetadataValue.text(f"{name} v{version}"),
             "champion": dg.MetadataValue.text(promotion.describe()),

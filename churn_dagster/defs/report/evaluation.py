@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from churn_dagster.defs.constants import OWNERS, TARGETS
-from churn_dagster.defs.metadata import frame_markdown, image_markdown
+from churn_dagster.defs.metadata import frame_markdown, frame_table, image_markdown
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, MODEL_CODE_VERSION, model_name
 from churn_dagster.defs.partitions import cohort_partitions, training_window
@@ -120,9 +120,9 @@ def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
                          "attention_hybrid") if k in figures]
     return dg.MaterializeResult(metadata={
-        "models_vs_reference": dg.MetadataValue.md(frame_markdown(headline)),
-        "binary_churn": dg.MetadataValue.md(frame_markdown(tables["binary"])),
-        "five_levels": dg.MetadataValue.md(frame_markdown(tables["level"])),
+        "models_vs_reference": frame_table(headline),
+        "binary_churn": frame_table(tables["binary"]),
+        "five_levels": frame_table(tables["level"]),
         "explanations": dg.MetadataValue.md(explanation),
         "figures": dg.MetadataValue.md("\n\n".join(image_markdown(folder / figures[k].name, k) for k in shown)),
         "report": dg.MetadataValue.path(str(folder / "report.md")),

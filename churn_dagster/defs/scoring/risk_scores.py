@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from churn_dagster.defs.constants import OWNERS, TARGETS
-from churn_dagster.defs.metadata import check, image_markdown, markdown_table
+from churn_dagster.defs.metadata import check, frame_table, image_markdown
+from churn_dagster.defs.metadata import table as metadata_table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, MODEL_CODE_VERSION, model_name
 from churn_dagster.defs.partitions import (
@@ -110,7 +111,7 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     level_probs = table.filter(like="p_").to_numpy()
     window_users = len(pd.read_parquet(area.cohort("cohort_users", window), columns=["user_id"]))
     counts = table["predicted_level_name"].value_counts()
-    comparison = [(t, name, f"{auc:.4f}" if auc is not None else "cannot score these rows")
+    comparison = [(t, name, auc)  # None: the champion cannot score these rows
                   for t in TARGETS for name, auc in aucs[t].items()]
     return dg.MaterializeResult(
         metadata={
@@ -118,13 +119,13 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
             "scored_cohort": dg.MetadataValue.text(window.isoformat()),
             "churn_model": dg.MetadataValue.text(chosen["binary"].describe()),
             "level_model": dg.MetadataValue.text(chosen["level"].describe()),
-            "champions_on_the_same_users": dg.MetadataValue.md(markdown_table(["target", "champion", "AUC"], comparison)),
+            "champions_on_the_same_users": metadata_table(["target", "champion", "AUC"], comparison),
             "mean_churn_probability": dg.MetadataValue.float(float(table["churn_probability"].mean()) if len(table) else 0.0),
-            "users_per_predicted_level": dg.MetadataValue.md(markdown_table(
-                ["level", "users"], [(name, int(counts.get(name, 0))) for name in scoring.LEVEL_NAMES])),
+            "users_per_predicted_level": metadata_table(
+                ["level", "users"], [(name, int(counts.get(name, 0))) for name in scoring.LEVEL_NAMES]),
             "churn_probability_histogram": dg.MetadataValue.md(image_markdown(
                 folder / "churn_probability_histogram.png", "histogram")),
-            "highest_risk": dg.MetadataValue.md(markdown_table(list(table.columns[:4]), table.head(10).iloc[:, :4].values)),
+            "highest_risk": frame_table(table.head(10).iloc[:, :4]),
             "path": dg.MetadataValue.path(str(folder / "churn_risk_scores.parquet")),
         },
         check_results=[

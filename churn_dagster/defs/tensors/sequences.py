@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import check, markdown_table
+from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.partitions import cohort_partitions
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -71,24 +71,24 @@ def _verify(lake: Lake, cohort) -> dict[str, tuple[bool, str]]:
 )
 def sequence_tensors(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
-    rows, verdicts = [], {}
+    verdicts = {}
     with lake.connect() as con:
-        for cohort in cohorts:
+        for key, cohort in zip(context.partition_keys, cohorts, strict=True):
             summary = tensor_build.build_tensors(con, lake.lake, cohort, features.max_sessions)
-            rows.append((cohort.isoformat(), summary.users, summary.sessions, summary.truncated_users,
-                         json.dumps(summary.split_counts, sort_keys=True)))
+            context.add_asset_metadata({
+                "dagster/row_count": dg.MetadataValue.int(summary.users),  # a row per user
+                "sessions": dg.MetadataValue.int(summary.sessions),
+                "truncated_users": dg.MetadataValue.int(summary.truncated_users),
+                "users_per_split": table(["split", "users"], sorted(summary.split_counts.items())),
+                "path": dg.MetadataValue.path(str(lake.lake.tensors(cohort))),
+            }, partition_key=key)
             for name, (ok, text) in _verify(lake.lake, cohort).items():
                 prev_ok, prev_text = verdicts.get(name, (True, ""))
                 verdicts[name] = (prev_ok and ok, f"{prev_text}{cohort}: {text}; ")
     meta = {
-        "dagster/row_count": dg.MetadataValue.int(sum(r[1] for r in rows)),
-        "tensors": dg.MetadataValue.md(
-            markdown_table(["cohort", "users", "sessions", "truncated users", "split"], rows)
-        ),
         "sequence_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.SEQUENCE_FEATURES)),
         "static_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.STATIC_FEATURES)),
         **features.metadata(),
-        "path": dg.MetadataValue.path(str(lake.lake.root / "tensors")),
     }
     return dg.MaterializeResult(
         metadata=meta, check_results=[check(name, ok, text) for name, (ok, text) in verdicts.items()]
