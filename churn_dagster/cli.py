@@ -121,12 +121,13 @@ def _materialize(args: argparse.Namespace) -> None:
         os.environ["CHURN_DATA_DIR"] = str(args.data_dir.resolve())
     if args.data_only and args.max_epochs is not None:
         raise SettingsError(["--max-epochs caps the training, which --data-only leaves out"])
-    settings_from_env()  # every CHURN_* variable, before Dagster and the code location load
+    checked = settings_from_env()  # every CHURN_* variable, before Dagster and the code location load
     home = _dagster_home()
 
     import dagster as dg
 
     from churn_dagster.definitions import defs
+    from churn_dagster.defs.mlflow_resource import local_tracking_uri
     from churn_dagster.defs.partitions import CALENDAR
     from churn_dagster.runs.runner import (
         data_graph_steps,
@@ -137,7 +138,8 @@ def _materialize(args: argparse.Namespace) -> None:
         whole_graph_steps,
     )
 
-    data_dir = Path(defs.resources["lake"].data_dir)
+    data_dir = checked.data_dir  # what the resources read when the runs start
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(data_dir)
     if args.data_only:
         steps = data_graph_steps(CALENDAR)
     else:
@@ -159,8 +161,8 @@ def _materialize(args: argparse.Namespace) -> None:
             "  models/<model>/cohort=YYYY-MM-DD/              metrics.json, test_predictions.parquet",
             "  reports/evaluation/cohort=YYYY-MM-DD/report.md model comparison, figures, explanations",
             "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
-            f"MLflow runs and registry: {defs.resources['mlflow'].tracking_uri}",
-            f"  mlflow ui --backend-store-uri {defs.resources['mlflow'].tracking_uri} --host 127.0.0.1",
+            f"MLflow runs and registry: {tracking_uri}",
+            f"  mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1",
         ]
     lines.append(f"Dagster runs are recorded under DAGSTER_HOME={home}; browse them with `dagster dev`.")
     print("\n" + "\n".join(lines))

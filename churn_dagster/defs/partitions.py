@@ -62,3 +62,8 @@ def training_cohorts(cohort: date) -> list[date]:
 def scored_cohort(cohort: date) -> date:
     """The cohort whose observation window scoring partition ``cohort`` scores."""
     return cohort + timedelta(days=CALENDAR.label_days)
+
+
+def days_read(dts: range) -> dg.MetadataValue:
+    """The day numbers ``dts`` as the calendar days a partition read, for its metadata."""
+    return dg.MetadataValue.text(f"{CALENDAR.day(dts[0])} .. {CALENDAR.day(dts[-1])} ({len(dts)} days)")

@@ -133,7 +133,8 @@ class FeatureSettingsResource(dg.ConfigurableResource):
 def from_environment(variable: str, default, whole_number: bool = False):
     """``dg.EnvVar(variable)`` when the variable is set, so that the Resources tab of the UI names it and each run
     reads it as it starts; ``default`` (the validated default of :mod:`churn_dagster.settings`) otherwise.
-    Dagster reads text and whole numbers from the environment; other types take their validated value."""
+    Dagster reads text and whole numbers from the environment; other types, and fields with bounds (which
+    Dagster checks on plain values only), take their validated value."""
     if not os.environ.get(variable, "").strip():
         return default
     return dg.EnvVar.int(variable) if whole_number else dg.EnvVar(variable)
@@ -159,7 +160,7 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "features": FeatureSettingsResource(
             session_gap_minutes=checked.session_gap_minutes,
-            max_sessions=from_environment("CHURN_MAX_SESSIONS", checked.max_sessions, whole_number=True),
+            max_sessions=checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
             split_seed=from_environment("CHURN_SPLIT_SEED", checked.split_seed, whole_number=True),
             use_follow_count=checked.use_follow_count,
         ),

@@ -8,7 +8,7 @@ from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
 from churn_dagster.defs.metadata import add_partition_metadata, check, query_table, schema_metadata, table
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, label_days
+from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_read, label_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.domain.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS
@@ -81,6 +81,7 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
             share = con.execute("SELECT coalesce(avg(churned::INT), 0) FROM read_parquet($f, hive_partitioning = false)",
                                 f).fetchone()[0]
             return {
+                "reads_days": days_read(CALENDAR.label_dts(parse_day(key))),
                 "level_distribution": query_table(
                     con, f"SELECT level, {_LEVEL_NAME} AS name, count(*) AS users, "
                     "round(count(*) / sum(count(*)) OVER (), 4) AS share "

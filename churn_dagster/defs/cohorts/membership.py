@@ -6,7 +6,7 @@ from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
 from churn_dagster.defs.metadata import add_partition_metadata, check, schema_metadata
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_until_cohort
+from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_read, days_until_cohort
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import cohorts as cohort_sql
@@ -47,7 +47,8 @@ def cohort_users(context: dg.AssetExecutionContext, lake: LakeResource, features
                 {"u": literal_paths(out), "a": earlier},
             ).fetchone()[0]
         meta = {**schema_metadata(con, out), **features.metadata()}
-        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)))
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)),
+                               lambda key, _path: {"reads_days": days_read(range(1, CALENDAR.dt(parse_day(key)) + 1))})
         empty = [c.isoformat() for c, n in sorted(counts.items()) if n == 0]
         if empty:
             meta["note"] = dg.MetadataValue.text(

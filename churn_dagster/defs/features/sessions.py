@@ -5,7 +5,7 @@ import dagster as dg
 from churn_dagster.defs import checks
 from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
 from churn_dagster.defs.metadata import add_partition_metadata, check, query_table, schema_metadata
-from churn_dagster.defs.partitions import CALENDAR, observation_days
+from churn_dagster.defs.partitions import CALENDAR, days_read, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import sessions as session_sql
@@ -45,9 +45,10 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
         ).fetchone()[0]
         meta = {**schema_metadata(con, out), **features.metadata()}
 
-        def shape(_key, path):
+        def shape(key, path):
             f = {"f": literal_paths([path])}
             return {
+                "reads_days": days_read(CALENDAR.observation_dts(parse_day(key))),
                 "sessions_per_user": query_table(
                     con, "SELECT min(n) AS min, median(n) AS median, avg(n) AS mean, quantile_disc(n, 0.99) AS p99, "
                     "max(n) AS max FROM (SELECT count(*) AS n FROM read_parquet($f, hive_partitioning = false) "

@@ -5,7 +5,7 @@ import dagster as dg
 from churn_dagster.defs import checks
 from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
 from churn_dagster.defs.metadata import add_partition_metadata, query_table, schema_metadata
-from churn_dagster.defs.partitions import CALENDAR, observation_days
+from churn_dagster.defs.partitions import CALENDAR, days_read, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import features as feature_sql
@@ -25,7 +25,8 @@ def _feature_result(context, con, lake, cohorts, table: str, last_ms_column: str
     )
     add_partition_metadata(  # a row per cohort user
         context, con, dict(zip(context.partition_keys, out, strict=True)),
-        lambda _key, path: {"feature_summary": query_table(con, summary, {"f": literal_paths([path])})})
+        lambda key, path: {"feature_summary": query_table(con, summary, {"f": literal_paths([path])}),
+                           "reads_days": days_read(CALENDAR.observation_dts(parse_day(key)))})
     results = [
         checks.one_row_per_cohort_user(con, out, users),
         checks.nothing_from_label_period(con, CALENDAR, out, users, last_ms_column),

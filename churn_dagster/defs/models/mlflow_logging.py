@@ -1,6 +1,7 @@
 """What every training run leaves behind: MLflow params, curves, metrics, plots and the model, plus the
 files the evaluation report reads from the model asset."""
 
+import importlib.metadata
 import json
 import tempfile
 from pathlib import Path
@@ -99,8 +100,14 @@ def log_sklearn_like_model(result: SchemeResult, X_sample, flavor: str) -> str:
                                         pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"])
     else:
         info = mlflow.xgboost.log_model(result.model, name="model", signature=signature, input_example=X_sample.head(3),
-                                        pip_requirements=[f"xgboost=={xgboost.__version__}"])
+                                        pip_requirements=[f"{_distribution('xgboost')}=={xgboost.__version__}"])
     return info.model_uri
+
+
+def _distribution(module: str) -> str:
+    """The installed distribution providing ``module`` (``xgboost-cpu`` here, ``xgboost`` on a CUDA image), so a
+    model's requirements name what was actually used."""
+    return importlib.metadata.packages_distributions().get(module, [module])[0]
 
 
 def write_model_outputs(folder: Path, results: dict[str, SchemeResult], summary: dict) -> None:
