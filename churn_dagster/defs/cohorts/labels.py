@@ -7,7 +7,7 @@ import dagster as dg
 from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import add_partition_metadata, check, query_table, schema_metadata, table
+from churn_dagster.defs.metadata import add_partition_metadata, query_table, schema_metadata, table
 from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_read, label_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
@@ -46,10 +46,10 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
     partitions_def=cohort_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
-        dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits"),
-        dg.AssetCheckSpec("label_shares_sane", asset="label_scores",
-                          description="Churn share within 5-95% (judged from 100 users on), every level boundary "
-                          "respected, scores in [0, 1]."),
+        dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True),
+        dg.AssetCheckSpec("label_shares_sane", asset="label_scores", blocking=True,
+                          description="Every level boundary respected and scores in [0, 1] (blocks the models); a churn "
+                          "share outside 5-95% (judged from 100 users on) only warns."),
     ],
 )
 def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
@@ -105,9 +105,10 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
     share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
     share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else
                   f"{users} users, too few to judge the churn share")
-    yield check(
-        "label_shares_sane",
-        share_ok and bad_levels == 0 and out_of_range == 0,
-        f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
-        asset_key="label_scores",
+    consistent = bad_levels == 0 and out_of_range == 0
+    # A broken level or score is an error that stops the models; an unusual churn share only warns.
+    yield dg.AssetCheckResult(
+        check_name="label_shares_sane", asset_key="label_scores", passed=share_ok and consistent,
+        severity=dg.AssetCheckSeverity.ERROR if not consistent else dg.AssetCheckSeverity.WARN,
+        description=f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
     )

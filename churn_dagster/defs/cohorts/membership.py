@@ -26,8 +26,8 @@ from churn_dagster.transforms.duck import literal_paths
     automation_condition=cohort_ready,
     deps=[dg.AssetDep("user_day_activity", partition_mapping=days_until_cohort)],
     check_specs=[
-        dg.AssetCheckSpec("unique_users", asset="cohort_users", description="No user in two cohorts."),
-        dg.AssetCheckSpec("first_appearance", asset="cohort_users",
+        dg.AssetCheckSpec("unique_users", asset="cohort_users", blocking=True, description="No user in two cohorts."),
+        dg.AssetCheckSpec("first_appearance", asset="cohort_users", blocking=True,
                           description="No cohort user has activity before the cohort day."),
     ],
 )

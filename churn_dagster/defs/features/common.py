@@ -19,7 +19,7 @@ FEATURE_ASSET = dict(
 
 def leakage_spec(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
-        "no_label_period_rows", asset=asset, description="No input impression at or after the label period's start."
+        "no_label_period_rows", asset=asset, blocking=True, description="No input impression at or after the label period's start."
     )
 
 

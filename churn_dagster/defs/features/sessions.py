@@ -19,9 +19,9 @@ from churn_dagster.transforms.duck import literal_paths
     deps=["cohort_users", dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
     check_specs=[
         leakage_spec("sessions"),
-        dg.AssetCheckSpec("impressions_accounted", asset="sessions",
+        dg.AssetCheckSpec("impressions_accounted", asset="sessions", blocking=True,
                           description="Session impressions add up to the users' observation-window impressions."),
-        dg.AssetCheckSpec("gap_rule", asset="sessions", description="Consecutive sessions are at least the gap apart."),
+        dg.AssetCheckSpec("gap_rule", asset="sessions", blocking=True, description="Consecutive sessions are at least the gap apart."),
     ],
     **FEATURE_ASSET,
 )

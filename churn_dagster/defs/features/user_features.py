@@ -37,9 +37,9 @@ def _feature_result(context, con, lake, cohorts, table: str, last_ms_column: str
 
 def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec("one_row_per_cohort_user", asset=asset),
+        dg.AssetCheckSpec("one_row_per_cohort_user", asset=asset, blocking=True),
         leakage_spec(asset),
-        dg.AssetCheckSpec("finite_values", asset=asset, description="No NaN or infinite value."),
+        dg.AssetCheckSpec("finite_values", asset=asset, blocking=True, description="No NaN or infinite value."),
     ]
 
 

@@ -26,9 +26,9 @@ from churn_dagster.transforms.duck import literal_paths
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["raw_impressions"],
     check_specs=[
-        dg.AssetCheckSpec("impressions_accounted", asset="user_day_activity",
+        dg.AssetCheckSpec("impressions_accounted", asset="user_day_activity", blocking=True,
                           description="Summed impressions equal the raw impression rows of the same days."),
-        dg.AssetCheckSpec("one_row_per_user_day", asset="user_day_activity"),
+        dg.AssetCheckSpec("one_row_per_user_day", asset="user_day_activity", blocking=True),
     ],
 )
 def user_day_activity(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:

@@ -30,7 +30,7 @@ ASSET_NAMES = {
 
 def _checks(name: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec("schema_matches", asset=name, description="Stored columns and types are the canonical ones."),
+        dg.AssetCheckSpec("schema_matches", asset=name, blocking=True, description="Stored columns and types are the canonical ones."),
         dg.AssetCheckSpec(
             "rows_accounted",
             asset=name,

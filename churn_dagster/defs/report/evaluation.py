@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from churn_dagster.defs.constants import OWNERS, TARGETS
-from churn_dagster.defs.metadata import frame_markdown, frame_table, image_markdown
+from churn_dagster.defs.metadata import check, frame_markdown, frame_table, image_markdown
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, MODEL_CODE_VERSION, model_name
 from churn_dagster.defs.partitions import cohort_partitions, training_window
@@ -81,6 +81,10 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
     partitions_def=cohort_partitions,
     deps=[model_name(f, t) for f in FAMILIES for t in TARGETS] + [
         dg.AssetDep(a, partition_mapping=training_window) for a in ("kpi_features", "label_scores", "sequence_tensors")],
+    check_specs=[dg.AssetCheckSpec(
+        "covers_every_model", asset="evaluation_report",
+        description="Both comparison tables hold every family under every protocol its models trained, and every "
+        "figure the report embeds was written.")],
 )
 def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     import mlflow as mlflow_api  # the model code is imported when the report runs, not when definitions load
@@ -119,7 +123,13 @@ def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
             url = mlflow.run_url(run.info.run_id)
     shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
                          "attention_hybrid") if k in figures]
-    return dg.MaterializeResult(metadata={
+    expected = {(report.FAMILY_LABELS[f], report.SCHEME_LABELS[scheme]) for f in FAMILIES for scheme in metrics["binary"][f]["schemes"]}
+    listed = {t: set(zip(table["model"], table["split"], strict=True)) for t, table in tables.items()}
+    missing_figures = [k for k, path in figures.items() if not (folder / path.name).exists()]
+    complete = check("covers_every_model", all(rows == expected for rows in listed.values()) and not missing_figures,
+                     f"{len(expected)} (model, protocol) rows expected; binary table {len(listed['binary'])}, "
+                     f"level table {len(listed['level'])}; figures missing: {missing_figures or 'none'}")
+    return dg.MaterializeResult(check_results=[complete], metadata={
         "models_vs_reference": frame_table(headline),
         "binary_churn": frame_table(tables["binary"]),
         "five_levels": frame_table(tables["level"]),

@@ -65,7 +65,7 @@ def _verify(lake: Lake, cohort) -> dict[str, tuple[bool, str]]:
     automation_condition=cohort_ready,
     deps=["sessions", "static_features", "label_scores", "user_splits"],
     check_specs=[
-        dg.AssetCheckSpec(name, asset="sequence_tensors")
+        dg.AssetCheckSpec(name, asset="sequence_tensors", blocking=True)
         for name in ("offsets_consistent", "finite_values", "unique_users", "training_moments_stored")
     ],
 )
