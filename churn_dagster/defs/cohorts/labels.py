@@ -4,11 +4,21 @@ import json
 
 import dagster as dg
 
-from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
+from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import add_partition_metadata, query_table, schema_metadata, table
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_read, label_days
+from churn_dagster.defs.metadata import (
+    add_partition_metadata,
+    query_table,
+    schema_metadata,
+    table,
+)
+from churn_dagster.defs.partitions import (
+    CALENDAR,
+    cohort_partitions,
+    days_read,
+    label_days,
+)
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.domain.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS

@@ -2,11 +2,10 @@
 
 import dagster as dg
 
-from churn_dagster.defs.automation.conditions import cohort_ready
 from churn_dagster.defs import checks
-from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.asset_attributes import cohort_asset
 from churn_dagster.defs.metadata import add_partition_metadata, check, schema_metadata
-from churn_dagster.defs.partitions import CALENDAR, cohort_partitions, days_read, days_until_cohort
+from churn_dagster.defs.partitions import CALENDAR, days_read, days_until_cohort
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import cohorts as cohort_sql
@@ -17,13 +16,7 @@ from churn_dagster.transforms.duck import literal_paths
     description="Users whose first impression is on the cohort day, with the day numbers (dt) of their "
     "observation window and label period. Reads every day up to the cohort day, since being new on day f "
     "means not being seen before it.",
-    group_name="cohorts",
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=cohort_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=cohort_ready,
+    **cohort_asset("cohorts", code_version="1"),
     deps=[dg.AssetDep("user_day_activity", partition_mapping=days_until_cohort)],
     check_specs=[
         dg.AssetCheckSpec("unique_users", asset="cohort_users", blocking=True, description="No user in two cohorts."),

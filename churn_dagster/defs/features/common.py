@@ -2,19 +2,9 @@
 
 import dagster as dg
 
-from churn_dagster.defs.automation.conditions import cohort_ready
-from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.partitions import cohort_partitions
+from churn_dagster.defs.asset_attributes import cohort_asset
 
-FEATURE_ASSET = dict(
-    group_name="features",
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    code_version="2",
-    partitions_def=cohort_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=cohort_ready,
-)
+FEATURE_ASSET = cohort_asset("features", code_version="2")
 
 
 def leakage_spec(asset: str) -> dg.AssetCheckSpec:

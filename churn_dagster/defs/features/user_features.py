@@ -4,7 +4,11 @@ import dagster as dg
 
 from churn_dagster.defs import checks
 from churn_dagster.defs.features.common import FEATURE_ASSET, leakage_spec
-from churn_dagster.defs.metadata import add_partition_metadata, query_table, schema_metadata
+from churn_dagster.defs.metadata import (
+    add_partition_metadata,
+    query_table,
+    schema_metadata,
+)
 from churn_dagster.defs.partitions import CALENDAR, days_read, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day

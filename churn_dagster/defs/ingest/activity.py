@@ -6,9 +6,8 @@ Cohort membership and the label-period targets read this small table instead of 
 import dagster as dg
 
 from churn_dagster.defs import checks
-from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.asset_attributes import daily_asset
 from churn_dagster.defs.metadata import add_partition_metadata, check, schema_metadata
-from churn_dagster.defs.partitions import day_partitions
 from churn_dagster.defs.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import cohorts as cohort_sql
@@ -18,12 +17,7 @@ from churn_dagster.transforms.duck import literal_paths
 @dg.asset(
     description="One row per user and active day: impressions, clicks, actions, view time, feed requests. "
     "First appearances and label-period activity read this instead of the impression log.",
-    group_name="activity",
-    kinds={"duckdb", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=day_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **daily_asset("activity", code_version="1"),
     deps=["raw_impressions"],
     check_specs=[
         dg.AssetCheckSpec("impressions_accounted", asset="user_day_activity", blocking=True,

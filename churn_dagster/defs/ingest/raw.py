@@ -10,7 +10,13 @@ from datetime import date
 import dagster as dg
 
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import add_partition_metadata, check, parquet_metadata, schema_metadata, table
+from churn_dagster.defs.metadata import (
+    add_partition_metadata,
+    check,
+    parquet_metadata,
+    schema_metadata,
+    table,
+)
 from churn_dagster.defs.partitions import CALENDAR, day_partitions
 from churn_dagster.defs.resources import LakeResource, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt

@@ -18,7 +18,12 @@ import dagster as dg
 import pydantic
 
 from churn_dagster.defs.constants import TARGETS
-from churn_dagster.ml.hyperparameters import LogisticConfig, NetworkShape, TrainConfig, XGBConfig
+from churn_dagster.ml.hyperparameters import (
+    LogisticConfig,
+    NetworkShape,
+    TrainConfig,
+    XGBConfig,
+)
 
 TARGET_SUFFIX = {"binary": "churn", "level": "level"}
 FAMILIES = {

@@ -9,7 +9,12 @@ import numpy as np
 import pandas as pd
 
 from churn_dagster.defs.constants import OWNERS, TARGETS
-from churn_dagster.defs.metadata import check, frame_markdown, frame_table, image_markdown
+from churn_dagster.defs.metadata import (
+    check,
+    frame_markdown,
+    frame_table,
+    image_markdown,
+)
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, MODEL_CODE_VERSION, model_name
 from churn_dagster.defs.partitions import cohort_partitions, training_window

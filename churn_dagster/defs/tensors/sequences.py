@@ -7,10 +7,8 @@ import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
 
-from churn_dagster.defs.automation.conditions import cohort_ready
-from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.asset_attributes import cohort_asset
 from churn_dagster.defs.metadata import check, table
-from churn_dagster.defs.partitions import cohort_partitions
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import tensors as tensor_build
@@ -56,13 +54,7 @@ def _verify(lake: Lake, cohort) -> dict[str, tuple[bool, str]]:
     "a protocol derives the level from) and normalization.json (training-session moments, feature names). Values "
     "are raw: each model fits imputation and scaling on its own training users. Open with numpy "
     "mmap_mode='r' and pad per batch.",
-    group_name="tensors",
-    kinds={"numpy", "duckdb"},
-    owners=OWNERS,
-    code_version="2",
-    partitions_def=cohort_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    automation_condition=cohort_ready,
+    **cohort_asset("tensors", code_version="2", kinds={"numpy", "duckdb"}),
     deps=["sessions", "static_features", "label_scores", "user_splits"],
     check_specs=[
         dg.AssetCheckSpec(name, asset="sequence_tensors", blocking=True)
