@@ -26,6 +26,7 @@ def test_defaults_are_the_readme_table(tmp_path, monkeypatch):
     assert (settings.observation_days, settings.label_days, settings.session_gap_minutes) == (14, 7, 30.0)
     assert (settings.max_sessions, settings.split_seed, settings.duckdb_memory_limit) == (192, 42, "6GB")
     assert (settings.duckdb_threads, settings.training_cohorts, settings.max_epochs) == (os.cpu_count(), 7, None)
+    assert (settings.use_follow_count, settings.use_content_stats) == (False, True)
     assert settings.data_dir == tmp_path / "data" and settings.source_dir == tmp_path / "data" / "source"
     assert Calendar() == Calendar(settings.first_day, settings.last_day, settings.observation_days, settings.label_days)
 
@@ -56,6 +57,7 @@ BAD = {
     "CHURN_DUCKDB_THREADS": (str(CPUS + 1), f"a whole number from 1 to {CPUS}"),
     "CHURN_TRAINING_COHORTS": ("seven", "a whole number of cohorts, at least 1"),
     "CHURN_MAX_EPOCHS": ("0", "a whole number of epochs, at least 1"),
+    "CHURN_USE_CONTENT_STATS": ("yes", "0 or 1 (true or false)"),
 }
 
 
