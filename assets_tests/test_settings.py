@@ -34,13 +34,15 @@ def test_defaults_are_the_readme_table(tmp_path, monkeypatch):
 def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
     for name, value in {"CHURN_FIRST_DAY": "2020-01-01", "CHURN_LAST_DAY": "2020-01-25", "CHURN_LABEL_DAYS": "5",
                         "CHURN_SESSION_GAP_MINUTES": "12.5", "CHURN_MAX_SESSIONS": "64", "CHURN_SPLIT_SEED": "-3",
-                        "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1"}.items():
+                        "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1",
+                        "CHURN_USE_CONTENT_STATS": "0"}.items():
         monkeypatch.setenv(name, value)
     assert calendar_from_env() == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
     resources = resources_from_env()
     assert (resources["lake"].duckdb_memory_limit, resources["lake"].duckdb_threads) == ("512MB", 1)
     features = resources["features"]
     assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
+    assert features.use_content_stats is False
 
 
 CPUS = os.cpu_count()
