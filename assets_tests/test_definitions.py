@@ -22,7 +22,7 @@ EXPECTED_UPSTREAM = {
     "static_features": {"cohort_users", "sessions", "raw_user_demographics", "user_day_activity"},
     "kpi_features": {
         "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
-        "user_day_activity",
+        "user_day_activity", "raw_mlog_stats", "raw_creator_stats",
     },
     "sequence_tensors": {"sessions", "static_features", "label_scores", "user_splits"},
     **{f"{family}_{target}": {"sequence_tensors"} for family in ("lstm", "hybrid_lstm") for target in ("churn", "level")},
@@ -34,7 +34,7 @@ EXPECTED_UPSTREAM = {
     },
     "scoring_window": {
         "user_day_activity", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics",
-        "raw_creator_demographics",
+        "raw_creator_demographics", "raw_mlog_stats", "raw_creator_stats",
     },
     "churn_risk_scores": {"scoring_window", "kpi_features", "label_scores", "sequence_tensors",
                           *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
@@ -86,6 +86,8 @@ def test_cohort_reads_exactly_its_windows(graph):
 
     obs = upstream_days(sessions, "raw_impressions")
     assert (obs[0], obs[-1], len(obs)) == ("2019-11-05", "2019-11-18", 14)
+    for stats in ("raw_mlog_stats", "raw_creator_stats"):
+        assert _upstream(graph, "kpi_features", stats, "2019-11-05") == obs
     lab = upstream_days(labels, "user_day_activity")
     assert (lab[0], lab[-1], len(lab)) == ("2019-11-19", "2019-11-25", 7)
     before = upstream_days(members, "user_day_activity")
@@ -103,6 +105,8 @@ def test_the_scoring_window_reads_its_days_through_its_mappings(graph):
     """Scoring partition 2019-11-10 scores the users first seen on 11-17, whose 14 days end on 11-30."""
     days = _upstream(graph, "scoring_window", "raw_impressions", "2019-11-10")
     assert (days[0], days[-1], len(days)) == ("2019-11-17", "2019-11-30", 14)
+    for stats in ("raw_mlog_stats", "raw_creator_stats"):
+        assert _upstream(graph, "scoring_window", stats, "2019-11-10") == days
     members = _upstream(graph, "scoring_window", "user_day_activity", "2019-11-10")
     assert (members[0], members[-1]) == ("2019-11-01", "2019-11-17")
     assert _upstream(graph, "churn_risk_scores", "hybrid_lstm_level", "2019-11-10") == ["2019-11-10"]

@@ -40,7 +40,7 @@ def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
     for name, value in {"CHURN_FIRST_DAY": "2020-01-01", "CHURN_LAST_DAY": "2020-01-25", "CHURN_LABEL_DAYS": "5",
                         "CHURN_SESSION_GAP_MINUTES": "12.5", "CHURN_MAX_SESSIONS": "64", "CHURN_SPLIT_SEED": "-3",
                         "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1",
-                        "CHURN_SOURCE_DIR": "/srv/landing"}.items():
+                        "CHURN_SOURCE_DIR": "/srv/landing", "CHURN_USE_CONTENT_STATS": "0"}.items():
         monkeypatch.setenv(name, value)
     assert calendar_from_env() == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
     resources = environment_resources()
@@ -51,6 +51,7 @@ def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
         assert (built.lake.duckdb_memory_limit, built.lake.duckdb_threads) == ("512MB", 1)
         features = built.features
         assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
+        assert features.use_content_stats is False
 
 
 CPUS = os.cpu_count()

@@ -81,6 +81,7 @@ class Settings:
     training_cohorts: int = 7
     max_epochs: int | None = None
     use_follow_count: bool = False
+    use_content_stats: bool = True
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -132,6 +133,7 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
         "CHURN_TRAINING_COHORTS": ("training_cohorts", _whole(1), "a whole number of cohorts, at least 1"),
         "CHURN_MAX_EPOCHS": ("max_epochs", _whole(1), "a whole number of epochs, at least 1, or unset"),
         "CHURN_USE_FOLLOW_COUNT": ("use_follow_count", _switch, "0 or 1 (true or false)"),
+        "CHURN_USE_CONTENT_STATS": ("use_content_stats", _switch, "0 or 1 (true or false)"),
     }
 
 

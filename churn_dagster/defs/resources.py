@@ -108,6 +108,11 @@ class FeatureSettingsResource(dg.ConfigurableResource):
         description="Use followCnt as a feature. It is measured on 1 Dec 2019, after every label period, so it "
         "leaks the label period (follows made then); off by default, like `level`, and on only to measure that.",
     )
+    use_content_stats: bool = Field(
+        default=True,
+        description="Add the card popularity, freshness and creator activity KPIs (mlog_stats and creator_stats of "
+        "the observation days). Off only to measure what they add.",
+    )
 
     @property
     def split(self) -> SplitSettings:
@@ -122,6 +127,7 @@ class FeatureSettingsResource(dg.ConfigurableResource):
                 "split": {"train": self.train_fraction, "validation": self.validation_fraction, "seed": self.split_seed},
                 "observation_days": CALENDAR.observation_days, "label_days": CALENDAR.label_days,
                 "days": f"{CALENDAR.first_day} .. {CALENDAR.last_day}", "use_follow_count": self.use_follow_count,
+                "use_content_stats": self.use_content_stats,
             }),
         }
         if self.use_follow_count:
@@ -163,5 +169,6 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
             max_sessions=checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
             split_seed=from_environment("CHURN_SPLIT_SEED", checked.split_seed, whole_number=True),
             use_follow_count=checked.use_follow_count,
+            use_content_stats=checked.use_content_stats,
         ),
     }

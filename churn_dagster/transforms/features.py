@@ -101,7 +101,7 @@ cards AS (
            m.creator_id, c.followeds, c.creator_type
     FROM read_parquet($cards_path, hive_partitioning = false) m
     LEFT JOIN read_parquet($creators_path, hive_partitioning = false) c USING (creator_id)
-),
+),{content_stats_ctes}
 content AS (
     SELECT i.user_id,
         avg(i.impress_position) AS mean_position, max(i.impress_position) AS max_position,
@@ -117,10 +117,10 @@ content AS (
         avg((c.creator_type <> 0)::INT) AS special_creator_share,
         avg((c.mlog_id IS NULL)::INT) AS unknown_card_share,
         count_if(NOT i.is_click AND (i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage))
-            AS actions_without_click
+            AS actions_without_click{content_stats_columns}
     FROM read_parquet($impression_paths, hive_partitioning = false) i
     JOIN users u ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
-    LEFT JOIN cards c ON c.mlog_id = i.mlog_id
+    LEFT JOIN cards c ON c.mlog_id = i.mlog_id{content_stats_joins}
     GROUP BY i.user_id
 )
 SELECT a.* EXCLUDE (last_impression_ms), k.* EXCLUDE (user_id),
@@ -136,6 +136,77 @@ SELECT a.* EXCLUDE (last_impression_ms), k.* EXCLUDE (user_id),
        a.last_impression_ms
 FROM days a JOIN content k USING (user_id) LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
 """
+
+
+# Card and creator statistics of the observation days (``use_content_stats``). Both daily tables are made dense
+# over the days the build reads ($stats_dts: every observation day of the cohorts built, zero where a card or
+# creator has no row) so that a running sum per card or creator gives, by two equality joins, the total over
+# the user's own days f .. d, d being the impression's day: the running sum at d minus the running sum before
+# f (at f, less day f itself). Only days up to the impression's day, inside the observation window, reach a
+# feature, whatever later days the same run read (another cohort's window, this cohort's label period).
+# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions.
+POPULAR_TOP_SHARE = 0.10
+
+CONTENT_STATS_CTES = """
+stats_days AS (SELECT unnest($stats_dts) AS dt),
+card_day AS (
+    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks,
+           cume_dist() OVER (PARTITION BY dt ORDER BY user_impression_count) > $popular_cume_dist AS popular
+    FROM read_parquet($mlog_stats_paths, hive_partitioning = false)
+),
+card_panel AS (
+    SELECT *, run_impressions - coalesce(day_impressions, 0) AS impressions_before,
+           run_clicks - coalesce(day_clicks, 0) AS clicks_before
+    FROM (
+        SELECT k.mlog_id, d.dt, s.day_impressions, s.day_clicks, s.popular,
+               sum(coalesce(s.day_impressions, 0)) OVER w AS run_impressions,
+               sum(coalesce(s.day_clicks, 0)) OVER w AS run_clicks
+        FROM (SELECT DISTINCT mlog_id FROM card_day) k CROSS JOIN stats_days d
+        LEFT JOIN card_day s ON s.mlog_id = k.mlog_id AND s.dt = d.dt
+        WINDOW w AS (PARTITION BY k.mlog_id ORDER BY d.dt)
+    )
+),
+creator_day AS (
+    SELECT creator_id, dt, publish_mlog_count AS day_published
+    FROM read_parquet($creator_stats_paths, hive_partitioning = false)
+),
+creator_panel AS (
+    SELECT *, run_published - coalesce(day_published, 0) AS published_before
+    FROM (
+        SELECT k.creator_id, d.dt, s.day_published, sum(coalesce(s.day_published, 0)) OVER w AS run_published
+        FROM (SELECT DISTINCT creator_id FROM creator_day) k CROSS JOIN stats_days d
+        LEFT JOIN creator_day s ON s.creator_id = k.creator_id AND s.dt = d.dt
+        WINDOW w AS (PARTITION BY k.creator_id ORDER BY d.dt)
+    )
+),"""
+
+# cd/cf: the card's panel rows on the impression's day and on the user's first day; pd/pf: the creator's.
+CONTENT_STATS_JOINS = """
+    LEFT JOIN card_panel cd ON cd.mlog_id = i.mlog_id AND cd.dt = i.dt
+    LEFT JOIN card_panel cf ON cf.mlog_id = i.mlog_id AND cf.dt = u.first_dt
+    LEFT JOIN creator_panel pd ON pd.creator_id = c.creator_id AND pd.dt = i.dt
+    LEFT JOIN creator_panel pf ON pf.creator_id = c.creator_id AND pf.dt = u.first_dt"""
+
+# A creator known from the card table but without a creator_stats row on the days counts as publishing nothing
+# (the real file leaves out most zero days); an impression whose card is unknown has no creator and is skipped.
+_CREATOR_RATE = "ln(1 + coalesce(pd.run_published - pf.published_before, 0) / (i.dt - u.first_dt + 1))"
+CONTENT_STATS_COLUMNS = f""",
+        avg((cd.day_impressions IS NOT NULL)::INT) AS card_stats_coverage,
+        avg(ln(1 + cd.day_impressions)) AS mean_card_log_day_impressions,
+        avg(cd.popular::INT) AS popular_card_share,
+        avg((cd.run_clicks - cf.clicks_before) / nullif(cd.run_impressions - cf.impressions_before, 0))
+            AS mean_card_window_ctr,
+        avg(ln(1 + cd.day_impressions)) FILTER (WHERE i.is_click) AS clicked_card_mean_log_day_impressions,
+        avg(i.dt - ($publish_anchor - c.publish_time)) FILTER (WHERE i.is_click) AS clicked_card_mean_age_days,
+        avg({_CREATOR_RATE}) FILTER (WHERE c.creator_id IS NOT NULL) AS mean_creator_log_publish_rate,
+        avg({_CREATOR_RATE}) FILTER (WHERE i.is_click AND c.creator_id IS NOT NULL) AS clicked_creator_log_publish_rate"""
+
+# The columns CONTENT_STATS_COLUMNS adds, in table order (absent when use_content_stats is off).
+CONTENT_STATS_FEATURES = (
+    "card_stats_coverage", "mean_card_log_day_impressions", "popular_card_share", "mean_card_window_ctr",
+    "clicked_card_mean_log_day_impressions", "clicked_card_mean_age_days", "mean_creator_log_publish_rate",
+    "clicked_creator_log_publish_rate",
+)
 
 
 def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: str) -> dict:
@@ -169,8 +240,19 @@ def build_kpi_features(
     cohorts: list[date],
     publish_day_anchor: int,
     use_follow_count: bool = False,
+    use_content_stats: bool = True,
 ) -> dict[date, int]:
-    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime)."""
+    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime).
+
+    With ``use_content_stats`` (the default) the table also holds :data:`CONTENT_STATS_FEATURES`, the
+    popularity and freshness of the cards each user was shown or clicked and the publishing activity of their
+    creators, from ``mlog_stats`` and ``creator_stats`` of the observation days only: a card's figures on the
+    impression's day d, or summed over the user's days f .. d, and a creator's publications over f .. d. The
+    stats of day d include that day's own activity (the user's impression among it), which lies inside the
+    observation window; nothing of a day after d, and so nothing of the label period, is used. Where a user
+    has nothing to average (no card with stats, no click) the column is NULL, which the models impute on
+    their training users.
+    """
     dts = cohort_days_dts(calendar, cohorts, "observation")
     params = {
         **_common_params(lake, calendar, cohorts, "kpi_features"),
@@ -184,7 +266,24 @@ def build_kpi_features(
         "half": float(calendar.observation_days // 2 or 1),
         "second_half_days": float(calendar.observation_days - (calendar.observation_days // 2 or 1) or 1),
     }
-    con.execute(KPI_SQL.format(demographics=demographics_sql(use_follow_count)), params)
+    if use_content_stats:
+        params.update({
+            "stats_dts": list(dts),
+            "mlog_stats_paths": literal_paths(
+                require((lake.raw_day(fmt.MLOG_STATS.stem, calendar.day(d)) for d in dts), "kpi_features")
+            ),
+            "creator_stats_paths": literal_paths(
+                require((lake.raw_day(fmt.CREATOR_STATS.stem, calendar.day(d)) for d in dts), "kpi_features")
+            ),
+            "popular_cume_dist": 1.0 - POPULAR_TOP_SHARE,
+        })
+    sql = KPI_SQL.format(
+        demographics=demographics_sql(use_follow_count),
+        content_stats_ctes=CONTENT_STATS_CTES if use_content_stats else "",
+        content_stats_columns=CONTENT_STATS_COLUMNS if use_content_stats else "",
+        content_stats_joins=CONTENT_STATS_JOINS if use_content_stats else "",
+    )
+    con.execute(sql, params)
     written = write_partitions(con, "_kpi", "cohort_day", {c: lake.cohort("kpi_features", c) for c in cohorts}, "user_id")
     con.execute("DROP TABLE _kpi")
     return written

@@ -67,16 +67,21 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource, featu
 @dg.asset(
     description="KPI aggregates for the classical models: totals and rates, per-active-day averages, recency, "
     "first-half vs second-half trend of the observation window, positions and swipe-down lists, content type, "
-    "card age and creator preferences, demographics (no follow count unless use_follow_count is on).",
+    "card age and creator preferences, demographics (no follow count unless use_follow_count is on); with "
+    "use_content_stats (default on), the popularity (day impressions, popular share, CTR), freshness and creator "
+    "publishing activity of the cards shown and clicked, from mlog_stats and creator_stats of observation days "
+    "up to each impression's day.",
     deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
           dg.AssetDep("raw_impressions", partition_mapping=observation_days),
-          dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
+          dg.AssetDep("user_day_activity", partition_mapping=observation_days),
+          dg.AssetDep("raw_mlog_stats", partition_mapping=observation_days),
+          dg.AssetDep("raw_creator_stats", partition_mapping=observation_days)],
     check_specs=_feature_checks("kpi_features"),
-    **FEATURE_ASSET,
+    **{**FEATURE_ASSET, "code_version": "3"},  # 3: the content-stats columns
 )
 def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
         feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
-                                       features.use_follow_count)
+                                       features.use_follow_count, features.use_content_stats)
         return _feature_result(context, con, lake.lake, cohorts, "kpi_features", "last_impression_ms", features)

@@ -34,11 +34,13 @@ from churn_dagster.transforms import tensors as tensor_build
     group_name="scoring",
     kinds={"duckdb", "parquet", "numpy"},
     owners=OWNERS,
-    code_version="2",
+    code_version="3",  # 3: the content-stats KPI columns
     partitions_def=cohort_partitions,
     deps=[
         dg.AssetDep("user_day_activity", partition_mapping=scoring_membership_days),
         dg.AssetDep("raw_impressions", partition_mapping=scoring_observation_days),
+        dg.AssetDep("raw_mlog_stats", partition_mapping=scoring_observation_days),
+        dg.AssetDep("raw_creator_stats", partition_mapping=scoring_observation_days),
         "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
     ],
     check_specs=[dg.AssetCheckSpec("features_cover_window", asset="scoring_window", blocking=True,
@@ -52,7 +54,7 @@ def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, featur
         n_sessions = session_sql.build_sessions(con, area, CALENDAR, [window], features.session_gap_minutes)[window]
         static = feature_sql.build_static_features(con, area, CALENDAR, [window], features.use_follow_count)[window]
         kpi = feature_sql.build_kpi_features(con, area, CALENDAR, [window], features.publish_day_anchor,
-                                             features.use_follow_count)[window]
+                                             features.use_follow_count, features.use_content_stats)[window]
         summary = tensor_build.build_tensors(con, area, window, features.max_sessions, labelled=False)
         meta = parquet_metadata(con, [area.cohort("kpi_features", window)])
     days = CALENDAR.observation_dts(window)
