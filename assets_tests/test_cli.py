@@ -3,6 +3,7 @@ traceback, ``--select`` and ``--max-epochs``, and Ctrl-C / SIGTERM stopping a tr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -144,16 +145,37 @@ def test_select_runs_only_those_assets_and_failed_checks_warn(prepared, tmp_path
     done = churn_dagster(home, "materialize", "--source", str(source), "--data-dir", str(tmp_path / "data"),
                          "--select", "raw_creator_stats")
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0] == "running daily_ingest_job [2019-11-01 .. 2019-11-30] (raw_creator_stats) ..."
-    assert lines[1].startswith("  warning: check failed: raw_creator_stats / quarantine_rate: 2.6")
-    assert lines[2].startswith("  ok (run ") and lines[3] == ""
+    lines = [line for line in done.stdout.splitlines() if not re.match(r"\d\d:\d\d:\d\d INFO ", line)]
+    assert re.fullmatch(r"code location churn_dagster: webserver on 127\.0\.0\.1:\d+, daemon started "
+                        r"\(their log: .*/logs/churn-dagster-servers\.log\)", lines[0])
+    assert lines[1] == "running daily_ingest_job [2019-11-01 .. 2019-11-30] (raw_creator_stats) ..."
+    assert lines[2].startswith("  warning: check failed: raw_creator_stats / quarantine_rate: 2.6")
+    assert lines[3].startswith("  ok (run ") and lines[4] == ""
+    assert re.search(r"\d\d:\d\d:\d\d INFO creator_stats: read \d+, loaded", done.stdout)  # the asset's own log
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()
         materialized = {r.dagster_event.asset_key.to_user_string()
                         for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
         assert materialized == {"raw_creator_stats"}
         assert len(instance.get_materialized_partitions(dg.AssetKey("raw_creator_stats"))) == 30
+    # The run belongs to the code location as a UI-launched run does: its job lists it, and its job snapshot
+    # is the one the code location serves, so the UI re-executes it without a version warning.
+    job = _graphql(home, '{ pipelineOrError(params: {repositoryLocationName: "churn_dagster", repositoryName: '
+                   '"__repository__", pipelineName: "daily_ingest_job"}) { ... on Pipeline { pipelineSnapshotId '
+                   'runs { runId pipelineSnapshotId parentPipelineSnapshotId repositoryOrigin '
+                   '{ repositoryLocationName } } } } }', CHURN_SOURCE_DIR=str(source.resolve()),
+                   CHURN_DATA_DIR=str((tmp_path / "data").resolve()))["pipelineOrError"]
+    (listed,) = job["runs"]
+    assert listed["runId"] == run.run_id and listed["repositoryOrigin"]["repositoryLocationName"] == "churn_dagster"
+    assert (listed["parentPipelineSnapshotId"] or listed["pipelineSnapshotId"]) == job["pipelineSnapshotId"]
+
+
+def _graphql(home: Path, query: str, **env: str) -> dict:
+    """``query`` answered by the code location as ``dagster dev`` loads it (workspace.yaml), in DAGSTER_HOME."""
+    done = subprocess.run([str(Path(sys.executable).with_name("dagster-graphql")), "-w", str(REPO / "workspace.yaml"),
+                           "-t", query], cwd=REPO, env=_env(home, **env), capture_output=True, text=True, timeout=180,
+                          check=True)
+    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith("{")))["data"]
 
 
 def _wait_for_step(instance: dg.DagsterInstance, process: subprocess.Popen, step: str) -> dg.DagsterRun:
@@ -186,9 +208,10 @@ def test_a_stop_signal_ends_training_for_good(signum, status, prepared, tmp_path
         assert process.returncode == status
         assert error_lines(stderr) == [(
             f"churn-dagster: stopped by {signal.Signals(signum).name}: run {run.run_id} of training_job "
-            f"[{LAST} .. {LAST}] (lstm_churn, lstm_level) ended with status FAILURE; the steps after it were not started")]
+            f"[{LAST} .. {LAST}] (lstm_churn, lstm_level) ended with status CANCELED; the steps after it were not started")]
         (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.FAILURE and run.tags.get("dagster/will_retry") != "true"
+        # Terminated as the UI's Terminate button does: canceled, and never retried.
+        assert run.status == dg.DagsterRunStatus.CANCELED and run.tags.get("dagster/will_retry") != "true"
         assert run.run_config["ops"]["lstm_churn"]["config"]["epochs"] == 100_000  # --max-epochs
         events = [r.dagster_event for r in instance.all_logs(run.run_id) if r.dagster_event]
         assert not [e for e in events if e.event_type_value == "STEP_UP_FOR_RETRY"]

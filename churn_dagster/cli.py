@@ -129,10 +129,9 @@ def _materialize(args: argparse.Namespace) -> None:
     from churn_dagster.definitions import defs
     from churn_dagster.defs.mlflow_resource import local_tracking_uri
     from churn_dagster.defs.partitions import CALENDAR
+    from churn_dagster.runs.launch import launch_steps
     from churn_dagster.runs.runner import (
         data_graph_steps,
-        for_terminal,
-        run_steps,
         select_steps,
         training_config,
         whole_graph_steps,
@@ -147,7 +146,7 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.select:
         steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
-        run_steps(defs if args.verbose else for_terminal(defs), instance, steps)
+        launch_steps(steps, instance, home, verbose=args.verbose)
     lines = [
         f"outputs under {data_dir}",
         "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",

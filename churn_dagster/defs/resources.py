@@ -146,29 +146,49 @@ def from_environment(variable: str, default, whole_number: bool = False):
     return dg.EnvVar.int(variable) if whole_number else dg.EnvVar(variable)
 
 
-def environment_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources of the code location, read from the environment (README "Configuration"). Every value is
-    validated first, so a bad one raises :class:`churn_dagster.settings.SettingsError` naming it when the code
-    location loads, not when a run reaches it."""
+RESOURCE_CLASSES = {"source": NcmSourceResource, "lake": LakeResource, "mlflow": MlflowResource,
+                    "features": FeatureSettingsResource}
+
+
+def _settings_fields(reference) -> dict[str, dict]:
+    """Each resource's fields that the environment sets, as ``reference(variable, validated value, whole_number)``
+    gives them (an ``EnvVar`` or the value). Every value is validated first, so a bad one raises
+    :class:`churn_dagster.settings.SettingsError` naming it."""
     checked = settings_from_env()
+    server = os.environ.get("MLFLOW_TRACKING_URI")
     return {
-        "source": NcmSourceResource(directory=from_environment("CHURN_SOURCE_DIR", str(checked.source_dir))),
-        "lake": LakeResource(
-            data_dir=from_environment("CHURN_DATA_DIR", str(checked.data_dir)),
-            duckdb_memory_limit=from_environment("CHURN_DUCKDB_MEMORY_LIMIT", checked.duckdb_memory_limit),
-            duckdb_threads=from_environment("CHURN_DUCKDB_THREADS", checked.duckdb_threads, whole_number=True),
-        ),
-        "mlflow": MlflowResource(
-            tracking_uri=from_environment("MLFLOW_TRACKING_URI", local_tracking_uri(checked.data_dir)),
-            artifact_root=from_environment("CHURN_MLFLOW_ARTIFACT_ROOT", None if os.environ.get(
-                "MLFLOW_TRACKING_URI") else local_artifact_root(checked.data_dir)),
-            ui_url=from_environment("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
-        ),
-        "features": FeatureSettingsResource(
-            session_gap_minutes=checked.session_gap_minutes,
-            max_sessions=checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
-            split_seed=from_environment("CHURN_SPLIT_SEED", checked.split_seed, whole_number=True),
-            use_follow_count=checked.use_follow_count,
-            use_content_stats=checked.use_content_stats,
-        ),
+        "source": {"directory": reference("CHURN_SOURCE_DIR", str(checked.source_dir))},
+        "lake": {
+            "data_dir": reference("CHURN_DATA_DIR", str(checked.data_dir)),
+            "duckdb_memory_limit": reference("CHURN_DUCKDB_MEMORY_LIMIT", checked.duckdb_memory_limit),
+            "duckdb_threads": reference("CHURN_DUCKDB_THREADS", checked.duckdb_threads, True),
+        },
+        "mlflow": {
+            "tracking_uri": reference("MLFLOW_TRACKING_URI", local_tracking_uri(checked.data_dir)),
+            "artifact_root": reference("CHURN_MLFLOW_ARTIFACT_ROOT",
+                                       None if server else local_artifact_root(checked.data_dir)),
+            "ui_url": reference("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+        },
+        "features": {
+            "session_gap_minutes": checked.session_gap_minutes,
+            "max_sessions": checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
+            "split_seed": reference("CHURN_SPLIT_SEED", checked.split_seed, True),
+            "use_follow_count": checked.use_follow_count,
+            "use_content_stats": checked.use_content_stats,
+        },
     }
+
+
+def environment_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location, read from the environment (README "Configuration"), checked when
+    the code location loads rather than when a run reaches them."""
+    return {name: RESOURCE_CLASSES[name](**fields) for name, fields in _settings_fields(from_environment).items()}
+
+
+def settings_run_config() -> dict:
+    """The same settings as plain values, as the ``resources`` section of a run's config: a run launched with
+    it uses this process's settings (the CLI's ``--source`` and ``--data-dir`` included) whichever code server
+    executes it. Fields left out keep their defaults, which are the ones the code location binds too."""
+    fields = _settings_fields(lambda _variable, value, _whole_number=False: value)
+    return {"resources": {name: {"config": {k: v for k, v in values.items() if v is not None}}
+                          for name, values in fields.items()}}

@@ -58,25 +58,41 @@ def _describe(evaluation) -> str:
     return f"{text}: {evaluation.description}" if evaluation.description else text
 
 
-def failed_checks(result: dg.ExecuteInProcessResult) -> tuple[list[str], list[str]]:
-    """The run's failed checks as ``asset / check: description``: those that block (``blocking`` with ERROR
-    severity, which Dagster lets stop the downstream assets) and the others, which only warn."""
+def failed_checks(evaluations) -> tuple[list[str], list[str]]:
+    """The failed check ``evaluations`` (``AssetCheckEvaluation``s of a run) as ``asset / check: description``:
+    those that block (``blocking`` with ERROR severity, which Dagster lets stop the downstream assets) and the
+    others, which only warn."""
     blocking, warnings = [], []
-    for evaluation in result.get_asset_check_evaluations():
+    for evaluation in evaluations:
         if not evaluation.passed:
             stops = evaluation.blocking and evaluation.severity == dg.AssetCheckSeverity.ERROR
             (blocking if stops else warnings).append(_describe(evaluation))
     return blocking, warnings
 
 
-def run_failure(result: dg.ExecuteInProcessResult) -> RunFailed:
-    """Why the failed run ``result`` failed: its first failed step, else the run's own failure."""
-    step_failures = result.get_step_failure_events()
+def run_failure(run_id: str, step_failures: list[dg.DagsterEvent], run_failure_event: dg.DagsterEvent | None) -> RunFailed:
+    """Why run ``run_id`` failed: its first failed step, else the run's own failure."""
     if step_failures:
         first = step_failures[0]
-        return explain(first.event_specific_data.error, f"in {first.step_key}, run {result.run_id}")
-    event = result.get_run_failure_event()
-    error = event.event_specific_data.error if event.event_specific_data else None
+        return explain(first.event_specific_data.error, f"in {first.step_key}, run {run_id}")
+    if run_failure_event is None:
+        return RunFailed(f"the run failed (run {run_id})", "", user_error=False)
+    error = run_failure_event.event_specific_data.error if run_failure_event.event_specific_data else None
     if error is None:
-        return RunFailed(f"{event.message} (run {result.run_id})", event.message or "", user_error=False)
-    return explain(error, f"run {result.run_id}")
+        return RunFailed(f"{run_failure_event.message} (run {run_id})", run_failure_event.message or "", user_error=False)
+    return explain(error, f"run {run_id}")
+
+
+def check_outcome(run_id: str, success: bool, events: list[dg.DagsterEvent], echo) -> None:
+    """Echo the run's failed checks that only warn; raise for a failed blocking check, then for a failed run."""
+    evaluations = [e.event_specific_data for e in events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    blocking, warn_only = failed_checks(evaluations)
+    for check in warn_only:
+        echo(f"  warning: check failed: {check}")
+    if blocking:
+        raise RunFailed(f"blocking check failed: {'; '.join(blocking)} (run {run_id})", "\n".join(blocking),
+                        user_error=True)
+    if not success:
+        step_failures = [e for e in events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        run_failed = next((e for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
+        raise run_failure(run_id, step_failures, run_failed)

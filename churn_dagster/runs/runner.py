@@ -1,13 +1,12 @@
-"""Run the data graph through Dagster, in the instance under ``DAGSTER_HOME``, for the CLI.
+"""The steps of the data graph and of the whole graph, and their execution in this process.
 
-Each step is a real run of a job of the code location (single-run backfills over partition ranges), so it
-appears in the Dagster UI with its logs, materializations and check results, exactly as if launched there.
-A step can be narrowed to some of its job's assets (``--select``). The sequence ends at the first failed
-run, failed blocking check or stop signal, raised as one exception whose message fits on a line.
+A step is one run of a job of the code location over a partition range (a single-run backfill), optionally
+narrowed to some of its assets (``--select``). ``churn-dagster materialize`` launches the steps in the code
+location (:mod:`churn_dagster.runs.launch`); :func:`run_steps` executes them here, in the given instance,
+which is what the tests and the benchmarks do. The sequence ends at the first failed run, failed blocking
+check or stop signal, raised as one exception whose message fits on a line.
 """
 
-import logging
-import sys
 import uuid
 import warnings
 from dataclasses import dataclass, replace
@@ -17,9 +16,8 @@ import dagster as dg
 from churn_dagster.defs.constants import TRIGGER_TAG, partition_range_tags
 from churn_dagster.defs.models.config import epoch_cap_config
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
-from churn_dagster.runs.run_report import failed_checks, run_failure
+from churn_dagster.runs.run_report import check_outcome
 from churn_dagster.settings import SettingsError
 
 # The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
@@ -30,26 +28,6 @@ CONSOLE_AT_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # above all after stopping a run with Ctrl-C.
 NO_RUN_RETRIES = {"dagster/max_retries": "0"}
 CLI_TAGS = {**NO_RUN_RETRIES, TRIGGER_TAG: "cli"}
-
-
-@dg.logger(
-    config_schema={"log_level": dg.Field(str, default_value="INFO", is_required=False)},
-    description="The console of CLI runs: what the assets log, without the failure events and their tracebacks, "
-    "which the CLI reports as one line.",
-)
-def terminal_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
-    # A new logger per run, as Dagster's own console logger does: a registered one would gain a handler a run.
-    logger = logging.Logger("churn-dagster", level=init_context.logger_config["log_level"])  # noqa: LOG001
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    handler.addFilter(lambda record: record.levelno < logging.ERROR)
-    logger.addHandler(handler)
-    return logger
-
-
-def for_terminal(defs: dg.Definitions) -> dg.Definitions:
-    """``defs`` whose runs log to :func:`terminal_logger` instead of Dagster's console logger."""
-    return dg.Definitions.merge(defs, dg.Definitions(loggers={"console": terminal_logger}))
 
 
 @dataclass(frozen=True)
@@ -185,21 +163,9 @@ def run_steps(defs: dg.Definitions, instance: dg.DagsterInstance, steps: list[St
                 raise Interrupted(signum, f"run {run_id} of {step.describe()} {_settle(instance, run_id)}; "
                                   "the steps after it were not started") from None
             run_ids.append(run_id)
-            _report_checks(result, echo)
+            check_outcome(result.run_id, result.success, result.all_events, echo)
             echo(f"  ok (run {result.run_id})")
     return run_ids
-
-
-def _report_checks(result: dg.ExecuteInProcessResult, echo) -> None:
-    """Echo the failed checks that only warn; raise for a failed blocking check, then for a failed run."""
-    blocking, warn_only = failed_checks(result)
-    for check in warn_only:
-        echo(f"  warning: check failed: {check}")
-    if blocking:
-        raise RunFailed(f"blocking check failed: {'; '.join(blocking)} (run {result.run_id})", "\n".join(blocking),
-                        user_error=True)
-    if not result.success:
-        raise run_failure(result)
 
 
 def job_from_env(name: str) -> dg.JobDefinition:
