@@ -146,8 +146,8 @@ def test_select_runs_only_those_assets_and_failed_checks_warn(prepared, tmp_path
                          "--select", "raw_creator_stats")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if not re.match(r"\d\d:\d\d:\d\d INFO ", line)]
-    assert re.fullmatch(r"code location churn_dagster: webserver on 127\.0\.0\.1:\d+, daemon started "
-                        r"\(their log: .*/logs/churn-dagster-servers\.log\)", lines[0])
+    assert re.fullmatch(r"code location churn_dagster: webserver on 127\.0\.0\.1:\d+ "
+                        r"\(its log: .*/logs/churn-dagster-servers\.log\)", lines[0])
     assert lines[1] == "running daily_ingest_job [2019-11-01 .. 2019-11-30] (raw_creator_stats) ..."
     assert lines[2].startswith("  warning: check failed: raw_creator_stats / quarantine_rate: 2.6")
     assert lines[3].startswith("  ok (run ") and lines[4] == ""

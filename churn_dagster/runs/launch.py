@@ -4,8 +4,8 @@ The runs are created through the code location as the UI creates them (:mod:`chu
 they carry its origin: they are listed on their job's Runs tab and in the Overview timeline, and the UI
 re-executes them without warning that the job may be a different version. Each run's config carries this
 process's settings (the ``resources`` section, :func:`~churn_dagster.defs.resources.settings_run_config`), so
-``--source`` and ``--data-dir`` hold whichever daemon executes it, and executes its steps in one process, as
-the command always has.
+that a re-execution from the UI reads and writes the same folders whatever the UI's environment, and runs its
+steps in one process, as the command always has.
 
 While a run executes, what its assets log is printed as it arrives (every event with ``--verbose``). The
 sequence ends at the first failed run or failed blocking check, raised as one exception whose message fits on
@@ -37,7 +37,6 @@ from churn_dagster.runs.servers import (
 POLL_SECONDS = 0.25
 IN_ONE_PROCESS = {"execution": {"config": {"in_process": {}}}}
 STOP_TIMEOUT_SECONDS = 120
-QUEUED_TIMEOUT_SECONDS = 600
 
 
 def _line(entry, verbose: bool) -> str | None:
@@ -106,21 +105,17 @@ def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, ec
     """Launch ``steps`` one after the other as runs of the code location; return their run ids."""
     run_ids: list[str] = []
     settings = settings_run_config()
-    with stop_signals() as signals, code_location_servers(instance, home, echo) as servers:
+    with stop_signals() as signals, code_location_servers(home, echo) as servers:
         for step in steps:
             signals.stop_if_received(f"{step.describe()} and the steps after it were not started")
             echo(f"running {step.describe()} ...")
             run_id = _submit(servers, step, {**(step.run_config or {}), **settings, **IN_ONE_PROCESS})
             follower = _Follower(instance, run_id, verbose)
             try:
-                run, queued_since = instance.get_run_by_id(run_id), time.monotonic()
+                run = instance.get_run_by_id(run_id)
                 while not run.is_finished:
                     if signals.received() is not None:
                         raise KeyboardInterrupt
-                    if run.status == dg.DagsterRunStatus.QUEUED and time.monotonic() - queued_since > QUEUED_TIMEOUT_SECONDS:
-                        raise RunFailed(f"run {run_id} of {step.describe()} is still queued after "
-                                        f"{QUEUED_TIMEOUT_SECONDS} s: no daemon takes runs off the queue (see "
-                                        f"{servers.log})", "", user_error=True)
                     time.sleep(POLL_SECONDS)
                     follower.read(echo)
                     run = instance.get_run_by_id(run_id)

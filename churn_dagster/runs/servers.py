@@ -1,11 +1,12 @@
-"""The servers through which ``churn-dagster materialize`` launches its runs in the code location.
+"""The webserver through which ``churn-dagster materialize`` launches its runs in the code location.
 
 A run belongs to the code location only when it is created from it, as the UI creates it: through Dagster's
 GraphQL API, against a workspace that loads ``churn_dagster`` as its code location. The CLI therefore starts
-a ``dagster-webserver`` on a free loopback port for the length of the command, and a ``dagster-daemon`` to
-take the queued runs off the instance's queue and execute them, unless a healthy daemon already serves this
-instance (``dagster dev``, a deployment), which then executes them: two daemons on one instance are not
-supported. Both write their console to ``$DAGSTER_HOME/logs/churn-dagster-servers.log``.
+a ``dagster-webserver`` on a free loopback port for the length of the command. The runs go into the user's
+instance, but the webserver reads a copy of its ``dagster.yaml`` that launches them at once
+(``DefaultRunCoordinator``) instead of queueing them for a daemon: the command needs no daemon, executes its
+own steps one at a time in its own environment, and none of them waits in the queue behind other runs.
+Its console goes to ``$DAGSTER_HOME/logs/churn-dagster-servers.log``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-import dagster as dg
+import yaml
 
 from churn_dagster.errors import UserError
 
@@ -35,11 +36,10 @@ WORKSPACE = f"""load_from:
       working_directory: {{cwd}}
 """
 START_TIMEOUT_SECONDS = 180
-QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
 
 
 class ServersUnavailableError(UserError, RuntimeError):
-    """The webserver or the daemon the CLI started did not come up."""
+    """The webserver the CLI started did not come up, or did not load the code location."""
 
 
 def _free_port() -> int:
@@ -53,10 +53,30 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def daemon_serves(instance: dg.DagsterInstance) -> bool:
-    """Whether a daemon already takes runs off this instance's queue."""
-    status = instance.get_daemon_statuses([QUEUE_DAEMON]).get(QUEUE_DAEMON)
-    return bool(status and status.healthy)
+def _pinned(value, home: Path):
+    """``value`` with every ``{env: DAGSTER_HOME}`` replaced by ``home``: the copy lives in another folder."""
+    if isinstance(value, dict):
+        if value == {"env": "DAGSTER_HOME"}:
+            return str(home)
+        return {k: _pinned(v, home) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pinned(v, home) for v in value]
+    return value
+
+
+def launching_instance(home: Path) -> dict:
+    """The instance configuration of ``home/dagster.yaml`` with runs launched at once rather than queued, and
+    every place it stores anything pinned to ``home``: the same runs, event logs and compute logs."""
+    config = _pinned(yaml.safe_load((home / "dagster.yaml").read_text()) or {}, home)
+    config["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
+    config.setdefault("storage", {"sqlite": {"base_dir": str(home)}})
+    config.setdefault("local_artifact_storage", {
+        "module": "dagster._core.storage.root", "class": "LocalArtifactStorage", "config": {"base_dir": str(home)}})
+    config.setdefault("compute_logs", {
+        "module": "dagster._core.storage.local_compute_log_manager", "class": "LocalComputeLogManager",
+        "config": {"base_dir": str(home / "storage")}})
+    config.get("concurrency", {}).pop("runs", None)  # queue limits; the command runs one run at a time
+    return config
 
 
 def _location_loaded(port: int) -> str | None:
@@ -78,12 +98,11 @@ def _location_loaded(port: int) -> str | None:
 
 
 class Servers:
-    """The running webserver (and the daemon, when this command started one)."""
+    """The running webserver."""
 
-    def __init__(self, port: int, log: Path, started_daemon: bool):
+    def __init__(self, port: int, log: Path):
         self.port = port
         self.log = log
-        self.started_daemon = started_daemon
 
     def client(self):
         from dagster_graphql import DagsterGraphQLClient
@@ -102,33 +121,27 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def code_location_servers(instance: dg.DagsterInstance, home: Path, echo=print) -> Iterator[Servers]:
-    """The webserver, and a daemon unless one serves the instance, for the length of the block."""
+def code_location_servers(home: Path, echo=print) -> Iterator[Servers]:
+    """The webserver, launching runs into the instance of ``home``, for the length of the block."""
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "churn-dagster-servers.log"
-    processes: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="churn-dagster-workspace-") as folder, log_path.open("ab") as log:
-        workspace = Path(folder) / "workspace.yaml"
+    with tempfile.TemporaryDirectory(prefix="churn-dagster-") as folder, log_path.open("ab") as log:
+        launcher_home = Path(folder)
+        (launcher_home / "dagster.yaml").write_text(yaml.safe_dump(launching_instance(home)))
+        workspace = launcher_home / "workspace.yaml"
         workspace.write_text(WORKSPACE.format(cwd=os.getcwd()))
         port = _free_port()
-        started_daemon = not daemon_serves(instance)
+        process = subprocess.Popen(
+            [_bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)],
+            env={**os.environ, "DAGSTER_HOME": str(launcher_home)}, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
         try:
-            processes.append(subprocess.Popen(
-                [_bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-            if started_daemon:
-                processes.append(subprocess.Popen(
-                    [_bin("dagster-daemon"), "run", "-w", str(workspace)],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
-            echo(f"code location {LOCATION}: webserver on 127.0.0.1:{port}, "
-                 + ("daemon started" if started_daemon else "runs executed by the daemon already serving "
-                    f"DAGSTER_HOME={home}") + f" (their log: {log_path})")
-            _wait_until_ready(port, processes, log_path)
-            yield Servers(port, log_path, started_daemon)
+            echo(f"code location {LOCATION}: webserver on 127.0.0.1:{port} (its log: {log_path})")
+            _wait_until_ready(port, [process], log_path)
+            yield Servers(port, log_path)
         finally:
-            for process in reversed(processes):
-                _stop(process)
+            _stop(process)
 
 
 def _wait_until_ready(port: int, processes: list[subprocess.Popen], log_path: Path) -> None:
