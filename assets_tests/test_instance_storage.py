@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from local_servers import deployment_home, postgres_cluster
 
@@ -87,3 +88,31 @@ def test_deployment_yaml_without_postgres_variables_fails_clearly(tmp_path, monk
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(dg.DagsterInvalidConfigError, match="DAGSTER_PG_USERNAME"):
         dg.DagsterInstance.get()
+
+
+def test_the_cli_launches_into_the_same_stores_without_a_queue(tmp_path):
+    """churn-dagster materialize's webserver reads a copy of the instance's dagster.yaml from another folder:
+    every store stays pinned to the user's DAGSTER_HOME, runs launch at once, and the rest is unchanged."""
+    from churn_dagster.runs.servers import launching_instance
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    local = launching_instance(home)
+    assert local["storage"] == {"sqlite": {"base_dir": str(home)}}
+    assert local["compute_logs"]["config"] == {"base_dir": str(home / "storage")}
+    assert local["local_artifact_storage"]["config"] == {"base_dir": str(home)}
+    assert local["run_coordinator"]["class"] == "DefaultRunCoordinator"
+    assert "runs" not in local["concurrency"] and local["concurrency"]["pools"]["default_limit"] == 1  # gpu pool
+    assert local["run_retries"] == {"enabled": True, "max_retries": 1}
+    shutil.copy(REPO / "deploy" / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    deployed = launching_instance(home)
+    assert deployed["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert deployed["run_coordinator"]["class"] == "DefaultRunCoordinator"
+    launcher = tmp_path / "launcher"
+    launcher.mkdir()
+    (launcher / "dagster.yaml").write_text(yaml.safe_dump(local))
+    with dg.DagsterInstance.from_config(str(launcher)) as instance:  # a valid instance, storing under home
+        assert dg.materialize([answer], instance=instance).success
+    with sqlite3.connect(home / "history" / "runs.db") as db:
+        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
