@@ -8,5 +8,6 @@ or MLflow, so every piece can be run and tested on its own.
 - :mod:`.train`: the training loop, early stopping, prediction.
 - :mod:`.metrics`: binary and five-level evaluation as JSON-ready dicts.
 - :mod:`.classical`: logistic regression and XGBoost on the KPI aggregates.
+- :mod:`.intents`: session intents (LDA topics over event types, K by held-out perplexity) and user profiles.
 - :mod:`.plots`, :mod:`.explain`: PNG figures, SHAP, coefficients, attention.
 """

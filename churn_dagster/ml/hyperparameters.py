@@ -1,4 +1,5 @@
-"""Every hyperparameter of the four model families, with its default, bounds and meaning, in one place.
+"""Every hyperparameter of the four model families and of the intent mining, with its default, bounds and
+meaning, in one place.
 
 Plain dataclasses without torch, scikit-learn or XGBoost, so that the Dagster run config of each model asset
 can be generated from them (``defs/models/config.py``) when the code location loads, without importing the
@@ -8,6 +9,7 @@ libraries that train. A field's metadata holds its bounds (``gt``, ``ge``, ``lt`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,25 @@ class NetworkShape:
 
     def kwargs(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntentConfig:
+    """Hyperparameters of the session-intent mining (:mod:`churn_dagster.ml.intents`): LDA over sessions as
+    bags of event types, the number of intents K searched over ``k_min..k_max`` by held-out perplexity."""
+
+    k_min: int = field(default=2, metadata={"ge": 1, "description": "Fewest intents (LDA topics) tried."})
+    k_max: int = field(default=10, metadata={"ge": 1, "description": "Most intents tried (inclusive)."})
+    held_out_share: float = field(default=0.2, metadata={
+        "gt": 0, "lt": 1, "description": "Share of the training sessions held out to score each K's perplexity."})
+    k_tolerance: float = field(default=0.01, metadata={
+        "ge": 0, "description": "The smallest K whose held-out perplexity is within this relative margin of the "
+                                "lowest wins (0: the strict minimum)."})
+    max_iter: int = field(default=10, metadata={"ge": 1, "description": "LDA passes (batch) or epochs (online)."})
+    learning_method: Literal["batch", "online"] = field(default="batch", metadata={
+        "description": "'batch': full variational EM passes; 'online': mini-batch updates, for large corpora."})
+    batch_size: int = field(default=128, metadata={"ge": 1, "description": "Sessions per online update."})
+    max_sessions: int | None = field(default=200_000, metadata={
+        "ge": 2, "description": "Fit on a seeded sample of at most this many non-empty training sessions "
+                               "(None: all); LDA's E-step loops over sessions in Python."})
+    seed: int = 42
