@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from churn_dagster.ml import plots
 from churn_dagster.ml.hyperparameters import IntentConfig
 from churn_dagster.ml.intents import (
     IntentModel,
@@ -18,6 +19,7 @@ from churn_dagster.ml.intents import (
 )
 
 EVENTS = [f"event_{e}" for e in range(9)]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def planted_corpus(n_sessions: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -135,3 +137,13 @@ def test_dict_round_trip_gives_identical_intent_vectors(planted_fit):
     assert [[e for e, _ in top] for top in restored.top_events(3)] == [[e for e, _ in top]
                                                                        for top in model.top_events(3)]
 
+
+def test_plots_write_pngs(planted_fit, tmp_path):
+    model, _, _ = planted_fit
+    paths = [
+        plots.plot_perplexity_curve(model.perplexity, model.k, tmp_path / "perplexity.png"),
+        plots.plot_intent_heatmap(model.topics, model.event_names, tmp_path / "intents.png"),
+    ]
+    for path in paths:
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 2000

@@ -1,4 +1,4 @@
-"""Evaluation figures as PNG files: confusion matrix, ROC curves, per-class bars, learning curves.
+"""Evaluation figures as PNG files: confusion matrix, ROC curves, per-class bars, learning curves, intents.
 
 Figures are built as ``matplotlib.figure.Figure`` objects drawn by the Agg canvas, never through pyplot:
 pyplot keeps global state (current figure, backend choice) that is unsafe in a long-lived, multi-threaded
@@ -166,4 +166,41 @@ def plot_histogram(values: Sequence[float], path: str | Path, title: str, xlabel
     ax.set_xlabel(xlabel)
     ax.set_ylabel("users")
     ax.set_title(title)
+    return save(fig, path)
+
+
+def plot_perplexity_curve(perplexity: dict[int, float], chosen_k: int, path: str | Path,
+                          title: str = "Held-out perplexity by number of intents") -> Path:
+    """LDA's held-out perplexity for each K tried (:class:`churn_dagster.ml.intents.IntentModel`), the chosen
+    K marked."""
+    ks = sorted(perplexity)
+    fig = new_figure(6, 4)
+    ax = fig.add_subplot()
+    ax.plot(ks, [perplexity[k] for k in ks], marker="o")
+    ax.plot([chosen_k], [perplexity[chosen_k]], marker="o", markersize=12, fillstyle="none", color="tab:red",
+            linestyle="none", label=f"chosen K = {chosen_k}")
+    ax.set_xticks(ks)
+    ax.set_xlabel("number of intents K")
+    ax.set_ylabel("held-out perplexity")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot_intent_heatmap(topics: np.ndarray, event_names: Sequence[str], path: str | Path,
+                        title: str = "Event weights of each intent") -> Path:
+    """Intents (rows) × event types (columns), each cell labelled with the event's weight in the intent."""
+    topics = np.asarray(topics, dtype=np.float64)
+    k, n_events = topics.shape
+    fig = new_figure(0.8 * n_events + 2.5, 0.5 * k + 2)
+    ax = fig.add_subplot()
+    image = ax.imshow(topics, cmap="Blues", vmin=0, vmax=max(topics.max(), 1e-9), aspect="auto")
+    for i in range(k):
+        for j in range(n_events):
+            ax.text(j, i, f"{topics[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if topics[i, j] > 0.6 * topics.max() else "black")
+    ax.set_xticks(range(n_events), event_names, rotation=30, ha="right")
+    ax.set_yticks(range(k), [f"intent {i}" for i in range(k)])
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="weight")
     return save(fig, path)
