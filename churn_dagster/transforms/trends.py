@@ -25,6 +25,13 @@ Per user (every user of ``cohort_users``):
   Both comparisons are made on integers (``a * P2`` vs ``b * P1``), so equal rates are never split by
   rounding.
 
+Every ``second_*`` column is read from period 2, which with the defaults starts on the churn label period's
+first day: these are targets, never features. The ``first_*`` columns read only period 1.
+
+For new-user cohorts period 1 contains the first-appearance day, so "decrease" dominates (on the real 10k
+head and the synthetic generator about 70-80% of users on both tasks), unlike the paper's 2:2:1 and 3:2 on
+established LinkedIn users.
+
 Median filter (the paper keeps users with at least the median number of sessions in the first period, 7 on
 LinkedIn): ``first_sessions_median`` is the median (interpolated, the mean of the two middle users for an
 even count) of ``first_sessions`` over **all users of the cohort**, and ``kept_by_filter`` is
