@@ -41,6 +41,7 @@ class Imp:
     view_comment: bool = False
     homepage: bool = False
     view_time: float | None = None
+    detail: str | None = None  # the swipe-down list as published (a Python literal); written quoted
 
     @property
     def epoch_ms(self) -> int:
@@ -53,9 +54,10 @@ class Imp:
     def csv_line(self) -> str:
         flag = lambda b: "1" if b else "0"  # noqa: E731
         view = "NA" if self.view_time is None else repr(self.view_time)
+        detail = "NA" if self.detail is None else f'"{self.detail}"'
         return ",".join(
             [
-                "NA", str(self.dt), str(self.position), str(self.epoch_ms), flag(self.click), flag(self.comment),
+                detail, str(self.dt), str(self.position), str(self.epoch_ms), flag(self.click), flag(self.comment),
                 flag(self.homepage), flag(self.share), flag(self.view_comment), flag(self.like), self.card, view,
                 self.user,
             ]

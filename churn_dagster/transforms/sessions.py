@@ -26,6 +26,26 @@ from churn_dagster.transforms.lake import Lake, require
 
 _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
 
+
+def session_numbering_ctes(requests: str) -> str:
+    """The gap rule as two common table expressions, ``marked`` and ``numbered`` (each followed by a comma).
+
+    ``requests`` names a relation with one row per user and feed request, with columns ``user_id`` and ``t``
+    (the request's ``impressTime`` in epoch ms); ``numbered`` adds ``global_session_idx`` (1.. per user, in
+    time order). The query binds ``$gap_ms``: a gap of that many milliseconds or more starts a session. The
+    ``sessions`` table and the trend labels (:mod:`churn_dagster.transforms.trends`) both sessionise with it.
+    """
+    return f"""marked AS (
+    SELECT *, CASE WHEN t - lag(t) OVER (PARTITION BY user_id ORDER BY t) < $gap_ms THEN 0 ELSE 1 END AS starts_session
+    FROM {requests}
+),
+numbered AS (
+    SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t ROWS UNBOUNDED PRECEDING)::BIGINT
+              AS global_session_idx
+    FROM marked
+),"""
+
+
 SESSIONS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _sessions AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
@@ -41,15 +61,7 @@ requests AS (
       ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
     GROUP BY i.user_id, u.cohort_day, i.impress_time_ms
 ),
-marked AS (
-    SELECT *, CASE WHEN t - lag(t) OVER (PARTITION BY user_id ORDER BY t) < $gap_ms THEN 0 ELSE 1 END AS starts_session
-    FROM requests
-),
-numbered AS (
-    SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t ROWS UNBOUNDED PRECEDING)::BIGINT
-              AS global_session_idx
-    FROM marked
-),
+{session_numbering_ctes('requests')}
 sessions AS (
     SELECT user_id, cohort_day, any_value(first_dt) AS first_dt, global_session_idx,
            min(t) AS start_ms, max(t) AS last_request_ms, max(t + longest_view_s * 1000) AS end_ms,
