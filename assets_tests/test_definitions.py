@@ -38,6 +38,11 @@ EXPECTED_UPSTREAM = {
     },
     "churn_risk_scores": {"scoring_window", "kpi_features", "label_scores", "sequence_tensors",
                           *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
+    "trend_labels": {"cohort_users", "raw_impressions"},
+    "session_events": {"sessions", "cohort_users", "raw_mlog_demographics", "raw_impressions"},
+    "user_day_events": {"cohort_users", "raw_impressions"},
+    "intent_topics": {"session_events", "user_splits"},
+    "intent_profiles": {"intent_topics", "session_events"},
 }
 
 
@@ -112,6 +117,12 @@ def test_the_scoring_window_reads_its_days_through_its_mappings(graph):
     assert _upstream(graph, "churn_risk_scores", "hybrid_lstm_level", "2019-11-10") == ["2019-11-10"]
 
 
+def test_a_trend_cohort_reads_its_two_periods_and_its_training_window(graph):
+    assert _upstream(graph, "trend_labels", "raw_impressions", "2019-11-03") == [
+        f"2019-11-{d:02d}" for d in range(3, 31)]  # 14 + 14 days from the cohort day
+    assert _upstream(graph, "intent_topics", "session_events", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
+
+
 def test_partitions_span_the_labelled_cohorts(graph):
     cohorts = graph.get(dg.AssetKey("sessions")).partitions_def.get_partition_keys()
     days = graph.get(dg.AssetKey("raw_impressions")).partitions_def.get_partition_keys()
@@ -126,7 +137,7 @@ def test_training_assets_share_the_gpu_pool(graph):
 
 
 def test_jobs_load():
-    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "training_job"):
+    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job"):
         assert defs.resolve_job_def(job).name == job
 
 

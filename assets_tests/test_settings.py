@@ -68,6 +68,8 @@ BAD = {
     "CHURN_DUCKDB_THREADS": (str(CPUS + 1), f"a whole number from 1 to {CPUS}"),
     "CHURN_TRAINING_COHORTS": ("seven", "a whole number of cohorts, at least 1"),
     "CHURN_MAX_EPOCHS": ("0", "a whole number of epochs, at least 1"),
+    "CHURN_TREND_FIRST_DAYS": ("0", "a whole number of days, at least 1"),
+    "CHURN_TREND_SECOND_DAYS": ("two weeks", "a whole number of days, at least 1"),
 }
 
 
@@ -129,3 +131,11 @@ def test_loading_the_code_location_with_a_bad_value_fails_with_that_message(tmp_
     assert done.returncode == 1
     assert "SettingsError: CHURN_MAX_SESSIONS='lots' is not allowed: expected a whole number, at least 1" in output
     assert "ValueError" not in output and "invalid literal" not in output
+
+
+def test_the_trend_periods_default_to_two_weeks_or_half_a_shorter_log():
+    assert (settings_from_env({}).trend_first_days, settings_from_env({}).trend_second_days) == (14, 14)
+    short = settings_from_env({"CHURN_LAST_DAY": "2019-11-25"})  # 25 days: 12 + 12
+    assert (short.trend_first_days, short.trend_second_days) == (12, 12)
+    with pytest.raises(SettingsError, match=r"CHURN_TREND_FIRST_DAYS \+ CHURN_TREND_SECOND_DAYS \(20 \+ 14\) must fit"):
+        settings_from_env({"CHURN_TREND_FIRST_DAYS": "20"})

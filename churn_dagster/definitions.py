@@ -18,6 +18,9 @@ from churn_dagster.defs.resources import environment_resources
 from churn_dagster.defs.scoring.risk_scores import churn_risk_scores
 from churn_dagster.defs.scoring.window import scoring_window
 from churn_dagster.defs.tensors.sequences import sequence_tensors
+from churn_dagster.defs.trends.events import session_event_counts
+from churn_dagster.defs.trends.intents import intent_profiles, intent_topics
+from churn_dagster.defs.trends.labels import trend_labels
 
 ASSETS = [
     *raw_assets, user_day_activity,                             # ingest
@@ -27,6 +30,7 @@ ASSETS = [
     *model_assets,                                              # models
     evaluation_report,                                          # report
     scoring_window, churn_risk_scores,                          # scoring
+    trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
 ]
 
 

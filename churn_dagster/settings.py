@@ -23,6 +23,8 @@ FIRST_DAY = date(2019, 11, 1)
 LAST_DAY = date(2019, 11, 30)
 OBSERVATION_DAYS = 14
 LABEL_DAYS = 7
+# The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each).
+TREND_PERIOD_DAYS = 14
 
 # A gap of a day or more would merge a user's consecutive days into one "session".
 MAX_SESSION_GAP_MINUTES = 1440
@@ -82,6 +84,8 @@ class Settings:
     max_epochs: int | None = None
     use_follow_count: bool = False
     use_content_stats: bool = True
+    trend_first_days: int = TREND_PERIOD_DAYS
+    trend_second_days: int = TREND_PERIOD_DAYS
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -133,11 +137,13 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
         "CHURN_TRAINING_COHORTS": ("training_cohorts", _whole(1), "a whole number of cohorts, at least 1"),
         "CHURN_MAX_EPOCHS": ("max_epochs", _whole(1), "a whole number of epochs, at least 1, or unset"),
         "CHURN_USE_FOLLOW_COUNT": ("use_follow_count", _switch, "0 or 1 (true or false)"),
+        "CHURN_TREND_FIRST_DAYS": ("trend_first_days", _whole(1), "a whole number of days, at least 1"),
+        "CHURN_TREND_SECOND_DAYS": ("trend_second_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_USE_CONTENT_STATS": ("use_content_stats", _switch, "0 or 1 (true or false)"),
     }
 
 
-CALENDAR_FIELDS = ("first_day", "last_day", "observation_days", "label_days")
+CALENDAR_FIELDS = ("first_day", "last_day", "observation_days", "label_days", "trend_first_days", "trend_second_days")
 
 
 def _calendar_problems(values: dict) -> list[str]:
@@ -147,10 +153,15 @@ def _calendar_problems(values: dict) -> list[str]:
         return [f"CHURN_FIRST_DAY ({first}) must not be after CHURN_LAST_DAY ({last})"]
     observation, label = values.get("observation_days", OBSERVATION_DAYS), values.get("label_days", LABEL_DAYS)
     days = (last - first).days + 1
+    problems = []
     if observation + label > days:
-        return [(f"CHURN_OBSERVATION_DAYS + CHURN_LABEL_DAYS ({observation} + {label}) must fit in the {days} days "
-                 f"from CHURN_FIRST_DAY ({first}) to CHURN_LAST_DAY ({last})")]
-    return []
+        problems.append(f"CHURN_OBSERVATION_DAYS + CHURN_LABEL_DAYS ({observation} + {label}) must fit in the {days} "
+                        f"days from CHURN_FIRST_DAY ({first}) to CHURN_LAST_DAY ({last})")
+    first_period, second_period = values["trend_first_days"], values["trend_second_days"]
+    if first_period + second_period > days:
+        problems.append(f"CHURN_TREND_FIRST_DAYS + CHURN_TREND_SECOND_DAYS ({first_period} + {second_period}) must "
+                        f"fit in the {days} days from CHURN_FIRST_DAY ({first}) to CHURN_LAST_DAY ({last})")
+    return problems
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,6 +180,10 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={raw!r} is not allowed: expected {allowed}")
             failed.add(field)
     if not failed.intersection(CALENDAR_FIELDS):
+        # The trend periods default to 14 + 14 days, or half of a shorter log each.
+        days = (values.get("last_day", LAST_DAY) - values.get("first_day", FIRST_DAY)).days + 1
+        for field in ("trend_first_days", "trend_second_days"):
+            values.setdefault(field, max(1, min(TREND_PERIOD_DAYS, days // 2)))
         problems += _calendar_problems(values)
     if problems:
         raise SettingsError(problems)

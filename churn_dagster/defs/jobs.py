@@ -6,8 +6,11 @@ import dagster as dg
 
 SNAPSHOT_ASSETS = ("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics")
 DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity")
-# Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready.
-cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors")
+# Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready (the session
+# events of the trend stage are per cohort too).
+cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors") | dg.AssetSelection.assets(
+    "session_events", "user_day_events")
+TREND_DATA_ASSETS = ("trend_labels", "intent_topics", "intent_profiles")
 
 raw_snapshots_job = dg.define_asset_job(
     "raw_snapshots_job",
@@ -24,6 +27,12 @@ cohort_features_job = dg.define_asset_job(
     selection=cohort_data_selection,
     description="Cohort membership, labels, features and tensors for a range of cohorts.",
 )
+trend_data_job = dg.define_asset_job(
+    "trend_data_job",
+    selection=dg.AssetSelection.assets(*TREND_DATA_ASSETS),
+    description="For the cohorts whose two trend periods fit in the data: the DIGMN trend labels, the LDA intents "
+    "fit on the training users' sessions, and each user's intent profile.",
+)
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("models", "reports", "scoring"),
@@ -32,4 +41,4 @@ training_job = dg.define_asset_job(
 )
 
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
-all_jobs = [*data_jobs, training_job]
+all_jobs = [*data_jobs, trend_data_job, training_job]

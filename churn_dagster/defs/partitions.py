@@ -13,6 +13,7 @@ import dagster as dg
 
 from churn_dagster.domain.calendar import calendar_from_env
 from churn_dagster.settings import settings_from_env
+from churn_dagster.transforms.trends import TrendSettings, trend_cohorts
 
 CALENDAR = calendar_from_env()
 TIMEZONE = "Asia/Shanghai"
@@ -67,3 +68,20 @@ def scored_cohort(cohort: date) -> date:
 def days_read(dts: range) -> dg.MetadataValue:
     """The day numbers ``dts`` as the calendar days a partition read, for its metadata."""
     return dg.MetadataValue.text(f"{CALENDAR.day(dts[0])} .. {CALENDAR.day(dts[-1])} ({len(dts)} days)")
+
+
+# The DIGMN trend tasks compare a user's first period with the next one (CHURN_TREND_FIRST_DAYS and
+# CHURN_TREND_SECOND_DAYS, 14 + 14 by default): only the cohorts whose two periods lie inside the data are
+# labelled (dt 1..3 of the 30-day log), and a trend partition reads exactly those days.
+_settings = settings_from_env()
+TREND_WINDOWS = TrendSettings(_settings.trend_first_days, _settings.trend_second_days)
+trend_partitions = dg.DailyPartitionsDefinition(
+    start_date=CALENDAR.first_day.isoformat(),
+    end_date=(trend_cohorts(CALENDAR, TREND_WINDOWS)[-1] + timedelta(days=1)).isoformat(),
+    timezone=TIMEZONE,
+)
+trend_days = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=TREND_WINDOWS.total_days - 1)
+def trend_training_cohorts(cohort: date) -> list[date]:
+    """The trend cohorts trend partition ``cohort`` fits and trains on (oldest first): its training window
+    (``training_window``) restricted to the labellable cohorts."""
+    return [c for c in training_cohorts(cohort) if c in trend_cohorts(CALENDAR, TREND_WINDOWS)]

@@ -63,11 +63,16 @@ def _fields(default) -> dict[str, tuple]:
     }
 
 
-def _config_class(family: str) -> type[dg.Config]:
-    fields = {name: spec for default in DEFAULTS[family] for name, spec in _fields(default).items()}
-    name = "".join(part.title() for part in family.split("_")) + "Config"
-    doc = f"Hyperparameters of the {FAMILIES[family][0]} models, with its defaults."
+def config_class(name: str, doc: str, *defaults) -> type[dg.Config]:
+    """A ``dg.Config`` named ``name`` whose fields are those of the hyperparameter dataclass instances
+    ``defaults``, with their values as defaults and their metadata's bounds and descriptions."""
+    fields = {field: spec for default in defaults for field, spec in _fields(default).items()}
     return pydantic.create_model(name, __base__=dg.Config, __doc__=doc, __module__=__name__, **fields)
+
+
+def _config_class(family: str) -> type[dg.Config]:
+    name = "".join(part.title() for part in family.split("_")) + "Config"
+    return config_class(name, f"Hyperparameters of the {FAMILIES[family][0]} models, with its defaults.", *DEFAULTS[family])
 
 
 CONFIG_CLASSES: dict[str, type[dg.Config]] = {family: _config_class(family) for family in FAMILIES}
