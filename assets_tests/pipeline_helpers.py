@@ -23,6 +23,19 @@ def ingest_folder(con: duckdb.DuckDBPyConnection, folder: Path, lake: Lake, stem
     return results
 
 
+def cohorts_from_impressions(tmp_path: Path, lake: Lake, con: duckdb.DuckDBPyConnection, imps, cohort_days) -> None:
+    """Write ``imps`` as a source folder, ingest it, and build every day's activity and the cohorts' members."""
+    from conftest import write_impressions, write_snapshots
+
+    src = tmp_path / "src"
+    write_impressions(src, imps)
+    write_snapshots(src)
+    ingest_folder(con, src, lake, stems={"impression_data"})
+    for d in range(1, CALENDAR.num_days + 1):
+        cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
+    cohorts.build_cohort_users(con, lake, CALENDAR, cohort_days)
+
+
 def build_cohort_graph(con, lake: Lake, cohort_days, split=labels.SplitSettings(), gap_minutes: float = 30.0):
     """Activity for every day, then membership, labels, sessions and features for ``cohort_days``."""
     for day in all_days():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
-from pipeline_helpers import ingest_folder, rows
+from conftest import CALENDAR, Imp
+from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.domain.engagement import (
     Thresholds,
@@ -13,7 +13,7 @@ from churn_dagster.domain.engagement import (
     levels,
     score_components,
 )
-from churn_dagster.transforms import cohorts, labels
+from churn_dagster.transforms import labels
 from churn_dagster.transforms.labels import SplitSettings
 
 COHORT = CALENDAR.day(1)
@@ -21,13 +21,7 @@ ALL_TRAIN = SplitSettings(train_fraction=1.0, validation_fraction=0.0, seed=1)
 
 
 def _label_rows(tmp_path, lake, con, imps, split=ALL_TRAIN):
-    src = tmp_path / "src"
-    write_impressions(src, imps)
-    write_snapshots(src)
-    ingest_folder(con, src, lake, stems={"impression_data"})
-    for d in range(1, 31):
-        cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
-    cohorts.build_cohort_users(con, lake, CALENDAR, [COHORT])
+    cohorts_from_impressions(tmp_path, lake, con, imps, [COHORT])
     _, thresholds = labels.build_labels(con, lake, CALENDAR, [COHORT], split)
     by_user = {r["user_id"]: r for r in rows(con, lake.cohort("label_scores", COHORT))}
     return by_user, thresholds[COHORT]

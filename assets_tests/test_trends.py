@@ -16,10 +16,10 @@ Median of period-1 sessions over the six users: sorted 1 1 2 2 2 3 -> (2 + 2) / 
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
-from pipeline_helpers import ingest_folder, rows
+from conftest import CALENDAR, Imp
+from pipeline_helpers import cohorts_from_impressions, rows
 
-from churn_dagster.transforms import cohorts, sessions, trends
+from churn_dagster.transforms import sessions, trends
 from churn_dagster.transforms.trends import TrendSettings, TrendWindowError
 
 COHORT = CALENDAR.day(1)
@@ -41,13 +41,7 @@ MAIN = [
 
 
 def _build(tmp_path, lake, con, imps, cohort_days, settings: TrendSettings = DEFAULTS):
-    src = tmp_path / "src"
-    write_impressions(src, imps)
-    write_snapshots(src)
-    ingest_folder(con, src, lake, stems={"impression_data"})
-    for d in range(1, 31):
-        cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
-    cohorts.build_cohort_users(con, lake, CALENDAR, cohort_days)
+    cohorts_from_impressions(tmp_path, lake, con, imps, cohort_days)
     summaries = trends.build_trend_labels(con, lake, CALENDAR, cohort_days, settings)
     by_cohort = {c: {r["user_id"]: r for r in rows(con, lake.cohort("trend_labels", c))} for c in cohort_days}
     return summaries, by_cohort

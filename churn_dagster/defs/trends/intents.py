@@ -7,6 +7,7 @@ the cohort the share of their sessions that each intent dominates: what a CRM re
 """
 
 import json
+from pathlib import Path
 
 import dagster as dg
 
@@ -25,7 +26,10 @@ IntentTopicsConfig = config_class("IntentTopicsConfig", "LDA intent mining (K ra
                                   IntentConfig())
 
 
-def intents_folder(lake: Lake, cohort) -> object:
+_TREND_ASSET = dict(group_name="trends", owners=OWNERS, code_version="1", partitions_def=trend_partitions)
+
+
+def intents_folder(lake: Lake, cohort) -> Path:
     return lake.root / "intents" / f"cohort={cohort.isoformat()}"
 
 
@@ -46,11 +50,8 @@ def _training_sessions(con, lake: Lake, cohorts):
     description="LDA intents (scikit-learn, K from 2 to 10 chosen by held-out perplexity) fit on the sessions of "
     "the training users of the partition's trend cohorts; per intent, the weight of each event type. Stored as "
     "intents/cohort=<day>/intents.json with the perplexity curve and the intent-event heatmap.",
-    group_name="trends",
     kinds={"scikit-learn", "python"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=trend_partitions,
+    **_TREND_ASSET,
     deps=[dg.AssetDep(a, partition_mapping=training_window) for a in ("session_events", "user_splits")],
     check_specs=[dg.AssetCheckSpec("topics_are_distributions", asset="intent_topics", blocking=True,
                                    description="Every intent's event weights are finite, non-negative, sum to 1.")],
@@ -97,11 +98,8 @@ def intent_topics(context: dg.AssetExecutionContext, config: IntentTopicsConfig,
     description="Per user of the cohort: the share of their observation-window sessions that each intent dominates "
     "(intent_0 .. intent_{K-1}, summing to 1), the dominant intent and the number of sessions; read it with "
     "intent_topics' heatmap, which says what each intent does. Parquet under cohorts/intent_profiles/.",
-    group_name="trends",
     kinds={"python", "parquet"},
-    owners=OWNERS,
-    code_version="1",
-    partitions_def=trend_partitions,
+    **_TREND_ASSET,
     deps=["intent_topics", "session_events"],
     check_specs=[dg.AssetCheckSpec("shares_sum_to_one", asset="intent_profiles",
                                    description="Each user with a session has intent shares summing to 1.")],
