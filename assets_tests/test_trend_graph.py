@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import resources_for
@@ -61,3 +62,36 @@ def test_labels_intents_and_profiles_line_up(trend_graph):
     assert with_sessions.any() and ((shares[with_sessions] - 1).abs() < 1e-9).all()
     events = pd.read_parquet(data / "cohorts" / "session_events" / f"cohort={cohort}" / "data.parquet")
     assert set(profile["user_id"]) == set(events["user_id"])
+
+
+def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
+    from churn_dagster.ml.intents import IntentModel
+    from churn_dagster.ml.trend_data import CONTEXT_FEATURES, load_trend_data
+    from churn_dagster.transforms.lake import Lake
+    from churn_dagster.transforms.session_events import EVENT_COLUMNS
+
+    data, _, _, _ = trend_graph
+    cohorts = [CALENDAR.day(dt) for dt in (1, 2, 3)]
+    intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
+    trend = load_trend_data(Lake(data), cohorts, intents, EVENT_COLUMNS, CALENDAR.observation_days)
+    labels = pd.concat([pd.read_parquet(data / "cohorts" / "trend_labels" / f"cohort={c}" / "data.parquet")
+                        for c in cohorts])
+    kept = labels[labels["kept_by_filter"]]
+    n = len(trend.users)
+    assert n == len(kept) > 100 and trend.users["user_id"].is_unique
+    assert set(trend.users["split"]) == {"train", "validation", "test"}
+    assert trend.daily.shape == (n, CALENDAR.observation_days, len(EVENT_COLUMNS)) and len(trend.macro) == n
+    sessions = pd.concat([pd.read_parquet(data / "cohorts" / "sessions" / f"cohort={c}" / "data.parquet") for c in cohorts])
+    per_user = sessions.groupby("user_id").size()
+    expected = per_user.reindex(trend.users["user_id"], fill_value=0).to_numpy()
+    assert (np.diff(trend.offsets) == expected).all() and trend.offsets[-1] == len(trend.behaviour)
+    assert trend.behaviour.shape[1] == len(EVENT_COLUMNS) + len(CONTEXT_FEATURES)
+    assert trend.intents.shape == (len(trend.behaviour), intents.k)
+    assert np.isfinite(trend.behaviour).all() and np.isfinite(trend.intents).all() and np.isfinite(trend.daily).all()
+    row = int(np.argmax(np.diff(trend.offsets)))  # the user with the most sessions: frequencies sum to 1
+    frequencies = trend.behaviour[trend.sessions_of(row), : len(EVENT_COLUMNS)]
+    assert np.allclose(frequencies.sum(axis=1)[frequencies.sum(axis=1) > 0], 1.0, atol=1e-5)
+    # the daily counts add up to the session counts of the observation window
+    assert trend.daily[row].sum() == pytest.approx(
+        pd.read_parquet(data / "cohorts" / "session_events").query("user_id == @trend.users.user_id[@row]")[
+            list(EVENT_COLUMNS)].to_numpy().sum(), rel=0.01)

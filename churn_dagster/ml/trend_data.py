@@ -1,0 +1,97 @@
+"""The inputs of the DIGMN trend models and their baselines, for the users of some trend cohorts.
+
+Everything comes from the first trend period, which is the observation window of the user's cohort (the
+first 14 days), so no input reaches into the second period the labels compare it with:
+
+- ``macro``: the user's KPI aggregates (``kpi_features``), the paper's macro features;
+- ``daily``: event-type counts per observation day (``user_day_events``), [users, days, event types], the
+  activity LSTM's input;
+- ``behaviour``: per session, its event-type frequencies and its context (day, hour and weekday as cycles,
+  duration and the gap since the previous session on a log scale), stored ragged with ``offsets``;
+- ``intents``: per session, its intent vector under the partition's intent model (cosine similarity of its
+  event frequencies to each intent).
+
+Only the users the median filter keeps are included (the paper's task), in cohort and user order. The split
+is the cohort's stratified ``user_splits`` split, so the trend models use the same users for training,
+validation and test as the churn models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from churn_dagster.ml.intents import IntentModel, session_frequencies
+from churn_dagster.transforms.lake import Lake, read_cohort_tables
+
+CONTEXT_FEATURES = ("day_sin", "day_cos", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "log_duration_min",
+                    "log_gap_min", "first_session")
+TASKS = {"day": ("day_trend", 3), "session": ("session_trend", 2)}
+
+
+@dataclass(frozen=True)
+class TrendData:
+    """Row-aligned arrays of the kept users of some trend cohorts (see the module docstring)."""
+
+    users: pd.DataFrame  # user_id, cohort_day, split, day_trend, session_trend
+    macro: pd.DataFrame
+    daily: np.ndarray
+    offsets: np.ndarray
+    behaviour: np.ndarray
+    intents: np.ndarray
+
+    def labels(self, task: str) -> np.ndarray:
+        return self.users[TASKS[task][0]].to_numpy(np.int64)
+
+    def rows(self, split: str) -> np.ndarray:
+        return (self.users["split"] == split).to_numpy()
+
+    def sessions_of(self, row: int) -> slice:
+        return slice(int(self.offsets[row]), int(self.offsets[row + 1]))
+
+
+def session_context(sessions: pd.DataFrame, days: int) -> np.ndarray:
+    """The context features of each session (:data:`CONTEXT_FEATURES`), cyclic times as sine and cosine."""
+    def cycle(values, period):
+        angle = 2 * np.pi * np.asarray(values, np.float64) / period
+        return np.sin(angle), np.cos(angle)
+
+    gap = sessions["gap_min"].to_numpy(np.float64)
+    columns = [*cycle(sessions["day_num"] - 1, days), *cycle(sessions["hour_of_day"], 24),
+               *cycle(sessions["weekday"], 7), np.log1p(sessions["duration_min"].to_numpy(np.float64)),
+               np.log1p(np.clip(gap, 0, None)), (gap < 0).astype(np.float64)]
+    return np.column_stack(columns).astype(np.float32)
+
+
+def load_trend_data(lake: Lake, cohorts: Sequence[date], intents: IntentModel, event_columns: Sequence[str],
+                    observation_days: int) -> TrendData:
+    """The kept users of ``cohorts`` with every input of the trend models."""
+    read = lambda table: read_cohort_tables(lake, table, list(cohorts), "trend models")  # noqa: E731
+    labels = read("trend_labels")
+    labels = labels[labels["kept_by_filter"]]
+    splits = read("user_splits")[["user_id", "split"]]
+    users = labels[["user_id", "cohort_day", "day_trend", "session_trend"]].merge(splits, on="user_id", how="inner")
+    users = users.sort_values(["cohort_day", "user_id"], kind="stable").reset_index(drop=True)
+    kept = users["user_id"]
+    kpi = read("kpi_features").set_index("user_id").loc[kept]
+    macro = kpi.drop(columns=[c for c in ("cohort_day", "last_impression_ms") if c in kpi.columns]).reset_index(drop=True)
+    days = read("user_day_events")
+    days = days[days["user_id"].isin(kept)].sort_values(["user_id", "day_num"])
+    daily = days.set_index("user_id").loc[kept, list(event_columns)].to_numpy(np.float32).reshape(
+        len(users), observation_days, len(event_columns))
+    events = read("session_events").merge(
+        read("sessions")[["user_id", "global_session_idx", "day_num", "hour_of_day", "weekday", "duration_min",
+                          "gap_min"]], on=["user_id", "global_session_idx"], suffixes=("", "_session"))
+    order = pd.Series(np.arange(len(users)), index=kept)
+    events = events[events["user_id"].isin(kept)].assign(row=lambda f: order.loc[f["user_id"]].to_numpy())
+    events = events.sort_values(["row", "global_session_idx"], kind="stable")
+    counts = events[list(event_columns)].to_numpy(np.float64)
+    behaviour = np.hstack([session_frequencies(counts).toarray().astype(np.float32),
+                           session_context(events, observation_days)])
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(events["row"], minlength=len(users)))]).astype(np.int64)
+    return TrendData(users, macro, daily, offsets, behaviour,
+                     intents.intent_vectors(counts, event_columns).astype(np.float32))
