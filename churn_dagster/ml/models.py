@@ -17,12 +17,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from churn_dagster.ml.data import SEQUENCE_DIM, STATIC_DIM
 
 
-def _pack(seq: torch.Tensor, lengths: torch.Tensor) -> nn.utils.rnn.PackedSequence:
+def pack_steps(seq: torch.Tensor, lengths: torch.Tensor) -> nn.utils.rnn.PackedSequence:
+    """``seq`` [B, T, F] packed to its valid steps: an LSTM then never sees the padding."""
     # pack_padded_sequence wants the lengths on the CPU whatever the device of the data.
     return pack_padded_sequence(seq, lengths.detach().cpu(), batch_first=True, enforce_sorted=False)
 
 
-def _squeeze_binary(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
+def squeeze_binary(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
     return logits.squeeze(-1) if n_classes == 1 else logits
 
 
@@ -48,8 +49,8 @@ class LSTMClassifier(nn.Module):
 
     def forward(self, seq: torch.Tensor, lengths: torch.Tensor, static: torch.Tensor | None = None) -> torch.Tensor:
         # With a packed input, h_n holds each sequence's state at its own last valid step, in batch order.
-        _, (h_n, _) = self.lstm(_pack(seq, lengths))
-        return _squeeze_binary(self.head(h_n[-1]), self.n_classes)
+        _, (h_n, _) = self.lstm(pack_steps(seq, lengths))
+        return squeeze_binary(self.head(h_n[-1]), self.n_classes)
 
 
 class HybridLSTM(nn.Module):
@@ -96,7 +97,7 @@ class HybridLSTM(nn.Module):
         """Logits, and with ``return_attention`` also the weights ``[B, T]`` (0 on padded steps)."""
         if static is None:
             raise ValueError("HybridLSTM needs the static vector")
-        packed_out, (h_n, _) = self.lstm(_pack(seq, lengths))
+        packed_out, (h_n, _) = self.lstm(pack_steps(seq, lengths))
         # Unpack to the input's own width so the weights line up with the input steps.
         states, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq.shape[1])
         query = h_n[-1]
@@ -105,7 +106,7 @@ class HybridLSTM(nn.Module):
         weights = torch.softmax(scores.float().masked_fill(~valid, float("-inf")), dim=1)
         context = torch.einsum("bt,bth->bh", weights.to(states.dtype), states)
         features = torch.cat([context, self.static_mlp(static)], dim=1)
-        logits = _squeeze_binary(self.head(features), self.n_classes)
+        logits = squeeze_binary(self.head(features), self.n_classes)
         return (logits, weights) if return_attention else logits
 
 
