@@ -95,3 +95,27 @@ def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
     assert trend.daily[row].sum() == pytest.approx(
         pd.read_parquet(data / "cohorts" / "session_events").query("user_id == @trend.users.user_id[@row]")[
             list(EVENT_COLUMNS)].to_numpy().sum(), rel=0.01)
+
+
+def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_graph):
+    from churn_dagster.ml.intents import IntentModel
+    from churn_dagster.ml.trend_data import MacroScaling, TrendBatches, load_trend_data
+    from churn_dagster.transforms.lake import Lake
+    from churn_dagster.transforms.session_events import EVENT_COLUMNS
+
+    data, _, _, _ = trend_graph
+    intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
+    trend = load_trend_data(Lake(data), [CALENDAR.day(dt) for dt in (1, 2, 3)], intents, EVENT_COLUMNS,
+                            CALENDAR.observation_days)
+    train = trend.rows("train")
+    scaling = MacroScaling.fit(trend.macro, train)
+    scaled = scaling.transform(trend.macro)
+    assert np.allclose(scaled[train].mean(axis=0), 0, atol=1e-4)  # centred on the training rows, not all
+    test = TrendBatches(trend, "day", scaling, trend.rows("test"), max_sessions=3)
+    busiest = int(np.argmax(np.diff(trend.offsets)[test.rows]))
+    batch = test.batch(np.array([busiest, 0]))
+    span = trend.sessions_of(int(test.rows[busiest]))
+    assert batch["lengths"][0] == min(3, span.stop - span.start) and batch["behaviour"].shape[1] == batch["lengths"].max()
+    assert np.allclose(batch["behaviour"][0, : batch["lengths"][0]].numpy(), trend.behaviour[span][-3:])  # the latest
+    assert batch["y"].tolist() == trend.labels("day")[test.rows[[busiest, 0]]].tolist()
+    assert sum(len(b["y"]) for b in test.batches(7)) == len(test)

@@ -95,3 +95,64 @@ def load_trend_data(lake: Lake, cohorts: Sequence[date], intents: IntentModel, e
     offsets = np.concatenate([[0], np.cumsum(np.bincount(events["row"], minlength=len(users)))]).astype(np.int64)
     return TrendData(users, macro, daily, offsets, behaviour,
                      intents.intent_vectors(counts, event_columns).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class MacroScaling:
+    """Median imputation and standardisation of the macro features, fit on training rows only."""
+
+    medians: np.ndarray
+    means: np.ndarray
+    stds: np.ndarray
+
+    @classmethod
+    def fit(cls, macro: pd.DataFrame, train: np.ndarray) -> MacroScaling:
+        values = macro.to_numpy(np.float64)[train]
+        medians = np.nan_to_num(np.nanmedian(values, axis=0)) if len(values) else np.zeros(values.shape[1])
+        filled = np.where(np.isnan(values), medians, values)
+        stds = filled.std(axis=0) if len(values) else np.ones(values.shape[1])
+        return cls(medians, filled.mean(axis=0) if len(values) else np.zeros(values.shape[1]),
+                   np.where(stds > 0, stds, 1.0))
+
+    def transform(self, macro: pd.DataFrame) -> np.ndarray:
+        values = macro.to_numpy(np.float64)
+        return ((np.where(np.isnan(values), self.medians, values) - self.means) / self.stds).astype(np.float32)
+
+
+class TrendBatches:
+    """Batches of the trend data's rows for the sequence models: per user the latest ``max_sessions`` sessions
+    (behaviour and intents padded to the batch's longest, with ``lengths``), the scaled macro features, the
+    daily counts and the task's labels."""
+
+    def __init__(self, data: TrendData, task: str, scaling: MacroScaling, rows: np.ndarray, max_sessions: int = 192):
+        self.data, self.rows, self.max_sessions = data, np.flatnonzero(rows), max_sessions
+        self.labels = data.labels(task)[self.rows]
+        self.macro = scaling.transform(data.macro.iloc[self.rows])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def batch(self, positions: np.ndarray) -> dict:
+        """The rows at ``positions`` (indices into this subset) as tensors."""
+        import torch
+
+        spans = [self.data.sessions_of(int(self.rows[p])) for p in positions]
+        spans = [slice(max(s.start, s.stop - self.max_sessions), s.stop) for s in spans]
+        lengths = np.array([s.stop - s.start for s in spans])
+        width = max(1, int(lengths.max(initial=0)))
+        behaviour = np.zeros((len(spans), width, self.data.behaviour.shape[1]), np.float32)
+        intents = np.zeros((len(spans), width, self.data.intents.shape[1]), np.float32)
+        for i, span in enumerate(spans):
+            behaviour[i, : lengths[i]] = self.data.behaviour[span]
+            intents[i, : lengths[i]] = self.data.intents[span]
+        return {
+            "behaviour": torch.from_numpy(behaviour), "intents": torch.from_numpy(intents),
+            "lengths": torch.from_numpy(lengths), "macro": torch.from_numpy(self.macro[positions]),
+            "daily": torch.from_numpy(self.data.daily[self.rows[positions]]),
+            "y": torch.from_numpy(self.labels[positions]),
+        }
+
+    def batches(self, size: int, shuffle: bool = False, seed: int = 0):
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        for start in range(0, len(self), size):
+            yield self.batch(order[start:start + size])
