@@ -12,7 +12,10 @@ through ``n_layers`` FC-D layers whose widths halve (ReLU after each), then one 
 :class:`StaticDIGMN` is the ablation of section 6.2: plain ``nn.Linear`` layers in place of the FC-D
 layers, widened so that they hold as many parameters as the FC-D layers they replace (the FC-D stack has
 ``d * (m * n + n)`` per layer against ``m * n + n``); :func:`static_widths` chooses the widths and
-:func:`parameter_counts` reports both counts. The static model has no meta network.
+:func:`parameter_counts` reports both counts. The static model has no meta network. At the defaults
+(input width 32 + 32 + 17 KPI aggregates = 81, d = 4, binary): FC-D widths 40, 20, 10 hold 17,251
+parameters with the output layer, the static widths 112, 56, 30 hold 17,253; the meta network's 1,188 have
+no counterpart in the static model.
 
 Training hooks read by :func:`churn_dagster.ml.train.fit`: ``regularization()`` (the orthogonality penalty
 of eq. 9 summed over the FC-D layers) and ``optimizer_groups(weight_decay)`` (weight decay on every
