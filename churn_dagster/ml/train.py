@@ -9,6 +9,12 @@ On CUDA the forward pass runs under float16 autocast with a GradScaler. float16 
 PyTorch's autocast wrapper for cuDNN RNNs casts the LSTM to float16 whatever dtype autocast was given,
 and the LSTM is most of the compute, so its float16 gradients need loss scaling either way. Evaluation and
 prediction run in float32, so reported probabilities do not depend on the training precision.
+
+Two optional hooks let a model bring its own regularisation without a loop of its own (DIGMN uses both):
+``model.regularization()`` returns a scalar penalty that the training objective adds with weight
+``config.penalty_weight``, and ``model.optimizer_groups(weight_decay)`` returns the optimizer's parameter
+groups (e.g. some parameters exempt from weight decay). Reported losses, and so early stopping, are the
+classification loss alone, on training and validation alike.
 """
 
 from __future__ import annotations
@@ -107,7 +113,20 @@ def _metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict:
     return binary_metrics(y, p) if n_classes == 1 else multiclass_metrics(y, p)
 
 
-def _train_epoch(model, loader, optimizer, scaler, device, use_amp) -> tuple[float, int]:
+def _penalty(model: nn.Module, weight: float) -> torch.Tensor | float:
+    """``weight * model.regularization()`` in float32, or 0 when the model has no such term."""
+    if weight == 0 or not hasattr(model, "regularization"):
+        return 0.0
+    return weight * model.regularization().float()
+
+
+def _optimizer_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    if hasattr(model, "optimizer_groups"):
+        return model.optimizer_groups(weight_decay)
+    return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+
+
+def _train_epoch(model, loader, optimizer, scaler, device, use_amp, penalty_weight=0.0) -> tuple[float, int]:
     model.train()
     loss_fn, total, seen = _loss_fn(model.n_classes), 0.0, 0
     for batch in loader:
@@ -116,7 +135,7 @@ def _train_epoch(model, loader, optimizer, scaler, device, use_amp) -> tuple[flo
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             logits = model(batch.seq, batch.lengths, batch.static)
         loss = loss_fn(logits.float(), batch.y)
-        scaler.scale(loss / len(batch.y)).backward()
+        scaler.scale(loss / len(batch.y) + _penalty(model, penalty_weight)).backward()
         scaler.step(optimizer)
         scaler.update()
         total += loss.item()
@@ -145,8 +164,10 @@ def fit(
     device = torch.device(device) if device is not None else default_device()
     use_amp = config.amp and device.type == "cuda"
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(_optimizer_groups(model, config.weight_decay), lr=config.lr)
     scheduler = None
+    if config.lr_decay_every is not None:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_decay_every, config.lr_decay_factor)
     if config.plateau_patience is not None:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience,
@@ -158,7 +179,8 @@ def fit(
     for epoch in range(1, config.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
-        train_loss, seen = _train_epoch(model, train_loader, optimizer, scaler, device, use_amp)
+        train_loss, seen = _train_epoch(
+            model, train_loader, optimizer, scaler, device, use_amp, config.penalty_weight)
         seconds = time.perf_counter() - start
         val_loss, val_p, val_y = evaluate(model, val_loader, device)
         metrics = _metrics(val_y, val_p, model.n_classes)
@@ -170,8 +192,10 @@ def fit(
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             since_best += 1
-        if scheduler is not None:
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val_loss)
+        elif scheduler is not None:
+            scheduler.step()
         if config.early_stop_patience is not None and since_best >= config.early_stop_patience:
             break
     if best_state is None:
