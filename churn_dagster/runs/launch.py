@@ -27,12 +27,7 @@ from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted, stop_signals
 from churn_dagster.runs.run_report import check_outcome
 from churn_dagster.runs.runner import Step
-from churn_dagster.runs.servers import (
-    LOCATION,
-    REPOSITORY,
-    Servers,
-    code_location_servers,
-)
+from churn_dagster.runs.servers import LOCATION, REPOSITORY, code_location_client
 
 POLL_SECONDS = 0.25
 IN_ONE_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -73,11 +68,11 @@ class _Follower:
                 return
 
 
-def _submit(servers: Servers, step: Step, run_config: dict) -> str:
+def _submit(client, step: Step, run_config: dict) -> str:
     from dagster_graphql import DagsterGraphQLClientError
 
     try:
-        return servers.client().submit_job_execution(
+        return client.submit_job_execution(
             step.job, repository_location_name=LOCATION, repository_name=REPOSITORY,
             run_config=run_config, tags=step.tags,
             asset_selection=None if step.assets is None else sorted(step.assets, key=lambda k: k.path))
@@ -85,10 +80,10 @@ def _submit(servers: Servers, step: Step, run_config: dict) -> str:
         raise RunFailed(f"the code location refused {step.describe()}: {exc}", str(exc), user_error=False) from exc
 
 
-def _terminate(servers: Servers, instance: dg.DagsterInstance, run_id: str, follower: _Follower, echo) -> str:
+def _terminate(client, instance: dg.DagsterInstance, run_id: str, follower: _Follower, echo) -> str:
     """Terminate run ``run_id`` as the UI's button does and wait for it to end; its final status."""
     try:
-        servers.client().terminate_run(run_id)
+        client.terminate_run(run_id)
     except Exception as exc:  # noqa: BLE001 - a run that ended meanwhile cannot be terminated; say what happened
         echo(f"  terminating run {run_id}: {exc}")
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
@@ -105,11 +100,11 @@ def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, ec
     """Launch ``steps`` one after the other as runs of the code location; return their run ids."""
     run_ids: list[str] = []
     settings = settings_run_config()
-    with stop_signals() as signals, code_location_servers(home, echo) as servers:
+    with stop_signals() as signals, code_location_client(home, echo) as client:
         for step in steps:
             signals.stop_if_received(f"{step.describe()} and the steps after it were not started")
             echo(f"running {step.describe()} ...")
-            run_id = _submit(servers, step, {**(step.run_config or {}), **settings, **IN_ONE_PROCESS})
+            run_id = _submit(client, step, {**(step.run_config or {}), **settings, **IN_ONE_PROCESS})
             follower = _Follower(instance, run_id, verbose)
             try:
                 run = instance.get_run_by_id(run_id)
@@ -122,7 +117,7 @@ def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, ec
                 follower.read(echo)
             except KeyboardInterrupt:
                 signum = signals.acknowledge()
-                outcome = _terminate(servers, instance, run_id, follower, echo)
+                outcome = _terminate(client, instance, run_id, follower, echo)
                 raise Interrupted(signum, f"run {run_id} of {step.describe()} {outcome}; "
                                   "the steps after it were not started") from None
             run_ids.append(run_id)

@@ -38,7 +38,7 @@ WORKSPACE = f"""load_from:
 START_TIMEOUT_SECONDS = 180
 
 
-class ServersUnavailableError(UserError, RuntimeError):
+class WebserverUnavailableError(UserError, RuntimeError):
     """The webserver the CLI started did not come up, or did not load the code location."""
 
 
@@ -97,19 +97,6 @@ def _location_loaded(port: int) -> str | None:
     return error.get("message", "load failed") if error.get("__typename") == "PythonError" else ""
 
 
-class Servers:
-    """The running webserver."""
-
-    def __init__(self, port: int, log: Path):
-        self.port = port
-        self.log = log
-
-    def client(self):
-        from dagster_graphql import DagsterGraphQLClient
-
-        return DagsterGraphQLClient("127.0.0.1", port_number=self.port, timeout=120)
-
-
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -121,8 +108,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def code_location_servers(home: Path, echo=print) -> Iterator[Servers]:
-    """The webserver, launching runs into the instance of ``home``, for the length of the block."""
+def code_location_client(home: Path, echo=print) -> Iterator:
+    """A GraphQL client of a webserver that launches runs into the instance of ``home``, for the length of the
+    block (``dagster_graphql.DagsterGraphQLClient``)."""
+    from dagster_graphql import DagsterGraphQLClient
+
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "churn-dagster-servers.log"
@@ -138,25 +128,23 @@ def code_location_servers(home: Path, echo=print) -> Iterator[Servers]:
             stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             echo(f"code location {LOCATION}: webserver on 127.0.0.1:{port} (its log: {log_path})")
-            _wait_until_ready(port, [process], log_path)
-            yield Servers(port, log_path)
+            _wait_until_ready(port, process, log_path)
+            yield DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=120)
         finally:
             _stop(process)
 
 
-def _wait_until_ready(port: int, processes: list[subprocess.Popen], log_path: Path) -> None:
+def _wait_until_ready(port: int, process: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                raise ServersUnavailableError(
-                    f"{Path(process.args[0]).name} exited with status {process.returncode} as it started; "
-                    f"see {log_path}")
+        if process.poll() is not None:
+            raise WebserverUnavailableError(
+                f"dagster-webserver exited with status {process.returncode} as it started; see {log_path}")
         state = _location_loaded(port)
         if state == "":
             return
         if state:
-            raise ServersUnavailableError(f"the code location {LOCATION} did not load: {state.splitlines()[0]}")
+            raise WebserverUnavailableError(f"the code location {LOCATION} did not load: {state.splitlines()[0]}")
         time.sleep(0.5)
-    raise ServersUnavailableError(f"the webserver did not load the code location within {START_TIMEOUT_SECONDS} s; "
+    raise WebserverUnavailableError(f"the webserver did not load the code location within {START_TIMEOUT_SECONDS} s; "
                                   f"see {log_path}")
