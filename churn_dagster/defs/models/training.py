@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from churn_dagster.defs.cancellation import interrupt_when_canceled
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, hyperparameters, model_name
@@ -85,14 +86,15 @@ def _train_and_register(context, family: str, target: str, cohort: date, cohorts
             "partition": cohort.isoformat()}
     # With a single cohort there is nothing earlier to train on: the out-of-time protocol waits for a second.
     schemes = SCHEMES if len(cohorts) > 1 else ("random",)
-    for scheme in schemes:
-        with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})", {**tags, "split_scheme": scheme}) as run:
-            log_params({**params, "family": family, "target": target, "split_scheme": scheme})
-            results[scheme] = run_scheme(scheme)
-            log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
-            if scheme == "random":
-                model_uri, run_id = log_model(results[scheme]), run.info.run_id
-            urls[scheme] = mlflow_res.run_url(run.info.run_id)
+    with interrupt_when_canceled(context):
+        for scheme in schemes:
+            with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})", {**tags, "split_scheme": scheme}) as run:
+                log_params({**params, "family": family, "target": target, "split_scheme": scheme})
+                results[scheme] = run_scheme(scheme)
+                log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
+                if scheme == "random":
+                    model_uri, run_id = log_model(results[scheme]), run.info.run_id
+                urls[scheme] = mlflow_res.run_url(run.info.run_id)
     sanity = _sanity_check(results, target)
     random = results["random"]
     version = register_version(mlflow_res, name, run_id, model_uri, {

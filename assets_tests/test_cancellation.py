@@ -1,0 +1,62 @@
+"""A terminated run's step is interrupted again and again until it stops: Dagster sends one SIGINT, and
+Python drops it when it lands in a garbage-collector callback."""
+
+import time
+from types import SimpleNamespace
+
+import dagster as dg
+import pytest
+
+from churn_dagster.defs.cancellation import interrupt_when_canceled, interrupt_while
+
+
+def _swallow_first_interrupt(caught: list[float]) -> None:
+    """Sleep until interrupted; the first interrupt is lost, as in a garbage-collector callback. Returns
+    after 5 s without a second one."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.005)
+        except KeyboardInterrupt:
+            caught.append(time.monotonic())
+            if len(caught) > 1:
+                raise
+
+
+def test_a_lost_interrupt_is_sent_again_until_the_step_stops():
+    caught: list[float] = []
+    start = time.monotonic()
+    canceled = lambda: time.monotonic() - start > 0.1
+    with pytest.raises(KeyboardInterrupt), interrupt_while(canceled, poll_seconds=0.02, repeat_seconds=0.2):
+        _swallow_first_interrupt(caught)
+    assert len(caught) == 2
+    assert caught[0] - start >= 0.1  # not before the run was canceled
+    assert caught[1] - caught[0] >= 0.2  # the step had its repeat interval to unwind
+
+
+def test_nothing_is_sent_while_the_run_goes_on_nor_after_the_block():
+    with interrupt_while(lambda: False, poll_seconds=0.01):
+        time.sleep(0.1)
+    canceled_later = time.monotonic() + 0.05
+    with interrupt_while(lambda: time.monotonic() > canceled_later, poll_seconds=0.01):
+        pass  # left before the run was canceled
+    time.sleep(0.2)  # a KeyboardInterrupt here would fail the test
+
+
+def test_the_run_status_in_the_instance_is_what_is_watched():
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        run = dg.materialize([one], instance=instance).dagster_run
+        context = SimpleNamespace(instance=instance, run_id=run.run_id)
+        with interrupt_when_canceled(context):
+            time.sleep(1.2)  # SUCCESS: nothing to stop
+        instance.report_run_canceling(run)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
+        caught: list[float] = []
+        with pytest.raises(KeyboardInterrupt), interrupt_when_canceled(context):
+            _swallow_first_interrupt(caught)
+        assert len(caught) == 2
