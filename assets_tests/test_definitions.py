@@ -7,6 +7,7 @@ import pytest
 
 from churn_dagster.definitions import defs
 
+TREND_MODELS = ("logreg", "xgboost", "mlp", "activity_lstm", "multichannel", "digmn", "digmn_static")
 EXPECTED_UPSTREAM = {
     "raw_impressions": set(),
     "raw_user_demographics": set(),
@@ -43,6 +44,10 @@ EXPECTED_UPSTREAM = {
     "user_day_events": {"cohort_users", "raw_impressions"},
     "intent_topics": {"session_events", "user_splits"},
     "intent_profiles": {"intent_topics", "session_events"},
+    **{f"trend_{model}_{task}": {"trend_labels", "intent_topics", "session_events", "user_day_events", "sessions",
+                                 "kpi_features", "user_splits"}
+       for model in TREND_MODELS for task in ("day", "session")},
+    "trend_report": {f"trend_{model}_{task}" for model in TREND_MODELS for task in ("day", "session")},
 }
 
 
@@ -123,6 +128,14 @@ def test_a_trend_cohort_reads_its_two_periods_and_its_training_window(graph):
     assert _upstream(graph, "intent_topics", "session_events", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
 
 
+def test_a_trend_model_reads_its_training_window_and_its_own_intents(graph):
+    window = ["2019-11-01", "2019-11-02", "2019-11-03"]
+    for parent in ("trend_labels", "session_events", "user_day_events", "sessions", "kpi_features", "user_splits"):
+        assert _upstream(graph, "trend_digmn_day", parent, "2019-11-03") == window, parent
+    assert _upstream(graph, "trend_digmn_day", "intent_topics", "2019-11-03") == ["2019-11-03"]
+    assert _upstream(graph, "trend_report", "trend_logreg_session", "2019-11-02") == ["2019-11-02"]
+
+
 def test_partitions_span_the_labelled_cohorts(graph):
     cohorts = graph.get(dg.AssetKey("sessions")).partitions_def.get_partition_keys()
     days = graph.get(dg.AssetKey("raw_impressions")).partitions_def.get_partition_keys()
@@ -134,10 +147,15 @@ def test_training_assets_share_the_gpu_pool(graph):
     for family in ("logreg", "xgboost", "lstm", "hybrid_lstm"):
         for target in ("churn", "level"):
             assert graph.get(dg.AssetKey(f"{family}_{target}")).pools == {"gpu"}
+    for model in TREND_MODELS:
+        for task in ("day", "session"):
+            node = graph.get(dg.AssetKey(f"trend_{model}_{task}"))
+            assert node.pools == {"gpu"} and node.group_name == "trend_models"
 
 
 def test_jobs_load():
-    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job"):
+    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job",
+                "trend_training_job"):
         assert defs.resolve_job_def(job).name == job
 
 

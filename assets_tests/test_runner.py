@@ -25,6 +25,7 @@ from churn_dagster.runs.runner import (
     run_steps,
     select_steps,
     training_config,
+    trend_training_config,
     whole_graph_steps,
 )
 from churn_dagster.settings import SettingsError
@@ -226,6 +227,26 @@ def test_a_selection_of_nothing_is_a_settings_error(expression, message):
     with pytest.raises(SettingsError) as raised:
         select_steps(code_location, data_graph_steps(CALENDAR), expression)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_the_whole_graph_ends_with_the_trend_data_and_models_of_the_last_trend_cohort():
+    steps = whole_graph_steps(CALENDAR, training_config(2), trend_training_config(2))
+    assert [(s.job, s.first) for s in steps[-4:]] == [
+        ("trend_data_job", "2019-11-01"), ("trend_data_job", "2019-11-02"), ("trend_data_job", "2019-11-03"),
+        ("trend_training_job", "2019-11-03")]
+    assert steps[-1].run_config == trend_training_config(2) and steps[3].job == "training_job"
+    (trend,) = select_steps(code_location, steps, "key:trend_digmn_*")
+    assert (trend.job, trend.first, trend.assets) == ("trend_training_job", "2019-11-03", {
+        dg.AssetKey(f"trend_{m}_{t}") for m in ("digmn", "digmn_static") for t in ("day", "session")})
+
+
+def test_max_epochs_caps_the_trend_networks_too():
+    config = trend_training_config(2)
+    assert set(config["ops"]) == {f"trend_{m}_{t}" for m in ("activity_lstm", "multichannel", "digmn", "digmn_static")
+                                  for t in ("day", "session")}
+    assert all(op == {"config": {"epochs": 2}} for op in config["ops"].values())
+    assert dg.validate_run_config(code_location.resolve_job_def("trend_training_job"), config)
+    assert trend_training_config(None) is None
 
 
 def test_max_epochs_is_valid_run_config_for_the_sequence_models():

@@ -119,3 +119,125 @@ def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_
     assert np.allclose(batch["behaviour"][0, : batch["lengths"][0]].numpy(), trend.behaviour[span][-3:])  # the latest
     assert batch["y"].tolist() == trend.labels("day")[test.rows[[busiest, 0]]].tolist()
     assert sum(len(b["y"]) for b in test.batches(7)) == len(test)
+
+
+# --- the trend models and their report ----------------------------------------------------------------------
+
+SEEDS = [0, 1]
+EPOCHS = 2
+RETRAINED = ("trend_digmn_session", "trend_mlp_day", "trend_xgboost_day")  # one per MLflow flavor
+
+
+def _small_training(names) -> dict:
+    """Two seeds, the networks capped at EPOCHS, fewer boosting rounds: the whole subgraph in seconds."""
+    from churn_dagster.defs.trends.model_config import trend_epoch_cap_config
+
+    capped = trend_epoch_cap_config(EPOCHS)["ops"]
+    return {"ops": {n: {"config": {"seeds": SEEDS, **capped.get(n, {}).get("config", {}),
+                                   **({"n_estimators": 100} if "xgboost" in n else {})}} for n in names}}
+
+
+@pytest.fixture(scope="module")
+def trend_models(trend_graph):
+    """The trend_training_job step of the whole graph for the last trend cohort, then three of its models
+    retrained, which meets the champion each registered the first time."""
+    import torch
+
+    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
+    from churn_dagster.runs.runner import trend_steps
+
+    data, _, _, _ = trend_graph
+    root = data.parent
+    resources = resources_for(root / "source", root)
+    defs = build_definitions(resources)
+    step = trend_steps(CALENDAR, _small_training(TREND_MODEL_NAMES))[-1]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            (run_id,) = run_steps(defs, instance, [step], echo=lambda _: None)
+            again = defs.resolve_job_def("trend_training_job").execute_in_process(
+                instance=instance, partition_key=step.first, run_config=_small_training(RETRAINED),
+                asset_selection=[dg.AssetKey(n) for n in RETRAINED])
+            checks = [e.dagster_event.event_specific_data
+                      for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+            report = instance.get_latest_materialization_event(dg.AssetKey("trend_report")).asset_materialization
+    finally:
+        torch.set_num_threads(threads)
+    return data, resources["mlflow"], step, run_id, again, checks, report
+
+
+def test_the_trend_step_trains_every_model_of_the_last_trend_cohort(trend_models):
+    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
+
+    _, _, step, _, again, checks, report = trend_models
+    assert (step.job, step.first, step.last) == ("trend_training_job", "2019-11-03", "2019-11-03")
+    sane = {c.asset_key.to_user_string(): c.passed for c in checks if c.check_name == "model_sane"}
+    assert sane == dict.fromkeys(TREND_MODEL_NAMES, True)
+    assert {c.asset_key.to_user_string() for c in checks if c.check_name == "beats_chance"} == set(TREND_MODEL_NAMES)
+    assert {c.asset_key.to_user_string(): c.passed for c in checks if c.check_name == "covers_every_model"} == {
+        "trend_report": True}
+    assert again.success and report.partition == "2019-11-03"
+
+
+def test_one_mlflow_run_per_model_and_seed_and_the_best_seed_registered(trend_models):
+    from mlflow import MlflowClient
+
+    from churn_dagster.defs.models.registry import champion_version
+    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
+
+    _, mlflow, _, run_id, _, _, _ = trend_models
+    client = MlflowClient(mlflow.tracking_uri)
+    experiment = client.get_experiment_by_name(mlflow.experiment)
+    runs = [r for r in client.search_runs([experiment.experiment_id], max_results=500)
+            if "trend_model" in r.data.tags and r.data.tags["dagster.run_id"] == run_id]
+    seeds = {}
+    for run in runs:
+        seeds.setdefault(run.data.tags["dagster.asset_key"], []).append(int(run.data.tags["seed"]))
+        assert np.isfinite(run.data.metrics["val_headline"]) and np.isfinite(run.data.metrics["test_headline"])
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"metrics.json", "confusion_matrix.png"} <= artifacts
+        if run.data.tags["trend_model"] not in ("logreg", "xgboost", "mlp"):
+            history = client.get_metric_history(run.info.run_id, "val_loss")
+            assert "learning_curves.png" in artifacts and 1 <= len(history) <= EPOCHS
+    assert {k: sorted(v) for k, v in seeds.items()} == dict.fromkeys(TREND_MODEL_NAMES, SEEDS)
+    for name in TREND_MODEL_NAMES:
+        first = client.get_model_version(name, "1")
+        assert first.tags["model_sane"] == "true" and "is the first champion" in first.tags["champion_decision"]
+        assert client.get_run(first.run_id).data.tags["seed"] == first.tags["seed"]  # the best seed's run
+        assert champion_version(client, name) is not None
+
+
+def test_a_retrained_model_meets_the_champion_on_the_same_validation_users(trend_models):
+    """Retrained with the same seeds, a model is the champion again, weight for weight: loaded back from MLflow
+    (with its macro scaling) the champion scores exactly what the challenger scored, so it stays (a tie does
+    not promote)."""
+    import re
+
+    from mlflow import MlflowClient
+
+    from churn_dagster.defs.models.registry import champion_version
+
+    _, mlflow, _, _, _, _, _ = trend_models
+    client = MlflowClient(mlflow.tracking_uri)
+    for name in RETRAINED:
+        decision = client.get_model_version(name, "2").tags["champion_decision"]
+        assert "does not beat the champion v1" in decision and "on the same 60 validation users" in decision
+        challenger, champion = re.findall(r"(?:macro F1|AUROC) (\d\.\d{4})", decision)
+        assert challenger == champion, decision
+        assert str(champion_version(client, name).version) == "1"
+
+
+def test_the_report_sets_every_model_beside_the_paper(trend_models):
+    data, _, _, _, _, _, report = trend_models
+    folder = data / "reports" / "trends" / "cohort=2019-11-03"
+    table = pd.read_csv(folder / "comparison.csv")
+    assert len(table) == 7 and table.filter(like="(ours)").notna().all().all()
+    assert table["seeds"].astype(str).eq("2").all()
+    text = (folder / "report.md").read_text()
+    assert "0.592 ± 0.001" in text and "0.655 ± 0.001" in text and "LinkedIn" in text  # DIGMN, Table 3
+    assert "comparison" in report.metadata and "mlflow_run" in report.metadata
+    summary = json.loads((data / "models" / "trend_digmn_day" / "cohort=2019-11-03" / "summary.json").read_text())
+    assert summary["summary"]["seeds"] == 2 and summary["cohorts"] == ["2019-11-01", "2019-11-02", "2019-11-03"]
+    seed = json.loads((data / "models" / "trend_digmn_day" / "cohort=2019-11-03" / "seed_1" / "metrics.json").read_text())
+    assert seed["seed"] == 1 and len(seed["history"]) <= EPOCHS and "f1_macro" in seed["test"]

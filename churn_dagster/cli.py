@@ -134,6 +134,7 @@ def _materialize(args: argparse.Namespace) -> None:
         data_graph_steps,
         select_steps,
         training_config,
+        trend_training_config,
         whole_graph_steps,
     )
 
@@ -142,7 +143,7 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.data_only:
         steps = data_graph_steps(CALENDAR)
     else:
-        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs))
+        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs))
     if args.select:
         steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
@@ -159,6 +160,8 @@ def _materialize(args: argparse.Namespace) -> None:
         lines += [
             "  models/<model>/cohort=YYYY-MM-DD/              metrics.json, test_predictions.parquet",
             "  reports/evaluation/cohort=YYYY-MM-DD/report.md model comparison, figures, explanations",
+            "  models/trend_<model>_<task>/cohort=YYYY-MM-DD/ summary.json, seed_<n>/metrics.json (trend models)",
+            "  reports/trends/cohort=YYYY-MM-DD/report.md     trend models beside the DIGMN paper",
             "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
             f"MLflow runs and registry: {tracking_uri}",
             f"  mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1",
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=_calibrate)
 
     mat = sub.add_parser("materialize", parents=[verbose],
-                         help="run the whole graph: every day, every cohort, models, report, scores")
+                         help="run the whole graph: every day, every cohort, models, report, scores, trend models")
     mat.add_argument("--source", required=True, type=_folder, help="folder with the six published files")
     mat.add_argument("--data-dir", type=Path, help="output root (default: $CHURN_DATA_DIR or ./data)")
     mat.add_argument("--data-only", action="store_true", help="stop after the data assets (no training)")
@@ -207,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these assets, in Dagster's selection syntax: 'lstm_churn', 'group:models', "
                      "'key:lstm_*', 'key:lstm_churn or key:hybrid_lstm_churn', 'group:models and key:*_churn'")
     mat.add_argument("--max-epochs", type=_whole(1), metavar="N",
-                     help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM at most 50)")
+                     help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM and trend networks at "
+                     "most 50)")
     mat.set_defaults(func=_materialize)
     return parser
 

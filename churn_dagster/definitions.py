@@ -21,6 +21,8 @@ from churn_dagster.defs.tensors.sequences import sequence_tensors
 from churn_dagster.defs.trends.events import session_event_counts
 from churn_dagster.defs.trends.intents import intent_profiles, intent_topics
 from churn_dagster.defs.trends.labels import trend_labels
+from churn_dagster.defs.trends.models import trend_model_assets
+from churn_dagster.defs.trends.report import trend_report
 
 ASSETS = [
     *raw_assets, user_day_activity,                             # ingest
@@ -31,6 +33,7 @@ ASSETS = [
     evaluation_report,                                          # report
     scoring_window, churn_risk_scores,                          # scoring
     trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
+    *trend_model_assets, trend_report,                          # trend models and their report
 ]
 
 

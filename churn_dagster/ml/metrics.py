@@ -66,16 +66,18 @@ def _summary(y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str]) -> di
     }
 
 
-def binary_metrics(y_true: Sequence[int], p: Sequence[float], threshold: float = 0.5) -> dict:
+def binary_metrics(y_true: Sequence[int], p: Sequence[float], threshold: float = 0.5,
+                   names: Sequence[str] = BINARY_NAMES) -> dict:
     """Metrics of churn probabilities ``p`` (class 1 = churned) against ``y_true``; a user is predicted
-    churned when ``p >= threshold``. The confusion matrix is ``[[TN, FP], [FN, TP]]``."""
+    churned when ``p >= threshold``. The confusion matrix is ``[[TN, FP], [FN, TP]]``. ``names`` are the
+    classes 0 and 1 as the per-class entries call them (another binary task names its own)."""
     y = np.asarray(y_true).astype(np.int64).ravel()
     p = np.asarray(p, dtype=np.float64).ravel()
     if len(y) != len(p) or len(y) == 0:
         raise ValueError(f"need equal, non-zero lengths, got {len(y)} labels and {len(p)} probabilities")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("binary labels must be 0 or 1")
-    out = _summary(y, (p >= threshold).astype(np.int64), BINARY_NAMES)
+    out = _summary(y, (p >= threshold).astype(np.int64), names)
     return {"roc_auc": _auc(y == 1, p), "threshold": threshold, "positive_rate": float(y.mean()), **out}
 
 

@@ -14,7 +14,8 @@ Two optional hooks let a model bring its own regularisation without a loop of it
 ``model.regularization()`` returns a scalar penalty that the training objective adds with weight
 ``config.penalty_weight``, and ``model.optimizer_groups(weight_decay)`` returns the optimizer's parameter
 groups (e.g. some parameters exempt from weight decay). Reported losses, and so early stopping, are the
-classification loss alone, on training and validation alike.
+classification loss alone, on training and validation alike. A model trained for another task than churn
+or the levels names its classes in ``model.class_names``, which the validation metrics then use.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from churn_dagster.domain.engagement import LEVEL_NAMES
 from churn_dagster.ml.data import SequenceDataset, make_loader, n_outputs
 from churn_dagster.ml.hyperparameters import TrainConfig
-from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
+from churn_dagster.ml.metrics import BINARY_NAMES, binary_metrics, multiclass_metrics
 from churn_dagster.ml.models import build_model
 
 EpochCallback = Callable[[int, float, float, dict, float], None]
@@ -109,8 +111,12 @@ def predict_proba(model: nn.Module, loader: DataLoader, device: torch.device | s
     return evaluate(model, loader, device)[1]
 
 
-def _metrics(y: np.ndarray, p: np.ndarray, n_classes: int) -> dict:
-    return binary_metrics(y, p) if n_classes == 1 else multiclass_metrics(y, p)
+def _metrics(y: np.ndarray, p: np.ndarray, model: nn.Module) -> dict:
+    """Validation metrics under the model's ``class_names`` if it has them (the trend networks), else churn's
+    two classes or the five levels."""
+    if model.n_classes == 1:
+        return binary_metrics(y, p, names=getattr(model, "class_names", BINARY_NAMES))
+    return multiclass_metrics(y, p, getattr(model, "class_names", LEVEL_NAMES))
 
 
 def _penalty(model: nn.Module, weight: float) -> torch.Tensor | float:
@@ -183,7 +189,7 @@ def fit(
             model, train_loader, optimizer, scaler, device, use_amp, config.penalty_weight)
         seconds = time.perf_counter() - start
         val_loss, val_p, val_y = evaluate(model, val_loader, device)
-        metrics = _metrics(val_y, val_p, model.n_classes)
+        metrics = _metrics(val_y, val_p, model)
         history.append(EpochRecord(epoch, train_loss, val_loss, lr, seconds, seen / max(seconds, 1e-9), metrics))
         if on_epoch is not None:
             on_epoch(epoch, train_loss, val_loss, metrics, lr)

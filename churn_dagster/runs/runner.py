@@ -15,10 +15,13 @@ import dagster as dg
 
 from churn_dagster.defs.constants import TRIGGER_TAG, partition_range_tags
 from churn_dagster.defs.models.config import epoch_cap_config
+from churn_dagster.defs.partitions import TRAINING_COHORTS, TREND_WINDOWS
+from churn_dagster.defs.trends.model_config import trend_epoch_cap_config
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
 from churn_dagster.runs.run_report import check_outcome
 from churn_dagster.settings import SettingsError
+from churn_dagster.transforms.trends import trend_cohorts
 
 # The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
 # the Dagster UI shows in full.
@@ -62,17 +65,38 @@ def data_graph_steps(calendar: Calendar) -> list[Step]:
     ]
 
 
-def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -> list[Step]:
-    """The data graph, then, for the last labelled cohort, the models on its training window, the evaluation
-    report and the risk scores of the newest window."""
+def trend_steps(calendar: Calendar, trend_config: dict | None = None) -> list[Step]:
+    """The trend data of the trend cohorts that the last one's models train on (its training window; one run
+    each, since the intents of a partition are fit per run), then the trend models and their report for the
+    last trend cohort. No steps when the log is too short for a trend cohort."""
+    cohorts = trend_cohorts(calendar, TREND_WINDOWS)
+    if not cohorts:
+        return []
+    last = cohorts[-1].isoformat()
+    window = [c.isoformat() for c in cohorts if (cohorts[-1] - c).days < TRAINING_COHORTS]
+    return [*(Step("trend_data_job", c, c) for c in window),
+            Step("trend_training_job", last, last, run_config=trend_config)]
+
+
+def whole_graph_steps(calendar: Calendar, training_config: dict | None = None,
+                      trend_config: dict | None = None) -> list[Step]:
+    """The data graph; then, for the last labelled cohort, the models on its training window, the evaluation
+    report and the risk scores of the newest window; then the trend data and models (:func:`trend_steps`).
+    The trend steps come last so that a failing trend model never holds back the churn models."""
     last = calendar.last_labelled_cohort.isoformat()
-    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config)]
+    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config),
+            *trend_steps(calendar, trend_config)]
 
 
 def training_config(max_epochs: int | None) -> dict | None:
     """Run config of ``training_job`` capping the sequence models' epochs, as ``CHURN_MAX_EPOCHS`` does for
     the daily retrain; None keeps each model's own default."""
     return epoch_cap_config(max_epochs) or None
+
+
+def trend_training_config(max_epochs: int | None) -> dict | None:
+    """Run config of ``trend_training_job`` capping the trend networks' epochs; None keeps the defaults."""
+    return trend_epoch_cap_config(max_epochs) or None
 
 
 def select_steps(defs: dg.Definitions, steps: list[Step], expression: str) -> list[Step]:

@@ -52,7 +52,7 @@ def _spec(family: str, target: str, deps: list[str]) -> dict:
     )
 
 
-def _retrying_transient_failures(context: dg.AssetExecutionContext, train, *args) -> Iterator:
+def retrying_transient_failures(context: dg.AssetExecutionContext, train, *args) -> Iterator:
     """``train(context, *args)``; an unreachable MLflow server (restarting, say) is retried twice, a minute
     and then two apart. Only that error: a ``dg.RetryPolicy`` would retry every exception, and Dagster counts
     an interruption as one, so Ctrl-C or SIGTERM would restart the training instead of stopping it."""
@@ -75,8 +75,8 @@ def build_model_asset(family: str, target: str) -> dg.AssetsDefinition:
         )
 
         train = training.train_sequence_model if sequence else training.train_classical_model
-        yield from _retrying_transient_failures(context, train, family, target, parse_day(context.partition_key),
-                                                config, lake.lake, mlflow)
+        yield from retrying_transient_failures(context, train, family, target, parse_day(context.partition_key),
+                                               config, lake.lake, mlflow)
 
     return _model
 

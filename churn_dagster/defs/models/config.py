@@ -54,20 +54,31 @@ def sequence_model_names() -> list[str]:
     return [model_name(f, t) for f in SEQUENCE_FAMILIES for t in TARGETS]
 
 
-def _fields(default) -> dict[str, tuple]:
+def _fields(default, exclude: frozenset[str]) -> dict[str, tuple]:
     hints = typing.get_type_hints(type(default))
     return {
         f.name: (hints[f.name], pydantic.Field(default=getattr(default, f.name),
                                                **{k: v for k, v in f.metadata.items() if k in _BOUNDS}))
-        for f in dataclasses.fields(default)
+        for f in dataclasses.fields(default) if f.name not in exclude
     }
 
 
-def config_class(name: str, doc: str, *defaults) -> type[dg.Config]:
+def config_class(name: str, doc: str, *defaults, exclude: frozenset[str] = frozenset()) -> type[dg.Config]:
     """A ``dg.Config`` named ``name`` whose fields are those of the hyperparameter dataclass instances
-    ``defaults``, with their values as defaults and their metadata's bounds and descriptions."""
-    fields = {field: spec for default in defaults for field, spec in _fields(default).items()}
+    ``defaults``, with their values as defaults and their metadata's bounds and descriptions; the fields named
+    in ``exclude`` are set by the code, not by the run config, and left out."""
+    fields = {field: spec for default in defaults for field, spec in _fields(default, exclude).items()}
     return pydantic.create_model(name, __base__=dg.Config, __doc__=doc, __module__=__name__, **fields)
+
+
+def config_values(defaults: tuple, config: dg.Config) -> tuple:
+    """The hyperparameter dataclasses ``defaults`` with the values a run's ``config`` holds for their fields
+    (a field the config does not have keeps its default)."""
+    return tuple(
+        dataclasses.replace(default, **{f.name: getattr(config, f.name) for f in dataclasses.fields(default)
+                                        if hasattr(config, f.name)})
+        for default in defaults
+    )
 
 
 def _config_class(family: str) -> type[dg.Config]:
@@ -80,10 +91,7 @@ CONFIG_CLASSES: dict[str, type[dg.Config]] = {family: _config_class(family) for 
 
 def hyperparameters(family: str, config: dg.Config) -> tuple:
     """The family's hyperparameter dataclasses with the values of a run's ``config``."""
-    return tuple(
-        dataclasses.replace(default, **{f.name: getattr(config, f.name) for f in dataclasses.fields(default)})
-        for default in DEFAULTS[family]
-    )
+    return config_values(DEFAULTS[family], config)
 
 
 def epoch_cap_config(max_epochs: int | None) -> dict:

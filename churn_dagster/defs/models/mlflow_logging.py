@@ -89,14 +89,16 @@ def log_torch_model(result: SchemeResult, sample_batch) -> str:
         ).model_uri
 
 
-def log_sklearn_like_model(result: SchemeResult, X_sample, flavor: str) -> str:
-    """A logistic-regression Pipeline (sklearn flavor) or an XGBoost classifier (xgboost flavor)."""
+def log_sklearn_like_model(result: SchemeResult, X_sample, flavor: str,
+                           trusted_types: tuple[str, ...] = ("numpy.dtype",)) -> str:
+    """A logistic-regression Pipeline (sklearn flavor) or an XGBoost classifier (xgboost flavor).
+    ``trusted_types``: what skops may load besides scikit-learn's own estimators (an MLP adds its optimizer)."""
     signature = infer_signature(X_sample, result.model.predict_proba(X_sample))
     # Explicit requirements: MLflow's inference would import the whole environment to guess them.
     if flavor == "sklearn":
         # skops (MLflow's safe format) lists numpy dtypes as untrusted; the Pipeline holds only sklearn objects.
         info = mlflow.sklearn.log_model(result.model, name="model", signature=signature,
-                                        input_example=X_sample.head(3), skops_trusted_types=["numpy.dtype"],
+                                        input_example=X_sample.head(3), skops_trusted_types=list(trusted_types),
                                         pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"])
     else:
         info = mlflow.xgboost.log_model(result.model, name="model", signature=signature, input_example=X_sample.head(3),

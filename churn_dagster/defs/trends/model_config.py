@@ -1,0 +1,58 @@
+"""The trend model assets' names, labels and run config, derived from the hyperparameter dataclasses of
+:mod:`churn_dagster.ml.trend_hyperparameters` as the churn models' are (:mod:`churn_dagster.defs.models.config`):
+every field, its default, bounds and description, less the fields a trend run sets itself (the seed, from the
+``seeds`` list, and whether DIGMN's layers are dynamic, from the model)."""
+
+import dagster as dg
+
+from churn_dagster.defs.models.config import config_class, config_values
+from churn_dagster.ml.trend_hyperparameters import (
+    FIXED_FIELDS,
+    SEQUENCE_MODELS,
+    TREND_DEFAULTS,
+    TREND_MODELS,
+)
+
+TREND_TASKS = ("day", "session")
+TREND_CODE_VERSION = "1"
+MODEL_LABELS = {
+    "logreg": ("Logistic regression", "scikit-learn"),
+    "xgboost": ("XGBoost", "xgboost"),
+    "mlp": ("MLP {64, 32}", "scikit-learn"),
+    "activity_lstm": ("Activity LSTM", "pytorch"),
+    "multichannel": ("Deep multi-channel", "pytorch"),
+    "digmn": ("DIGMN", "pytorch"),
+    "digmn_static": ("DIGMN with static layers (ablation)", "pytorch"),
+}
+TASK_LABELS = {
+    "day": "the day-level trend (decrease / same / increase of active days per day; macro F1)",
+    "session": "the session-level trend (whether sessions per day decrease; AUROC)",
+}
+# What the trend data of a partition is read from, over its training window; the intents are its own.
+WINDOW_INPUTS = ("trend_labels", "session_events", "user_day_events", "sessions", "kpi_features", "user_splits")
+
+
+def trend_model_name(model: str, task: str) -> str:
+    return f"trend_{model}_{task}"
+
+
+TREND_MODEL_NAMES = [trend_model_name(m, t) for m in TREND_MODELS for t in TREND_TASKS]
+CONFIG_CLASSES: dict[str, type[dg.Config]] = {
+    model: config_class("Trend" + "".join(p.title() for p in model.split("_")) + "Config",
+                        f"Hyperparameters of the {MODEL_LABELS[model][0]} trend models (seeds included).",
+                        *TREND_DEFAULTS[model], exclude=FIXED_FIELDS)
+    for model in TREND_MODELS
+}
+
+
+def trend_hyperparameters(model: str, config: dg.Config) -> tuple:
+    """The model's hyperparameter dataclasses with the values of a run's ``config``."""
+    return config_values(TREND_DEFAULTS[model], config)
+
+
+def trend_epoch_cap_config(max_epochs: int | None) -> dict:
+    """Run config capping the trend networks' epochs (``--max-epochs``); empty for None."""
+    if max_epochs is None:
+        return {}
+    return {"ops": {trend_model_name(m, t): {"config": {"epochs": max_epochs}}
+                    for m in SEQUENCE_MODELS for t in TREND_TASKS}}

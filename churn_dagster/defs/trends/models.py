@@ -1,0 +1,71 @@
+"""Fourteen trend models: the DIGMN paper's seven models (its five baselines, DIGMN, and DIGMN's static
+ablation), each for the day-level and the session-level task.
+
+A trend partition X trains on the trend cohorts of its training window (the cohorts ``intent_topics`` of X
+fit the intents on), with X's intents: the lineage shows sessions -> session events -> intents -> model. Each
+asset trains its model once per seed (one MLflow run each), registers the seed with the best validation
+headline and applies the champion rule (:mod:`churn_dagster.defs.trends.registry`). They share the ``gpu``
+pool with the churn models, so one model trains at a time. This module holds only the wiring; the work is in
+:mod:`churn_dagster.defs.trends.training`, imported when a step runs.
+"""
+
+import dagster as dg
+
+from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.models.assets import retrying_transient_failures
+from churn_dagster.defs.partitions import training_window, trend_partitions
+from churn_dagster.defs.resources import LakeResource
+from churn_dagster.defs.trends.model_config import (
+    CONFIG_CLASSES,
+    MODEL_LABELS,
+    TASK_LABELS,
+    TREND_CODE_VERSION,
+    TREND_TASKS,
+    WINDOW_INPUTS,
+    trend_model_name,
+)
+from churn_dagster.domain.calendar import parse_day
+from churn_dagster.ml.trend_hyperparameters import TREND_MODELS
+
+
+def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
+    name = trend_model_name(model, task)
+    label, kind = MODEL_LABELS[model]
+    config_class_ = CONFIG_CLASSES[model]
+
+    @dg.asset(
+        name=name,
+        description=f"{label} for {TASK_LABELS[task]}, trained on the trend cohorts of the partition's training "
+        "window once per seed (one MLflow run each; mean ± std below), the best-validation seed registered and "
+        "promoted to champion only if sane and better than the champion on the same validation users.",
+        group_name="trend_models",
+        kinds={"python", kind, "mlflow"},
+        owners=OWNERS,
+        pool="gpu",
+        code_version=TREND_CODE_VERSION,
+        partitions_def=trend_partitions,
+        deps=[*(dg.AssetDep(a, partition_mapping=training_window) for a in WINDOW_INPUTS), "intent_topics"],
+        check_specs=[
+            dg.AssetCheckSpec("model_sane", asset=name, blocking=True,
+                              description="Every seed trained to finite weights and finite validation and test "
+                              "metrics; the champion alias moves only after it passed."),
+            dg.AssetCheckSpec("beats_chance", asset=name,
+                              description="Mean test headline over the seeds above chance: AUROC 0.5, or macro F1 "
+                              "1/3 (guessing with the class shares). A warning: a weak model still belongs in the "
+                              "report."),
+        ],
+    )
+    def _trend_model(context: dg.AssetExecutionContext, config: config_class_, lake: LakeResource,
+                     mlflow: MlflowResource):
+        from churn_dagster.defs.trends import (
+            training,  # torch, scikit-learn and MLflow load when a step runs
+        )
+
+        yield from retrying_transient_failures(context, training.train_trend_asset, model, task,
+                                               parse_day(context.partition_key), config, lake.lake, mlflow)
+
+    return _trend_model
+
+
+trend_model_assets = [build_trend_model_asset(m, t) for m in TREND_MODELS for t in TREND_TASKS]

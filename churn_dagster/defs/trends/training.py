@@ -1,0 +1,196 @@
+"""The body of the trend model assets: every seed in its own MLflow run, the checks, registration of the best
+seed under the champion rule, and the asset's own files.
+
+Kept apart from :mod:`churn_dagster.defs.trends.models` and imported only when a step runs, so that loading the
+code location does not pay for torch, scikit-learn, XGBoost and MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+import mlflow
+import numpy as np
+import torch
+
+from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.metadata import check, frame_table, table
+from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.models.registry import Promotion, register_version
+from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
+from churn_dagster.defs.trends.intents import intents_folder
+from churn_dagster.defs.trends.model_config import (
+    MODEL_LABELS,
+    trend_hyperparameters,
+    trend_model_name,
+)
+from churn_dagster.defs.trends.registry import (
+    input_signature,
+    log_trend_model,
+    promote_trend,
+)
+from churn_dagster.ml import plots
+from churn_dagster.ml.intents import IntentModel
+from churn_dagster.ml.metrics import flatten_metrics
+from churn_dagster.ml.train import default_device
+from churn_dagster.ml.trend_data import TASKS, load_trend_data
+from churn_dagster.ml.trend_experiments import (
+    CLASS_NAMES,
+    HEADLINE,
+    METRIC_LABELS,
+    OTHER,
+    TrendResult,
+    headline,
+    summarize,
+    train_trend_model,
+)
+from churn_dagster.ml.trend_hyperparameters import (
+    CLASSICAL_MODELS,
+    TrendSeeds,
+    settings_of,
+)
+from churn_dagster.transforms.duck import atomic_dir
+from churn_dagster.transforms.lake import Lake, require
+from churn_dagster.transforms.session_events import EVENT_COLUMNS
+
+
+def chance_level(task: str) -> float:
+    """AUROC of a random score, or the expected macro F1 of guessing each class with its share (each class's
+    F1 is then its share, so their mean is 1/K); always predicting the majority class scores less."""
+    return 0.5 if task == "session" else 1 / TASKS[task][1]
+
+
+def _finite_weights(model) -> bool:
+    if isinstance(model, torch.nn.Module):
+        return all(torch.isfinite(p).all().item() for p in model.parameters())
+    inner = getattr(model, "named_steps", {}).get("model", model)
+    # The MLP's layers, or the logistic regression's coefficients; XGBoost's trees have neither (its
+    # metrics are checked below).
+    arrays = getattr(inner, "coefs_", None) or [getattr(inner, "coef_", np.zeros(1))]
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def _checks(results: list[TrendResult], task: str) -> list[dg.AssetCheckResult]:
+    metric = METRIC_LABELS[HEADLINE[task]]
+    values = [(r.seed, r.val_headline, r.test_headline) for r in results]
+    sane = all(_finite_weights(r.model) for r in results) and bool(np.isfinite([v[1:] for v in values]).all())
+    mean = float(np.mean([v[2] for v in values]))
+    chance = chance_level(task)
+    shown = ", ".join(f"seed {s}: val {v:.3f} test {t:.3f}" for s, v, t in values)
+    return [
+        check("model_sane", sane, f"weights and {metric} finite for every seed ({shown})"),
+        dg.AssetCheckResult(check_name="beats_chance", passed=bool(mean > chance), severity=dg.AssetCheckSeverity.WARN,
+                            description=f"mean test {metric} {mean:.4f} against chance {chance:.4f}"),
+    ]
+
+
+def _epoch_logger(context: dg.AssetExecutionContext, name: str, task: str, seed: int):
+    """Per epoch: a progress line in the run's log and the learning curves in the active MLflow run."""
+    def log(epoch: int, train_loss: float, val_loss: float, val_metrics: dict, lr: float) -> None:
+        value = headline(task, val_metrics)
+        mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss, "lr": lr, "val_headline_epoch": value},
+                           step=epoch)
+        context.log.info(f"{name} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+                         f"val {METRIC_LABELS[HEADLINE[task]]} {value:.4f}")
+    return log
+
+
+def _log_seed(result: TrendResult, title: str, folder) -> None:
+    """Metrics, the test confusion matrix and the learning curves of one seed into the active MLflow run."""
+    mlflow.log_metrics({"val_headline": result.val_headline, "test_headline": result.test_headline,
+                        "train_seconds": result.seconds, **{f"{s}_users": n for s, n in result.users.items()}})
+    mlflow.log_metrics(flatten_metrics(result.val_metrics, "val_"))
+    mlflow.log_metrics(flatten_metrics(result.test_metrics, "test_"))
+    out = folder / f"seed_{result.seed}"
+    out.mkdir()
+    plots.plot_confusion_matrix(result.test_metrics["confusion_matrix"], CLASS_NAMES[result.task],
+                                out / "confusion_matrix.png", title=f"{title}: confusion matrix (test)")
+    if result.history:
+        plots.plot_learning_curves(result.history, out / "learning_curves.png", result.best_epoch, title=title)
+    (out / "metrics.json").write_text(json.dumps(_seed_record(result), indent=2, default=float))
+    mlflow.log_artifacts(str(out))
+
+
+def _seed_record(result: TrendResult) -> dict:
+    return {"seed": result.seed, "validation": result.val_metrics, "test": result.test_metrics,
+            "seconds": result.seconds, "epochs": result.epochs, "best_epoch": result.best_epoch,
+            "users": result.users, "history": result.history}
+
+
+def _seed_rows(results: list[TrendResult], task: str) -> list[tuple]:
+    return [(r.seed, r.val_headline, r.test_headline, r.test_metrics["accuracy"], r.test_metrics[OTHER[task]],
+             r.epochs, r.best_epoch, round(r.seconds, 2)) for r in results]
+
+
+def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: str, cohort: date,
+                      config: dg.Config, lake: Lake, mlflow_res: MlflowResource) -> Iterator:
+    mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
+    name = trend_model_name(model_name, task)
+    cohorts = trend_training_cohorts(cohort)
+    intents = IntentModel.from_dict(json.loads(
+        (require([intents_folder(lake, cohort)], name)[0] / "intents.json").read_text()))
+    data = load_trend_data(lake, cohorts, intents, EVENT_COLUMNS, CALENDAR.observation_days)
+    params = trend_hyperparameters(model_name, config)
+    seeds = settings_of(params, TrendSeeds).seeds
+    device = torch.device("cpu") if model_name in CLASSICAL_MODELS else default_device()
+    hyper = {k: v for p in params if not isinstance(p, TrendSeeds) for k, v in dataclasses.asdict(p).items()
+             if k != "seed"}
+    tags = {"cohorts": ",".join(c.isoformat() for c in cohorts), "trend_model": model_name, "task": task,
+            "partition": cohort.isoformat()}
+    context.log.info(f"{name} {cohort}: {len(data.users)} users of {len(cohorts)} cohorts, {intents.k} intents, "
+                     f"seeds {seeds}, on {device}")
+    results, run_ids, title = [], {}, f"{MODEL_LABELS[model_name][0]}, {task}"
+    folder = lake.model(name, cohort)
+    with interrupt_when_canceled(context), atomic_dir(folder) as out:
+        for seed in seeds:
+            with mlflow_res.start_run(context, f"{name} {cohort} seed {seed}", {**tags, "seed": str(seed)}) as run:
+                mlflow.log_params({**hyper, "seed": seed, "device": str(device), "users": len(data.users)})
+                result = train_trend_model(model_name, task, data, seed, params, device,
+                                           _epoch_logger(context, name, task, seed))
+                _log_seed(result, title, out)
+            results.append(result)
+            run_ids[seed] = run.info.run_id
+        best = max(results, key=lambda r: np.nan_to_num(r.val_headline, nan=-np.inf))
+        with mlflow.start_run(run_id=run_ids[best.seed]):  # the registered model lives in its seed's run
+            model_uri = log_trend_model(best, data)
+        sanity, chance = _checks(results, task)
+        version = register_version(mlflow_res, name, run_ids[best.seed], model_uri, {
+            "val_headline": best.val_headline, "test_headline": best.test_headline, "seed": best.seed,
+            "metric": METRIC_LABELS[HEADLINE[task]], "model_sane": sanity.passed, "cohorts": tags["cohorts"],
+            "inputs": input_signature(model_name, data), "dagster_run_id": context.run.run_id,
+        })
+        if sanity.passed:
+            promotion = promote_trend(mlflow_res, name, version, best, data)
+        else:
+            promotion = Promotion(name, version, False, "its sanity check failed, so it is not compared")
+        context.log.info(f"{name} {promotion.describe()}")
+        summary = summarize(results)
+        urls = {seed: mlflow_res.run_url(run_id) for seed, run_id in run_ids.items()}
+        (out / "summary.json").write_text(json.dumps({
+            "model": model_name, "task": task, "cohorts": [c.isoformat() for c in cohorts],
+            "summary": summary.to_dict("records")[0], "best_seed": best.seed, "registered_version": version,
+            "champion": promotion.promoted, "champion_decision": promotion.reason, "mlflow_runs": urls,
+            "hyperparameters": {**hyper, "seeds": seeds}, "users": best.users,
+        }, indent=2, default=float))
+    metric = METRIC_LABELS[HEADLINE[task]]
+    yield dg.MaterializeResult(
+        metadata={
+            "seeds": table(["seed", f"val {metric}", f"test {metric}", "test accuracy",
+                            f"test {METRIC_LABELS[OTHER[task]]}", "epochs", "best epoch", "seconds"],
+                           _seed_rows(results, task)),
+            "summary": frame_table(summary.drop(columns=["model", "task"])),
+            "test_mean": dg.MetadataValue.float(float(summary["test_mean"].iloc[0])),
+            "test_std": dg.MetadataValue.float(float(summary["test_std"].iloc[0])),
+            **{f"mlflow_run_seed_{seed}": dg.MetadataValue.url(url) for seed, url in urls.items()},
+            "registered_model": dg.MetadataValue.text(f"{name} v{version} (seed {best.seed})"),
+            "champion": dg.MetadataValue.text(promotion.describe()),
+            "users": table(["split", "users"], list(best.users.items())),
+            "cohorts": dg.MetadataValue.text(tags["cohorts"]),
+            "path": dg.MetadataValue.path(str(folder / "summary.json")),
+        },
+        check_results=[sanity, chance],
+    )
