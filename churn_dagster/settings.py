@@ -25,7 +25,7 @@ OBSERVATION_DAYS = 14
 LABEL_DAYS = 7
 # The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each).
 TREND_PERIOD_DAYS = 14
-# The NCM case study (2021) predicts a user's CTR over days 11-30 from days 1-10 (a third and the rest of a shorter log).
+# The NCM case study (2021) predicts the CTR of days 11-30 from days 1-10 (a third and the rest of a shorter log).
 CASE_STUDY_FEATURE_DAYS, CASE_STUDY_TARGET_DAYS = 10, 20
 
 # A gap of a day or more would merge a user's consecutive days into one "session".

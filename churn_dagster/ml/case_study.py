@@ -109,9 +109,10 @@ def build_model(family: str, settings, X: pd.DataFrame, seed: int) -> Pipeline:
         classifier = DecisionTreeClassifier(max_depth=settings.max_depth, min_samples_leaf=settings.min_samples_leaf,
                                             random_state=seed)
     elif family == "mlp":
-        classifier = MLPClassifier(hidden_layer_sizes=tuple(settings.hidden_layers), learning_rate_init=settings.learning_rate,
-                                   batch_size=settings.batch_size, max_iter=settings.max_epochs, alpha=settings.alpha,
-                                   n_iter_no_change=5, random_state=seed)
+        classifier = MLPClassifier(hidden_layer_sizes=tuple(settings.hidden_layers),
+                                   learning_rate_init=settings.learning_rate, batch_size=settings.batch_size,
+                                   max_iter=settings.max_epochs, alpha=settings.alpha, n_iter_no_change=5,
+                                   random_state=seed)
     else:
         raise ValueError(f"unknown case-study family {family!r}; expected one of {FAMILIES}")
     return Pipeline([("features", _preprocessor(X)), ("model", classifier)])

@@ -115,8 +115,9 @@ def case_study_labels(context: dg.AssetExecutionContext, lake: LakeResource, fea
             "(SELECT count(*) FROM read_parquet($features, hive_partitioning = false)), count(DISTINCT user_id) "
             "FROM read_parquet($f, hive_partitioning = false)", params).fetchone()
         shares = query_table(con, "SELECT split, count(*) AS users, count(target_ctr) AS with_target_impressions, "
-                             "avg(active::INT) AS active_share, split_source FROM read_parquet($f, hive_partitioning = false) "
-                             "GROUP BY split, split_source ORDER BY split", used_params("$f", params))
+                             "avg(active::INT) AS active_share, split_source "
+                             "FROM read_parquet($f, hive_partitioning = false) GROUP BY split, split_source ORDER BY split",
+                             used_params("$f", params))
         meta = {**parquet_metadata(con, [path]), "split_and_active_share": shares,
                 "reads_days": days_read(WINDOWS.target_dts),
                 "threshold": table(["ours (training users)", "fit on users", "mean over all users (not used)",

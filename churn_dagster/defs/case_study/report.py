@@ -40,7 +40,8 @@ INTRO = (
         "covers_every_model", asset="case_study_report",
         description="Every family appears with both variants (or says why it trained nothing), beside theirs.")],
 )
-def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource,
+                      mlflow: MlflowResource) -> dg.MaterializeResult:
     import mlflow as mlflow_api  # loaded when the report runs, not when definitions load
 
     root = lake.lake
@@ -66,10 +67,12 @@ def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
             mlflow_api.log_artifacts(str(out), artifact_path="report")
             url = mlflow.run_url(run.info.run_id)
     ours = comparison[comparison["whose"] == report.OURS]
-    expected = {(report.FAMILY_LABELS[f], report.VARIANT_LABELS[v]) for f, m in metrics.items() for v in m.get("variants", {})}
+    expected = {(report.FAMILY_LABELS[f], report.VARIANT_LABELS[v])
+                for f, m in metrics.items() for v in m.get("variants", {})}
     listed = set(zip(ours["model"], ours["variant"], strict=True))
     untrained = [f for f, m in metrics.items() if not m.get("variants")]
-    complete = expected <= listed and len(ours) == len(expected) + len(untrained) and (comparison["whose"] == report.THEIRS).any()
+    theirs_beside = (comparison["whose"] == report.THEIRS).any()
+    complete = expected <= listed and len(ours) == len(expected) + len(untrained) and theirs_beside
     return dg.MaterializeResult(
         metadata={
             "results": frame_table(comparison), "target_definition": frame_table(population),

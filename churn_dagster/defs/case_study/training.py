@@ -112,8 +112,9 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
     reason = cs.trainable(d, getattr(model_settings, "calibration_folds", 1))
     if reason is not None:
         _write_outputs(model_folder(lake, family), {"family": family, "reason": reason}, {})
-        yield dg.MaterializeResult(metadata={"note": dg.MetadataValue.text(f"nothing trained: {reason}")},
-                                   check_results=[check("model_sane", True, f"nothing trained: {reason}; champions stay")])
+        yield dg.MaterializeResult(
+            metadata={"note": dg.MetadataValue.text(f"nothing trained: {reason}")},
+            check_results=[check("model_sane", True, f"nothing trained: {reason}; the champions stay")])
         return
     validation = d.X[d.rows("validation")]
     params = {**{k: str(v) for k, v in vars(model_settings).items()}, **vars(upsampling), "family": family}
@@ -154,6 +155,7 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
         metadata={"metrics": metrics, **{f"mlflow_run_{v}": dg.MetadataValue.url(u) for v, u in urls.items()},
                   **{f"registered_{v}": dg.MetadataValue.text(p.describe()) for v, p in promotions.items()},
                   "users": table(["split", "users", "active share"],
-                                 [(s, int(d.rows(s).sum()), float(d.y[d.rows(s)].mean())) for s in ("train", "validation", "test")])},
+                                 [(s, int(d.rows(s).sum()), float(d.y[d.rows(s)].mean()))
+                                  for s in ("train", "validation", "test")])},
         check_results=[sanity],
     )
