@@ -48,6 +48,11 @@ EXPECTED_UPSTREAM = {
                                  "kpi_features", "user_splits"}
        for model in TREND_MODELS for task in ("day", "session")},
     "trend_report": {f"trend_{model}_{task}" for model in TREND_MODELS for task in ("day", "session")},
+    # the NCM case study (2021)
+    "case_study_features": {"user_day_activity", "raw_user_demographics"},
+    "case_study_labels": {"case_study_features", "user_day_activity", "user_splits"},
+    **{f"case_study_{f}": {"case_study_features", "case_study_labels"} for f in ("svm", "naive_bayes", "decision_tree", "mlp")},
+    "case_study_report": {"case_study_labels", *(f"case_study_{f}" for f in ("svm", "naive_bayes", "decision_tree", "mlp"))},
 }
 
 

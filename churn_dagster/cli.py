@@ -163,6 +163,7 @@ def _materialize(args: argparse.Namespace) -> None:
             "  models/trend_<model>_<task>/cohort=YYYY-MM-DD/ summary.json, seed_<n>/metrics.json (trend models)",
             "  reports/trends/cohort=YYYY-MM-DD/report.md     trend models beside the DIGMN paper",
             "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
+            "  case_study/report/report.md                    the NCM case study: our models beside its figures",
             f"MLflow runs and registry: {tracking_uri}",
             f"  mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1",
         ]

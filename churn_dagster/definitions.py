@@ -4,6 +4,7 @@
 import dagster as dg
 
 from churn_dagster.defs.automation import retrain
+from churn_dagster.defs.case_study import case_study_assets
 from churn_dagster.defs.cohorts.labels import label_targets
 from churn_dagster.defs.cohorts.membership import cohort_users
 from churn_dagster.defs.features.sessions import sessions
@@ -34,6 +35,7 @@ ASSETS = [
     scoring_window, churn_risk_scores,                          # scoring
     trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
     *trend_model_assets, trend_report,                          # trend models and their report
+    *case_study_assets,                                         # the NCM case study (2021)
 ]
 
 

@@ -25,6 +25,8 @@ OBSERVATION_DAYS = 14
 LABEL_DAYS = 7
 # The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each).
 TREND_PERIOD_DAYS = 14
+# The NCM case study (2021) predicts the CTR of days 11-30 from days 1-10 (a third and the rest of a shorter log).
+CASE_STUDY_FEATURE_DAYS, CASE_STUDY_TARGET_DAYS = 10, 20
 
 # A gap of a day or more would merge a user's consecutive days into one "session".
 MAX_SESSION_GAP_MINUTES = 1440
@@ -86,6 +88,8 @@ class Settings:
     use_content_stats: bool = True
     trend_first_days: int = TREND_PERIOD_DAYS
     trend_second_days: int = TREND_PERIOD_DAYS
+    case_study_feature_days: int = CASE_STUDY_FEATURE_DAYS
+    case_study_target_days: int = CASE_STUDY_TARGET_DAYS
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -140,6 +144,8 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
         "CHURN_TREND_FIRST_DAYS": ("trend_first_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_TREND_SECOND_DAYS": ("trend_second_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_USE_CONTENT_STATS": ("use_content_stats", _switch, "0 or 1 (true or false)"),
+        "CHURN_CASE_STUDY_FEATURE_DAYS": ("case_study_feature_days", _whole(1), "a whole number of days, at least 1"),
+        "CHURN_CASE_STUDY_TARGET_DAYS": ("case_study_target_days", _whole(1), "a whole number of days, at least 1"),
     }
 
 
@@ -164,6 +170,21 @@ def _calendar_problems(values: dict) -> list[str]:
     return problems
 
 
+def _case_study_problems(values: dict, days: int, failed: set[str]) -> list[str]:
+    """Default the case study's windows (10 + 20 days, or a third and the rest of a shorter log; 20 target days
+    after a feature window that was set) and check that they fit in the log."""
+    if failed & {"case_study_feature_days", "case_study_target_days"}:
+        return []
+    feature = values.setdefault("case_study_feature_days",
+                                CASE_STUDY_FEATURE_DAYS if days >= CASE_STUDY_FEATURE_DAYS + CASE_STUDY_TARGET_DAYS
+                                else max(1, days // 3))
+    target = values.setdefault("case_study_target_days", max(1, min(CASE_STUDY_TARGET_DAYS, days - feature)))
+    if feature + target <= days:
+        return []
+    return [f"CHURN_CASE_STUDY_FEATURE_DAYS + CHURN_CASE_STUDY_TARGET_DAYS ({feature} + {target}) must fit in the "
+            f"{days} days of the log: feature days from 1 to {days - 1}, target days from 1 to {days} minus those"]
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every variable of ``environ`` (default: the process environment); an unset or empty
     variable takes its default. Raises :class:`SettingsError` naming every bad variable at once."""
@@ -185,6 +206,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         for field in ("trend_first_days", "trend_second_days"):
             values.setdefault(field, max(1, min(TREND_PERIOD_DAYS, days // 2)))
         problems += _calendar_problems(values)
+        problems += _case_study_problems(values, days, failed)
     if problems:
         raise SettingsError(problems)
     data_dir = Path(environ.get("CHURN_DATA_DIR") or "data").resolve()

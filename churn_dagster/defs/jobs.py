@@ -49,5 +49,12 @@ training_job = dg.define_asset_job(
     "score the newest window as of the day its label period ends.",
 )
 
+case_study_job = dg.define_asset_job(
+    "case_study_job",
+    selection=dg.AssetSelection.groups("case_study"),
+    description="The NCM case study (2021): features of the first days, the CTR target, four models with and "
+    "without upsampling of the actives, and the report beside the case study's figures.",
+)
+
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
-all_jobs = [*data_jobs, trend_data_job, trend_training_job, training_job]
+all_jobs = [*data_jobs, trend_data_job, trend_training_job, training_job, case_study_job]

@@ -81,11 +81,12 @@ def trend_steps(calendar: Calendar, trend_config: dict | None = None) -> list[St
 def whole_graph_steps(calendar: Calendar, training_config: dict | None = None,
                       trend_config: dict | None = None) -> list[Step]:
     """The data graph; then, for the last labelled cohort, the models on its training window, the evaluation
-    report and the risk scores of the newest window; then the trend data and models (:func:`trend_steps`).
-    The trend steps come last so that a failing trend model never holds back the churn models."""
+    report and the risk scores of the newest window; then the NCM case study (unpartitioned, on the data graph);
+    then the trend data and models (:func:`trend_steps`). The case study and the trend steps come after the
+    churn models so that a failure of theirs never holds them back."""
     last = calendar.last_labelled_cohort.isoformat()
     return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config),
-            *trend_steps(calendar, trend_config)]
+            Step("case_study_job"), *trend_steps(calendar, trend_config)]
 
 
 def training_config(max_epochs: int | None) -> dict | None:

@@ -1,0 +1,79 @@
+"""The case study's four classifiers as assets: a calibrated linear SVM, Gaussian naive Bayes, a decision tree
+and an MLP, each trained with and without upsampling of the active training users.
+
+Like the churn models: the ``gpu`` pool (every training asset is in it, so one trains at a time), a run config
+generated from the hyperparameter dataclasses, one MLflow run per variant tagged with the Dagster run, each
+variant registered under its own name (``case_study_svm``, ``case_study_svm_upsampled``, ...) with the champion
+rule of :mod:`churn_dagster.defs.models.registry` (the ``champion`` alias moves only after the blocking sanity
+check passed, and only to a version that beats the champion on the same validation users), and a blocking
+``model_sane`` check. This module is wiring only; the work is in :mod:`churn_dagster.defs.case_study.training`,
+imported when a step runs so that loading the code location does not import scikit-learn or MLflow.
+"""
+
+import dataclasses
+
+import dagster as dg
+
+from churn_dagster.defs.case_study.names import FAMILY_LABELS, asset_name
+from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.models.assets import retrying_transient_failures
+from churn_dagster.defs.models.config import config_class
+from churn_dagster.defs.resources import LakeResource
+from churn_dagster.ml.case_study_hyperparameters import (
+    MlpConfig,
+    NaiveBayesConfig,
+    SvmConfig,
+    TreeConfig,
+    UpsamplingConfig,
+)
+
+CODE_VERSION = "1"
+DEFAULTS = {"svm": SvmConfig(), "naive_bayes": NaiveBayesConfig(), "decision_tree": TreeConfig(), "mlp": MlpConfig()}
+FAMILIES = list(FAMILY_LABELS)
+
+
+CONFIG_CLASSES = {
+    family: config_class("".join(p.title() for p in asset_name(family).split("_")) + "Config",
+                         f"Hyperparameters of the case study's {FAMILY_LABELS[family]}, and its upsampling.",
+                         DEFAULTS[family], UpsamplingConfig())
+    for family in FAMILIES
+}
+
+
+def hyperparameters(family: str, config: dg.Config) -> tuple:
+    """(the family's dataclass, UpsamplingConfig) with the values of a run's ``config``."""
+    return tuple(dataclasses.replace(d, **{f.name: getattr(config, f.name) for f in dataclasses.fields(d)})
+                 for d in (DEFAULTS[family], UpsamplingConfig()))
+
+
+def build_case_study_model(family: str) -> dg.AssetsDefinition:
+    name = asset_name(family)
+
+    @dg.asset(
+        name=name,
+        description=f"Case study (NCM 2021): {FAMILY_LABELS[family]} predicting whether a user's CTR over the target "
+        "days will be above the training users' mean, from the feature days; trained without and with the active "
+        "training users upsampled, one MLflow run each (linked below), each registered with the champion rule.",
+        group_name="case_study",
+        kinds={"python", "scikit-learn", "mlflow"},
+        owners=OWNERS,
+        pool="gpu",
+        code_version=CODE_VERSION,
+        deps=["case_study_features", "case_study_labels"],
+        check_specs=[dg.AssetCheckSpec(
+            "model_sane", asset=name, blocking=True,
+            description="Finite probabilities and parameters, test AUC above chance for both variants; the champion "
+            "alias moves only after it passed.")],
+    )
+    def _model(context: dg.AssetExecutionContext, config: CONFIG_CLASSES[family], lake: LakeResource,
+               mlflow: MlflowResource):
+        from churn_dagster.defs.case_study import training  # scikit-learn and MLflow load when a step runs
+
+        yield from retrying_transient_failures(context, training.train_case_study_model, family,
+                                                hyperparameters(family, config), lake.lake, mlflow)
+
+    return _model
+
+
+case_study_models = [build_case_study_model(family) for family in FAMILIES]
