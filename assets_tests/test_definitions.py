@@ -43,6 +43,12 @@ EXPECTED_UPSTREAM = {
     "user_day_events": {"cohort_users", "raw_impressions"},
     "intent_topics": {"session_events", "user_splits"},
     "intent_profiles": {"intent_topics", "session_events"},
+    "continuation_requests": {"cohort_users", "sessions", "raw_impressions"},
+    "continuation_examples": {"continuation_requests", "user_splits", "sessions", "cohort_users", "raw_impressions"},
+    "continuation_logreg": {"continuation_examples"},
+    "continuation_xgboost": {"continuation_examples"},
+    "continuation_lstm": {"continuation_examples", "continuation_requests"},
+    "continuation_report": {"continuation_logreg", "continuation_xgboost", "continuation_lstm"},
 }
 
 
@@ -134,10 +140,15 @@ def test_training_assets_share_the_gpu_pool(graph):
     for family in ("logreg", "xgboost", "lstm", "hybrid_lstm"):
         for target in ("churn", "level"):
             assert graph.get(dg.AssetKey(f"{family}_{target}")).pools == {"gpu"}
+    for family in ("logreg", "xgboost", "lstm"):
+        assert graph.get(dg.AssetKey(f"continuation_{family}")).pools == {"gpu"}
+    assert _upstream(graph, "continuation_lstm", "continuation_requests", "2019-11-10") == [
+        f"2019-11-{d:02d}" for d in range(4, 11)]
 
 
 def test_jobs_load():
-    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job"):
+    for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job",
+                "continuation_job"):
         assert defs.resolve_job_def(job).name == job
 
 

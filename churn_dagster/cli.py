@@ -127,6 +127,7 @@ def _materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
     from churn_dagster.definitions import defs
+    from churn_dagster.defs.continuation.config import epoch_cap_config as continuation_epoch_cap
     from churn_dagster.defs.mlflow_resource import local_tracking_uri
     from churn_dagster.defs.partitions import CALENDAR
     from churn_dagster.runs.launch import launch_steps
@@ -142,7 +143,7 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.data_only:
         steps = data_graph_steps(CALENDAR)
     else:
-        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs))
+        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), continuation_epoch_cap(args.max_epochs))
     if args.select:
         steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
@@ -159,6 +160,7 @@ def _materialize(args: argparse.Namespace) -> None:
         lines += [
             "  models/<model>/cohort=YYYY-MM-DD/              metrics.json, test_predictions.parquet",
             "  reports/evaluation/cohort=YYYY-MM-DD/report.md model comparison, figures, explanations",
+            "  reports/continuation/cohort=YYYY-MM-DD/        session continuation: AUC per model and horizon",
             "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
             f"MLflow runs and registry: {tracking_uri}",
             f"  mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1",
@@ -207,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these assets, in Dagster's selection syntax: 'lstm_churn', 'group:models', "
                      "'key:lstm_*', 'key:lstm_churn or key:hybrid_lstm_churn', 'group:models and key:*_churn'")
     mat.add_argument("--max-epochs", type=_whole(1), metavar="N",
-                     help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM at most 50)")
+                     help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM at most 50, "
+                          "continuation LSTM at most 10)")
     mat.set_defaults(func=_materialize)
     return parser
 

@@ -6,6 +6,9 @@ import dagster as dg
 from churn_dagster.defs.automation import retrain
 from churn_dagster.defs.cohorts.labels import label_targets
 from churn_dagster.defs.cohorts.membership import cohort_users
+from churn_dagster.defs.continuation.examples import continuation_examples, continuation_requests
+from churn_dagster.defs.continuation.models import continuation_models
+from churn_dagster.defs.continuation.report import continuation_report
 from churn_dagster.defs.features.sessions import sessions
 from churn_dagster.defs.features.user_features import kpi_features, static_features
 from churn_dagster.defs.ingest import landing
@@ -31,6 +34,7 @@ ASSETS = [
     evaluation_report,                                          # report
     scoring_window, churn_risk_scores,                          # scoring
     trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
+    continuation_requests, continuation_examples, *continuation_models, continuation_report,  # continuation
 ]
 
 

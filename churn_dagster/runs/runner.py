@@ -62,11 +62,13 @@ def data_graph_steps(calendar: Calendar) -> list[Step]:
     ]
 
 
-def whole_graph_steps(calendar: Calendar, training_config: dict | None = None) -> list[Step]:
+def whole_graph_steps(calendar: Calendar, training_config: dict | None = None,
+                      continuation_config: dict | None = None) -> list[Step]:
     """The data graph, then, for the last labelled cohort, the models on its training window, the evaluation
-    report and the risk scores of the newest window."""
+    report and the risk scores of the newest window, then the session-continuation models and their report."""
     last = calendar.last_labelled_cohort.isoformat()
-    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config)]
+    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config),
+            Step("continuation_job", last, last, run_config=continuation_config)]
 
 
 def training_config(max_epochs: int | None) -> dict | None:
