@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -102,3 +103,29 @@ def test_the_report_lists_every_model_and_horizon(materialized):
     assert len(metadata["auc_by_model_and_horizon"].value.records) == len(table)
     metrics = json.loads((data / "models" / "continuation_lstm" / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
     assert metrics["cohorts"] == [c.isoformat() for c in training_cohorts(LAST)]
+
+
+
+def test_a_registered_lstm_scores_as_it_did_in_training(materialized):
+    """The champion rule's path: the version loaded back from the registry, with its normalisation, scores the
+    test examples rebuilt from the lake exactly as the trained network did."""
+    from churn_dagster.defs.models.registry import load_version
+    from churn_dagster.ml.continuation_data import Prefixes, labels
+    from churn_dagster.ml.continuation_models import PrefixRows
+    from churn_dagster.transforms.lake import Lake, read_cohort_tables
+
+    data, mlflow, _, _, _ = materialized
+    window, lake = training_cohorts(LAST), Lake(data)
+    folder = data / "models" / "continuation_lstm" / f"cohort={LAST.isoformat()}"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    logged = pd.read_parquet(folder / "test_predictions.parquet").query("horizon_min == 10")
+    examples = read_cohort_tables(lake, "continuation_examples", window)
+    prefixes = Prefixes(read_cohort_tables(lake, "continuation_requests", window), examples, metrics["params"]["max_steps"])
+    test = (examples["split"] == "test").to_numpy().nonzero()[0]
+    version = metrics["horizons"]["10"]["registered_version"]
+    registered = load_version(mlflow, registered_name("lstm", 10), "lstm", version).candidate
+    scored = PrefixRows(prefixes, test, labels(examples, 10)).proba(registered.model, registered.normalization)
+    again = examples.iloc[test][["user_id", "request_ms"]].assign(p=scored)
+    joined = logged.merge(again, on=["user_id", "request_ms"], suffixes=("_trained", "_loaded"), validate="one_to_one")
+    assert len(joined) == len(logged) == len(test) > 0
+    assert np.allclose(joined["p_trained"], joined["p_loaded"], atol=1e-6)
