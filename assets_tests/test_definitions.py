@@ -53,6 +53,12 @@ EXPECTED_UPSTREAM = {
     "case_study_labels": {"case_study_features", "user_day_activity", "user_splits"},
     **{f"case_study_{f}": {"case_study_features", "case_study_labels"} for f in ("svm", "naive_bayes", "decision_tree", "mlp")},
     "case_study_report": {"case_study_labels", *(f"case_study_{f}" for f in ("svm", "naive_bayes", "decision_tree", "mlp"))},
+    "continuation_requests": {"cohort_users", "sessions", "raw_impressions"},
+    "continuation_examples": {"continuation_requests", "user_splits", "sessions", "cohort_users", "raw_impressions"},
+    "continuation_logreg": {"continuation_examples"},
+    "continuation_xgboost": {"continuation_examples"},
+    "continuation_lstm": {"continuation_examples", "continuation_requests"},
+    "continuation_report": {"continuation_logreg", "continuation_xgboost", "continuation_lstm"},
 }
 
 
@@ -156,11 +162,15 @@ def test_training_assets_share_the_gpu_pool(graph):
         for task in ("day", "session"):
             node = graph.get(dg.AssetKey(f"trend_{model}_{task}"))
             assert node.pools == {"gpu"} and node.group_name == "trend_models"
+    for family in ("logreg", "xgboost", "lstm"):
+        assert graph.get(dg.AssetKey(f"continuation_{family}")).pools == {"gpu"}
+    assert _upstream(graph, "continuation_lstm", "continuation_requests", "2019-11-10") == [
+        f"2019-11-{d:02d}" for d in range(4, 11)]
 
 
 def test_jobs_load():
     for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job",
-                "trend_training_job"):
+                "trend_training_job", "continuation_job"):
         assert defs.resolve_job_def(job).name == job
 
 

@@ -13,6 +13,7 @@ from conftest import resources_for
 from mlflow import MlflowClient
 
 from churn_dagster.definitions import build_definitions
+from churn_dagster.defs.continuation.config import epoch_cap_config as continuation_epoch_cap
 from churn_dagster.defs.models.config import FAMILIES, model_name
 from churn_dagster.defs.models.registry import champion_version
 from churn_dagster.defs.partitions import CALENDAR, training_cohorts
@@ -31,15 +32,15 @@ def trained(tmp_path_factory):
     resources = resources_for(root / "source", root)
     mlflow = resources["mlflow"]
     config = {"ops": {m: {"config": {"epochs": EPOCHS}} for m in MODELS if "lstm" in m}}
+    # The trend models and the case study have tests of their own (test_trend_graph.py,
+    # test_case_study_graph.py); here the churn side of the graph and session continuation.
+    steps = [s for s in whole_graph_steps(CALENDAR, config, continuation_config=continuation_epoch_cap(EPOCHS))
+             if not s.job.startswith("trend_") and s.job != "case_study_job"]
     with dg.DagsterInstance.ephemeral() as instance:
-        # The trend models and the case study have tests of their own (test_trend_graph.py,
-        # test_case_study_graph.py); here the churn side of the graph.
-        steps = [s for s in whole_graph_steps(CALENDAR, config)
-                 if not s.job.startswith("trend_") and s.job != "case_study_job"]
         run_ids = run_steps(build_definitions(resources), instance, steps, echo=lambda _: None)
         checks = [r.dagster_event.event_specific_data for run_id in run_ids
                   for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
-    return root / "data", mlflow, run_ids[-1], checks
+    return root / "data", mlflow, run_ids[[s.job for s in steps].index("training_job")], checks
 
 
 def test_every_check_passes(trained):

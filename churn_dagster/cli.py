@@ -127,6 +127,9 @@ def _materialize(args: argparse.Namespace) -> None:
     import dagster as dg
 
     from churn_dagster.definitions import defs
+    from churn_dagster.defs.continuation.config import (
+        epoch_cap_config as continuation_epoch_cap,
+    )
     from churn_dagster.defs.mlflow_resource import local_tracking_uri
     from churn_dagster.defs.partitions import CALENDAR
     from churn_dagster.runs.launch import launch_steps
@@ -143,7 +146,8 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.data_only:
         steps = data_graph_steps(CALENDAR)
     else:
-        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs))
+        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs),
+                                  continuation_epoch_cap(args.max_epochs))
     if args.select:
         steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
@@ -162,6 +166,7 @@ def _materialize(args: argparse.Namespace) -> None:
             "  reports/evaluation/cohort=YYYY-MM-DD/report.md model comparison, figures, explanations",
             "  models/trend_<model>_<task>/cohort=YYYY-MM-DD/ summary.json, seed_<n>/metrics.json (trend models)",
             "  reports/trends/cohort=YYYY-MM-DD/report.md     trend models beside the DIGMN paper",
+            "  reports/continuation/cohort=YYYY-MM-DD/        session continuation: AUC per model and horizon",
             "  scores/window=YYYY-MM-DD/churn_risk_scores.*   churn risk of the newest observation window",
             "  case_study/report/report.md                    the NCM case study: our models beside its figures",
             f"MLflow runs and registry: {tracking_uri}",
@@ -212,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "'key:lstm_*', 'key:lstm_churn or key:hybrid_lstm_churn', 'group:models and key:*_churn'")
     mat.add_argument("--max-epochs", type=_whole(1), metavar="N",
                      help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM and trend networks at "
-                     "most 50)")
+                     "most 50, continuation LSTM at most 10)")
     mat.set_defaults(func=_materialize)
     return parser
 

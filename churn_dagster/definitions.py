@@ -7,6 +7,12 @@ from churn_dagster.defs.automation import retrain
 from churn_dagster.defs.case_study import case_study_assets
 from churn_dagster.defs.cohorts.labels import label_targets
 from churn_dagster.defs.cohorts.membership import cohort_users
+from churn_dagster.defs.continuation.examples import (
+    continuation_examples,
+    continuation_requests,
+)
+from churn_dagster.defs.continuation.models import continuation_models
+from churn_dagster.defs.continuation.report import continuation_report
 from churn_dagster.defs.features.sessions import sessions
 from churn_dagster.defs.features.user_features import kpi_features, static_features
 from churn_dagster.defs.ingest import landing
@@ -36,6 +42,7 @@ ASSETS = [
     trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
     *trend_model_assets, trend_report,                          # trend models and their report
     *case_study_assets,                                         # the NCM case study (2021)
+    continuation_requests, continuation_examples, *continuation_models, continuation_report,  # continuation
 ]
 
 

@@ -9,7 +9,7 @@ DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_
 # Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready (the session
 # events of the trend stage are per cohort too).
 cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors") | dg.AssetSelection.assets(
-    "session_events", "user_day_events")
+    "session_events", "user_day_events", "continuation_requests", "continuation_examples")
 TREND_DATA_ASSETS = ("trend_labels", "intent_topics", "intent_profiles")
 
 raw_snapshots_job = dg.define_asset_job(
@@ -56,5 +56,13 @@ case_study_job = dg.define_asset_job(
     "without upsampling of the actives, and the report beside the case study's figures.",
 )
 
+continuation_job = dg.define_asset_job(
+    "continuation_job",
+    selection=dg.AssetSelection.groups("continuation") - dg.AssetSelection.assets(
+        "continuation_requests", "continuation_examples"),  # per cohort, with the cohort data
+    description="For a cohort partition: the session-continuation models (10/20/30 minutes) on its training window "
+    "and their report.",
+)
+
 data_jobs = [raw_snapshots_job, daily_ingest_job, cohort_features_job]
-all_jobs = [*data_jobs, trend_data_job, trend_training_job, training_job, case_study_job]
+all_jobs = [*data_jobs, trend_data_job, trend_training_job, training_job, continuation_job, case_study_job]

@@ -78,15 +78,17 @@ def trend_steps(calendar: Calendar, trend_config: dict | None = None) -> list[St
             Step("trend_training_job", last, last, run_config=trend_config)]
 
 
-def whole_graph_steps(calendar: Calendar, training_config: dict | None = None,
-                      trend_config: dict | None = None) -> list[Step]:
+def whole_graph_steps(calendar: Calendar, training_config: dict | None = None, trend_config: dict | None = None,
+                      continuation_config: dict | None = None) -> list[Step]:
     """The data graph; then, for the last labelled cohort, the models on its training window, the evaluation
-    report and the risk scores of the newest window; then the NCM case study (unpartitioned, on the data graph);
-    then the trend data and models (:func:`trend_steps`). The case study and the trend steps come after the
-    churn models so that a failure of theirs never holds them back."""
+    report and the risk scores of the newest window; then the session-continuation models of the same cohort
+    and their report; then the NCM case study (unpartitioned, on the data graph); then the trend data and
+    models (:func:`trend_steps`). The other task families come after the churn models so that a failure of
+    theirs never holds them back."""
     last = calendar.last_labelled_cohort.isoformat()
     return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config),
-            Step("case_study_job"), *trend_steps(calendar, trend_config)]
+            Step("continuation_job", last, last, run_config=continuation_config), Step("case_study_job"),
+            *trend_steps(calendar, trend_config)]
 
 
 def training_config(max_epochs: int | None) -> dict | None:

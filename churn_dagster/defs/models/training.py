@@ -55,19 +55,21 @@ def _sanity_check(results: dict[str, SchemeResult], target: str) -> dg.AssetChec
     hold a single class (a tiny out-of-time cohort): that says nothing against the model and is reported."""
     aucs = {s: headline_auc(target, r.test_metrics) for s, r in results.items()}
     defined = {s: a for s, a in aucs.items() if np.isfinite(a)}
-    weights_ok = all(_finite_weights(r.model) for r in results.values())
+    weights_ok = all(finite_weights(r.model) for r in results.values())
     shown = ", ".join(f"{s} {a:.3f}" if s in defined else f"{s} undefined (one class among its test users)"
                       for s, a in aucs.items())
     return check("model_sane", weights_ok and all(a > 0.5 for a in defined.values()),
                  f"test AUCs: {shown}; weights finite: {weights_ok}")
 
 
-def _finite_weights(model) -> bool:
+def finite_weights(model) -> bool:
+    """Every weight finite: a torch network's parameters, an MLP's layers or a linear model's coefficients
+    (through a Pipeline's ``model`` step); tree ensembles have neither, and their metrics are checked instead."""
     if isinstance(model, torch.nn.Module):
         return all(torch.isfinite(p).all().item() for p in model.parameters())
     inner = getattr(model, "named_steps", {}).get("model", model)
-    coef = getattr(inner, "coef_", None)
-    return True if coef is None else bool(np.isfinite(coef).all())
+    arrays = getattr(inner, "coefs_", None) or [getattr(inner, "coef_", np.zeros(1))]
+    return all(np.isfinite(a).all() for a in arrays)
 
 
 def _no_data(name: str, cohorts: list[date]) -> dg.AssetCheckResult:

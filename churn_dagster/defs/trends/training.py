@@ -21,6 +21,7 @@ from churn_dagster.defs.cancellation import interrupt_when_canceled
 from churn_dagster.defs.metadata import check, frame_table, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import Promotion, register_version
+from churn_dagster.defs.models.training import finite_weights
 from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
 from churn_dagster.defs.trends.intents import intents_folder
 from churn_dagster.defs.trends.model_config import (
@@ -64,20 +65,10 @@ def chance_level(task: str) -> float:
     return 0.5 if task == "session" else 1 / TASKS[task][1]
 
 
-def _finite_weights(model) -> bool:
-    if isinstance(model, torch.nn.Module):
-        return all(torch.isfinite(p).all().item() for p in model.parameters())
-    inner = getattr(model, "named_steps", {}).get("model", model)
-    # The MLP's layers, or the logistic regression's coefficients; XGBoost's trees have neither (its
-    # metrics are checked below).
-    arrays = getattr(inner, "coefs_", None) or [getattr(inner, "coef_", np.zeros(1))]
-    return all(np.isfinite(a).all() for a in arrays)
-
-
 def _checks(results: list[TrendResult], task: str) -> list[dg.AssetCheckResult]:
     metric = METRIC_LABELS[HEADLINE[task]]
     values = [(r.seed, r.val_headline, r.test_headline) for r in results]
-    sane = all(_finite_weights(r.model) for r in results) and bool(np.isfinite([v[1:] for v in values]).all())
+    sane = all(finite_weights(r.model) for r in results) and bool(np.isfinite([v[1:] for v in values]).all())
     mean = float(np.mean([v[2] for v in values]))
     chance = chance_level(task)
     shown = ", ".join(f"seed {s}: val {v:.3f} test {t:.3f}" for s, v, t in values)

@@ -1,0 +1,56 @@
+"""A planted session-continuation signal in the real file format, and the transforms that turn it into tables.
+
+Half the users are keen: most of their sessions are long (12-16 feed requests of 4 cards, 3 minutes apart,
+a click on every request: 33-45 minutes), the others' mostly short (1-3 single-card requests a minute apart).
+So what is known at a request (the cards it returned, the clicks so far, the elapsed time, the user's earlier
+sessions) predicts whether the session goes on for 10, 20 or 30 more minutes, and a model that learns
+nothing scores an AUC near 0.5.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from conftest import CALENDAR, Imp
+from pipeline_helpers import cohorts_from_impressions
+
+from churn_dagster.transforms import continuation, labels, sessions
+from churn_dagster.transforms.continuation import ExampleSampling
+from churn_dagster.transforms.lake import Lake
+
+COHORT = CALENDAR.day(1)
+
+
+def planted_impressions(users: int = 240, seed: int = 0) -> list[Imp]:
+    rng = random.Random(seed)
+    rows = []
+    for u in range(users):
+        user, keen = f"U{u:04d}", rng.random() < 0.5
+        for day in (1, 2, 3, 5, 8, 11):
+            if day > 1 and rng.random() < 0.3:
+                continue
+            start = datetime(2019, 11, day, rng.randint(7, 21), rng.randint(0, 59))
+            long = rng.random() < (0.75 if keen else 0.15)
+            n, step, cards = (rng.randint(12, 16), 3, 4) if long else (rng.randint(1, 3), 1, 1)
+            for k in range(n):
+                local = (start + timedelta(minutes=step * k)).strftime("%Y-%m-%d %H:%M:%S")
+                rows += [Imp(user, local, pos, click=long and pos == 2, like=long and pos == 2 and k % 3 == 0,
+                             view_time=20.0 if long and pos == 2 else None) for pos in range(1, cards + 1)]
+    return rows
+
+
+def build_tables(tmp_path: Path, lake: Lake, con: duckdb.DuckDBPyConnection, imps: list[Imp],
+                 sampling: ExampleSampling = ExampleSampling()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ingest ``imps``, build the cohort of day 1 with its split and sessions, then the continuation tables;
+    return (requests, examples)."""
+    cohorts_from_impressions(tmp_path, lake, con, imps, [COHORT])
+    labels.build_labels(con, lake, CALENDAR, [COHORT], labels.SplitSettings())
+    sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
+    continuation.build_requests(con, lake, CALENDAR, [COHORT], gap_minutes=30)
+    continuation.build_examples(con, lake, [COHORT], sampling)
+    return (pd.read_parquet(lake.cohort("continuation_requests", COHORT)),
+            pd.read_parquet(lake.cohort("continuation_examples", COHORT)))

@@ -1,0 +1,106 @@
+"""Session continuation data per cohort: every feed request of the observation window with its labels and
+features, and the per-user sample of them that the models learn from (split by user via ``user_splits``)."""
+
+import dagster as dg
+
+from churn_dagster.defs import checks
+from churn_dagster.defs.asset_attributes import cohort_asset
+from churn_dagster.defs.metadata import (
+    add_partition_metadata,
+    check,
+    query_table,
+    schema_metadata,
+)
+from churn_dagster.defs.models.config import config_class
+from churn_dagster.defs.partitions import CALENDAR, days_read, observation_days
+from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
+from churn_dagster.domain.calendar import parse_day
+from churn_dagster.transforms import continuation as continuation_sql
+from churn_dagster.transforms.duck import literal_paths
+
+CONTINUATION_DATA = cohort_asset("continuation", code_version="1")
+SamplingConfig = config_class(
+    "ContinuationSamplingConfig", "How many requests of each user become continuation examples, picked how.",
+    continuation_sql.ExampleSampling())
+
+_MONOTONE = "continues_30min implies continues_20min implies continues_10min, on every row."
+
+
+def _shares(con, group_by: str):
+    return lambda key, path: {"reads_days": days_read(CALENDAR.observation_dts(parse_day(key))),
+                              "label_shares": query_table(con, continuation_sql.label_shares_sql(group_by),
+                                                          {"f": literal_paths([path])})}
+
+
+@dg.asset(
+    description="Every feed request (the cards of one user sharing one impressTime) in the sessions of each cohort "
+    "user's observation window (30-minute rule), with the labels 'the session continues for at least 10/20/30 more "
+    "minutes' (session end = its last request; exactly h counts) and what was known at the request: elapsed time, "
+    "requests and cards so far, clicks and actions on earlier requests, minutes since the last click, hour, weekday, "
+    "and the user's earlier sessions. Sessions that may run past the window's end are flagged censored.",
+    deps=["cohort_users", "sessions", dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
+    check_specs=[
+        dg.AssetCheckSpec("sessions_agree", asset="continuation_requests", blocking=True,
+                          description="The requests form exactly the sessions of the sessions table: same bounds, "
+                          "requests and impressions."),
+        dg.AssetCheckSpec("labels_monotone", asset="continuation_requests", blocking=True, description=_MONOTONE),
+    ],
+    **CONTINUATION_DATA,
+)
+def continuation_requests(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+    cohorts = [parse_day(k) for k in context.partition_keys]
+    with lake.connect() as con:
+        continuation_sql.build_requests(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
+        out = checks.lake_paths(lake.lake, "continuation_requests", cohorts)
+        bad, compared = continuation_sql.sessions_disagreeing(con, lake.lake, cohorts)
+        unmonotone = continuation_sql.unmonotone_labels(con, literal_paths(out))
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)),
+                               _shares(con, "CASE WHEN censored THEN 'censored' ELSE 'complete' END"))
+        meta = {**schema_metadata(con, out), **features.metadata()}
+        results = [
+            check("sessions_agree", bad == 0, f"{bad} of {compared} sessions differ from the sessions table"),
+            check("labels_monotone", unmonotone == 0, f"{unmonotone} requests with non-nested labels"),
+        ]
+    return dg.MaterializeResult(metadata=meta, check_results=results)
+
+
+@dg.asset(
+    description="The continuation examples: each user's uncensored requests in a seeded hash order (md5 of user, "
+    "request time and seed), at most max_requests_per_user of them, so heavy users do not dominate; with the user's "
+    "train/validation/test split from user_splits.",
+    deps=["continuation_requests", "user_splits", "sessions", "cohort_users",
+          dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
+    check_specs=[
+        dg.AssetCheckSpec("sample_cap", asset="continuation_examples", blocking=True,
+                          description="Each user has min(cap, uncensored requests) examples."),
+        dg.AssetCheckSpec("features_use_only_the_past", asset="continuation_examples", blocking=True,
+                          description="Cards, clicks and actions so far and the earlier sessions' cards and clicks, "
+                          "recounted from the raw impressions up to each request, equal the stored features."),
+        dg.AssetCheckSpec("labels_monotone", asset="continuation_examples", blocking=True, description=_MONOTONE),
+        dg.AssetCheckSpec("labels_match_sessions", asset="continuation_examples", blocking=True,
+                          description="Every label equals (last request of the session in the sessions table - "
+                          "request time >= h); no example comes from a censored session."),
+    ],
+    **CONTINUATION_DATA,
+)
+def continuation_examples(context: dg.AssetExecutionContext, config: SamplingConfig, lake: LakeResource):
+    cohorts = [parse_day(k) for k in context.partition_keys]
+    sampling = continuation_sql.ExampleSampling(config.max_requests_per_user, config.seed)
+    with lake.connect() as con:
+        continuation_sql.build_examples(con, lake.lake, cohorts, sampling)
+        out = checks.lake_paths(lake.lake, "continuation_examples", cohorts)
+        found = continuation_sql.check_examples(con, lake.lake, CALENDAR, cohorts, sampling)
+        add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), _shares(con, "split"))
+        meta = {**schema_metadata(con, out), "sampling": dg.MetadataValue.json(
+            {"max_requests_per_user": sampling.max_requests_per_user, "seed": sampling.seed})}
+        results = [
+            check("sample_cap", found.over_cap == 0, f"{found.over_cap} users whose example count is not "
+                  f"min({sampling.max_requests_per_user}, their uncensored requests)"),
+            check("features_use_only_the_past", found.future_inputs == 0,
+                  f"{found.future_inputs} examples whose prefix features differ from a recount of the impressions "
+                  "up to their request"),
+            check("labels_monotone", found.unmonotone == 0, f"{found.unmonotone} examples with non-nested labels"),
+            check("labels_match_sessions", found.label_mismatches == 0,
+                  f"{found.label_mismatches} examples whose labels or session disagree with the sessions table"),
+        ]
+    return dg.MaterializeResult(metadata=meta, check_results=results)

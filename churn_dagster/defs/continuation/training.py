@@ -1,0 +1,179 @@
+"""The body of the continuation model assets: one MLflow run per horizon, the sanity check, registration, the
+champion rule and the asset's own files (read by ``continuation_report``).
+
+Imported only when a training step runs, so loading the code location does not pay for torch, scikit-learn,
+XGBoost and MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pandas as pd
+
+from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.continuation.config import (
+    FAMILIES,
+    MIN_CLASS_EXAMPLES,
+    asset_name,
+    registered_name,
+)
+from churn_dagster.defs.metadata import check, table
+from churn_dagster.defs.mlflow_resource import MlflowResource
+from churn_dagster.defs.models.mlflow_logging import (
+    epoch_logger,
+    log_sklearn_like_model,
+    log_torch_model,
+)
+from churn_dagster.defs.models.registry import Promotion, promote, register_version
+from churn_dagster.defs.models.training import finite_weights
+from churn_dagster.defs.partitions import training_cohorts
+from churn_dagster.ml import plots
+from churn_dagster.ml.champions import Candidate
+from churn_dagster.ml.continuation_data import HORIZONS_MIN, PrefixDataset, Prefixes
+from churn_dagster.ml.continuation_models import (
+    HorizonResult,
+    train_prefix_lstm,
+    train_tabular,
+)
+from churn_dagster.ml.data import collate
+from churn_dagster.ml.train import default_device
+from churn_dagster.transforms.duck import atomic_path
+from churn_dagster.transforms.lake import Lake, read_cohort_tables
+
+
+def _fitter(family: str, params: tuple, lake: Lake, cohorts: list[date], examples: pd.DataFrame
+            ) -> Callable[[int], HorizonResult]:
+    if family != "lstm":
+        return lambda horizon: train_tabular(family, examples, horizon, params[0])
+    config, network = params
+    requests = read_cohort_tables(lake, "continuation_requests", cohorts, "continuation training")
+    prefixes = Prefixes(requests[requests["user_id"].isin(set(examples["user_id"]))], examples, network.max_steps)
+    device = default_device()
+    return lambda horizon: train_prefix_lstm(prefixes, horizon, config, network, device, epoch_logger("binary"))
+
+
+def _log_horizon(result: HorizonResult, title: str) -> str | None:
+    """Metrics, plots, predictions and the model into the active MLflow run; the model's URI (None if untrained)."""
+    for split, m in (("val", result.val_metrics), ("test", result.test_metrics)):
+        mlflow.log_metrics({f"{split}_auc": m["roc_auc"], f"{split}_average_precision": m["average_precision"],
+                            f"{split}_examples": m["examples"], f"{split}_positives": m["positives"]})
+    mlflow.log_metrics({"train_examples": result.train_examples, "train_positives": result.train_positives,
+                        "train_seconds": result.seconds})
+    if result.model is None:
+        mlflow.set_tag("not_trained", result.skipped)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out, frame = Path(tmp), result.predictions
+        if 0 < frame["y"].sum() < len(frame):
+            plots.plot_roc_comparison({title: (frame["y"].to_numpy() == 1, frame["p"].to_numpy())}, out / "roc.png",
+                                      f"{title}: ROC (test)")
+        if result.history:
+            plots.plot_learning_curves(result.history, out / "learning_curves.png", result.best_epoch, title=title)
+        frame.to_parquet(out / "test_predictions.parquet", index=False)
+        (out / "metrics.json").write_text(json.dumps({"validation": result.val_metrics, "test": result.test_metrics}))
+        mlflow.log_artifacts(str(out))
+    if result.family == "lstm":
+        rows = result.validation
+        sample = PrefixDataset(rows.prefixes, rows.index[:4], rows.y, result.normalization)
+        return log_torch_model(result, collate([sample[i] for i in range(len(sample))]))
+    return log_sklearn_like_model(result, result.validation.kpi.head(50),
+                                  "sklearn" if result.family == "logreg" else "xgboost")
+
+
+def _sanity(results: dict[int, HorizonResult]) -> dg.AssetCheckResult:
+    passed, lines = True, []
+    for h, r in results.items():
+        if r.model is None:
+            lines.append(f"{h} min: not trained ({r.skipped})")
+            continue
+        m, finite = r.test_metrics, finite_weights(r.model)
+        judged = min(m["positives"], m["examples"] - m["positives"]) >= MIN_CLASS_EXAMPLES
+        passed &= finite and (not judged or m["roc_auc"] > 0.5)
+        lines.append(f"{h} min: test AUC {m['roc_auc']:.3f} on {m['examples']} examples ({m['positives']} continue)"
+                     + ("" if judged else f", too few of a class to judge (< {MIN_CLASS_EXAMPLES})")
+                     + f"; weights finite: {finite}")
+    return check("model_sane", passed, "; ".join(lines))
+
+
+def _register(mlflow_res: MlflowResource, context, family: str, h: int, result: HorizonResult, run_id: str,
+              model_uri: str | None, sane: bool, cohorts: str) -> tuple[str | None, Promotion | None]:
+    if result.model is None:
+        return None, None
+    name = registered_name(family, h)
+    version = register_version(mlflow_res, name, run_id, model_uri, {
+        "val_auc": result.val_metrics["roc_auc"], "test_auc": result.test_auc, "model_sane": sane,
+        "cohorts": cohorts, "horizon_min": h, "dagster_run_id": context.run.run_id})
+    if not sane:
+        return version, Promotion(name, version, False, "its sanity check failed, so it is not compared")
+    return version, promote(mlflow_res, version, Candidate(name, family, result.model, result.normalization),
+                            result.validation)
+
+
+def _write_outputs(folder: Path, summary: dict, predictions: pd.DataFrame) -> None:
+    """The asset's own files, for the report: every horizon's metrics and test predictions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=float))
+    with atomic_path(folder / "test_predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+
+
+def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, params: tuple, lake: Lake,
+                 mlflow_res: MlflowResource) -> Iterator:
+    mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
+    window = training_cohorts(cohort)
+    examples = read_cohort_tables(lake, "continuation_examples", window, "continuation training")
+    folder = lake.model(asset_name(family), cohort)
+    if examples.empty:
+        _write_outputs(folder, {"family": family, "cohorts": [], "horizons": {}}, pd.DataFrame())
+        yield dg.MaterializeResult(check_results=[check(
+            "model_sane", True, f"nothing trained: no continuation example in the cohorts {window[0]} .. {window[-1]}")])
+        return
+    cohorts = ",".join(sorted({str(c)[:10] for c in examples["cohort_day"]}))
+    fit_horizon = _fitter(family, params, lake, window, examples)
+    param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
+    tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
+    results, runs = {}, {}
+    with interrupt_when_canceled(context):
+        for h in HORIZONS_MIN:
+            name = registered_name(family, h)
+            with mlflow_res.start_run(context, f"{name} {cohort}", {**tags, "horizon_min": str(h)}) as run:
+                mlflow.log_params({**param_values, "family": family, "horizon_min": h})
+                results[h] = fit_horizon(h)
+                uri = _log_horizon(results[h], f"{FAMILIES[family][0]}, {h} min")
+                runs[h] = (run.info.run_id, uri, mlflow_res.run_url(run.info.run_id))
+    sanity = _sanity(results)
+    registered = {h: _register(mlflow_res, context, family, h, r, runs[h][0], runs[h][1], sanity.passed, cohorts)
+                  for h, r in results.items()}
+    for _version, promotion in registered.values():
+        if promotion is not None:
+            context.log.info(f"{promotion.name} {promotion.describe()}")
+    summary = {"family": family, "cohorts": cohorts.split(","), "params": param_values, "horizons": {
+        str(h): {"validation": r.val_metrics, "test": r.test_metrics, "skipped": r.skipped,
+                 "train_examples": r.train_examples, "train_positives": r.train_positives, "seconds": r.seconds,
+                 "best_epoch": r.best_epoch, "history": r.history, "mlflow_run": runs[h][2],
+                 "registered_version": registered[h][0],
+                 "champion_decision": registered[h][1].reason if registered[h][1] else None}
+        for h, r in results.items()}}
+    _write_outputs(folder, summary, pd.concat([r.predictions.assign(horizon_min=h) for h, r in results.items()],
+                                              ignore_index=True))
+    rows = [(h, r.train_examples, r.train_positives, r.test_metrics["examples"], r.test_metrics["positives"],
+             r.val_metrics["roc_auc"], r.test_auc, r.test_metrics["average_precision"], round(r.seconds, 1),
+             r.skipped or "trained") for h, r in results.items()]
+    yield dg.MaterializeResult(metadata={
+        "metrics": table(["horizon (min)", "train examples", "train positives", "test examples", "test positives",
+                          "val AUC", "test AUC", "test average precision", "seconds", "status"], rows),
+        **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h][2]) for h in results},
+        "champion": dg.MetadataValue.md("\n".join(
+            f"- {registered_name(family, h)}: " + (p.describe() if p else "not registered (not trained)")
+            for h, (_, p) in registered.items())),
+        "cohorts": dg.MetadataValue.text(cohorts),
+    }, check_results=[sanity])
