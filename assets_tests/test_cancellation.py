@@ -51,7 +51,7 @@ def test_the_run_status_in_the_instance_is_what_is_watched():
 
     with dg.DagsterInstance.ephemeral() as instance:
         run = dg.materialize([one], instance=instance).dagster_run
-        context = SimpleNamespace(instance=instance, run_id=run.run_id)
+        context = SimpleNamespace(instance=instance, run=run)
         with interrupt_when_canceled(context):
             time.sleep(1.2)  # SUCCESS: nothing to stop
         instance.report_run_canceling(run)

@@ -95,7 +95,7 @@ def test_the_report_puts_ours_beside_theirs(materialized):
 def test_the_cli_runs_the_case_study_and_select_reaches_it():
     steps = whole_graph_steps(CALENDAR)
     jobs = [s.job for s in steps]
-    assert jobs.index("case_study_job") == jobs.index("training_job") + 1  # after the churn models, never holding them
+    assert jobs.index("case_study_job") > jobs.index("training_job")  # after the churn models, never holding them
     (only,) = select_steps(defs, steps, "group:case_study")
     assert only.job == "case_study_job" and only.first is None and {k.to_user_string() for k in only.assets} == GROUP
     (svm,) = select_steps(defs, steps, "key:case_study_svm")

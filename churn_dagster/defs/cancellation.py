@@ -59,7 +59,7 @@ def interrupt_while(canceled: Callable[[], bool], poll_seconds: float = POLL_SEC
 
 def interrupt_when_canceled(context: dg.AssetExecutionContext):
     """:func:`interrupt_while` the run of ``context`` is being (or has been) terminated."""
-    instance, run_id = context.instance, context.run_id
+    instance, run_id = context.instance, context.run.run_id
 
     def canceled() -> bool:
         try:
