@@ -14,8 +14,8 @@ import dataclasses
 
 import dagster as dg
 
+from churn_dagster.defs.asset_attributes import model_asset
 from churn_dagster.defs.case_study.names import FAMILY_LABELS, asset_name
-from churn_dagster.defs.constants import OWNERS
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.assets import retrying_transient_failures
 from churn_dagster.defs.models.config import config_class
@@ -51,24 +51,19 @@ def build_case_study_model(family: str) -> dg.AssetsDefinition:
     name = asset_name(family)
 
     @dg.asset(
-        name=name,
         description=f"Case study (NCM 2021): {FAMILY_LABELS[family]} predicting whether a user's CTR over the target "
         "days will be above the training users' mean, from the feature days; trained without and with the active "
         "training users upsampled, one MLflow run each (linked below), each registered with the champion rule.",
-        group_name="case_study",
-        kinds={"python", "scikit-learn", "mlflow"},
-        owners=OWNERS,
-        pool="gpu",
-        code_version=CODE_VERSION,
         deps=["case_study_features", "case_study_labels"],
-        check_specs=[dg.AssetCheckSpec(
-            "model_sane", asset=name, blocking=True,
-            description="Finite probabilities and parameters, test AUC above chance for both variants; the champion "
-            "alias moves only after it passed.")],
+        **model_asset(name, "case_study", "scikit-learn", CODE_VERSION,
+                      "Finite probabilities and parameters, test AUC above chance for both variants; the champion "
+                      "alias moves only after it passed."),
     )
     def _model(context: dg.AssetExecutionContext, config: CONFIG_CLASSES[family], lake: LakeResource,
                mlflow: MlflowResource):
-        from churn_dagster.defs.case_study import training  # scikit-learn and MLflow load when a step runs
+        from churn_dagster.defs.case_study import (
+            training,  # scikit-learn and MLflow load when a step runs
+        )
 
         yield from retrying_transient_failures(context, training.train_case_study_model, family,
                                                 hyperparameters(family, config), lake.lake, mlflow)

@@ -10,7 +10,7 @@ here; the work is in :mod:`churn_dagster.defs.continuation.training`, imported w
 
 import dagster as dg
 
-from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.asset_attributes import model_asset
 from churn_dagster.defs.continuation.config import (
     CODE_VERSION,
     CONFIG_CLASSES,
@@ -32,22 +32,14 @@ def build_model_asset(family: str) -> dg.AssetsDefinition:
     config_type = CONFIG_CLASSES[family]
 
     @dg.asset(
-        name=name,
         description=f"{label} predicting, at a feed request, whether the session continues for at least 10, 20 and "
         "30 more minutes: one model per horizon, trained on the continuation examples of the training window split "
         "by user, each in its own MLflow run (links below), registered and promoted to champion only if sane and "
         "better than the champion on the same validation examples.",
-        group_name="continuation",
-        kinds={"python", kind, "mlflow"},
-        owners=OWNERS,
-        pool="gpu",
-        code_version=CODE_VERSION,
-        partitions_def=cohort_partitions,
         deps=[dg.AssetDep(d, partition_mapping=training_window) for d in inputs],
-        check_specs=[dg.AssetCheckSpec(
-            "model_sane", asset=name, blocking=True,
-            description="Finite weights; every test AUC measured on enough examples of both classes is above chance. "
-            "The champion aliases move only after it passed.")],
+        **model_asset(name, "continuation", kind, CODE_VERSION,
+                      "Finite weights; every test AUC measured on enough examples of both classes is above chance. "
+                      "The champion aliases move only after it passed.", cohort_partitions),
     )
     def _model(context: dg.AssetExecutionContext, config: config_type, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.continuation import (

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from churn_dagster.defs.constants import OWNERS, TARGETS
+from churn_dagster.defs.asset_attributes import model_asset
+from churn_dagster.defs.constants import TARGETS
 from churn_dagster.defs.mlflow_resource import MlflowResource, MlflowUnavailableError
 from churn_dagster.defs.models.config import (
     CONFIG_CLASSES,
@@ -34,21 +35,13 @@ RETRY_DELAY_SECONDS = float(os.environ.get("CHURN_TRAINING_RETRY_DELAY_SECONDS",
 def _spec(family: str, target: str, deps: list[str]) -> dict:
     label, kind = FAMILIES[family]
     return dict(
-        name=model_name(family, target),
         description=f"{label} for {'binary churn' if target == 'binary' else 'the 5-level engagement class'}, "
         "trained on the cohorts of its training window under the random and the out-of-time split; MLflow runs "
         "linked below. Promoted to champion only if sane and better than the champion on the same users.",
-        group_name="models",
-        kinds={"python", kind, "mlflow"},
-        owners=OWNERS,
-        pool="gpu",
-        code_version=MODEL_CODE_VERSION,
-        partitions_def=cohort_partitions,
         deps=[dg.AssetDep(d, partition_mapping=training_window) for d in deps],
-        check_specs=[dg.AssetCheckSpec(
-            "model_sane", asset=model_name(family, target), blocking=True,
-            description="Finite weights, finite test AUCs above chance; the champion alias moves only after it passed.",
-        )],
+        **model_asset(model_name(family, target), "models", kind, MODEL_CODE_VERSION,
+                      "Finite weights, finite test AUCs above chance; the champion alias moves only after it passed.",
+                      cohort_partitions),
     )
 
 

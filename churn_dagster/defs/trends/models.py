@@ -11,7 +11,7 @@ pool with the churn models, so one model trains at a time. This module holds onl
 
 import dagster as dg
 
-from churn_dagster.defs.constants import OWNERS
+from churn_dagster.defs.asset_attributes import model_asset
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.assets import retrying_transient_failures
 from churn_dagster.defs.partitions import training_window, trend_partitions
@@ -35,26 +35,17 @@ def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
     config_class_ = CONFIG_CLASSES[model]
 
     @dg.asset(
-        name=name,
         description=f"{label} for {TASK_LABELS[task]}, trained on the trend cohorts of the partition's training "
         "window once per seed (one MLflow run each; mean ± std below), the best-validation seed registered and "
         "promoted to champion only if sane and better than the champion on the same validation users.",
-        group_name="trend_models",
-        kinds={"python", kind, "mlflow"},
-        owners=OWNERS,
-        pool="gpu",
-        code_version=TREND_CODE_VERSION,
-        partitions_def=trend_partitions,
         deps=[*(dg.AssetDep(a, partition_mapping=training_window) for a in WINDOW_INPUTS), "intent_topics"],
-        check_specs=[
-            dg.AssetCheckSpec("model_sane", asset=name, blocking=True,
-                              description="Every seed trained to finite weights and finite validation and test "
-                              "metrics; the champion alias moves only after it passed."),
-            dg.AssetCheckSpec("beats_chance", asset=name,
-                              description="Mean test headline over the seeds above chance: AUROC 0.5, or macro F1 "
-                              "1/3 (guessing with the class shares). A warning: a weak model still belongs in the "
-                              "report."),
-        ],
+        **model_asset(name, "trend_models", kind, TREND_CODE_VERSION,
+                      "Every seed trained to finite weights and finite validation and test metrics; the champion "
+                      "alias moves only after it passed.", trend_partitions,
+                      (dg.AssetCheckSpec("beats_chance", asset=name,
+                                         description="Mean test headline over the seeds above chance: AUROC 0.5, or "
+                                         "macro F1 1/3 (guessing with the class shares). A warning: a weak model "
+                                         "still belongs in the report."),)),
     )
     def _trend_model(context: dg.AssetExecutionContext, config: config_class_, lake: LakeResource,
                      mlflow: MlflowResource):
