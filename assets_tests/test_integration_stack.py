@@ -236,7 +236,7 @@ def test_asset_graph_page_shows_the_assets(stack, launched, tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1920,4000",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1920,9000",
                  f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(driver), options=options)
