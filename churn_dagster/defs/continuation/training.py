@@ -49,15 +49,16 @@ from churn_dagster.transforms.duck import atomic_path
 from churn_dagster.transforms.lake import Lake, read_cohort_tables
 
 
-def _fitter(family: str, params: tuple, lake: Lake, cohorts: list[date], examples: pd.DataFrame
-            ) -> Callable[[int], HorizonResult]:
+def _fitter(context: dg.AssetExecutionContext, family: str, params: tuple, lake: Lake, cohorts: list[date],
+            examples: pd.DataFrame) -> Callable[[int], HorizonResult]:
     if family != "lstm":
         return lambda horizon: train_tabular(family, examples, horizon, params[0])
     config, network = params
     requests = read_cohort_tables(lake, "continuation_requests", cohorts, "continuation training")
     prefixes = Prefixes(requests[requests["user_id"].isin(set(examples["user_id"]))], examples, network.max_steps)
     device = default_device()
-    return lambda horizon: train_prefix_lstm(prefixes, horizon, config, network, device, epoch_logger("binary"))
+    return lambda horizon: train_prefix_lstm(prefixes, horizon, config, network, device, epoch_logger(
+        "binary", context.log.info, registered_name(family, horizon)))
 
 
 def _log_horizon(result: HorizonResult, title: str) -> str | None:
@@ -138,7 +139,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
             "model_sane", True, f"nothing trained: no continuation example in the cohorts {window[0]} .. {window[-1]}")])
         return
     cohorts = ",".join(sorted({str(c)[:10] for c in examples["cohort_day"]}))
-    fit_horizon = _fitter(family, params, lake, window, examples)
+    fit_horizon = _fitter(context, family, params, lake, window, examples)
     param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
     tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
     results, runs = {}, {}

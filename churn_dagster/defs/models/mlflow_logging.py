@@ -4,6 +4,8 @@ files the evaluation report reads from the model asset."""
 import importlib.metadata
 import json
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -27,14 +29,21 @@ def log_params(params: dict) -> None:
     mlflow.log_params(params)
 
 
-def epoch_logger(target: str):
-    """An ``on_epoch`` callback that writes the learning curves into the active MLflow run."""
+def epoch_logger(target: str, say: Callable[[str], None] | None = None, label: str = ""):
+    """An ``on_epoch`` callback that writes the learning curves into the active MLflow run and, with ``say``
+    (the step's ``context.log.info``), a progress line per epoch: ``label``, the losses, the validation AUC
+    and the epoch's seconds (training and validation, since the previous line), so that minutes of training
+    never pass in silence."""
+    last = [time.perf_counter()]
 
     def log(epoch: int, train_loss: float, val_loss: float, val_metrics: dict, lr: float) -> None:
-        mlflow.log_metrics(
-            {"train_loss": train_loss, "val_loss": val_loss, "lr": lr, "val_auc_epoch": headline_auc(target, val_metrics)},
-            step=epoch,
-        )
+        auc = headline_auc(target, val_metrics)
+        mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss, "lr": lr, "val_auc_epoch": auc}, step=epoch)
+        now = time.perf_counter()
+        if say is not None:
+            say(f"{label} epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, val AUC {auc:.4f}, "
+                f"{now - last[0]:.1f} s")
+        last[0] = now
 
     return log
 

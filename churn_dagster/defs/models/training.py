@@ -151,7 +151,8 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
     params = {**train_config.__dict__, **model_kwargs, "device": str(device)}
 
     def run_scheme(scheme):
-        return sequence_experiment(kind, target, dirs, scheme, train_config, device, epoch_logger(target), **model_kwargs)
+        progress = epoch_logger(target, context.log.info, f"{model_name(family, target)} ({scheme})")
+        return sequence_experiment(kind, target, dirs, scheme, train_config, device, progress, **model_kwargs)
 
     def log_model(result):
         rows = result.validation

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from datetime import date
 
@@ -80,13 +81,18 @@ def _checks(results: list[TrendResult], task: str) -> list[dg.AssetCheckResult]:
 
 
 def _epoch_logger(context: dg.AssetExecutionContext, name: str, task: str, seed: int):
-    """Per epoch: a progress line in the run's log and the learning curves in the active MLflow run."""
+    """Per epoch: a progress line in the run's log (with the epoch's seconds, training and validation) and the
+    learning curves in the active MLflow run."""
+    last = [time.perf_counter()]
+
     def log(epoch: int, train_loss: float, val_loss: float, val_metrics: dict, lr: float) -> None:
         value = headline(task, val_metrics)
         mlflow.log_metrics({"train_loss": train_loss, "val_loss": val_loss, "lr": lr, "val_headline_epoch": value},
                            step=epoch)
+        now = time.perf_counter()
         context.log.info(f"{name} seed {seed} epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                         f"val {METRIC_LABELS[HEADLINE[task]]} {value:.4f}")
+                         f"val {METRIC_LABELS[HEADLINE[task]]} {value:.4f}, {now - last[0]:.1f} s")
+        last[0] = now
     return log
 
 
