@@ -111,13 +111,10 @@ class IntentConfig:
     k_tolerance: float = field(default=0.01, metadata={
         "ge": 0, "description": "The smallest K whose held-out perplexity is within this relative margin of the "
                                 "lowest wins (0: the strict minimum)."})
-    max_iter: int = field(default=10, metadata={"ge": 1, "description": "LDA passes (batch) or epochs (online)."})
-    learning_method: Literal["batch", "online"] = field(default="batch", metadata={
-        "description": "'batch': full variational EM passes; 'online': mini-batch updates, for large corpora."})
-    batch_size: int = field(default=128, metadata={"ge": 1, "description": "Sessions per online update."})
+    max_iter: int = field(default=10, metadata={"ge": 1, "description": "LDA passes (batch variational EM)."})
     max_sessions: int | None = field(default=200_000, metadata={
         "ge": 2, "description": "Fit on a seeded sample of at most this many non-empty training sessions "
-                               "(None: all); LDA's E-step loops over sessions in Python."})
+                               "(None: all); bounds the memory of the distinct-session matrix."})
     seed: int = 42
 
 

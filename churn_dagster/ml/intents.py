@@ -11,6 +11,8 @@ eq. 2), so scoring needs only the topic matrix: :class:`IntentModel` holds it an
   seed, and fewer intents are easier for people to name and use.
 - Held-out split: by session, seeded (the matrix carries no user ids). Sessions without any event say nothing
   about topics and are left out of fitting; their intent vector is all zeros.
+- Fitting: :mod:`churn_dagster.ml.lda`, scikit-learn's batch algorithm run on the distinct count vectors at
+  once, each weighted by how many sessions share it.
 - Refit: the chosen K is refit on all fitting sessions (search and held-out part), since the split only served
   to compare Ks and the topics are better estimated from more sessions. The curve comes from the split fits.
 """
@@ -18,14 +20,14 @@ eq. 2), so scoring needs only the topic matrix: :class:`IntentModel` holds it an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.decomposition import LatentDirichletAllocation
 
 from churn_dagster.ml.hyperparameters import IntentConfig
+from churn_dagster.ml.lda import distinct_documents, fit_lda
 
 
 def as_counts(counts, n_events: int | None = None) -> sp.csr_matrix:
@@ -107,21 +109,16 @@ class IntentModel:
 
     @classmethod
     def from_dict(cls, data: dict) -> IntentModel:
+        """Settings a newer version dropped (scikit-learn's ``learning_method``, ``batch_size``) are ignored."""
+        stored = data.get("config", {})
         return cls(
             k=int(data["k"]),
             event_names=tuple(data["event_names"]),
             topics=np.asarray(data["topics"], dtype=np.float64),
             perplexity={int(k): float(v) for k, v in data["perplexity"].items()},
             n_sessions=int(data.get("n_sessions", 0)),
-            config=IntentConfig(**data.get("config", {})),
+            config=IntentConfig(**{f.name: stored[f.name] for f in fields(IntentConfig) if f.name in stored}),
         )
-
-
-def _lda(k: int, config: IntentConfig) -> LatentDirichletAllocation:
-    return LatentDirichletAllocation(
-        n_components=k, max_iter=config.max_iter, learning_method=config.learning_method,
-        batch_size=config.batch_size, random_state=config.seed,
-    )
 
 
 def choose_k(perplexity: dict[int, float], tolerance: float) -> int:
@@ -156,12 +153,14 @@ def fit_intents(counts_train, event_names: Sequence[str], config: IntentConfig |
     if n_held_out < 1 or n - n_held_out < 1:
         raise ValueError(f"{n} non-empty training sessions cannot be split {config.held_out_share:.0%} held out")
     order = rng.permutation(n)
-    held_out, search = counts[np.sort(order[:n_held_out])], counts[np.sort(order[n_held_out:])]
+    dense = counts.toarray()
+    held_out, search = (distinct_documents(dense[np.sort(rows)]) for rows in (order[:n_held_out], order[n_held_out:]))
 
-    perplexity = {k: float(_lda(k, config).fit(search).perplexity(held_out))
-                  for k in range(config.k_min, config.k_max + 1)}
+    perplexity = {k: fit_lda(search[0], k, weights=search[1], max_iter=config.max_iter, seed=config.seed)
+                  .perplexity(*held_out) for k in range(config.k_min, config.k_max + 1)}
     k = choose_k(perplexity, config.k_tolerance)
-    weights = _lda(k, config).fit(counts).components_
+    rows, multiplicity = distinct_documents(dense)
+    weights = fit_lda(rows, k, weights=multiplicity, max_iter=config.max_iter, seed=config.seed).components
     return IntentModel(k=k, event_names=tuple(event_names), topics=weights / weights.sum(axis=1, keepdims=True),
                        perplexity=perplexity, n_sessions=n, config=config)
 

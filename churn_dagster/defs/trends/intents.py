@@ -47,11 +47,11 @@ def _training_sessions(con, lake: Lake, cohorts):
 
 
 @dg.asset(
-    description="LDA intents (scikit-learn, K from 2 to 10 chosen by held-out perplexity) fit on the sessions of "
+    description="LDA intents (batch variational LDA, K from 2 to 10 chosen by held-out perplexity) fit on the sessions of "
     "the training users of the partition's trend cohorts; per intent, the weight of each event type. Stored as "
     "intents/cohort=<day>/intents.json with the perplexity curve and the intent-event heatmap.",
-    kinds={"scikit-learn", "python"},
-    **_TREND_ASSET,
+    kinds={"numpy", "python"},
+    **{**_TREND_ASSET, "code_version": "2"},  # 2: our vectorised LDA instead of scikit-learn's
     deps=[dg.AssetDep(a, partition_mapping=training_window) for a in ("session_events", "user_splits")],
     check_specs=[dg.AssetCheckSpec("topics_are_distributions", asset="intent_topics", blocking=True,
                                    description="Every intent's event weights are finite, non-negative, sum to 1.")],
