@@ -60,3 +60,21 @@ def test_the_run_status_in_the_instance_is_what_is_watched():
         with pytest.raises(KeyboardInterrupt), interrupt_when_canceled(context):
             _swallow_first_interrupt(caught)
         assert len(caught) == 2
+
+
+def test_a_training_step_uses_the_configured_torch_threads_and_restores_them(monkeypatch):
+    import torch
+
+    from churn_dagster.defs.training_step import training_step
+
+    # What training_step reads of an AssetExecutionContext; the watcher's status polls fail and mean "go on".
+    context = SimpleNamespace(instance=None, run=SimpleNamespace(run_id="r"))
+    monkeypatch.setenv("CHURN_TORCH_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with training_step(context):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

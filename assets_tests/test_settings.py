@@ -66,6 +66,7 @@ BAD = {
     "CHURN_SPLIT_SEED": ("forty-two", "a whole number"),
     "CHURN_DUCKDB_MEMORY_LIMIT": ("100MB", "from 256MB to this machine's"),
     "CHURN_DUCKDB_THREADS": (str(CPUS + 1), f"a whole number from 1 to {CPUS}"),
+    "CHURN_TORCH_THREADS": ("0", f"a whole number from 1 to {CPUS}"),
     "CHURN_TRAINING_COHORTS": ("seven", "a whole number of cohorts, at least 1"),
     "CHURN_MAX_EPOCHS": ("0", "a whole number of epochs, at least 1"),
     "CHURN_TREND_FIRST_DAYS": ("0", "a whole number of days, at least 1"),

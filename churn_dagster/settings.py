@@ -82,6 +82,7 @@ class Settings:
     split_seed: int = 42
     duckdb_memory_limit: str = "6GB"
     duckdb_threads: int = cpu_count()
+    torch_threads: int = 1
     training_cohorts: int = 7
     max_epochs: int | None = None
     use_follow_count: bool = False
@@ -138,6 +139,8 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
                                        f"from 256MB to this machine's {ram_gb:.1f}GB of memory")),
         "CHURN_DUCKDB_THREADS": ("duckdb_threads", _whole(1, cpu_count()),
                                  f"a whole number from 1 to {cpu_count()} (the CPUs of this machine)"),
+        "CHURN_TORCH_THREADS": ("torch_threads", _whole(1, cpu_count()),
+                                f"a whole number from 1 to {cpu_count()} (the CPUs of this machine)"),
         "CHURN_TRAINING_COHORTS": ("training_cohorts", _whole(1), "a whole number of cohorts, at least 1"),
         "CHURN_MAX_EPOCHS": ("max_epochs", _whole(1), "a whole number of epochs, at least 1, or unset"),
         "CHURN_USE_FOLLOW_COUNT": ("use_follow_count", _switch, "0 or 1 (true or false)"),

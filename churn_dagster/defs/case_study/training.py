@@ -18,7 +18,7 @@ import pandas as pd
 import sklearn
 from mlflow.models import infer_signature
 
-from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.case_study.names import FAMILY_LABELS, asset_name, model_folder, registered_name
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
@@ -119,7 +119,7 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
     validation = d.X[d.rows("validation")]
     params = {**{k: str(v) for k, v in vars(model_settings).items()}, **vars(upsampling), "family": family}
     results, urls, logged = {}, {}, {}
-    with interrupt_when_canceled(context):
+    with training_step(context):
         for variant in cs.VARIANTS:
             name = registered_name(family, variant)
             tags = {**STUDY_TAG, "family": family, "variant": variant, "registered_model": name}

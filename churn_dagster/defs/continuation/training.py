@@ -18,7 +18,7 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
-from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.continuation.config import (
     FAMILIES,
     MIN_CLASS_EXAMPLES,
@@ -143,7 +143,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
     param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
     tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
     results, runs = {}, {}
-    with interrupt_when_canceled(context):
+    with training_step(context):
         for h in HORIZONS_MIN:
             name = registered_name(family, h)
             with mlflow_res.start_run(context, f"{name} {cohort}", {**tags, "horizon_min": str(h)}) as run:

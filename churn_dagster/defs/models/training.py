@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, hyperparameters, model_name
@@ -88,7 +88,7 @@ def _train_and_register(context, family: str, target: str, cohort: date, cohorts
             "partition": cohort.isoformat()}
     # With a single cohort there is nothing earlier to train on: the out-of-time protocol waits for a second.
     schemes = SCHEMES if len(cohorts) > 1 else ("random",)
-    with interrupt_when_canceled(context):
+    with training_step(context):
         for scheme in schemes:
             with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})", {**tags, "split_scheme": scheme}) as run:
                 log_params({**params, "family": family, "target": target, "split_scheme": scheme})

@@ -18,7 +18,7 @@ import mlflow
 import numpy as np
 import torch
 
-from churn_dagster.defs.cancellation import interrupt_when_canceled
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.metadata import check, frame_table, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import Promotion, register_version
@@ -142,7 +142,7 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
                      f"seeds {seeds}, on {device}")
     results, run_ids, title = [], {}, f"{MODEL_LABELS[model_name][0]}, {task}"
     folder = lake.model(name, cohort)
-    with interrupt_when_canceled(context), atomic_dir(folder) as out:
+    with training_step(context), atomic_dir(folder) as out:
         for seed in seeds:
             with mlflow_res.start_run(context, f"{name} {cohort} seed {seed}", {**tags, "seed": str(seed)}) as run:
                 mlflow.log_params({**hyper, "seed": seed, "device": str(device), "users": len(data.users)})
