@@ -70,15 +70,16 @@ def test_materializing_twice_writes_identical_bytes(source, reference, tmp_path)
     assert any(k.startswith("tensors/") for k in first) and any(k.startswith("raw/impression_data/") for k in first)
 
 
-def _stage(stage: str, source: Path, data: Path, **extra) -> subprocess.Popen:
-    args = [sys.executable, "-m", "bench.stage", stage, "--source", str(source), "--data-dir", str(data),
-            "--memory-limit", "1GB", *(f"--{k}={v}" for k, v in extra.items())]
+def _ingest(source: Path, data: Path) -> subprocess.Popen:
+    """The daily run (the three daily files' ingest, then the activity) over every day, in its own process."""
+    args = [sys.executable, "-m", "bench.graph_run", "--parts", "daily", "--source", str(source), "--data-dir", str(data),
+            "--memory-limit", "1GB"]
     return subprocess.Popen(args, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_sigkill_mid_write_leaves_no_partial_file_and_rerun_matches(source, reference, tmp_path):
     data = tmp_path / "data"
-    process = _stage("ingest", source, data)
+    process = _ingest(source, data)
     day_files = data / "raw" / "impression_data"
     deadline = time.monotonic() + 120
     while not any(day_files.glob("day=*/data.parquet")) and time.monotonic() < deadline:
@@ -90,7 +91,7 @@ def test_sigkill_mid_write_leaves_no_partial_file_and_rerun_matches(source, refe
     assert 0 < len(visible) < 90, "the kill should land while the partitions are being written"
     for path in visible:  # every file a reader can see is complete
         pq.read_metadata(path)
-    assert _stage("ingest", source, data).wait() == 0
+    assert _ingest(source, data).wait() == 0
     expected = {k: v for k, v in digest(reference).items() if k.startswith("raw/") and "day=" in k}
     got = {k: v for k, v in digest(data).items() if k.startswith("raw/")}
     assert got == expected

@@ -1,90 +1,114 @@
-"""The full-scale performance run: every stage of the data graph, the floor and the pandas baseline in one
-run, repeated, plus the incremental cost of one delivered day. Prints the tables of docs/BENCHMARKS.md.
+"""The performance benchmark in one command: the whole data graph in one process, the floor, pandas and
+Polars on the same files, a scaling curve and one new day, repeated; prints the tables of docs/BENCHMARKS.md.
 
-    python -m bench.full_scale --source /work/scratch/full --work /work/scratch/bench --repeat 3
+    python -m bench.full_scale --source /work/scratch/full --work /work/scratch/bench --repeat 3 \\
+        --scale 0.25=/work/scratch/scale/q --scale 0.5=/work/scratch/scale/h --scale 2=/work/scratch/scale/d
 
-Each stage runs in its own process (bench.stage) so its peak RSS is its own; the stages of one repetition
-write into a fresh data directory. The daily path delivers day 21 into a landing folder (as the sensor
-sees it) and runs what one new day costs: ingest of that day, its activity, and the cohort whose label
-period it completes, against the full rebuild of the same stages for every day and the cohorts of dt 1-7.
+Each repetition runs the data graph (bench.graph_run: snapshots, the 30 days, the cohorts of dt 1-7) in a
+fresh process over a fresh data directory, then the three baselines (bench.floor_baseline,
+bench.pandas_baseline, bench.polars_baseline), each a child process watched for its peak RSS, so that every
+figure of one repetition comes from the same machine state and the same files. The scaling curve runs the
+same graph over each ``--scale`` source (made with ``churn-dagster generate --users N``); the 1× point is
+``--source``. Last, day 21 is delivered into a landing folder (as the sensor sees it) and only what one new
+day costs runs on top of the last 1× build: its ingest and activity, and the cohort whose label period it
+completes. Writes every raw figure to WORK/results.json and the tables to WORK/tables.md; the 1× data
+directory WORK/data stays, for ``bench.train_epoch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import shutil
-import statistics
+import sys
 from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 
-from bench.baselines import floor, pandas_run
-from bench.data_graph import run as run_stage
-from bench.stage import STAGES
+from bench.report import render
+from bench.rss import run_watched
 from churn_dagster.synth.landing import land_days
 
-COVERED_BY_PANDAS = ("ingest", "activity", "cohorts", "labels", "sessions")
+DAYS, COHORTS, BASELINE_COHORTS = "2019-11-01:2019-11-30", "2019-11-01:2019-11-07", 7
+NEW_DAY, ITS_COHORT = date(2019, 11, 21), "2019-11-01"  # the label period of cohort dt 1 ends on dt 21
 
 
-class Args:
-    def __init__(self, source, data_dir, days="2019-11-01:2019-11-30", cohorts="2019-11-01:2019-11-07"):
-        self.source, self.data_dir, self.days, self.cohorts, self.memory_limit = source, data_dir, days, cohorts, "6GB"
+def graph(source: Path, data: Path, log: Path, memory_limit: str, parts: str = "snapshots,daily,cohorts",
+          days: str = DAYS, cohorts: str = COHORTS, fresh: bool = True) -> dict:
+    """One run of bench.graph_run in a fresh process, over an emptied ``data`` unless ``fresh`` is False."""
+    if fresh:
+        shutil.rmtree(data, ignore_errors=True)
+    cmd = [sys.executable, "-m", "bench.graph_run", "--source", str(source), "--data-dir", str(data),
+           "--days", days, "--cohorts", cohorts, "--parts", parts, "--memory-limit", memory_limit]
+    rep = run_watched(cmd, log)
+    print(f"  {log.stem}: {rep['wall']:.1f} s, peak {rep['process_peak_rss_gb']:.2f} GB", flush=True)
+    return rep
 
 
-def median(values) -> float:
-    return statistics.median(values)
+def baseline(name: str, source: Path, log: Path, rss_limit_gb: float) -> dict:
+    cmd = [sys.executable, "-m", f"bench.{name}_baseline", "--source", str(source), "--cohorts", str(BASELINE_COHORTS)]
+    rep = run_watched(cmd, log, rss_limit_gb)
+    print(f"  {log.stem}: {rep['wall'] or 0:.1f} s, peak {rep['peak_gb']:.2f} GB", rep.get("stopped", ""), flush=True)
+    return rep
+
+
+def machine() -> dict:
+    cpuinfo, meminfo = (Path(f"/proc/{name}").read_text().splitlines() for name in ("cpuinfo", "meminfo"))
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    ram = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")) * 1024 / 1024 ** 3
+    return {"machine": platform.machine(), "cpu": cpu or platform.processor(), "cores": os.cpu_count(),
+            "ram_gb": ram, "python": platform.python_version(),
+            **{p: version(p) for p in ("duckdb", "pandas", "polars", "dagster")}}
+
+
+def scale_arg(text: str) -> tuple[str, Path]:
+    factor, _, folder = text.partition("=")
+    return f"{float(factor):g}", Path(folder)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, type=Path)
-    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--source", required=True, type=Path, help="the 1× source folder")
+    parser.add_argument("--work", required=True, type=Path, help="data directories, logs, results.json")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale", type=scale_arg, action="append", default=[], metavar="FACTOR=DIR",
+                        help="another source for the scaling curve, e.g. 2=/work/scratch/scale/d (repeatable)")
+    parser.add_argument("--scale-repeat", type=int, help="repetitions of each --scale point (default --repeat)")
+    parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory_limit of the data graph")
+    parser.add_argument("--rss-limit-gb", type=float, default=20.0, help="stop a baseline above this RSS")
     args = parser.parse_args()
-    stages: dict[str, list[tuple[float, float]]] = {s: [] for s in STAGES}
-    floors, pandas = [], []
-    data = args.work / "data"
-    for i in range(args.repeat):
-        shutil.rmtree(data, ignore_errors=True)
-        for stage in STAGES:
-            stages[stage].append(run_stage(stage, Args(str(args.source), str(data))))
-            print(f"[{i + 1}] {stage}: {stages[stage][-1][0]:.1f} s, {stages[stage][-1][1]:.2f} GB", flush=True)
-        floors.append(floor(args.source))
-        pandas.append(pandas_run(args.source, rss_limit_gb=20.0))
-        print(f"[{i + 1}] floor {floors[-1]:.1f} s, pandas {pandas[-1]}", flush=True)
+    work, logs = args.work, args.work / "logs"
+    results = {"machine": machine(), "repeat": args.repeat, "source": str(args.source),
+               "graph": [], **{name: [] for name in ("floor", "pandas", "polars")}}
+    for i in range(1, args.repeat + 1):
+        print(f"repetition {i} of {args.repeat}", flush=True)
+        results["graph"].append(graph(args.source, work / "data", logs / f"graph-{i}.log", args.memory_limit))
+        for name in ("floor", "pandas", "polars"):
+            results[name].append(baseline(name, args.source, logs / f"{name}-{i}.log", args.rss_limit_gb))
 
-    # One new day through the daily path, on top of the last full build (days 1-20 already loaded).
-    landing = args.work / "landing"
+    print("one new day", flush=True)
+    landing = work / "landing"
     shutil.rmtree(landing, ignore_errors=True)
-    land_days(args.source, landing, [date(2019, 11, 21)])
-    daily = {}
-    for stage, days, cohorts in (("ingest", "2019-11-21:2019-11-21", None), ("activity", "2019-11-21:2019-11-21", None),
-                                 *((s, None, "2019-11-01:2019-11-01") for s in
-                                   ("cohorts", "labels", "sessions", "static_features", "kpi_features", "tensors"))):
-        extra = {"days": days} if days else {"cohorts": cohorts}
-        daily[stage] = [run_stage(stage, Args(str(landing), str(data), **extra))[0] for _ in range(args.repeat)]
+    land_days(args.source, landing, [NEW_DAY])
+    results["daily"] = [graph(landing, work / "data", logs / f"daily-{i}.log", args.memory_limit, "daily,cohorts",
+                              f"{NEW_DAY}:{NEW_DAY}", f"{ITS_COHORT}:{ITS_COHORT}", fresh=False)
+                        for i in range(1, args.repeat + 1)]
 
-    print(f"\nmachine: {platform.machine()}, 2 cores; medians of {args.repeat} runs\n")
-    print("| stage | wall s (median) | runs | peak RSS GB (max) |\n|---|---|---|---|")
-    for stage, runs in stages.items():
-        print(f"| {stage} | {median(w for w, _ in runs):.1f} | {', '.join(f'{w:.1f}' for w, _ in runs)} | "
-              f"{max(r for _, r in runs):.2f} |")
-    total = sum(median(w for w, _ in runs) for runs in stages.values())
-    covered = sum(median(w for w, _ in stages[s]) for s in COVERED_BY_PANDAS)
-    compute = sum(median(w for w, _ in stages[s]) for s in COVERED_BY_PANDAS if s != "ingest")
-    f, p = median(floors), median(r["wall"] for r in pandas)
-    p_compute = median(sum(v for k, v in r["phases"].items() if k != "read") for r in pandas)
-    print(f"| **whole data graph** | **{total:.1f}** | | {max(r for runs in stages.values() for _, r in runs):.2f} |")
-    print(f"\nfloor (bare DuckDB CSV -> Parquet): {f:.1f} s ({', '.join(f'{x:.1f}' for x in floors)}); "
-          f"graph / floor = {total / f:.2f}")
-    print(f"pandas (full file): {p:.1f} s, peak RSS {max(r['peak_gb'] for r in pandas):.2f} GB; phases "
-          f"{pandas[0]['phases']}")
-    print(f"steps pandas covers, ours: {covered:.1f} s -> pandas / ours = {p / covered:.2f}")
-    print(f"without the CSV read (ours from typed Parquet, pandas after read_csv): ours {compute:.1f} s, "
-          f"pandas {p_compute:.1f} s -> {p_compute / compute:.2f}")
-    one_day = sum(median(v) for v in daily.values())
-    print(f"\none new day (daily path): {one_day:.1f} s {({k: round(median(v), 1) for k, v in daily.items()})}; "
-          f"full rebuild of the same stages: {total - median(w for w, _ in stages['snapshots']):.1f} s")
+    results["scaling"] = {}
+    for factor, folder in args.scale:
+        print(f"scale {factor}×", flush=True)
+        data = work / f"data-{factor}x"
+        reps = [graph(folder, data, logs / f"graph-{factor}x-{i}.log", args.memory_limit)
+                for i in range(1, (args.scale_repeat or args.repeat) + 1)]
+        shutil.rmtree(data)  # the 2× lake is large; only the 1× one is kept
+        results["scaling"][factor] = {"source": str(folder), "graph": reps}
+
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    tables = render(results)
+    (work / "tables.md").write_text(tables)
+    print("\n" + tables)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Time per training epoch and throughput of the LSTM and the hybrid LSTM on one machine.
 
-    python -m bench.train_epoch --data-dir DIR [--epochs 3] [--device cpu|cuda] [--target binary]
+    python -m bench.train_epoch --data-dir DIR [--epochs 3] [--device cpu|cuda]
 
-Trains each network for a few epochs on the random-split training users of every cohort with tensors under
-DIR (SPEC defaults: batch 128, hidden 128), and reports the median seconds per epoch and sequences per second
+Trains each network for a few epochs on the churn target, on the random-split training users of every cohort
+with tensors under DIR (SPEC defaults: batch 128, hidden 128), normalised as a model trained on those cohorts
+is (``fit_normalization``), and reports the median seconds per epoch and sequences per second
 (data loading included), plus the time to score the test users. The first epoch is reported apart: it
 includes memory-map faults and, on a GPU, kernel selection.
 """
@@ -18,8 +19,14 @@ from pathlib import Path
 
 import torch
 
-from churn_dagster.ml.data import SequenceDataset, make_loader, pooled_normalization
-from churn_dagster.ml.train import TrainConfig, predict_proba, train_model
+from churn_dagster.ml.data import (
+    CohortTensors,
+    SequenceDataset,
+    fit_normalization,
+    make_loader,
+)
+from churn_dagster.ml.hyperparameters import TrainConfig
+from churn_dagster.ml.train import predict_proba, train_model
 
 
 def main() -> None:
@@ -27,21 +34,20 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--target", default="binary")
     args = parser.parse_args()
     dirs = sorted(p for p in (args.data_dir / "tensors").glob("cohort=*") if (p / "normalization.json").exists())
-    norm = pooled_normalization(dirs)
-    train = SequenceDataset(dirs, args.target, split="train", normalization=norm)
-    val = SequenceDataset(dirs, args.target, split="validation", normalization=norm)
-    test = SequenceDataset(dirs, args.target, split="test", normalization=norm)
+    cohorts = [CohortTensors(d) for d in dirs]
+    norm = fit_normalization(cohorts)
+    train, val, test = (SequenceDataset(cohorts, "binary", split=s, normalization=norm)
+                        for s in ("train", "validation", "test"))
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    print(f"{len(dirs)} cohorts, {len(train)} training users, device {args.device} ({device_name}), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{len(dirs)} cohorts ({dirs[0].name} .. {dirs[-1].name}), {len(train)} training users, "
+          f"device {args.device} ({device_name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| network | first epoch s | epoch s (median of rest) | sequences/s (median) | score test users/s |")
     print("|---|---|---|---|---|")
     for kind in ("lstm", "hybrid"):
         config = TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3, seed=1)
-        fit = train_model(kind, args.target, train, val, config, args.device)
+        fit = train_model(kind, "binary", train, val, config, args.device)
         seconds = [r["train_seconds"] for r in fit.history_rows()]
         speed = [r["sequences_per_second"] for r in fit.history_rows()]
         start = time.perf_counter()

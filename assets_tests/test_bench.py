@@ -1,0 +1,126 @@
+"""The benchmark's own code: the pandas and Polars baselines compute the same thing (and the right thing),
+a step's peak RSS is read inside its interval, and the one command runs end to end on a tiny log and
+reports every step of the data graph. Nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Imp, write_impressions
+
+from bench import pandas_baseline, polars_baseline
+from bench.rss import GB, RssSampler, run_watched
+from churn_dagster.synth.generator import generate
+
+REPO = Path(__file__).resolve().parents[1]
+ROWS = [
+    Imp("u1", "2019-11-01 10:00:00", position=1, click=True),
+    Imp("u1", "2019-11-01 10:00:00", position=2),  # same request: same session
+    Imp("u1", "2019-11-01 10:10:00", position=3),
+    Imp("u1", "2019-11-01 10:40:00", position=1),  # exactly 30 minutes later: a new session
+    Imp("u1", "2019-11-02 09:00:00", position=5, click=True),
+    Imp("u1", "2019-11-15 12:00:00", position=1, click=True),  # label period of cohort dt 1: dt 15..21
+    Imp("u1", "2019-11-15 12:01:00", position=2, like=True),
+    Imp("u1", "2019-11-20 08:00:00", position=1, share=True, comment=True),
+    Imp("u1", "2019-11-22 08:00:00", position=1, click=True),  # after it
+    Imp("u2", "2019-11-03 20:00:00", position=4),
+    Imp("u2", "2019-11-03 20:29:59", position=1, click=True),  # a second under 30 minutes: same session
+    Imp("u2", "2019-11-16 20:00:00", position=1),  # last day of its observation window (dt 3..16)
+    Imp("u3", "2019-11-09 10:00:00", position=1),  # first seen on dt 9: no cohort of dt 1..7
+]
+
+
+def ms(local: str) -> int:
+    return Imp("x", local).epoch_ms
+
+
+EXPECTED_SESSIONS = sorted([  # userId, start, end, impressions, clicks, max_position
+    ("u1", ms("2019-11-01 10:00:00"), ms("2019-11-01 10:10:00"), 3, 1, 3),
+    ("u1", ms("2019-11-01 10:40:00"), ms("2019-11-01 10:40:00"), 1, 0, 1),
+    ("u1", ms("2019-11-02 09:00:00"), ms("2019-11-02 09:00:00"), 1, 1, 5),
+    ("u2", ms("2019-11-03 20:00:00"), ms("2019-11-03 20:29:59"), 2, 1, 4),
+    ("u2", ms("2019-11-16 20:00:00"), ms("2019-11-16 20:00:00"), 1, 0, 1),
+])
+EXPECTED_LABELS = [  # userId, impressions, active_days, clicks, likes, shares, comments, churned
+    ("u1", 3, 2, 1, 1, 1, 1, False),
+    ("u2", 0, 0, 0, 0, 0, 0, True),
+]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    write_impressions(tmp_path / "source", ROWS)
+    return tmp_path / "source"
+
+
+def test_pandas_and_polars_baselines_agree_with_each_other_and_by_hand(source):
+    pd_sessions, pd_labels = pandas_baseline.compute(pandas_baseline.read(str(source)), cohorts=7)
+    pl_sessions, pl_labels = polars_baseline.compute(polars_baseline.scan(str(source)), cohorts=7)
+    assert sorted(pd_sessions.itertuples(index=False, name=None)) == sorted(pl_sessions.rows()) == EXPECTED_SESSIONS
+    assert sorted(pd_labels.itertuples(index=False, name=None)) == sorted(pl_labels.rows()) == EXPECTED_LABELS
+
+
+def test_baseline_commands_report_the_same_summary(source, tmp_path):
+    reports = {name: run_watched([sys.executable, "-m", f"bench.{name}_baseline", "--source", str(source)],
+                                 tmp_path / f"{name}.log") for name in ("pandas", "polars")}
+    for report in reports.values():
+        assert {k: report[k] for k in ("users", "sessions", "churn_share")} == {"users": 2, "sessions": 5,
+                                                                                 "churn_share": 0.5}
+        assert report["peak_gb"] > 0 and report["phases"]
+    assert set(reports["pandas"]["phases"]) == {"read", "cohorts", "sessions", "labels"}
+
+
+def test_peak_of_an_interval_is_its_largest_sample_or_the_one_before():
+    sampler = RssSampler()
+    sampler.samples = [(1.0, 1 * GB), (2.0, 5 * GB), (3.0, 2 * GB), (4.0, 3 * GB)]
+    assert sampler.peak_gb() == 5
+    assert sampler.peak_gb(2.5, 4.0) == 3
+    assert sampler.peak_gb(3.2, 3.5) == 2  # no sample inside: the last one before stands in
+
+
+def test_a_child_over_the_memory_limit_is_stopped_and_reported(tmp_path):
+    hog = "import time; block = bytearray(400 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(30)"
+    report = run_watched([sys.executable, "-c", hog], tmp_path / "hog.log", rss_limit_gb=0.2)
+    assert report["wall"] is None and report["peak_gb"] > 0.2 and report["stopped"] == "over 0.2 GB of RSS"
+
+
+@pytest.fixture(scope="module")
+def one_command(tmp_path_factory) -> Path:
+    """The benchmark's command on an 800-user log, once, with that same log as its 2× point; its work folder."""
+    root = tmp_path_factory.mktemp("bench")
+    generate(root / "src", users=800, seed=3)
+    subprocess.run([sys.executable, "-m", "bench.full_scale", "--source", str(root / "src"),
+                    "--work", str(root / "work"), "--repeat", "1", "--scale", f"2={root / 'src'}",
+                    "--memory-limit", "1GB"],
+                   cwd=REPO, check=True, capture_output=True)
+    return root
+
+
+def test_the_one_command_runs_every_step_and_writes_its_tables(one_command):
+    work = one_command / "work"
+    results = json.loads((work / "results.json").read_text())
+    graph = results["graph"][0]
+    steps = {s["step"]: s for s in graph["steps"]}
+    assert {"raw_user_demographics", "raw_impressions", "user_day_activity", "cohort_users", "label_targets",
+            "sessions", "kpi_features", "sequence_tensors", "continuation_examples"} <= set(steps)
+    assert all(0 < s["peak_rss_gb"] <= graph["process_peak_rss_gb"] for s in steps.values())
+    lines = (one_command / "src" / "impression_data.csv").read_text().count("\n") - 1
+    assert graph["impressions"] == lines
+    assert {s["step"] for s in results["daily"][0]["steps"]} == set(steps) - {
+        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics"}
+    assert [r["users"] for r in results["pandas"]] == [r["users"] for r in results["polars"]]
+    tables = (work / "tables.md").read_text()
+    assert "| **whole data graph, one process** |" in tables and "| 2× |" in tables
+    assert tables.count("| yes |") + tables.count("| **no** |") == 7  # every target judged
+
+
+def test_training_throughput_runs_on_the_lake_the_command_leaves(one_command):
+    out = subprocess.run([sys.executable, "-m", "bench.train_epoch", "--data-dir", str(one_command / "work" / "data"),
+                          "--epochs", "1", "--device", "cpu"], cwd=REPO, check=True, capture_output=True, text=True)
+    assert "7 cohorts (cohort=2019-11-01 .. cohort=2019-11-07)" in out.stdout
+    assert [line.split(" | ")[0] for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line][
+        1:] == ["| lstm", "| hybrid"]
