@@ -66,6 +66,8 @@ def error_lines(stderr: str) -> list[str]:
     (["materialize", "--source", "no/such/folder"], "argument --source: no such folder: no/such/folder"),
     (["materialize", "--source", ".", "--max-epochs", "zero"],
      "argument --max-epochs: expected a whole number, at least 1"),
+    (["materialize", "--source", ".", "--trend-seeds", "6"],
+     "argument --trend-seeds: expected a whole number from 1 to 5; got '6'"),
 ])
 def test_bad_arguments_are_one_line_and_status_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:

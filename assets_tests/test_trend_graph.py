@@ -130,11 +130,11 @@ RETRAINED = ("trend_digmn_session", "trend_mlp_day", "trend_xgboost_day")  # one
 
 def _small_training(names) -> dict:
     """Two seeds, the networks capped at EPOCHS, fewer boosting rounds: the whole subgraph in seconds."""
-    from churn_dagster.defs.trends.model_config import trend_epoch_cap_config
+    from churn_dagster.defs.trends.model_config import trend_run_config
 
-    capped = trend_epoch_cap_config(EPOCHS)["ops"]
-    return {"ops": {n: {"config": {"seeds": SEEDS, **capped.get(n, {}).get("config", {}),
-                                   **({"n_estimators": 100} if "xgboost" in n else {})}} for n in names}}
+    capped = trend_run_config(EPOCHS, seeds=len(SEEDS))["ops"]
+    return {"ops": {n: {"config": {**capped[n]["config"], **({"n_estimators": 100} if "xgboost" in n else {})}}
+                    for n in names}}
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +241,15 @@ def test_the_report_sets_every_model_beside_the_paper(trend_models):
     assert summary["summary"]["seeds"] == 2 and summary["cohorts"] == ["2019-11-01", "2019-11-02", "2019-11-03"]
     seed = json.loads((data / "models" / "trend_digmn_day" / "cohort=2019-11-03" / "seed_1" / "metrics.json").read_text())
     assert seed["seed"] == 1 and len(seed["history"]) <= EPOCHS and "f1_macro" in seed["test"]
+
+
+def test_trend_run_config_caps_the_networks_and_sets_the_seeds_of_every_model():
+    from churn_dagster.defs.trends.model_config import trend_run_config
+
+    assert trend_run_config() == {}
+    ops = trend_run_config(3, seeds=2)["ops"]
+    assert len(ops) == 14  # 7 models x 2 tasks
+    assert ops["trend_digmn_day"] == {"config": {"epochs": 3, "seeds": [0, 1]}}
+    assert ops["trend_xgboost_session"] == {"config": {"seeds": [0, 1]}}  # no epochs: not a network
+    assert set(trend_run_config(3)["ops"]) == {f"trend_{m}_{t}" for m in ("activity_lstm", "multichannel", "digmn",
+                                                                          "digmn_static") for t in ("day", "session")}

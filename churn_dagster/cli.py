@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from churn_dagster.errors import RunFailed, UserError
+from churn_dagster.ml.trend_hyperparameters import TREND_SEEDS
 from churn_dagster.interrupts import Interrupted, stop_signals
 from churn_dagster.settings import SettingsError, settings_from_env
 
@@ -32,14 +33,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Argument types whose errors state the allowed values; argparse prints them as "argument --users: ...".
-def _whole(low: int):
+def _whole(low: int, high: int | None = None):
     def parse(text: str) -> int:
         try:
-            if int(text) >= low:
+            if int(text) >= low and (high is None or int(text) <= high):
                 return int(text)
         except ValueError:
             pass
-        raise argparse.ArgumentTypeError(f"expected a whole number, at least {low}; got {text!r}")
+        allowed = f", at least {low}" if high is None else f" from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"expected a whole number{allowed}; got {text!r}")
 
     return parse
 
@@ -119,8 +121,9 @@ def _materialize(args: argparse.Namespace) -> None:
     os.environ["CHURN_SOURCE_DIR"] = str(args.source.resolve())
     if args.data_dir:
         os.environ["CHURN_DATA_DIR"] = str(args.data_dir.resolve())
-    if args.data_only and args.max_epochs is not None:
-        raise SettingsError(["--max-epochs caps the training, which --data-only leaves out"])
+    for flag, value in (("--max-epochs", args.max_epochs), ("--trend-seeds", args.trend_seeds)):
+        if args.data_only and value is not None:
+            raise SettingsError([f"{flag} shapes the training, which --data-only leaves out"])
     checked = settings_from_env()  # every CHURN_* variable, before Dagster and the code location load
     home = _dagster_home()
 
@@ -146,7 +149,7 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.data_only:
         steps = data_graph_steps(CALENDAR)
     else:
-        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs),
+        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs, args.trend_seeds),
                                   continuation_epoch_cap(args.max_epochs))
     if args.select:
         steps = select_steps(defs, steps, args.select)
@@ -218,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--max-epochs", type=_whole(1), metavar="N",
                      help="cap the sequence models' epochs (LSTM default 20, hybrid LSTM and trend networks at "
                      "most 50, continuation LSTM at most 10)")
+    mat.add_argument("--trend-seeds", type=_whole(1, len(TREND_SEEDS)), metavar="N",
+                     help=f"train each trend model with the first N of its seeds (1 to {len(TREND_SEEDS)}; default all "
+                     f"{len(TREND_SEEDS)}, the DIGMN paper's mean ± std over seeds)")
     mat.set_defaults(func=_materialize)
     return parser
 

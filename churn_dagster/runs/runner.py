@@ -16,7 +16,7 @@ import dagster as dg
 from churn_dagster.defs.constants import TRIGGER_TAG, partition_range_tags
 from churn_dagster.defs.models.config import epoch_cap_config
 from churn_dagster.defs.partitions import TRAINING_COHORTS, TREND_WINDOWS
-from churn_dagster.defs.trends.model_config import trend_epoch_cap_config
+from churn_dagster.defs.trends.model_config import trend_run_config
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
 from churn_dagster.runs.run_report import check_outcome
@@ -97,9 +97,10 @@ def training_config(max_epochs: int | None) -> dict | None:
     return epoch_cap_config(max_epochs) or None
 
 
-def trend_training_config(max_epochs: int | None) -> dict | None:
-    """Run config of ``trend_training_job`` capping the trend networks' epochs; None keeps the defaults."""
-    return trend_epoch_cap_config(max_epochs) or None
+def trend_training_config(max_epochs: int | None, seeds: int | None = None) -> dict | None:
+    """Run config of ``trend_training_job`` capping the trend networks' epochs and the number of seeds each
+    model trains with; None keeps the defaults."""
+    return trend_run_config(max_epochs, seeds) or None
 
 
 def select_steps(defs: dg.Definitions, steps: list[Step], expression: str) -> list[Step]:

@@ -50,9 +50,14 @@ def trend_hyperparameters(model: str, config: dg.Config) -> tuple:
     return config_values(TREND_DEFAULTS[model], config)
 
 
-def trend_epoch_cap_config(max_epochs: int | None) -> dict:
-    """Run config capping the trend networks' epochs (``--max-epochs``); empty for None."""
-    if max_epochs is None:
-        return {}
-    return {"ops": {trend_model_name(m, t): {"config": {"epochs": max_epochs}}
-                    for m in SEQUENCE_MODELS for t in TREND_TASKS}}
+def trend_run_config(max_epochs: int | None = None, seeds: int | None = None) -> dict:
+    """Run config of the trend models: the networks' epochs capped at ``max_epochs`` (``--max-epochs``) and every
+    model trained with the first ``seeds`` seeds (``--trend-seeds``) instead of the paper's five; empty when
+    both are None."""
+    ops: dict[str, dict] = {}
+    for model in TREND_MODELS:
+        values = {"epochs": max_epochs} if max_epochs is not None and model in SEQUENCE_MODELS else {}
+        if seeds is not None:
+            values["seeds"] = list(range(seeds))
+        ops.update({trend_model_name(model, t): {"config": values} for t in TREND_TASKS if values})
+    return {"ops": ops} if ops else {}
