@@ -10,6 +10,7 @@ so every peak in the benchmark is measured by one method (Linux only, as the ben
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -62,7 +63,8 @@ def run_watched(cmd: list[str], log: Path, rss_limit_gb: float | None = None) ->
     """Run ``cmd`` as a child, its stderr to ``log`` and its stdout beside it (a file, not a pipe, so a
     chatty child never blocks); return its wall time, peak RSS, its ``PHASE name seconds`` lines as
     ``phases`` and the JSON of its last ``RESULT `` line. Over ``rss_limit_gb`` the child is killed (so that
-    a baseline cannot take the machine down) and the result says so instead."""
+    a baseline cannot take the machine down) and the result says so instead; so it does when a watched child
+    dies of SIGKILL under the limit (the kernel's out-of-memory killer, when other work holds memory)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     out_file = log.with_suffix(".out")
@@ -76,6 +78,8 @@ def run_watched(cmd: list[str], log: Path, rss_limit_gb: float | None = None) ->
     wall = time.perf_counter() - start
     if rss_limit_gb is not None and rss.peak_gb() > rss_limit_gb:
         return {"wall": None, "peak_gb": rss.peak_gb(), "stopped": f"over {rss_limit_gb} GB of RSS"}
+    if rss_limit_gb is not None and proc.returncode == -signal.SIGKILL:
+        return {"wall": None, "peak_gb": rss.peak_gb(), "stopped": f"killed by SIGKILL at {rss.peak_gb():.1f} GB of RSS"}
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
     lines = out_file.read_text().splitlines()
