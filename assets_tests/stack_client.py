@@ -1,0 +1,98 @@
+"""The Dagster webserver's GraphQL API as the two stack tests use it (test_integration_stack: the topology run
+natively; test_docker_stack: docker-compose.yml on a Docker engine): launch a job, which is queued and then
+started by the daemon, wait for the run to end, list the runs, and the sequence both tests launch: the data
+graph and one model on a small synthetic set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from churn_dagster.defs.partitions import CALENDAR
+
+LOCATION = {"repositoryLocationName": "churn_dagster", "repositoryName": "__repository__"}
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+  }
+}"""
+STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+RUNS = "query { runsOrError(limit: 50) { ... on Runs { results { runId jobName status } } } }"
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+
+
+class DagsterGraphQL:
+    """The API at ``web_url``; ``diagnostics`` returns the server logs an assertion message should carry."""
+
+    def __init__(self, web_url: str, diagnostics: Callable[[], str] = lambda: ""):
+        self.web_url, self.diagnostics = web_url, diagnostics
+
+    def query(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"{self.web_url}/graphql", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                payload = json.load(response)
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"GraphQL {exc.code}: {exc.read()[:2000]!r}\n{self.diagnostics()}") from exc
+        assert "errors" not in payload, payload
+        return payload["data"]
+
+    def launch(self, job: str, tags: dict | None = None, run_config: dict | None = None, assets=None) -> str:
+        selector = {**LOCATION, "jobName": job}
+        if assets:
+            selector["assetSelection"] = [{"path": [a]} for a in assets]
+        params = {"selector": selector, "runConfigData": run_config or {},
+                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
+        result = self.query(LAUNCH, {"params": params})["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def status(self, run_id: str) -> str:
+        return self.query(STATUS, {"id": run_id})["runOrError"]["status"]
+
+    def wait_for(self, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while (status := self.status(run_id)) not in FINISHED:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {status} after {timeout:.0f} s")
+            time.sleep(2)
+        return status
+
+    def run_statuses(self) -> dict[str, str]:
+        return {r["runId"]: r["status"] for r in self.query(RUNS)["runsOrError"]["results"]}
+
+    def run_to_success(self, job: str, tags: dict | None = None, run_config: dict | None = None,
+                       assets=None, timeout: float = 600) -> str:
+        run_id = self.launch(job, tags, run_config, assets)
+        status = self.wait_for(run_id, timeout)
+        assert status == "SUCCESS", f"{job}: {status}\n{self.diagnostics()}"
+        return run_id
+
+
+def partition_range(first, last) -> dict:
+    return {"dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat()}
+
+
+def launch_data_graph_and_one_model(api: DagsterGraphQL, cohort_run_config: dict | None = None) -> dict[str, str]:
+    """The data graph (snapshots, every day, every labelled cohort) and the LSTM for the last labelled cohort
+    (2 epochs), one run after the other; the run id of each job."""
+    steps = [
+        ("raw_snapshots_job", {}, None, None),
+        ("daily_ingest_job", partition_range(CALENDAR.first_day, CALENDAR.last_day), None, None),
+        ("cohort_features_job", partition_range(CALENDAR.first_day, CALENDAR.last_labelled_cohort),
+         cohort_run_config, None),
+        ("training_job", {"dagster/partition": CALENDAR.last_labelled_cohort.isoformat()},
+         {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
+    ]
+    return {job: api.run_to_success(job, tags, config, assets) for job, tags, config, assets in steps}
