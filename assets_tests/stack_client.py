@@ -28,6 +28,11 @@ mutation Launch($params: ExecutionParams!) {
 STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 RUNS = "query { runsOrError(limit: 50) { ... on Runs { results { runId jobName status } } } }"
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+AUTOMATION = """query { repositoryOrError(repositorySelector:
+  {repositoryLocationName: "churn_dagster", repositoryName: "__repository__"}) { ... on Repository {
+  sensors { id name sensorState { status } } schedules { id name scheduleState { status } } } } }"""
+STOP_SENSOR = "mutation Stop($id: String) { stopSensor(id: $id) { __typename } }"
+STOP_SCHEDULE = "mutation Stop($id: String) { stopRunningSchedule(id: $id) { __typename } }"
 
 
 class DagsterGraphQL:
@@ -70,6 +75,23 @@ class DagsterGraphQL:
 
     def run_statuses(self) -> dict[str, str]:
         return {r["runId"]: r["status"] for r in self.query(RUNS)["runsOrError"]["results"]}
+
+    def automation_states(self) -> dict[str, str]:
+        repository = self.query(AUTOMATION)["repositoryOrError"]
+        return {**{s["name"]: s["sensorState"]["status"] for s in repository["sensors"]},
+                **{s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}}
+
+    def stop_automation(self) -> None:
+        """Stop every sensor and schedule (they run by default), so that only the runs a test launches run:
+        the cohort sensor would otherwise rebuild the same partitions beside them, and the retraining
+        schedule train all eight models when its hour comes."""
+        repository = self.query(AUTOMATION)["repositoryOrError"]
+        for sensor in repository["sensors"]:
+            self.query(STOP_SENSOR, {"id": sensor["id"]})
+        for schedule in repository["schedules"]:
+            self.query(STOP_SCHEDULE, {"id": schedule["id"]})
+        states = self.automation_states()
+        assert states and set(states.values()) == {"STOPPED"}, states
 
     def run_to_success(self, job: str, tags: dict | None = None, run_config: dict | None = None,
                        assets=None, timeout: float = 600) -> str:

@@ -44,9 +44,8 @@ def step_volumes(spec: str) -> list[str]:
     return volumes
 
 
-def step_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
-    """dagster-docker's executor configured from ``environ``, or None (Dagster's default) without
-    ``CHURN_STEP_IMAGE``."""
+def step_container_config(environ: Mapping[str, str] = os.environ) -> dict | None:
+    """The ``docker_executor`` configuration that ``environ`` asks for, or None without ``CHURN_STEP_IMAGE``."""
     image = environ.get("CHURN_STEP_IMAGE", "").strip()
     if not image:
         return None
@@ -56,12 +55,20 @@ def step_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinit
         raise StepContainerSettingError(
             "CHURN_STEP_IMAGE is set, so every step runs in a container: set CHURN_STEP_NETWORK (the compose "
             "network) and CHURN_STEP_VOLUMES (at least the data volume, e.g. churn_dagster_data:/data) as well")
-    # Imported here: only a deployment with step containers needs the package.
-    from dagster_docker import docker_executor
-
-    return docker_executor.configured({
+    return {
         "image": image,
         "network": network,
         "env_vars": sorted(name for name in environ if name.startswith(FORWARDED_PREFIXES)),
         "container_kwargs": {"volumes": volumes, "labels": {STEP_LABEL: network}},
-    })
+    }
+
+
+def step_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
+    """dagster-docker's executor configured from ``environ``, or None (Dagster's default)."""
+    config = step_container_config(environ)
+    if config is None:
+        return None
+    # Imported here: only a deployment with step containers needs the package.
+    from dagster_docker import docker_executor
+
+    return docker_executor.configured(config)
