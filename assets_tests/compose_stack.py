@@ -165,10 +165,13 @@ def in_data_volume(stack: ComposeStack, script: str, *args: str):
     return json.loads(stack.exec("code", "python", "-", *args, input=script))
 
 
+# Folders written as a whole are links to a versioned sibling under .versions (transforms/duck.py): files are
+# read through the link, by the path a reader uses, and the versions themselves are not listed.
 COHORT_FILES = r"""
 import hashlib, json, os, sys
 found = {}
-for folder, _, names in os.walk("/data"):
+for folder, folders, names in os.walk("/data", followlinks=True):
+    folders[:] = [f for f in folders if f != ".versions"]
     for name in names:
         path = os.path.join(folder, name)
         if any(f"cohort={c}" in path for c in sys.argv[1:]):

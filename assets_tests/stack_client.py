@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from mlflow import MlflowClient
+
 from churn_dagster.defs.partitions import CALENDAR
 
 LOCATION = {"repositoryLocationName": "churn_dagster", "repositoryName": "__repository__"}
@@ -118,3 +120,17 @@ def launch_data_graph_and_one_model(api: DagsterGraphQL, cohort_run_config: dict
          {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
     ]
     return {job: api.run_to_success(job, tags, config, assets) for job, tags, config, assets in steps}
+
+
+def check_lstm_training_in_mlflow(tracking_url: str, training_run_id: str) -> list:
+    """The MLflow runs of the LSTM trained by ``training_run_id`` (as launched above): one per split scheme,
+    2 epochs of validation loss, the learning curves, the champion alias; returned for further checks."""
+    client = MlflowClient(tracking_url)
+    experiment = client.get_experiment_by_name("churn_dagster")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{training_run_id}'")
+    assert {r.data.tags["split_scheme"] for r in runs} == {"random", "out_of_time"}
+    random = next(r for r in runs if r.data.tags["split_scheme"] == "random")
+    assert len(client.get_metric_history(random.info.run_id, "val_loss")) == 2
+    assert "learning_curves.png" in {a.path for a in client.list_artifacts(random.info.run_id)}
+    assert client.get_model_version_by_alias("lstm_churn", "champion") is not None
+    return runs

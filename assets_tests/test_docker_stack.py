@@ -26,8 +26,11 @@ from compose_stack import (
     in_data_volume,
     torch_wheel,
 )
-from mlflow import MlflowClient
-from stack_client import launch_data_graph_and_one_model, partition_range
+from stack_client import (
+    check_lstm_training_in_mlflow,
+    launch_data_graph_and_one_model,
+    partition_range,
+)
 
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
@@ -87,13 +90,7 @@ def test_runs_are_in_dagster_postgres(stack, launched):
 
 
 def test_training_run_is_in_mlflow_postgres(stack, launched):
-    client = MlflowClient(f"http://127.0.0.1:{stack.settings['MLFLOW_PORT']}")
-    experiment = client.get_experiment_by_name("churn_dagster")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{launched['training_job']}'")
-    assert {r.data.tags["split_scheme"] for r in runs} == {"random", "out_of_time"}
-    random = next(r for r in runs if r.data.tags["split_scheme"] == "random")
-    assert len(client.get_metric_history(random.info.run_id, "val_loss")) == 2
-    assert "learning_curves.png" in {a.path for a in client.list_artifacts(random.info.run_id)}
+    runs = check_lstm_training_in_mlflow(f"http://127.0.0.1:{stack.settings['MLFLOW_PORT']}", launched["training_job"])
     stored = stack.exec("postgres", "psql", "-U", "churn", "-d", "mlflow", "-At", "-c",
                         "SELECT run_uuid FROM runs").split()
     assert {r.info.run_id for r in runs} <= set(stored)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
 from churn_dagster.synth.generator import generate
 from local_servers import (
@@ -30,7 +29,7 @@ from local_servers import (
     process_tree,
     wait_until,
 )
-from stack_client import DagsterGraphQL, launch_data_graph_and_one_model
+from stack_client import DagsterGraphQL, check_lstm_training_in_mlflow, launch_data_graph_and_one_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -142,14 +141,7 @@ def test_runs_are_in_dagster_postgres_storage(stack, launched):
 
 
 def test_training_run_is_in_mlflow_on_postgres(stack, launched):
-    client = MlflowClient(stack.mlflow_url)
-    experiment = client.get_experiment_by_name("churn_dagster")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{launched['training_job']}'")
-    assert {r.data.tags["split_scheme"] for r in runs} == {"random", "out_of_time"}
-    random = next(r for r in runs if r.data.tags["split_scheme"] == "random")
-    assert len(client.get_metric_history(random.info.run_id, "val_loss")) == 2
-    assert "learning_curves.png" in {a.path for a in client.list_artifacts(random.info.run_id)}
-    assert client.get_model_version_by_alias("lstm_churn", "champion") is not None
+    check_lstm_training_in_mlflow(stack.mlflow_url, launched["training_job"])
     mlflow_runs = subprocess.run(["psql", stack.pg.url("mlflow"), "-At", "-c", "SELECT count(*) FROM runs"],
                                  check=True, capture_output=True, text=True).stdout.strip()
     assert int(mlflow_runs) >= 2
