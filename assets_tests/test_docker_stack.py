@@ -5,7 +5,8 @@ published; then the code server switched to one container per step (dagster-dock
 must write the same bytes as the in-process run. Everything the test created on the engine is removed at the
 end, and a dockerd it started is stopped (docker_engine.py).
 
-Selected on its own with ``pytest -m stack``; about 10 minutes with nothing cached on 2 cores (README).
+Selected on its own with ``pytest -m stack``; about 7 minutes with nothing cached and 4 with the images
+cached, on 2 cores (README).
 """
 
 from __future__ import annotations
