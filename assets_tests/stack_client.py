@@ -108,14 +108,13 @@ def partition_range(first, last) -> dict:
             "dagster/asset_partition_range_end": last.isoformat()}
 
 
-def launch_data_graph_and_one_model(api: DagsterGraphQL, cohort_run_config: dict | None = None) -> dict[str, str]:
+def launch_data_graph_and_one_model(api: DagsterGraphQL) -> dict[str, str]:
     """The data graph (snapshots, every day, every labelled cohort) and the LSTM for the last labelled cohort
     (2 epochs), one run after the other; the run id of each job."""
     steps = [
         ("raw_snapshots_job", {}, None, None),
         ("daily_ingest_job", partition_range(CALENDAR.first_day, CALENDAR.last_day), None, None),
-        ("cohort_features_job", partition_range(CALENDAR.first_day, CALENDAR.last_labelled_cohort),
-         cohort_run_config, None),
+        ("cohort_features_job", partition_range(CALENDAR.first_day, CALENDAR.last_labelled_cohort), None, None),
         ("training_job", {"dagster/partition": CALENDAR.last_labelled_cohort.isoformat()},
          {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
     ]

@@ -38,7 +38,6 @@ from churn_dagster.synth.generator import generate
 
 pytestmark = pytest.mark.stack
 
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 TWO_COHORTS = (CALENDAR.first_day, CALENDAR.first_day + timedelta(days=1))
 PUBLISHED = {"postgres": 5432, "webserver": 3000, "mlflow": 5000}
 STEP_STATS = "query S($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey status } } } }"
@@ -70,10 +69,10 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def launched(stack):
-    """The data graph (its cohort run in-process: the reference of the step-container run) and one model, with
-    the sensors and schedules stopped."""
+    """The data graph (its cohort run in-process, as the data jobs run by default: the reference of the
+    step-container run) and one model, with the sensors and schedules stopped."""
     stack.api.stop_automation()
-    return launch_data_graph_and_one_model(stack.api, cohort_run_config=IN_PROCESS)
+    return launch_data_graph_and_one_model(stack.api)
 
 
 def test_services_are_healthy_and_the_location_is_listed(stack):

@@ -1,6 +1,6 @@
 """The code location: every asset, check, job, sensor, schedule and resource of churn_dagster in one
 ``Definitions``, gathered stage by stage from :mod:`churn_dagster.defs`, with the executor the deployment
-chose (:mod:`churn_dagster.defs.step_containers`)."""
+chose for the jobs that do not pin their own (:mod:`churn_dagster.defs.step_containers`)."""
 
 import dagster as dg
 

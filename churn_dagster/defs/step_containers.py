@@ -1,11 +1,12 @@
 """Where the steps of a run execute, chosen by the deployment in this one place.
 
-By default Dagster's own executor runs every step as a process of the run worker, which under docker compose
-lives in the code server's container. A deployment that sets ``CHURN_STEP_IMAGE`` (as
-``deploy/compose.step-containers.yml`` does) gets dagster-docker's ``docker_executor`` instead: each step starts
-in a fresh container of that image, on ``CHURN_STEP_NETWORK`` with the ``CHURN_STEP_VOLUMES`` mounted, so that
-a step is isolated from the others while they share the data volume and the instance. It is the one-host shape
-of the Kubernetes ``k8s_job_executor`` (docs/DEPLOYMENT.md).
+By default the steps run in the run worker, which under docker compose lives in the code server's container:
+in its own process for the data jobs (``in_process_executor``, :mod:`churn_dagster.defs.jobs`), as a process
+each for the others (Dagster's default). A deployment that sets ``CHURN_STEP_IMAGE`` (as
+``deploy/compose.step-containers.yml`` does) gets dagster-docker's ``docker_executor`` for every job: each
+step starts in a fresh container of that image, on ``CHURN_STEP_NETWORK`` with the ``CHURN_STEP_VOLUMES``
+mounted, so that a step is isolated from the others while they share the data volume and the instance. It is
+the one-host shape of the Kubernetes ``k8s_job_executor`` (docs/DEPLOYMENT.md).
 
 The steps receive the run worker's ``CHURN_*``, ``DAGSTER_PG_*`` and ``MLFLOW_*`` variables, so that they load
 the same definitions, reach the same PostgreSQL and MLflow, and read and write the same paths. Every step
