@@ -1,6 +1,6 @@
 """docker-compose.yml, .env.example, deploy/Dockerfile and the two dagster.yaml files say what the deployment
-promises (no Docker engine runs here, so the files are checked as data; the same topology runs natively in
-test_integration_stack)."""
+promises, checked as data (test_docker_stack runs them on a Docker engine, and test_integration_stack the
+same topology natively)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,32 @@ def test_services_of_the_topology():
         assert SERVICES[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
 
 
-def test_training_container_reserves_a_gpu():
-    devices = SERVICES["code"]["deploy"]["resources"]["reservations"]["devices"]
+def test_gpu_overlay_reserves_a_gpu_for_the_training_container():
+    """docker-compose.yml itself runs on any host (CPU torch); deploy/compose.gpu.yml adds the CUDA build and
+    the GPU reservation for `code`, the container that executes the runs."""
+    assert "deploy" not in SERVICES["code"]
+    gpu = yaml.safe_load((REPO / "deploy" / "compose.gpu.yml").read_text())["services"]
+    devices = gpu["code"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    for name in ("code", "webserver", "daemon"):  # one image for all three, so all build the CUDA one
+        assert gpu[name]["build"]["args"]["TORCH_INDEX_URL"].endswith("/cu126"), name
+
+
+def test_overlays_only_name_variables_of_the_env_file_or_their_own():
+    """Every variable the overlays read is documented in .env.example, or has a default, or is one the
+    overlay asks for by name with an error message."""
+    for overlay in ("deploy/compose.gpu.yml", "deploy/compose.step-containers.yml", "deploy/local_bases/compose.yml"):
+        text = (REPO / overlay).read_text()
+        for name, rest in re.findall(r"\$\{([A-Z_]+)([^}]*)\}", text):
+            assert name in _env_example() or rest.startswith((":-", ":?")) or f"${{{name}:?" in text, (overlay, name)
 
 
 def test_every_published_port_is_loopback_only():
     published = [(name, port) for name, s in SERVICES.items() for port in s.get("ports", [])]
     assert {name for name, _ in published} == {"postgres", "webserver", "mlflow"}
     assert all(str(port).startswith("127.0.0.1:") for _, port in published)
+    for service in ("postgres", "code", "webserver", "mlflow"):  # the Docker stack test waits for each
+        assert "test" in SERVICES[service]["healthcheck"], service
 
 
 def test_dagster_services_use_postgres_and_mlflow_server():

@@ -8,20 +8,15 @@ graph page renders the project's assets in headless Chromium.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
 
-from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
 from local_servers import (
     Process,
@@ -34,23 +29,10 @@ from local_servers import (
     process_tree,
     wait_until,
 )
+from stack_client import DagsterGraphQL, check_lstm_training_in_mlflow, launch_data_graph_and_one_model
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LOCATION = {"repositoryLocationName": "churn_dagster", "repositoryName": "__repository__"}
-
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-STATUS = "query Status($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
-RUNS = "query { runsOrError(limit: 50) { ... on Runs { results { runId jobName status } } } }"
 
 
 class Stack:
@@ -69,6 +51,7 @@ class Stack:
             "CHURN_MLFLOW_UI_URL": self.mlflow_url, "CHURN_DUCKDB_MEMORY_LIMIT": "1GB",
         }
         self.procs: dict[str, Process] = {}
+        self.api = DagsterGraphQL(self.web_url, lambda: "\n".join(p.tail() for p in self.procs.values()))
 
     @property
     def mlflow_url(self) -> str:
@@ -105,34 +88,6 @@ class Stack:
     def stop(self, name: str) -> None:
         self.procs.pop(name).stop()
 
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.web_url}/graphql", body, {"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                payload = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"GraphQL {exc.code}: {exc.read()[:2000]!r}\n{self.procs['webserver'].tail()}") from exc
-        assert "errors" not in payload, payload
-        return payload["data"]
-
-    def launch(self, job: str, tags: dict | None = None, run_config: dict | None = None, assets=None) -> str:
-        selector = {**LOCATION, "jobName": job}
-        if assets:
-            selector["assetSelection"] = [{"path": [a]} for a in assets]
-        params = {"selector": selector, "runConfigData": run_config or {},
-                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
-        result = self.graphql(LAUNCH, {"params": params})["launchRun"]
-        assert result["__typename"] == "LaunchRunSuccess", result
-        return result["run"]["runId"]
-
-    def wait_for(self, run_id: str, timeout: float = 600) -> str:
-        def finished() -> bool:
-            return self.graphql(STATUS, {"id": run_id})["runOrError"]["status"] in ("SUCCESS", "FAILURE", "CANCELED")
-
-        wait_until(finished, timeout, f"run {run_id}", interval=2)
-        return self.graphql(STATUS, {"id": run_id})["runOrError"]["status"]
-
     def close(self) -> None:
         for name in list(self.procs):
             self.stop(name)
@@ -161,27 +116,10 @@ def stack(tmp_path_factory):
             s.close()
 
 
-def _range(first, last) -> dict:
-    return {"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()}
-
-
 @pytest.fixture(scope="module")
 def launched(stack):
     """The data graph and one model, launched through GraphQL one after the other."""
-    runs = {}
-    steps = [
-        ("raw_snapshots_job", {}, None, None),
-        ("daily_ingest_job", _range(CALENDAR.first_day, CALENDAR.last_day), None, None),
-        ("cohort_features_job", _range(CALENDAR.first_day, CALENDAR.last_labelled_cohort), None, None),
-        ("training_job", {"dagster/partition": CALENDAR.last_labelled_cohort.isoformat()},
-         {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
-    ]
-    for job, tags, config, assets in steps:
-        run_id = stack.launch(job, tags, config, assets)
-        status = stack.wait_for(run_id)
-        assert status == "SUCCESS", f"{job}: {status}\n{stack.procs['daemon'].tail()}"
-        runs[job] = run_id
-    return runs
+    return launch_data_graph_and_one_model(stack.api)
 
 
 def test_nothing_listens_beyond_loopback(stack, launched):
@@ -203,14 +141,7 @@ def test_runs_are_in_dagster_postgres_storage(stack, launched):
 
 
 def test_training_run_is_in_mlflow_on_postgres(stack, launched):
-    client = MlflowClient(stack.mlflow_url)
-    experiment = client.get_experiment_by_name("churn_dagster")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`dagster.run_id` = '{launched['training_job']}'")
-    assert {r.data.tags["split_scheme"] for r in runs} == {"random", "out_of_time"}
-    random = next(r for r in runs if r.data.tags["split_scheme"] == "random")
-    assert len(client.get_metric_history(random.info.run_id, "val_loss")) == 2
-    assert "learning_curves.png" in {a.path for a in client.list_artifacts(random.info.run_id)}
-    assert client.get_model_version_by_alias("lstm_churn", "champion") is not None
+    check_lstm_training_in_mlflow(stack.mlflow_url, launched["training_job"])
     mlflow_runs = subprocess.run(["psql", stack.pg.url("mlflow"), "-At", "-c", "SELECT count(*) FROM runs"],
                                  check=True, capture_output=True, text=True).stdout.strip()
     assert int(mlflow_runs) >= 2
@@ -222,8 +153,8 @@ def test_history_survives_a_restart(stack, launched):
     time.sleep(1)
     for name in ("webserver", "daemon"):
         stack.start(name)
-    runs = {r["runId"]: r for r in stack.graphql(RUNS)["runsOrError"]["results"]}
-    assert all(runs[run_id]["status"] == "SUCCESS" for run_id in launched.values())
+    runs = stack.api.run_statuses()
+    assert all(runs[run_id] == "SUCCESS" for run_id in launched.values())
 
 
 def test_asset_graph_page_shows_the_assets(stack, launched, tmp_path):

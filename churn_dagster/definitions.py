@@ -1,5 +1,6 @@
 """The code location: every asset, check, job, sensor, schedule and resource of churn_dagster in one
-``Definitions``, gathered stage by stage from :mod:`churn_dagster.defs`."""
+``Definitions``, gathered stage by stage from :mod:`churn_dagster.defs`, with the executor the deployment
+chose for the jobs that do not pin their own (:mod:`churn_dagster.defs.step_containers`)."""
 
 import dagster as dg
 
@@ -24,6 +25,7 @@ from churn_dagster.defs.report.evaluation import evaluation_report
 from churn_dagster.defs.resources import environment_resources
 from churn_dagster.defs.scoring.risk_scores import churn_risk_scores
 from churn_dagster.defs.scoring.window import scoring_window
+from churn_dagster.defs.step_containers import step_executor
 from churn_dagster.defs.tensors.sequences import sequence_tensors
 from churn_dagster.defs.trends.events import session_event_counts
 from churn_dagster.defs.trends.intents import intent_profiles, intent_topics
@@ -54,6 +56,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         schedules=retrain.schedules,
         sensors=[*landing.sensors, *retrain.sensors],
         resources=resources or environment_resources(),
+        executor=step_executor(),
     )
 
 

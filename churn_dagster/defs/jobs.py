@@ -4,12 +4,16 @@ The data jobs execute their steps one after the other in the run's own process (
 each step is DuckDB SQL that already uses every core it is given, so running two at once only splits the
 cores, while a process per step (the default executor) pays Python's and Dagster's start-up once per step
 and asset (about 2 s each, a third of a small cohort range's run). Training jobs keep the default
-executor: their steps wait for the ``gpu`` pool, and the report and scoring steps can run beside them.
+executor: their steps wait for the ``gpu`` pool, and the report and scoring steps can run beside them. A
+deployment with a container per step (:mod:`churn_dagster.defs.step_containers`) runs the data jobs' steps in
+containers too.
 """
 
 from __future__ import annotations
 
 import dagster as dg
+
+from churn_dagster.defs.step_containers import step_executor
 
 SNAPSHOT_ASSETS = ("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics")
 DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity")
@@ -18,28 +22,29 @@ DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_
 cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors") | dg.AssetSelection.assets(
     "session_events", "user_day_events", "continuation_requests", "continuation_examples")
 TREND_DATA_ASSETS = ("trend_labels", "intent_topics", "intent_profiles")
+DATA_EXECUTOR = step_executor() or dg.in_process_executor
 
 raw_snapshots_job = dg.define_asset_job(
     "raw_snapshots_job",
-    executor_def=dg.in_process_executor,
+    executor_def=DATA_EXECUTOR,
     selection=dg.AssetSelection.assets(*SNAPSHOT_ASSETS),
     description="Load the three snapshot tables (user, card and creator demographics).",
 )
 daily_ingest_job = dg.define_asset_job(
     "daily_ingest_job",
-    executor_def=dg.in_process_executor,
+    executor_def=DATA_EXECUTOR,
     selection=dg.AssetSelection.assets(*DAILY_ASSETS),
     description="Load the daily files for a range of days and condense each day's activity.",
 )
 cohort_features_job = dg.define_asset_job(
     "cohort_features_job",
-    executor_def=dg.in_process_executor,
+    executor_def=DATA_EXECUTOR,
     selection=cohort_data_selection,
     description="Cohort membership, labels, features and tensors for a range of cohorts.",
 )
 trend_data_job = dg.define_asset_job(
     "trend_data_job",
-    executor_def=dg.in_process_executor,
+    executor_def=DATA_EXECUTOR,
     selection=dg.AssetSelection.assets(*TREND_DATA_ASSETS),
     description="For the cohorts whose two trend periods fit in the data: the DIGMN trend labels, the LDA intents "
     "fit on the training users' sessions, and each user's intent profile.",
