@@ -154,7 +154,7 @@ def _materialize(args: argparse.Namespace) -> None:
     if args.select:
         steps = select_steps(defs, steps, args.select)
     with dg.DagsterInstance.get() as instance:
-        launch_steps(steps, instance, home, verbose=args.verbose)
+        launch_steps(steps, instance, home, defs, verbose=args.verbose)
     lines = [
         f"outputs under {data_dir}",
         "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",

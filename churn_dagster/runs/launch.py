@@ -31,6 +31,12 @@ from churn_dagster.runs.servers import LOCATION, REPOSITORY, code_location_clien
 
 POLL_SECONDS = 0.25
 IN_ONE_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _execution_config(defs: dg.Definitions, job: str) -> dict:
+    """Steps of a job on Dagster's default executor run in the run worker's process (one start-up per run,
+    not per step); a job with an executor of its own (the data jobs, or containers per step) keeps it."""
+    return IN_ONE_PROCESS if defs.resolve_job_def(job).executor_def is dg.multi_or_in_process_executor else {}
 STOP_TIMEOUT_SECONDS = 120
 
 
@@ -95,7 +101,7 @@ def _terminate(client, instance: dg.DagsterInstance, run_id: str, follower: _Fol
     return f"ended with status {run.status.value}" if run.is_finished else f"is still {run.status.value}"
 
 
-def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, echo=print,
+def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, defs: dg.Definitions, echo=print,
                  verbose: bool = False) -> list[str]:
     """Launch ``steps`` one after the other as runs of the code location; return their run ids."""
     run_ids: list[str] = []
@@ -104,7 +110,8 @@ def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, ec
         for step in steps:
             signals.stop_if_received(f"{step.describe()} and the steps after it were not started")
             echo(f"running {step.describe()} ...")
-            run_id = _submit(client, step, {**(step.run_config or {}), **settings, **IN_ONE_PROCESS})
+            run_config = {**(step.run_config or {}), **settings, **_execution_config(defs, step.job)}
+            run_id = _submit(client, step, run_config)
             follower = _Follower(instance, run_id, verbose)
             try:
                 run = instance.get_run_by_id(run_id)
