@@ -1,6 +1,7 @@
 """A terminated run's step is interrupted again and again until it stops: Dagster sends one SIGINT, and
 Python drops it when it lands in a garbage-collector callback."""
 
+import signal
 import time
 from types import SimpleNamespace
 
@@ -8,6 +9,15 @@ import dagster as dg
 import pytest
 
 from churn_dagster.defs.cancellation import interrupt_when_canceled, interrupt_while
+
+
+@pytest.fixture(autouse=True)
+def _interrupts_raise():
+    """SIGINT raises KeyboardInterrupt here even when pytest was started in the background by a shell, which
+    makes the process ignore SIGINT from its start (then Python installs no handler of its own)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def _swallow_first_interrupt(caught: list[float]) -> None:

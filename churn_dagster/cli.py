@@ -20,8 +20,8 @@ from datetime import date
 from pathlib import Path
 
 from churn_dagster.errors import RunFailed, UserError
-from churn_dagster.ml.trend_hyperparameters import TREND_SEEDS
 from churn_dagster.interrupts import Interrupted, stop_signals
+from churn_dagster.ml.trend_hyperparameters import TREND_SEEDS
 from churn_dagster.settings import SettingsError, settings_from_env
 
 

@@ -9,7 +9,6 @@ libraries that train. A field's metadata holds its bounds (``gt``, ``ge``, ``lt`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,16 @@ import pandas as pd
 import sklearn
 from mlflow.models import infer_signature
 
-from churn_dagster.defs.training_step import training_step
-from churn_dagster.defs.case_study.names import FAMILY_LABELS, asset_name, model_folder, registered_name
+from churn_dagster.defs.case_study.names import (
+    FAMILY_LABELS,
+    asset_name,
+    model_folder,
+    registered_name,
+)
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import Promotion, promote, register_version
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.ml import case_study as cs
 from churn_dagster.ml import plots
 from churn_dagster.ml.champions import Candidate, EvaluationRows

@@ -18,7 +18,6 @@ import dagster as dg
 import mlflow
 import pandas as pd
 
-from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.continuation.config import (
     FAMILIES,
     MIN_CLASS_EXAMPLES,
@@ -35,6 +34,7 @@ from churn_dagster.defs.models.mlflow_logging import (
 from churn_dagster.defs.models.registry import Promotion, promote, register_version
 from churn_dagster.defs.models.training import finite_weights
 from churn_dagster.defs.partitions import training_cohorts
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.ml import plots
 from churn_dagster.ml.champions import Candidate
 from churn_dagster.ml.continuation_data import HORIZONS_MIN, PrefixDataset, Prefixes

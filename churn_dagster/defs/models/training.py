@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.config import FAMILIES, hyperparameters, model_name
@@ -29,6 +28,7 @@ from churn_dagster.defs.models.mlflow_logging import (
 )
 from churn_dagster.defs.models.registry import Promotion, promote, register_version
 from churn_dagster.defs.partitions import training_cohorts
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.ml.champions import Candidate
 from churn_dagster.ml.data import SequenceDataset, make_loader
 from churn_dagster.ml.experiments import (

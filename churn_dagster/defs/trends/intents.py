@@ -12,9 +12,18 @@ from pathlib import Path
 import dagster as dg
 
 from churn_dagster.defs.constants import OWNERS
-from churn_dagster.defs.metadata import add_partition_metadata, image_markdown, schema_metadata, table
+from churn_dagster.defs.metadata import (
+    add_partition_metadata,
+    image_markdown,
+    schema_metadata,
+    table,
+)
 from churn_dagster.defs.models.config import config_class
-from churn_dagster.defs.partitions import trend_partitions, trend_training_cohorts, training_window
+from churn_dagster.defs.partitions import (
+    training_window,
+    trend_partitions,
+    trend_training_cohorts,
+)
 from churn_dagster.defs.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.ml.hyperparameters import IntentConfig
@@ -108,7 +117,11 @@ def intent_profiles(context: dg.AssetExecutionContext, lake: LakeResource):
     import numpy as np
     import pandas as pd
 
-    from churn_dagster.ml.intents import IntentModel, intent_columns, user_intent_profile
+    from churn_dagster.ml.intents import (
+        IntentModel,
+        intent_columns,
+        user_intent_profile,
+    )
 
     cohort = parse_day(context.partition_key)
     model = IntentModel.from_dict(json.loads(

@@ -18,12 +18,12 @@ import mlflow
 import numpy as np
 import torch
 
-from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.metadata import check, frame_table, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import Promotion, register_version
 from churn_dagster.defs.models.training import finite_weights
 from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
+from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.trends.intents import intents_folder
 from churn_dagster.defs.trends.model_config import (
     MODEL_LABELS,
