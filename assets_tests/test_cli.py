@@ -82,7 +82,8 @@ def test_bad_arguments_are_one_line_and_status_2(argv, message, capsys):
     ({"CHURN_LAST_DAY": "2019-11-15"}, [],
      ("CHURN_OBSERVATION_DAYS + CHURN_LABEL_DAYS (14 + 7) must fit in the 15 days from CHURN_FIRST_DAY (2019-11-01) "
       "to CHURN_LAST_DAY (2019-11-15)")),
-    ({}, ["--data-only", "--max-epochs", "2"], "--max-epochs caps the training, which --data-only leaves out"),
+    ({}, ["--data-only", "--max-epochs", "2"], "--max-epochs shapes the training, which --data-only leaves out"),
+    ({}, ["--data-only", "--trend-seeds", "1"], "--trend-seeds shapes the training, which --data-only leaves out"),
 ])
 def test_bad_settings_are_one_line_and_nothing_runs(env, argv, message, tmp_path, monkeypatch, capsys):
     for name, value in env.items():
