@@ -1,6 +1,6 @@
 """The case study's features and labels (DuckDB), against hand computation: CTR labels around the threshold, the
-threshold fit on training users only, features that read the feature days only, the project's split reused,
-and the window settings."""
+threshold fit on training users only, features that read the feature days only, the project's split rule
+(a seeded hash of the user id) reused, and the window settings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.settings import SettingsError, settings_from_env
 from churn_dagster.transforms import case_study as cs
 from churn_dagster.transforms.cohorts import build_user_day_activity
-from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.transforms.labels import SplitSettings, split_of
 
 WINDOWS = cs.Windows(10, 20)
 FIRST = CALENDAR.day(1)
@@ -38,36 +38,35 @@ def _source(tmp_path, lake, con, imps, demographics: str = "") -> None:
         build_user_day_activity(con, lake, CALENDAR.day(d))
 
 
-def _splits(con, lake, split_of: dict[str, str]):
-    """A hand-written ``user_splits`` partition for cohort day 1 (only user_id and split are read)."""
-    path = lake.cohort("user_splits", FIRST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    values = ", ".join(f"('{u}', DATE '{FIRST}', false, '{s}')" for u, s in split_of.items())
-    con.execute(f"COPY (SELECT * FROM (VALUES {values}) v(user_id, cohort_day, churned, split)) TO '{path}' (FORMAT parquet)")
-    return [path]
+def _named(name: str, split: str) -> str:
+    """The first user id ``<name>0``, ``<name>1``, ... that the project's split rule (default seed) puts in
+    ``split``: the tests name users by role and need them in a given split."""
+    return next(f"{name}{k}" for k in range(1000) if split_of(f"{name}{k}", SplitSettings()) == split)
 
 
-def _labels(tmp_path, lake, con, imps, split_of, windows=WINDOWS):
+def _labels(tmp_path, lake, con, imps, windows=WINDOWS):
     _source(tmp_path, lake, con, imps)
     cs.build_features(con, lake, CALENDAR, windows)
-    _, threshold = cs.build_labels(con, lake, CALENDAR, windows, SplitSettings(), _splits(con, lake, split_of))
+    _, threshold = cs.build_labels(con, lake, CALENDAR, windows, SplitSettings())
     return {r["user_id"]: r for r in rows(con, cs.labels_path(lake))}, threshold
 
 
 # Everyone is seen on day 1. Days 11-30 (target): training CTRs A 1/2, B 0/4, C 1/4 (Z has no impression
 # there); the threshold is their mean, (0.5 + 0 + 0.25) / 3 = 0.25.
-SPLIT = {"A": "train", "B": "train", "C": "train", "Z": "train", "T": "test", "V": "validation"}
+ROLES = {"A": "train", "B": "train", "C": "train", "Z": "train", "T": "test", "V": "validation"}
+U = {name: _named(name, split) for name, split in ROLES.items()}
 
 
 def _population(t_clicks: int = 3, a_clicks: int = 1) -> list[Imp]:
-    imps = [Imp(u, _at(1)) for u in SPLIT]
-    imps += _target("A", 2, a_clicks) + _target("B", 4, 0) + _target("C", 4, 1, dt=30)
-    imps += _target("T", 8, t_clicks, dt=11) + _target("V", 4, 1)
+    imps = [Imp(u, _at(1)) for u in U.values()]
+    imps += _target(U["A"], 2, a_clicks) + _target(U["B"], 4, 0) + _target(U["C"], 4, 1, dt=30)
+    imps += _target(U["T"], 8, t_clicks, dt=11) + _target(U["V"], 4, 1)
     return imps
 
 
 def test_ctr_labels_around_the_threshold(tmp_path, lake, con):
-    by_user, threshold = _labels(tmp_path, lake, con, _population(), SPLIT)
+    labelled, threshold = _labels(tmp_path, lake, con, _population())
+    by_user = {name: labelled[u] for name, u in U.items()}
     assert (threshold.value, threshold.fitted_on_users) == (0.25, 3)
     assert by_user["A"]["target_ctr"] == 0.5 and by_user["A"]["active"]
     assert by_user["B"]["target_ctr"] == 0.0 and not by_user["B"]["active"]
@@ -77,23 +76,22 @@ def test_ctr_labels_around_the_threshold(tmp_path, lake, con):
     # no impression in days 11-30: no CTR, inactive
     assert (by_user["Z"]["target_impressions"], by_user["Z"]["target_ctr"], by_user["Z"]["active"]) == (0, None, False)
     assert (by_user["T"]["target_impressions"], by_user["T"]["target_clicks"]) == (8, 3) and by_user["T"]["active"]
-    assert {u: r["split"] for u, r in by_user.items()} == SPLIT
-    assert {r["split_source"] for r in by_user.values()} == {"user_splits"}
+    assert {name: r["split"] for name, r in by_user.items()} == ROLES
 
 
 def test_the_threshold_is_fit_on_training_users_only(tmp_path, lake, con):
-    _, base = _labels(tmp_path / "base", lake, con, _population(), SPLIT)
+    _, base = _labels(tmp_path / "base", lake, con, _population())
     for clicks in (0, 8):  # a test user's clicks move their own label, not the threshold
-        by_user, moved = _labels(tmp_path / f"t{clicks}", lake, con, _population(t_clicks=clicks), SPLIT)
-        assert moved == base and by_user["T"]["active"] == (clicks / 8 > 0.25)
+        by_user, moved = _labels(tmp_path / f"t{clicks}", lake, con, _population(t_clicks=clicks))
+        assert moved == base and by_user[U["T"]]["active"] == (clicks / 8 > 0.25)
     # the counter-check: a training user's clicks do move it, (1.0 + 0 + 0.25) / 3
-    _, trained = _labels(tmp_path / "a", lake, con, _population(a_clicks=2), SPLIT)
+    _, trained = _labels(tmp_path / "a", lake, con, _population(a_clicks=2))
     assert trained.value == pytest.approx(1.25 / 3) and trained.fitted_on_users == 3
 
 
 def test_nobody_is_active_without_a_training_ctr(tmp_path, lake, con):
-    imps = [Imp(u, _at(1)) for u in "AT"] + _target("T", 4, 4)
-    by_user, threshold = _labels(tmp_path, lake, con, imps, {"A": "train", "T": "test"})
+    imps = [Imp(U[name], _at(1)) for name in "AT"] + _target(U["T"], 4, 4)
+    by_user, threshold = _labels(tmp_path, lake, con, imps)
     assert (threshold.value, threshold.fitted_on_users) == (None, 0)
     assert not any(r["active"] for r in by_user.values())
 
@@ -101,9 +99,9 @@ def test_nobody_is_active_without_a_training_ctr(tmp_path, lake, con):
 DEMOGRAPHICS = "A,guang dong,21,female,12,5,6\nB,,,,608,3,7\n"
 
 
-def _features(tmp_path, lake, con, imps, use_follow_count=False, windows=WINDOWS) -> dict:
+def _features(tmp_path, lake, con, imps, use_leaky_columns=False, windows=WINDOWS) -> dict:
     _source(tmp_path, lake, con, imps, DEMOGRAPHICS)
-    cs.build_features(con, lake, CALENDAR, windows, use_follow_count)
+    cs.build_features(con, lake, CALENDAR, windows, use_leaky_columns)
     return {r["user_id"]: r for r in rows(con, cs.features_path(lake))}
 
 
@@ -128,7 +126,7 @@ def test_features_by_hand(tmp_path, lake, con):
     # empty demographics stay missing, 608 registered months is impossible
     assert (b["clicks"], b["province"], b["age"], b["gender"], b["registered_months"]) == (0, None, None, None, None)
     assert cs.FOLLOW_COUNT not in a and not a["no_demographics_row"]
-    assert _features(tmp_path / "follow", lake, con, EARLY, use_follow_count=True)["A"][cs.FOLLOW_COUNT] == 5.0
+    assert _features(tmp_path / "follow", lake, con, EARLY, use_leaky_columns=True)["A"][cs.FOLLOW_COUNT] == 5.0
 
 
 def test_features_use_only_the_feature_days(tmp_path, lake, con):
@@ -141,16 +139,16 @@ def test_features_use_only_the_feature_days(tmp_path, lake, con):
     assert (short["A"]["clicks"], short["A"]["last_feature_dt"]) == (1, 1)
 
 
-def test_users_outside_the_split_partitions_get_the_seeded_hash_split(tmp_path, lake, con):
+def test_every_user_gets_the_projects_split_whether_or_not_their_cohort_is_labelled(tmp_path, lake, con):
+    """The case study splits by the same seeded hash as user_splits: first seen on day 1 or day 2, labelled
+    cohort or not, a user's split is :func:`split_of` of their id, and it is the same on a re-run."""
     users = [f"U{i:02d}" for i in range(40)]
-    imps = [Imp("A", _at(1))] + [Imp(u, _at(2)) for u in users]  # day-2 users have no split file here
-    by_user, _ = _labels(tmp_path, lake, con, imps, {"A": "test"})
-    assert by_user["A"]["split"] == "test" and by_user["A"]["split_source"] == "user_splits"
-    hashed = [by_user[u]["split"] for u in users]
-    assert {by_user[u]["split_source"] for u in users} == {"seeded hash"}
-    assert (hashed.count("train"), hashed.count("validation"), hashed.count("test")) == (28, 6, 6)
-    again, _ = _labels(tmp_path / "again", lake, con, imps, {"A": "test"})
-    assert [again[u]["split"] for u in users] == hashed
+    imps = [Imp(u, _at(1 + i % 2)) for i, u in enumerate(users)]
+    by_user, _ = _labels(tmp_path, lake, con, imps)
+    assert {u: by_user[u]["split"] for u in users} == {u: split_of(u, SplitSettings()) for u in users}
+    assert {r["split"] for r in by_user.values()} == {"train", "validation", "test"}
+    again, _ = _labels(tmp_path / "again", lake, con, imps)
+    assert {u: again[u]["split"] for u in users} == {u: by_user[u]["split"] for u in users}
 
 
 def test_the_windows_are_settings_with_one_line_errors():

@@ -24,11 +24,21 @@ from churn_dagster.synth.generator import generate
 GROUP = {"case_study_features", "case_study_labels", "case_study_report", *(asset_name(f) for f in FAMILIES)}
 
 
+def _with_policy(resources: dict) -> dict:
+    from churn_dagster.defs.mlflow_resource import MlflowResource
+
+    mlflow = resources["mlflow"]
+    return {**resources, "mlflow": MlflowResource(tracking_uri=mlflow.tracking_uri, artifact_root=mlflow.artifact_root,
+                                                  min_validation_positives=15, min_validation_negatives=15)}
+
+
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     root = tmp_path_factory.mktemp("case_study_graph")
     generate(root / "source", users=2_000, seed=11)
-    resources = resources_for(root / "source", root)
+    # A set this small holds about 22 active validation users: the evidence rule asks for 15 here (30 by
+    # default), so that the registry's path is exercised; the rule itself is tested in test_champions.py.
+    resources = _with_policy(resources_for(root / "source", root))
     with dg.DagsterInstance.ephemeral() as instance:
         code_location = build_definitions(resources)
         # only what the case study reads from the data graph (user_splits comes with label_scores, one multi-asset)
@@ -73,7 +83,13 @@ def test_one_mlflow_run_per_variant_each_registered_with_a_champion(materialized
         assert metrics["train_actives"] == (4 if upsampled else 1) * metrics["original_train_actives"]
         assert {"roc.png", "confusion_matrix.png", "test_predictions.parquet"} <= {
             a.path for a in client.list_artifacts(run.info.run_id)}
-        assert champion_version(client, registered_name(run.data.tags["family"], run.data.tags["variant"])) is not None
+        name = registered_name(run.data.tags["family"], run.data.tags["variant"])
+        decision = run.data.tags["registry_decision"]
+        mine = [v for v in client.search_model_versions(f"name = '{name}'") if v.run_id == run.info.run_id]
+        if decision.startswith("not registered"):  # the evidence rule said no, and why
+            assert mine == [] and "validation" in decision, decision
+        else:
+            assert json.loads(mine[0].tags["val_auc"]) > 0.52 and champion_version(client, name) is not None
 
 
 def test_the_report_puts_ours_beside_theirs(materialized):
@@ -139,7 +155,8 @@ def test_a_second_training_is_compared_with_the_registered_champion(materialized
     step = Step("case_study_job", run_config={"ops": {"case_study_decision_tree": {"config": {"max_depth": 1}}}},
                 assets=frozenset({dg.AssetKey("case_study_decision_tree")}))
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(resources_for(root / "source", root)), instance, [step], echo=lambda _: None)
+        run_steps(build_definitions(_with_policy(resources_for(root / "source", root))), instance, [step],
+                  echo=lambda _: None)
     client = MlflowClient(mlflow.tracking_uri)
     for variant in ("plain", "upsampled"):
         name = registered_name("decision_tree", variant)

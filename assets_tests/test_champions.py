@@ -1,10 +1,12 @@
-"""The champion rule: the alias moves only to a sane model that beats the champion on the same users, every
-version carries its metrics from the moment it exists, and the best champion across families is chosen by
-the same rule."""
+"""The champion rule: a model is registered only on enough validation evidence above chance, the alias moves
+only to a sane registered model that beats the champion on the same users, every version carries its metrics
+from the moment it exists, the best champion across families is chosen by the same rule, and a scoring window
+uses only champions whose training labels had closed by its day."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import dagster as dg
 import numpy as np
@@ -17,12 +19,15 @@ from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import (
     CHAMPION,
     best_champion,
+    champion_as_of,
     champion_version,
     promote,
+    register_and_promote,
     register_version,
 )
 from churn_dagster.ml.champions import Candidate, EvaluationRows, judge
-from churn_dagster.ml.experiments import SchemeResult
+from churn_dagster.ml.evidence import AUC, EvidencePolicy, assess
+from churn_dagster.ml.experiments import Protocol, SchemeResult
 
 RNG = np.random.default_rng(0)
 X = pd.DataFrame({"signal": RNG.normal(size=400), "noise": RNG.normal(size=400)})
@@ -42,17 +47,25 @@ def resource(tmp_path) -> MlflowResource:
     return MlflowResource(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifact_root=str(tmp_path / "a"))
 
 
-def _register(resource: MlflowResource, model, tags: dict | None = None) -> str:
+def _logged(resource: MlflowResource, model) -> tuple[str, str]:
     import mlflow
 
     with mlflow.start_run(experiment_id=resource.ensure_experiment()) as run:
         uri = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"]).model_uri
-    return register_version(resource, "m", run.info.run_id, uri, {"val_auc": 0.5, **(tags or {})})
+    return run.info.run_id, uri
 
 
-def _challenge(resource, model, tags=None):
-    version = _register(resource, model, tags)
-    return promote(resource, version, Candidate("m", "logreg", model), ROWS)
+def _register(resource: MlflowResource, model, tags: dict | None = None) -> str:
+    run_id, uri = _logged(resource, model)
+    return register_version(resource, "m", run_id, uri, {"val_auc": 0.5, **(tags or {})})
+
+
+def _challenge(resource, model, tags=None, sane=True):
+    """The registry's whole rule for ``model``, as every training asset applies it."""
+    run_id, uri = _logged(resource, model)
+    evidence = assess(EvidencePolicy(), AUC, ROWS.y, model.predict_proba(ROWS.kpi)[:, 1], ("active", "churned"))
+    return register_and_promote(resource, "m", run_id, uri, evidence, sane, {"val_auc": 0.5, **(tags or {})},
+                                lambda version: promote(resource, version, Candidate("m", "logreg", model), ROWS))
 
 
 def test_the_alias_moves_only_when_the_challenger_wins_on_the_same_users(resource):
@@ -64,7 +77,25 @@ def test_the_alias_moves_only_when_the_challenger_wins_on_the_same_users(resourc
     assert "on the same 200 validation users" in worse.reason
     client = MlflowClient(resource.tracking_uri)
     assert str(champion_version(client, "m").version) == better.version == "3"
-    assert "does not beat" in client.get_model_version("m", "2").tags["champion_decision"]
+    second = client.get_model_version("m", "2")
+    assert "does not beat" in second.tags["champion_decision"] and json.loads(second.tags["promoted"]) is False
+    assert client.get_run(second.run_id).data.tags["registry_decision"].startswith("v2: not promoted; ")
+
+
+def test_a_model_at_chance_or_on_too_few_positives_is_never_registered(resource):
+    """No version, no alias: the MLflow run says why in one line, and so does the result."""
+    at_chance = _challenge(resource, _model(-0.5))  # leans against the signal: below chance
+    assert at_chance.version is None and not at_chance.promoted
+    assert at_chance.describe().startswith("not registered: validation AUC ")
+    assert "does not beat chance 0.5000 by 0.02" in at_chance.describe()
+    client = MlflowClient(resource.tracking_uri)
+    assert client.search_model_versions("name = 'm'") == [] and champion_version(client, "m") is None
+    runs = client.search_runs([resource.ensure_experiment()])
+    assert runs[0].data.tags["registry_decision"] == at_chance.describe()
+    # Three validation positives: not a candidate, however good the model looks on them.
+    few = EvaluationRows("binary", np.array([1, 1, 1] + [0] * 60), kpi=X.iloc[:63].reset_index(drop=True))
+    evidence = assess(EvidencePolicy(), AUC, few.y, np.linspace(1, 0, 63), ("active", "churned"))
+    assert not evidence.registrable and evidence.reason == "not registered: 3 validation positives (churned), need 30"
 
 
 def test_stored_validation_aucs_are_not_what_decides(resource):
@@ -99,6 +130,17 @@ def test_a_version_exists_only_with_its_metrics_even_when_promotion_breaks(resou
         assert json.loads(v.tags["val_auc"]) == 0.5 and json.loads(v.tags["test_auc"]) == 0.7
 
 
+def _champion_version(resource, name: str, model, flavor, stored_auc: float, labels_closed: str) -> str:
+    import mlflow
+
+    with mlflow.start_run(experiment_id=resource.ensure_experiment()) as run:
+        uri = flavor.log_model(model, name="model", pip_requirements=["scikit-learn", "xgboost"]).model_uri
+    version = register_version(resource, name, run.info.run_id, uri,
+                               {"val_auc": stored_auc, "labels_closed": labels_closed, "promoted": True})
+    resource.client().set_registered_model_alias(name, CHAMPION, version)
+    return version
+
+
 def test_the_best_champion_across_families_is_chosen_on_the_same_users(resource):
     """The weak family's champion carries the higher stored validation AUC; scored on one set of users, the
     strong one wins."""
@@ -107,48 +149,75 @@ def test_the_best_champion_across_families_is_chosen_on_the_same_users(resource)
     from churn_dagster.ml.classical import XGBConfig, fit_xgboost
 
     strong = fit_xgboost(X.iloc[:150], Y[:150], X.iloc[150:200], Y[150:200], XGBConfig(n_estimators=50, n_jobs=1))
-    for name, model, stored, flavor in (("weak", _model(0.3), 0.99, mlflow.sklearn), ("strong", strong, 0.60, mlflow.xgboost)):
-        with mlflow.start_run(experiment_id=resource.ensure_experiment()) as run:
-            uri = flavor.log_model(model, name="model", pip_requirements=["scikit-learn", "xgboost"]).model_uri
-        version = register_version(resource, name, run.info.run_id, uri, {"val_auc": stored})
-        resource.client().set_registered_model_alias(name, CHAMPION, version)
-    chosen, aucs = best_champion(resource, {"logreg": "weak", "xgboost": "strong"}, ROWS)
+    _champion_version(resource, "weak", _model(0.3), mlflow.sklearn, 0.99, "2019-11-20")
+    _champion_version(resource, "strong", strong, mlflow.xgboost, 0.60, "2019-11-20")
+    chosen, aucs = best_champion(resource, {"logreg": "weak", "xgboost": "strong"}, ROWS, date(2019, 11, 27))
     assert chosen.candidate.name == "strong" and aucs["strong v1"] > aucs["weak v1"]
 
 
-def test_a_failed_sanity_check_registers_but_never_promotes_and_blocks(resource, tmp_path):
-    """The model asset's own flow: a sane model becomes champion; a model worse than chance on its test users
-    is registered with model_sane=false, never compared, the alias stays, and the blocking check fails the step."""
-    from churn_dagster.defs.models.training import _train_and_register
+def test_a_scoring_window_uses_only_champions_whose_labels_closed_by_its_day(resource):
+    """v1 learned from labels closed on 20 Nov, v2 (promoted) from labels closed on 27 Nov, v3 was not promoted:
+    a window closing on 26 Nov may use v1 only, one closing on 30 Nov v2, and one before 20 Nov nothing."""
+    import mlflow
+
+    _champion_version(resource, "m", _model(0.6), mlflow.sklearn, 0.7, "2019-11-20")
+    _champion_version(resource, "m", _model(0.9), mlflow.sklearn, 0.8, "2019-11-27")
+    run_id, uri = _logged(resource, _model(0.95))
+    register_version(resource, "m", run_id, uri, {"labels_closed": "2019-11-28", "promoted": False})
+    client = resource.client()
+    assert str(champion_as_of(client, "m", date(2019, 11, 26)).version) == "1"
+    assert str(champion_as_of(client, "m", date(2019, 11, 27)).version) == "2"
+    assert str(champion_as_of(client, "m", date(2019, 11, 30)).version) == "2"  # v3 never won its promotion
+    assert champion_as_of(client, "m", date(2019, 11, 19)) is None
+    assert best_champion(resource, {"logreg": "m"}, ROWS, date(2019, 11, 19)) is None
+    chosen, _ = best_champion(resource, {"logreg": "m"}, ROWS, date(2019, 11, 26))
+    assert chosen.version == "1"
+
+
+def _result(model) -> SchemeResult:
     from churn_dagster.ml.experiments import prediction_frame
     from churn_dagster.ml.metrics import metrics_for
+
+    p = model.predict_proba(ROWS.kpi)[:, 1]
+    metrics = metrics_for("binary", ROWS.y, p)
+    users = pd.DataFrame({"user_id": [f"u{i}" for i in range(len(p))], "cohort_day": "2019-11-01"})
+    return SchemeResult("random", model, metrics, metrics, prediction_frame(users, "binary", ROWS.y, p),
+                        200, 200, 0.1, [], validation=ROWS)
+
+
+def _asset_for(model, resource, tmp_path):
+    from churn_dagster.defs.models.training import _train_and_register
     from churn_dagster.transforms.lake import Lake
 
-    def result(model) -> SchemeResult:
-        p = model.predict_proba(ROWS.kpi)[:, 1]
-        metrics = metrics_for("binary", ROWS.y, p)
-        users = pd.DataFrame({"user_id": [f"u{i}" for i in range(len(p))], "cohort_day": "2019-11-01"})
-        return SchemeResult("random", model, metrics, metrics, prediction_frame(users, "binary", ROWS.y, p),
-                            200, 200, 0.1, [], validation=ROWS)
+    day = date(2019, 11, 1)
 
-    def asset_for(model):
-        @dg.asset(name="m", check_specs=[dg.AssetCheckSpec("model_sane", asset="m", blocking=True)])
-        def _asset(context):
-            from churn_dagster.defs.models import training as model_training
+    @dg.asset(name="m", check_specs=[dg.AssetCheckSpec("model_sane", asset="m", blocking=True)])
+    def _asset(context):
+        from churn_dagster.defs.models import training as model_training
 
-            yield from _train_and_register(
-                context, "logreg", "binary", pd.Timestamp("2019-11-01").date(), [pd.Timestamp("2019-11-01").date()],
-                resource, {}, lambda scheme: result(model),
-                lambda r: model_training.log_sklearn_like_model(r, X.head(5), "sklearn"), Lake(tmp_path / "lake"))
+        yield from _train_and_register(
+            context, "logreg", "binary", day, [Protocol("random", (day,), (day,))], resource, {},
+            lambda protocol: _result(model),
+            lambda r: model_training.log_sklearn_like_model(r, X.head(5), "sklearn"), Lake(tmp_path / "lake"))
 
-        return _asset
+    return _asset
 
+
+def test_the_model_asset_registers_on_evidence_and_blocks_on_broken_weights(resource, tmp_path):
+    """The model asset's own flow: a good model becomes champion; one below chance is not registered (the step
+    succeeds and says why); one with an infinite weight fails its blocking sanity check, is not registered
+    either, and the alias stays. The test split plays no part: every decision reads the validation rows."""
     with dg.instance_for_test() as instance:
-        assert dg.materialize([asset_for(_model(0.8))], instance=instance).success
-        outcome = dg.materialize([asset_for(_model(-1.0))], instance=instance, raise_on_error=False)
-    assert not outcome.success
+        assert dg.materialize([_asset_for(_model(0.8), resource, tmp_path)], instance=instance).success
+        below = dg.materialize([_asset_for(_model(-1.0), resource, tmp_path)], instance=instance)
+        broken = _model(0.8)
+        broken.coef_ = np.array([[0.8, np.inf]])  # probabilities of exactly 0 and 1: finite, but the weights are not
+        outcome = dg.materialize([_asset_for(broken, resource, tmp_path)], instance=instance, raise_on_error=False)
+    assert below.success and not outcome.success
+    decision = below.get_asset_materialization_events()[0].materialization.metadata["champion"].value
+    assert decision.startswith("not registered: validation AUC ") and "does not beat chance" in decision
     client = MlflowClient(resource.tracking_uri)
+    assert [str(v.version) for v in client.search_model_versions("name = 'logreg_churn'")] == ["1"]
+    first = client.get_model_version("logreg_churn", "1")
+    assert json.loads(first.tags["labels_closed"]) == "2019-11-21" and json.loads(first.tags["promoted"]) is True
     assert str(champion_version(client, "logreg_churn").version) == "1"
-    second = client.get_model_version("logreg_churn", "2")
-    assert json.loads(second.tags["model_sane"]) is False and "champion_decision" not in second.tags
-

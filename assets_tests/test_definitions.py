@@ -50,7 +50,7 @@ EXPECTED_UPSTREAM = {
     "trend_report": {f"trend_{model}_{task}" for model in TREND_MODELS for task in ("day", "session")},
     # the NCM case study (2021)
     "case_study_features": {"user_day_activity", "raw_user_demographics"},
-    "case_study_labels": {"case_study_features", "user_day_activity", "user_splits"},
+    "case_study_labels": {"case_study_features", "user_day_activity"},
     **{f"case_study_{f}": {"case_study_features", "case_study_labels"} for f in ("svm", "naive_bayes", "decision_tree", "mlp")},
     "case_study_report": {"case_study_labels", *(f"case_study_{f}" for f in ("svm", "naive_bayes", "decision_tree", "mlp"))},
     "continuation_requests": {"cohort_users", "sessions", "raw_impressions"},
@@ -116,8 +116,11 @@ def test_cohort_reads_exactly_its_windows(graph):
 
 
 def test_a_model_reads_exactly_the_cohorts_it_trains_on(graph):
+    """Partition 11-09 trains on 11-03 .. 11-09 (7 cohorts) and, out of time, on the last 7 cohorts whose labels
+    had closed when 11-09's observation window did (11-22): up to 11-02 (labels 11-16 .. 11-22), from 10-27
+    clipped to the log's 11-01."""
     assert _upstream(graph, "lstm_churn", "sequence_tensors", "2019-11-09") == [
-        f"2019-11-{d:02d}" for d in range(3, 10)]
+        f"2019-11-{d:02d}" for d in range(1, 10)]
     assert _upstream(graph, "logreg_level", "label_scores", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
     assert _upstream(graph, "evaluation_report", "lstm_churn", "2019-11-09") == ["2019-11-09"]
 

@@ -103,20 +103,37 @@ def test_a_cohort_without_an_active_training_user_has_no_levels_but_loads(tmp_pa
     assert all(r["churned"] and r["level"] == 0 for r in by_user.values())
 
 
-def test_split_is_stratified_seeded_and_disjoint(tmp_path, lake, con):
+def test_split_is_a_seeded_hash_of_the_user_and_never_moves_when_labels_change(tmp_path, lake, con):
     imps = [Imp(f"U{i:03d}", _day(1)) for i in range(200)]
-    imps += [Imp(f"U{i:03d}", _day(16)) for i in range(0, 200, 4)]  # 50 active, 150 churned
+    returns = [Imp(f"U{i:03d}", _day(16)) for i in range(0, 200, 4)]  # 50 active, 150 churned
     split = SplitSettings(0.7, 0.15, seed=3)
-    _label_rows(tmp_path, lake, con, imps, split)
-    first = rows(con, lake.cohort("user_splits", COHORT))
-    counts = {}
-    for r in first:
-        counts[(r["split"], r["churned"])] = counts.get((r["split"], r["churned"]), 0) + 1
-    # Cut points: round(n * 0.70) and round(n * 0.85), half away from zero: 50 -> 35, 43; 150 -> 105, 128.
-    assert counts == {("train", False): 35, ("validation", False): 8, ("test", False): 7,
-                      ("train", True): 105, ("validation", True): 23, ("test", True): 22}
-    # Re-running with the same seed gives the same assignment; another seed a different one.
-    labels.build_labels(con, lake, CALENDAR, [COHORT], split)
-    assert rows(con, lake.cohort("user_splits", COHORT)) == first
+    _label_rows(tmp_path, lake, con, imps + returns, split)
+    first = {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))}
+    # By hand: the first 8 hex digits of md5("<user>:3") over 2^32, cut at 0.70 and 0.85.
+    # U000 16bcf9b9 -> 0.0888 train; U002 7bf7306f -> 0.4842 train; U003 ebe2ec31 -> 0.9214 test.
+    assert (first["U000"], first["U002"], first["U003"]) == ("train", "train", "test")
+    assert first == {u: labels.split_of(u, split) for u in first}
+    assert set(first.values()) == {"train", "validation", "test"}
+    # Re-ingesting the label days with other content (now every user returns, or nobody does) moves nobody.
+    for label_rows in (imps + [Imp(f"U{i:03d}", _day(17)) for i in range(200)], imps):
+        _label_rows(tmp_path / f"again_{len(label_rows)}", lake, con, label_rows, split)
+        assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} == first
+    # Another seed gives another assignment.
     labels.build_labels(con, lake, CALENDAR, [COHORT], SplitSettings(0.7, 0.15, seed=4))
-    assert rows(con, lake.cohort("user_splits", COHORT)) != first
+    assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} != first
+
+
+def test_split_balance_is_measured_in_standard_errors_of_a_random_draw():
+    import pandas as pd
+
+    # A cohort of 200 users, 50 churned (p = 0.25). A split of 100 users holding 40 churned: share 0.40,
+    # SE = sqrt(0.25 * 0.75 / 100 * (200 - 100) / 199) = 0.030695, so (0.40 - 0.25) / SE = +4.89: unbalanced.
+    frame = pd.DataFrame({"cohort_day": [COHORT] * 200, "split": ["train"] * 100 + ["test"] * 100,
+                          "churned": [True] * 40 + [False] * 60 + [True] * 10 + [False] * 90})
+    found = {b.split: b for b in labels.split_balance(frame)}
+    assert found["train"].churn_share == pytest.approx(0.40) and found["train"].cohort_share == pytest.approx(0.25)
+    assert found["train"].standard_errors == pytest.approx(0.15 / (0.25 * 0.75 / 100 * 100 / 199) ** 0.5)
+    assert found["train"].standard_errors == pytest.approx(4.887, abs=1e-3)
+    assert not found["train"].balanced and not found["test"].balanced  # -4.89 SE on the other side
+    even = frame.assign(churned=[True] * 25 + [False] * 75 + [True] * 25 + [False] * 75)
+    assert all(b.balanced and b.standard_errors == 0 for b in labels.split_balance(even))

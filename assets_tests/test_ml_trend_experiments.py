@@ -49,7 +49,9 @@ def planted(n: int = 240, seed: int = 0) -> TrendData:
         "day_trend": np.digitize(score, np.quantile(score, [0.45, 0.65])),
         "session_trend": (score < np.median(score)).astype(int),
     })
-    return TrendData(users, macro, daily, offsets, behaviour, rng.random((offsets[-1], INTENTS)).astype(np.float32))
+    session_counts = rng.poisson(2.0, size=(offsets[-1], EVENTS)).astype(np.float64)
+    return TrendData(users, macro, daily, offsets, behaviour, rng.random((offsets[-1], INTENTS)).astype(np.float32),
+                     session_counts, tuple(f"e{k}" for k in range(EVENTS)))
 
 
 def small(model: str, epochs: int = 3) -> tuple:

@@ -85,12 +85,15 @@ class Settings:
     torch_threads: int = 1
     training_cohorts: int = 7
     max_epochs: int | None = None
-    use_follow_count: bool = False
+    use_leaky_columns: bool = False
     use_content_stats: bool = True
     trend_first_days: int = TREND_PERIOD_DAYS
     trend_second_days: int = TREND_PERIOD_DAYS
     case_study_feature_days: int = CASE_STUDY_FEATURE_DAYS
     case_study_target_days: int = CASE_STUDY_TARGET_DAYS
+    min_validation_positives: int = 30
+    min_validation_negatives: int = 30
+    promotion_margin: float = 0.02
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -112,6 +115,13 @@ def _switch(raw: str) -> bool:
 def _gap_minutes(raw: str) -> float:
     value = float(raw)
     if not 0 < value <= MAX_SESSION_GAP_MINUTES:  # NaN fails this too
+        raise ValueError(value)
+    return value
+
+
+def _margin(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < 0.5:  # NaN fails this too
         raise ValueError(value)
     return value
 
@@ -143,14 +153,23 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
                                 f"a whole number from 1 to {cpu_count()} (the CPUs of this machine)"),
         "CHURN_TRAINING_COHORTS": ("training_cohorts", _whole(1), "a whole number of cohorts, at least 1"),
         "CHURN_MAX_EPOCHS": ("max_epochs", _whole(1), "a whole number of epochs, at least 1, or unset"),
-        "CHURN_USE_FOLLOW_COUNT": ("use_follow_count", _switch, "0 or 1 (true or false)"),
+        "CHURN_USE_LEAKY_COLUMNS": ("use_leaky_columns", _switch, "0 or 1 (true or false)"),
         "CHURN_TREND_FIRST_DAYS": ("trend_first_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_TREND_SECOND_DAYS": ("trend_second_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_USE_CONTENT_STATS": ("use_content_stats", _switch, "0 or 1 (true or false)"),
         "CHURN_CASE_STUDY_FEATURE_DAYS": ("case_study_feature_days", _whole(1), "a whole number of days, at least 1"),
         "CHURN_CASE_STUDY_TARGET_DAYS": ("case_study_target_days", _whole(1), "a whole number of days, at least 1"),
+        "CHURN_MIN_VALIDATION_POSITIVES": ("min_validation_positives", _whole(1),
+                                           "a whole number of validation users, at least 1"),
+        "CHURN_MIN_VALIDATION_NEGATIVES": ("min_validation_negatives", _whole(1),
+                                           "a whole number of validation users, at least 1"),
+        "CHURN_PROMOTION_MARGIN": ("promotion_margin", _margin, "a number from 0 to below 0.5 (AUC or F1 points)"),
     }
 
+
+# Variables that were renamed: setting the old name is an error that names the new one, not silently ignored.
+RENAMED = {"CHURN_USE_FOLLOW_COUNT": ("CHURN_USE_LEAKY_COLUMNS", "which switches the follow count on together with "
+                                     "the other snapshot columns measured after the log")}
 
 CALENDAR_FIELDS = ("first_day", "last_day", "observation_days", "label_days", "trend_first_days", "trend_second_days")
 
@@ -194,6 +213,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
     problems, failed = [], set()
+    for old, (new, what) in RENAMED.items():
+        if environ.get(old, "").strip():
+            problems.append(f"{old} is no longer read: set {new} (0 or 1) instead, {what}")
     for name, (field, parse, allowed) in _variables().items():
         raw = environ.get(name, "").strip()
         if not raw:

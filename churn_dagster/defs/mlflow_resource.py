@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from churn_dagster.errors import UserError
+from churn_dagster.ml.evidence import EvidencePolicy
 
 
 class MlflowUnavailableError(UserError, ConnectionError):
@@ -32,6 +33,18 @@ class MlflowResource(dg.ConfigurableResource):
     )
     experiment: str = Field(default="churn_dagster", description="MLflow experiment of the training runs.")
     ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of `mlflow ui`, for run links.")
+    min_validation_positives: int = Field(
+        default=30, description="A model is registered only with at least this many validation positives (of each "
+        "class it is judged on).")
+    min_validation_negatives: int = Field(
+        default=30, description="... and at least this many validation negatives.")
+    promotion_margin: float = Field(
+        default=0.02, description="... and only when its validation metric beats chance by more than this.")
+
+    @property
+    def evidence_policy(self) -> EvidencePolicy:
+        """The registry's evidence rule (:mod:`churn_dagster.ml.evidence`)."""
+        return EvidencePolicy(self.min_validation_positives, self.min_validation_negatives, self.promotion_margin)
 
     def check_reachable(self) -> None:
         """Fail fast and clearly when a tracking server does not answer (the MLflow client would otherwise

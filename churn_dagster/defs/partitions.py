@@ -60,6 +60,20 @@ def training_cohorts(cohort: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((cohort - first).days + 1)]
 
 
+def out_of_time_cohorts(cohort: date) -> list[date]:
+    """The cohorts the out-of-time protocol of model partition ``cohort`` trains on before it tests on ``cohort``:
+    the last N whose label periods had closed on the day ``cohort``'s observation window closed, so the test
+    sees what a daily retrain knew on the day it scored those users (X-L-N+1 .. X-L, L the label days)."""
+    return CALENDAR.cohorts_labelled_by(CALENDAR.observation_closed(cohort), TRAINING_COHORTS)
+
+
+# What a churn model partition reads: its training window and the out-of-time protocol's earlier cohorts,
+# X-L-N+1 .. X (contiguous: with N < L the lineage also names the L-N cohorts between the two, unread).
+model_inputs_window = dg.TimeWindowPartitionMapping(
+    start_offset=-(CALENDAR.label_days + TRAINING_COHORTS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
 def scored_cohort(cohort: date) -> date:
     """The cohort whose observation window scoring partition ``cohort`` scores."""
     return cohort + timedelta(days=CALENDAR.label_days)

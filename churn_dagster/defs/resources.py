@@ -24,6 +24,7 @@ from churn_dagster.defs.mlflow_resource import (
 )
 from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.snapshots import leakage_warning
 from churn_dagster.errors import UserError
 from churn_dagster.settings import settings_from_env
 from churn_dagster.transforms.duck import DuckSettings, connect
@@ -103,10 +104,11 @@ class FeatureSettingsResource(dg.ConfigurableResource):
     publish_day_anchor: int = Field(
         default=31, description="publishTime counts days back from this dt (31 as in most analyses; 32 also seen)."
     )
-    use_follow_count: bool = Field(
+    use_leaky_columns: bool = Field(
         default=False,
-        description="Use followCnt as a feature. It is measured on 1 Dec 2019, after every label period, so it "
-        "leaks the label period (follows made then); off by default, like `level`, and on only to measure that.",
+        description="Use the snapshot columns measured on 1 Dec 2019, after every label period (the user's follow "
+        "count, the creators' followers and account types; churn_dagster/domain/snapshots.py), as features. They "
+        "leak the label period; off by default, and on only to measure that.",
     )
     use_content_stats: bool = Field(
         default=True,
@@ -126,13 +128,12 @@ class FeatureSettingsResource(dg.ConfigurableResource):
                 "session_gap_minutes": self.session_gap_minutes, "max_sessions": self.max_sessions,
                 "split": {"train": self.train_fraction, "validation": self.validation_fraction, "seed": self.split_seed},
                 "observation_days": CALENDAR.observation_days, "label_days": CALENDAR.label_days,
-                "days": f"{CALENDAR.first_day} .. {CALENDAR.last_day}", "use_follow_count": self.use_follow_count,
+                "days": f"{CALENDAR.first_day} .. {CALENDAR.last_day}", "use_leaky_columns": self.use_leaky_columns,
                 "use_content_stats": self.use_content_stats,
             }),
         }
-        if self.use_follow_count:
-            meta["warning"] = dg.MetadataValue.text(
-                "use_follow_count is on: followCnt is measured on 1 Dec 2019, after every label period, and leaks it")
+        if self.use_leaky_columns:
+            meta["warning"] = dg.MetadataValue.text(leakage_warning())
         return meta
 
 
@@ -168,12 +169,15 @@ def _settings_fields(reference) -> dict[str, dict]:
             "artifact_root": reference("CHURN_MLFLOW_ARTIFACT_ROOT",
                                        None if server else local_artifact_root(checked.data_dir)),
             "ui_url": reference("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
+            "min_validation_positives": reference("CHURN_MIN_VALIDATION_POSITIVES", checked.min_validation_positives, True),
+            "min_validation_negatives": reference("CHURN_MIN_VALIDATION_NEGATIVES", checked.min_validation_negatives, True),
+            "promotion_margin": checked.promotion_margin,
         },
         "features": {
             "session_gap_minutes": checked.session_gap_minutes,
             "max_sessions": checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
             "split_seed": reference("CHURN_SPLIT_SEED", checked.split_seed, True),
-            "use_follow_count": checked.use_follow_count,
+            "use_leaky_columns": checked.use_leaky_columns,
             "use_content_stats": checked.use_content_stats,
         },
     }

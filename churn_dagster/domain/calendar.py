@@ -62,6 +62,21 @@ class Calendar:
         start = self.dt(cohort) + self.observation_days
         return range(start, start + self.label_days)
 
+    def labels_closed(self, cohort: date) -> date:
+        """The last day of ``cohort``'s label period: from then on its labels are known."""
+        return cohort + timedelta(days=self.observation_days + self.label_days - 1)
+
+    def observation_closed(self, cohort: date) -> date:
+        """The last day of ``cohort``'s observation window: the day its users are scored."""
+        return cohort + timedelta(days=self.observation_days - 1)
+
+    def cohorts_labelled_by(self, day: date, n: int) -> list[date]:
+        """The latest ``n`` cohorts (oldest first, within the log) whose label periods have closed on ``day``:
+        what a model retrained that day can have learned from."""
+        last = day - timedelta(days=self.observation_days + self.label_days - 1)
+        first = max(self.first_day, last - timedelta(days=n - 1))
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
 
 def calendar_from_env() -> Calendar:
     """``CHURN_FIRST_DAY``, ``CHURN_LAST_DAY``, ``CHURN_OBSERVATION_DAYS`` and ``CHURN_LABEL_DAYS``; a bad

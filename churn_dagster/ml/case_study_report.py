@@ -91,6 +91,19 @@ def comparison_table(model_metrics: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(our_rows(model_metrics) + their_rows(), columns=COLUMNS)
 
 
+def decisions_table(model_metrics: dict[str, dict]) -> pd.DataFrame:
+    """What the registry did with each trained variant, in one line each (or why a family trained nothing)."""
+    rows = []
+    for family, metrics in model_metrics.items():
+        if not metrics.get("variants"):
+            rows.append({"model": FAMILY_LABELS[family], "variant": "", "registered version": "not registered",
+                         "decision": f"not trained: {metrics.get('reason', '?')}"})
+        for variant, entry in metrics.get("registered", {}).items():
+            rows.append({"model": FAMILY_LABELS[family], "variant": VARIANT_LABELS[variant],
+                         "registered version": entry["version"] or "not registered", "decision": entry["decision"]})
+    return pd.DataFrame(rows, columns=["model", "variant", "registered version", "decision"])
+
+
 def population_table(threshold: dict, labels: pd.DataFrame) -> pd.DataFrame:
     """The target definition side by side (``labels``: the ``case_study_labels`` table). Their model's users
     all had a target-period impression, so the comparable share is the one among ours that have one too."""

@@ -3,19 +3,22 @@
 A challenger's validation AUC and a champion's stored validation AUC come from different users (and, for
 the levels, from labels made with different thresholds), so comparing the two numbers says little. Here
 every candidate is scored on one fixed set of :class:`EvaluationRows` (the challenger's validation users,
-labelled by the challenger's protocol) and the AUCs compared are computed on exactly those rows. A model
-that cannot read those rows at all (trained on other features, say) cannot be compared and is said so.
+labelled by the challenger's protocol) and the AUCs compared are computed on exactly those rows, over the
+classes the evidence rule judges there (:mod:`churn_dagster.ml.evidence`: a level with too few users is left
+out of the mean for both). A model that cannot read those rows at all (trained on other features, say)
+cannot be compared and is said so. Only challengers that passed the evidence rule reach :func:`judge`.
 
 Plain Python over fitted models: the MLflow side (which version holds the alias) is in ``defs``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from churn_dagster.domain.engagement import N_LEVELS
 from churn_dagster.ml import classical
 from churn_dagster.ml.data import (
     CohortTensors,
@@ -23,7 +26,7 @@ from churn_dagster.ml.data import (
     SequenceDataset,
     make_loader,
 )
-from churn_dagster.ml.metrics import headline_auc, metrics_for
+from churn_dagster.ml.evidence import AUC, EvidencePolicy, decision_score
 from churn_dagster.ml.train import predict_proba
 
 SEQUENCE_FAMILIES = ("lstm", "hybrid_lstm")
@@ -44,9 +47,15 @@ class EvaluationRows:
     kpi: pd.DataFrame | None = None
     cohorts: list[CohortTensors] | None = None
     split: str = "validation"
+    policy: EvidencePolicy = field(default_factory=EvidencePolicy)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def judged(self) -> tuple[int, ...]:
+        """The classes with enough users here to enter the decision metric."""
+        return self.policy.judged_classes(self.y, 2 if self.target == "binary" else N_LEVELS)
 
     def proba(self, family: str, model, normalization: Normalization | None = None) -> np.ndarray:
         if family in SEQUENCE_FAMILIES:
@@ -68,7 +77,8 @@ class EvaluationRows:
         return classical.predict_proba(model, self.kpi[expected], self.target)
 
     def auc(self, family: str, model, normalization: Normalization | None = None) -> float:
-        return headline_auc(self.target, metrics_for(self.target, self.y, self.proba(family, model, normalization)))
+        """The decision AUC (binary, or the mean one-vs-rest AUC of the judged levels) of a model on these rows."""
+        return decision_score(AUC, self.y, self.proba(family, model, normalization), self.judged)
 
 
 @dataclass(frozen=True)
@@ -90,18 +100,18 @@ class Verdict:
 
 
 def judge(challenger: Candidate, champion: Candidate | None, rows: EvaluationRows) -> Verdict:
-    """Promote the challenger only if it beats the champion on ``rows`` (strictly), or if there is no
-    champion, or if the champion cannot read these rows (it was trained on other features)."""
+    """Promote the challenger (which passed the evidence rule on ``rows``) only if it beats the champion on
+    ``rows`` (strictly), or if there is no champion, or if the champion cannot read or score these rows."""
     mine = rows.auc(challenger.family, challenger.model, challenger.normalization)
-    if not np.isfinite(mine) and champion is not None:
-        return Verdict(False, mine, None, f"{challenger.name} cannot be compared: its {len(rows)} validation users "
-                                          "hold a single class; the champion stays")
     if champion is None:
         return Verdict(True, mine, None, f"{challenger.name} is the first champion (AUC {mine:.4f} on {len(rows)} users)")
     try:
         theirs = rows.auc(champion.family, champion.model, champion.normalization)
     except IncompatibleModel as exc:
         return Verdict(True, mine, None, f"the champion {champion.name} cannot be scored on these rows ({exc}); "
+                                         f"{challenger.name} replaces it")
+    if not np.isfinite(theirs):
+        return Verdict(True, mine, None, f"the champion {champion.name} gives no finite AUC on these rows; "
                                          f"{challenger.name} replaces it")
     verdict = "beats" if mine > theirs else "does not beat"
     return Verdict(mine > theirs, mine, theirs,
@@ -111,13 +121,15 @@ def judge(challenger: Candidate, champion: Candidate | None, rows: EvaluationRow
 
 def best(candidates: list[Candidate], rows: EvaluationRows) -> tuple[Candidate, dict[str, float]]:
     """The candidate with the highest AUC on ``rows`` (ties: the first given), with every AUC; candidates
-    that cannot read the rows are left out."""
+    that cannot read the rows, or score them with no finite AUC, are left out."""
     scores: dict[str, float] = {}
     for candidate in candidates:
         try:
-            scores[candidate.name] = rows.auc(candidate.family, candidate.model, candidate.normalization)
+            score = rows.auc(candidate.family, candidate.model, candidate.normalization)
         except IncompatibleModel:
             continue
+        if np.isfinite(score):
+            scores[candidate.name] = score
     if not scores:
         raise IncompatibleModel("no candidate can score these rows")
     winner = max(candidates, key=lambda c: scores.get(c.name, -np.inf))

@@ -1,6 +1,6 @@
 """Fit and evaluate the continuation models: one model per family and horizon, on examples split by user.
 
-The user split is ``user_splits``' (stratified by churn, seeded), so every example of a user lies in one split
+The user split is ``user_splits``' (a seeded hash of the user id), so every example of a user lies in one split
 and no user's requests inform both a model and its test score. Training rows fit the model (and the LSTM's
 normalisation), validation rows choose XGBoost's rounds and the LSTM's best epoch and serve the champion rule,
 test rows are reported. Per horizon the headline is ROC-AUC of "continues for h more minutes"; average
@@ -37,6 +37,7 @@ from churn_dagster.ml.continuation_data import (
     tabular_features,
 )
 from churn_dagster.ml.data import Normalization, make_loader
+from churn_dagster.ml.evidence import AUC, EvidencePolicy, decision_score
 from churn_dagster.ml.hyperparameters import LogisticConfig, TrainConfig, XGBConfig
 from churn_dagster.ml.models import build_model
 from churn_dagster.ml.train import EpochCallback, default_device, fit, predict_proba, seed_everything
@@ -75,6 +76,7 @@ class HorizonResult:
     normalization: Normalization | None = None
     validation: object | None = None  # the rows the champion rule compares on, with their labels
     skipped: str | None = None
+    val_proba: np.ndarray | None = None  # the model's probabilities on the validation rows, for the evidence rule
 
     @property
     def test_auc(self) -> float:
@@ -124,7 +126,7 @@ def train_tabular(family: str, examples: pd.DataFrame, horizon: int,
     return HorizonResult(
         family, horizon, model, horizon_metrics(y[val], p_val), horizon_metrics(y[test], p_test),
         _predictions(examples, test, y, p_test), len(train), int(y[train].sum()), seconds,
-        validation=EvaluationRows("binary", y[val], kpi=X.iloc[val].reset_index(drop=True)),
+        validation=EvaluationRows("binary", y[val], kpi=X.iloc[val].reset_index(drop=True)), val_proba=p_val,
     )
 
 
@@ -136,6 +138,7 @@ class PrefixRows:
     prefixes: Prefixes
     index: np.ndarray
     y: np.ndarray  # labels of every example of ``prefixes``
+    policy: EvidencePolicy = field(default_factory=EvidencePolicy)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -152,7 +155,8 @@ class PrefixRows:
     def auc(self, family: str, model, normalization: Normalization | None = None) -> float:
         if family != "lstm":
             raise IncompatibleModel(f"request prefixes are read by the LSTM, not by {family}")
-        return horizon_metrics(self.y[self.index], self.proba(model, normalization))["roc_auc"]
+        y = self.y[self.index].astype(np.int64)
+        return decision_score(AUC, y, self.proba(model, normalization), self.policy.judged_classes(y, 2))
 
 
 def build_prefix_lstm(network: PrefixNetwork):
@@ -182,5 +186,5 @@ def train_prefix_lstm(prefixes: Prefixes, horizon: int, config: TrainConfig, net
         "lstm", horizon, fitted.model, horizon_metrics(y[val], p_val), horizon_metrics(y[test], p_test),
         _predictions(examples, test, y, p_test), len(train), int(y[train].sum()), seconds,
         history=fitted.history_rows(), best_epoch=fitted.best_epoch, normalization=norm,
-        validation=PrefixRows(prefixes, val, y),
+        validation=PrefixRows(prefixes, val, y), val_proba=p_val,
     )

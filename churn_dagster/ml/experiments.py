@@ -1,15 +1,24 @@
-"""The two evaluation protocols every model goes through, for the sequence and the classical models.
+"""The evaluation protocols every churn and level model goes through, for the sequence and the classical models.
 
-- ``random``: users of all training cohorts, split by the stratified, seeded split of the label assets:
-  fit on ``train``, select on ``validation``, report on ``test``. This model is the one registered.
-- ``out_of_time``: fit on the train split of the *earlier* cohorts (validation split of the same cohorts for
-  early stopping), report on every user of the *latest* cohort, which is what a daily retrain faces.
+- ``random``: users of all training cohorts (the partition's window X-N+1 .. X), split by the seeded hash of
+  the user id (``user_splits``): fit on ``train``, select on ``validation``, report on ``test``. This model
+  is the one registered.
+- ``out_of_time``: what a daily retrain faces. It tests on every user of the latest cohort X, scored on the
+  day X's observation window closes (X + O - 1, O the observation days), and trains only on what was known
+  that day: the last N cohorts whose label periods had closed by then, X-L-N+1 .. X-L (L the label days;
+  their train split for fitting, their validation split for early stopping). The last training cohort thus
+  starts L days before the test cohort and its labels close the day the test cohort is scored.
+- ``out_of_time_adjacent`` (not run by the assets; ``bench/oot_protocols.py`` measures it for comparison):
+  the earlier protocol, training on X-N+1 .. X-1 right before the test cohort. Their label periods reach
+  X + O + L - 2, into the test cohort's own label period, so no deployed model could have been trained
+  that way, and its test figures are optimistic.
 
 Everything fitted is fitted on the training rows of each protocol and stored with its result: the
 normalisation of the networks' inputs (imputation medians, means and standard deviations) and, for the
 level target, the P95 thresholds that turn label-period components into levels. So under the out-of-time
-protocol the test cohort's levels come from thresholds of the earlier cohorts' training users, and nothing
-of a test cohort shapes its own inputs or labels.
+protocols the test cohort's levels come from thresholds of the earlier cohorts' training users, and nothing
+of a test cohort shapes its own inputs or labels. The test rows are only reported: every choice (early
+stopping, the registry's evidence rule) reads validation rows.
 """
 
 from __future__ import annotations
@@ -41,6 +50,42 @@ from churn_dagster.ml.train import (
 )
 
 SCHEMES = ("random", "out_of_time")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Which cohorts a protocol trains on (train and validation splits) and which it tests on: the test split
+    of the test cohorts under ``random``, every user of them out of time."""
+
+    scheme: str
+    train_cohorts: tuple
+    test_cohorts: tuple
+
+    @property
+    def test_split(self) -> str | None:
+        return "test" if self.scheme == "random" else None
+
+    @property
+    def cohorts(self) -> tuple:
+        """Every cohort the protocol reads, oldest first."""
+        return tuple(sorted(set(self.train_cohorts) | set(self.test_cohorts)))
+
+
+def protocols(window: Sequence, earlier: Sequence) -> list[Protocol]:
+    """The protocols of a model partition: ``random`` over its training ``window`` (oldest first, the partition's
+    cohort last) and ``out_of_time`` on that last cohort, trained on the ``earlier`` cohorts whose labels had
+    closed when its observation window did (left out when there are none yet)."""
+    found = [Protocol("random", tuple(window), tuple(window))]
+    if earlier:
+        found.append(Protocol("out_of_time", tuple(earlier), (window[-1],)))
+    return found
+
+
+def adjacent_protocol(window: Sequence) -> Protocol:
+    """The adjacent-cohort out-of-time variant (see the module docstring): for comparison only."""
+    if len(window) < 2:
+        raise ValueError("the adjacent out-of-time protocol needs at least two cohorts")
+    return Protocol("out_of_time_adjacent", tuple(window[:-1]), (window[-1],))
 
 
 @dataclass
@@ -78,36 +123,29 @@ def protocol_thresholds(target: str, train_users: pd.DataFrame, what: str) -> Th
     return fit_thresholds(train_users["impressions"], train_users["quality_raw"], train_users["churned"], what)
 
 
-def split_cohorts(cohorts: Sequence, scheme: str) -> tuple[list, list]:
-    """(training cohorts, test cohorts) of a protocol, cohorts given oldest first."""
-    if scheme == "random":
-        return list(cohorts), list(cohorts)
-    if len(cohorts) < 2:
-        raise ValueError("the out-of-time protocol needs at least two cohorts")
-    return list(cohorts[:-1]), [cohorts[-1]]
-
-
 def sequence_experiment(
     kind: str,
     target: str,
-    cohort_dirs: Sequence[Path],
-    scheme: str,
+    cohorts: dict,
+    protocol: Protocol,
     config: TrainConfig,
     device=None,
     on_epoch: EpochCallback | None = None,
     **model_kwargs,
 ) -> SchemeResult:
-    """Train ``kind`` ("lstm" or "hybrid") under one protocol on tensor folders given oldest first (each
-    folder resolved once, so a rebuild during training cannot mix versions)."""
-    cohorts = [CohortTensors(d) for d in cohort_dirs]
-    train_cohorts, test_cohorts = split_cohorts(cohorts, scheme)
+    """Train ``kind`` ("lstm" or "hybrid") under ``protocol``; ``cohorts`` maps each cohort day it reads to its
+    :class:`CohortTensors`, resolved once by the caller for every protocol of the step, so a rebuild during
+    training cannot mix versions."""
+    train_cohorts = [cohorts[c] for c in protocol.train_cohorts]
+    test_cohorts = [cohorts[c] for c in protocol.test_cohorts]
+    scheme = protocol.scheme
     norm = fit_normalization(train_cohorts)
     train_users = pd.concat([c.users[c.users["split"] == "train"] for c in train_cohorts])
     thresholds = protocol_thresholds(target, train_users, f"the training users of the {scheme} protocol")
     data = dict(target=target, normalization=norm, thresholds=thresholds)
     train_set = SequenceDataset(train_cohorts, split="train", **data)
     val_set = SequenceDataset(train_cohorts, split="validation", **data)
-    test_set = SequenceDataset(test_cohorts, split="test" if scheme == "random" else None, **data)
+    test_set = SequenceDataset(test_cohorts, split=protocol.test_split, **data)
     start = time.perf_counter()
     fit = train_model(kind, target, train_set, val_set, config, device, on_epoch, **model_kwargs)
     seconds = time.perf_counter() - start
@@ -134,18 +172,19 @@ def classical_experiment(
     target: str,
     kpi: pd.DataFrame,
     labels: pd.DataFrame,
-    scheme: str,
+    protocol: Protocol,
     config: classical.LogisticConfig | classical.XGBConfig | None = None,
 ) -> SchemeResult:
-    """Train ``kind`` ("logreg" or "xgboost", with its ``config``) under one protocol; ``kpi`` and ``labels`` hold the same users
-    of every training cohort (``labels``: user_id, split and the label components, e.g. ``label_scores``;
-    ``kpi`` carries cohort_day)."""
+    """Train ``kind`` ("logreg" or "xgboost", with its ``config``) under ``protocol``; ``kpi`` and ``labels`` hold
+    the same users of every cohort it reads (``labels``: user_id, split and the label components, e.g.
+    ``label_scores``; ``kpi`` carries cohort_day)."""
     design = classical.kpi_design(kpi, labels)
     cohort_of = kpi["cohort_day"].to_numpy()
-    train_cohorts, test_cohorts = split_cohorts(sorted(set(cohort_of)), scheme)
-    in_train = np.isin(cohort_of, train_cohorts)
+    day_of = pd.to_datetime(kpi["cohort_day"]).dt.date.to_numpy()
+    scheme = protocol.scheme
+    in_train = np.isin(day_of, protocol.train_cohorts)
     train, val = in_train & design.rows("train"), in_train & design.rows("validation")
-    test = np.isin(cohort_of, test_cohorts) & (design.rows("test") if scheme == "random" else True)
+    test = np.isin(day_of, protocol.test_cohorts) & (design.rows("test") if protocol.test_split else True)
     thresholds = protocol_thresholds(target, design.labels[train], f"the training users of the {scheme} protocol")
     y = design.target(target, thresholds)
     start = time.perf_counter()

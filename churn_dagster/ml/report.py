@@ -17,6 +17,7 @@ from churn_dagster.ml import plots
 
 FAMILY_LABELS = {"logreg": "Logistic regression", "xgboost": "XGBoost", "lstm": "LSTM", "hybrid_lstm": "Hybrid LSTM"}
 SCHEME_LABELS = {"random": "random split", "out_of_time": "out of time"}
+TARGET_LABELS = {"binary": "churn", "level": "level"}
 # SPEC.md "Evaluation": Guo (2025) on the real NCM data, test split of the random protocol.
 REFERENCE = {
     "logreg": {"binary": (0.7305, 0.7092, 0.6529), "level": (0.7838, 0.6549, 0.3387)},
@@ -75,6 +76,16 @@ def headline_table(model_metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
             row[f"{name} (reference)"] = REFERENCE[family][target][i % 3]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def decisions_table(model_metrics: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """What the registry did with each model, in one line each (``champion_decision`` of its metrics.json)."""
+    return pd.DataFrame([
+        {"model": FAMILY_LABELS[family], "target": TARGET_LABELS[target],
+         "registered version": metrics.get("registered_version") or "not registered",
+         "decision": metrics.get("champion_decision", "")}
+        for target, by_family in model_metrics.items() for family, metrics in by_family.items()
+    ])
 
 
 def comparison_figures(predictions: dict[str, dict[str, pd.DataFrame]], model_metrics: dict[str, dict[str, dict]],

@@ -9,7 +9,8 @@ first 14 days), so no input reaches into the second period the labels compare it
 - ``behaviour``: per session, its event-type frequencies and its context (day, hour and weekday as cycles,
   duration and the gap since the previous session on a log scale), stored ragged with ``offsets``;
 - ``intents``: per session, its intent vector under the partition's intent model (cosine similarity of its
-  event frequencies to each intent).
+  event frequencies to each intent), and the session event counts it was computed from, so that a model
+  trained with another intent model can be scored with its own (:meth:`TrendData.with_intents`).
 
 Only the users the median filter keeps are included (the paper's task), in cohort and user order. The split
 is the cohort's stratified ``user_splits`` split, so the trend models use the same users for training,
@@ -19,7 +20,7 @@ validation and test as the churn models.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -43,6 +44,13 @@ class TrendData:
     offsets: np.ndarray
     behaviour: np.ndarray
     intents: np.ndarray
+    counts: np.ndarray  # per session, its event-type counts (``event_columns``): what an intent model reads
+    event_columns: tuple[str, ...]
+
+    def with_intents(self, model: IntentModel) -> TrendData:
+        """The same rows with every session's intent vector under ``model``: how a model trained with another
+        topic model (a champion) is scored on these rows with the intents it was trained on."""
+        return replace(self, intents=model.intent_vectors(self.counts, self.event_columns).astype(np.float32))
 
     def labels(self, task: str) -> np.ndarray:
         return self.users[TASKS[task][0]].to_numpy(np.int64)
@@ -94,7 +102,7 @@ def load_trend_data(lake: Lake, cohorts: Sequence[date], intents: IntentModel, e
                            session_context(events, observation_days)])
     offsets = np.concatenate([[0], np.cumsum(np.bincount(events["row"], minlength=len(users)))]).astype(np.int64)
     return TrendData(users, macro, daily, offsets, behaviour,
-                     intents.intent_vectors(counts, event_columns).astype(np.float32))
+                     intents.intent_vectors(counts, event_columns).astype(np.float32), counts, tuple(event_columns))
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ what they did on days 1-10? The features and the labels, as DuckDB SQL over ``us
 - **Features** (the case study's inputs): the feature window's clicks, comments, homepage visits, shares,
   comment views, likes and view time summed per user, and the demographics province, age, gender and
   registered months (``registeredMonthCnt`` above 80 is impossible and read as missing). The follow count,
-  measured on 1 Dec 2019 after every target day, only behind ``CHURN_USE_FOLLOW_COUNT``. Impressions are not
+  measured on 1 Dec 2019 after every target day, only behind ``CHURN_USE_LEAKY_COLUMNS``. Impressions are not
   among the case study's inputs and are left out here too. Values stay raw: scaling and imputation are fit
   by the models on training rows.
-- **Split**: the project's ``user_splits`` (per cohort, seeded) wherever they hold the user, so a user is in
-  the same split in every study; a user whose cohort has no split partition (a feature window longer than
-  the labelled cohorts) gets the same seeded-hash rule, per first day.
+- **Split**: the project's split rule (:func:`churn_dagster.transforms.labels.split_sql`, a seeded hash of the
+  user id), so a user is in the same split here as in ``user_splits`` and in every other study, whether or
+  not their cohort is labelled.
 - **Target**: CTR = clicks / impressions over the target window (days F+1 .. F+T). The threshold is the mean
   per-user CTR of the *training* users with a target-window impression (the case study's 2.338% was the mean
   over every user of the month); it is stored and every user is labelled against it. Active = CTR strictly
@@ -29,7 +29,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.transforms.cohorts import activity_paths
 from churn_dagster.transforms.duck import copy_to_parquet, literal_path, literal_paths
-from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.transforms.labels import SplitSettings, split_params, split_sql
 from churn_dagster.transforms.lake import Lake, require
 
 ACTIVITY_FEATURES = ("clicks", "comments", "homepage_visits", "shares", "comment_views", "likes", "view_time_s")
@@ -100,9 +100,9 @@ ORDER BY e.user_id
 
 
 def build_features(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, windows: Windows,
-                   use_follow_count: bool = False) -> int:
+                   use_leaky_columns: bool = False) -> int:
     """One row per user active in the feature window; returns the row count."""
-    follow = f"d.follow_cnt::DOUBLE AS {FOLLOW_COUNT}, " if use_follow_count else ""
+    follow = f"d.follow_cnt::DOUBLE AS {FOLLOW_COUNT}, " if use_leaky_columns else ""
     sql = FEATURES_SQL.format(max_months=fmt.MAX_VALID_REGISTERED_MONTHS, follow=follow)
     demographics = require([lake.raw_snapshot("user_demographics")], "case_study_features")[0]
     return copy_to_parquet(con, sql, features_path(lake), {
@@ -120,20 +120,8 @@ WITH target AS (
     WHERE dt BETWEEN $first_target_dt AND $last_target_dt
     GROUP BY user_id
 ),
-project AS (SELECT user_id, split FROM read_parquet($splits, hive_partitioning = false)),
-users AS (
-    SELECT f.user_id, f.first_dt, p.split AS project_split,
-           row_number() OVER (PARTITION BY f.first_dt, p.split IS NULL ORDER BY md5(f.user_id || ':' || $seed), f.user_id)
-               AS rank_in_day,
-           count(*) OVER (PARTITION BY f.first_dt, p.split IS NULL) AS day_size
-    FROM read_parquet($features, hive_partitioning = false) f LEFT JOIN project p USING (user_id)
-)
-SELECT u.user_id, u.first_dt,
-       coalesce(u.project_split,
-                CASE WHEN rank_in_day <= round(day_size * $train) THEN 'train'
-                     WHEN rank_in_day <= round(day_size * ($train + $validation)) THEN 'validation'
-                     ELSE 'test' END) AS split,
-       CASE WHEN u.project_split IS NULL THEN 'seeded hash' ELSE 'user_splits' END AS split_source,
+users AS (SELECT user_id, first_dt FROM read_parquet($features, hive_partitioning = false))
+SELECT u.user_id, u.first_dt, {split} AS split,
        coalesce(t.impressions, 0)::BIGINT AS target_impressions,
        coalesce(t.clicks, 0)::BIGINT AS target_clicks,
        CASE WHEN t.impressions > 0 THEN t.clicks / t.impressions END::DOUBLE AS target_ctr
@@ -142,15 +130,14 @@ FROM users u LEFT JOIN target t USING (user_id)
 
 
 def build_labels(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, windows: Windows,
-                 split: SplitSettings, split_files: list) -> tuple[int, Threshold]:
+                 split: SplitSettings) -> tuple[int, Threshold]:
     """Split, target-window CTR and the active label of every feature user, with the threshold fit on the
-    training users. ``split_files`` are the project's ``user_splits`` partitions of the feature window's cohorts."""
-    con.execute(TARGET_SQL, {
+    training users."""
+    con.execute(TARGET_SQL.format(split=split_sql("u.user_id")), {
         "activity": activity_paths(lake, calendar, windows.target_dts, "case_study_labels"),
         "first_target_dt": windows.target_dts[0], "last_target_dt": windows.target_dts[-1],
-        "splits": literal_paths(require(split_files, "case_study_labels")),
         "features": literal_paths(require([features_path(lake)], "case_study_labels")),
-        "seed": str(split.seed), "train": split.train_fraction, "validation": split.validation_fraction,
+        **split_params(split),
     })
     threshold = fit_threshold(con)
     rows = copy_to_parquet(

@@ -23,17 +23,17 @@ from churn_dagster.transforms.duck import literal_path, literal_paths, write_par
 from churn_dagster.transforms.lake import Lake, require
 
 
-def demographics_sql(use_follow_count: bool) -> str:
+def demographics_sql(use_leaky_columns: bool) -> str:
     """Demographic columns shared by both feature sets.
 
-    registeredMonthCnt above 80 is impossible (the app is younger) and treated as missing. `level` and
-    followCnt are measured on 1 Dec 2019, after every label period: `level` is never used, and the follow
-    count only when ``use_follow_count`` asks for it (it counts follows made during the label period, so it
-    leaks; kept for comparison). registeredMonthCnt is measured on the same day, but it is a registration
-    date: the later measurement adds the same offset to every user of a cohort and nothing of their
-    behaviour, so it stays.
+    registeredMonthCnt above 80 is impossible (the app is younger) and treated as missing. The snapshot is
+    taken on 1 Dec 2019, after every label period (:mod:`churn_dagster.domain.snapshots` classifies each
+    column): `level` is never used, and the follow count only when ``use_leaky_columns`` asks for it (it counts
+    follows made during the label period, so it leaks; kept for measuring that). registeredMonthCnt is a
+    registration date: the later measurement adds the same offset to every user of a cohort and nothing of
+    their behaviour, so it stays.
     """
-    follow = "\n    d.follow_cnt AS follow_count," if use_follow_count else ""
+    follow = "\n    d.follow_cnt AS follow_count," if use_leaky_columns else ""
     return f"""
     coalesce(d.gender = 'male', false)::INT AS gender_male,
     coalesce(d.gender = 'female', false)::INT AS gender_female,
@@ -70,6 +70,12 @@ SELECT u.user_id, u.cohort_day, {demographics},
 FROM users u JOIN days USING (user_id) JOIN s USING (user_id)
 LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = u.user_id
 """
+
+# The creators' follower counts and account types are measured on 1 Dec 2019, after every label period
+# (domain/snapshots.py): their two columns exist only with use_leaky_columns.
+LEAKY_CARD_COLUMNS = """avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
+        avg((c.creator_type <> 0)::INT) AS special_creator_share,
+        """
 
 # Day-level totals come from user_day_activity (one row per user and day), so the impression-level pass
 # only computes what needs impressions: positions, swipe-down lists, content and creators. The trend compares
@@ -113,9 +119,7 @@ content AS (
         count_if(i.is_click AND c.type = 1) / greatest(count_if(c.type = 1), 1) AS image_ctr,
         count(DISTINCT c.creator_id) AS distinct_creators, count(DISTINCT c.category) AS distinct_categories,
         avg(i.dt - ($publish_anchor - c.publish_time)) AS mean_card_age_days,
-        avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
-        avg((c.creator_type <> 0)::INT) AS special_creator_share,
-        avg((c.mlog_id IS NULL)::INT) AS unknown_card_share,
+        {leaky_card_columns}avg((c.mlog_id IS NULL)::INT) AS unknown_card_share,
         count_if(NOT i.is_click AND (i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage))
             AS actions_without_click{content_stats_columns}
     FROM read_parquet($impression_paths, hive_partitioning = false) i
@@ -217,7 +221,7 @@ def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: st
 
 
 def build_static_features(
-    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date], use_follow_count: bool = False
+    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date], use_leaky_columns: bool = False
 ) -> dict[date, int]:
     params = {
         **_common_params(lake, calendar, cohorts, "static_features"),
@@ -226,7 +230,7 @@ def build_static_features(
         ),
         "session_paths": cohort_paths(lake, "sessions", cohorts, "static_features"),
     }
-    con.execute(STATIC_SQL.format(demographics=demographics_sql(use_follow_count)), params)
+    con.execute(STATIC_SQL.format(demographics=demographics_sql(use_leaky_columns)), params)
     targets = {c: lake.cohort("static_features", c) for c in cohorts}
     written = write_partitions(con, "_static", "cohort_day", targets, "user_id")
     con.execute("DROP TABLE _static")
@@ -239,7 +243,7 @@ def build_kpi_features(
     calendar: Calendar,
     cohorts: list[date],
     publish_day_anchor: int,
-    use_follow_count: bool = False,
+    use_leaky_columns: bool = False,
     use_content_stats: bool = True,
 ) -> dict[date, int]:
     """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime).
@@ -278,7 +282,8 @@ def build_kpi_features(
             "popular_cume_dist": 1.0 - POPULAR_TOP_SHARE,
         })
     sql = KPI_SQL.format(
-        demographics=demographics_sql(use_follow_count),
+        demographics=demographics_sql(use_leaky_columns),
+        leaky_card_columns=LEAKY_CARD_COLUMNS if use_leaky_columns else "",
         content_stats_ctes=CONTENT_STATS_CTES if use_content_stats else "",
         content_stats_columns=CONTENT_STATS_COLUMNS if use_content_stats else "",
         content_stats_joins=CONTENT_STATS_JOINS if use_content_stats else "",

@@ -1,15 +1,23 @@
 """Label-period targets: binary churn, the engagement score and its five levels, and the user split.
 
 The split is assigned here because the score's P95 thresholds must be fit on training users only
-(SPEC.md "Targets"): users are split by cohort, stratified by churn, with a seeded hash so a re-run gives
-the same assignment. The label-period components (active days, impressions, Qraw) come from SQL; the score
-and the level come from :mod:`churn_dagster.domain.engagement` with thresholds fit on the cohort's own training
-split. This per-cohort view is what the ``label_scores`` asset shows; each model re-derives the levels of
-its users with thresholds fit on the training users of its own protocol, from the same components.
+(SPEC.md "Targets"). A user's split is a function of the user id and the seed alone (:func:`split_sql`: the
+first 32 bits of ``md5(user_id:seed)`` as a fraction of 2^32, cut at the train and validation fractions), so
+it never changes when labels change: re-ingesting a label day cannot move a user between splits, and the same
+user is in the same split for every model of every study and every retrain (the case study and the trend and
+continuation models use it too). Stratification by churn is not enforced by rank, which would tie a user's
+split to everybody else's labels; it is checked and reported (:func:`split_balance`).
+
+The label-period components (active days, impressions, Qraw) come from SQL; the score and the level come
+from :mod:`churn_dagster.domain.engagement` with thresholds fit on the cohort's own training split. This
+per-cohort view is what the ``label_scores`` asset shows; each model re-derives the levels of its users with
+thresholds fit on the training users of its own protocol, from the same components.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -60,21 +68,27 @@ SELECT u.user_id, u.cohort_day,
 FROM users u LEFT JOIN period p USING (user_id)
 """
 
-# Stratified by (cohort, churned): within each stratum users are ordered by a seeded md5, which is stable
-# across DuckDB versions, and cut at the cumulative fractions.
-SPLIT_SQL = """
+def split_sql(user: str) -> str:
+    """The split of the user id ``user`` (a SQL expression) with parameters ``$seed``, ``$train`` and
+    ``$validation``: md5 is the same on every platform and DuckDB version."""
+    unit = f"(('0x' || left(md5({user} || ':' || $seed), 8))::UBIGINT / 4294967296.0)"
+    return f"CASE WHEN {unit} < $train THEN 'train' WHEN {unit} < $train + $validation THEN 'validation' ELSE 'test' END"
+
+
+def split_of(user_id: str, split: SplitSettings) -> str:
+    """:func:`split_sql` in Python, for documentation and tests."""
+    unit = int(hashlib.md5(f"{user_id}:{split.seed}".encode()).hexdigest()[:8], 16) / 2**32
+    return ("train" if unit < split.train_fraction else
+            "validation" if unit < split.train_fraction + split.validation_fraction else "test")
+
+
+def split_params(split: SplitSettings) -> dict:
+    return {"seed": str(split.seed), "train": split.train_fraction, "validation": split.validation_fraction}
+
+
+SPLIT_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _splits AS
-SELECT user_id, cohort_day, churned,
-       CASE WHEN rank_in_stratum <= round(stratum_size * $train) THEN 'train'
-            WHEN rank_in_stratum <= round(stratum_size * ($train + $validation)) THEN 'validation'
-            ELSE 'test' END AS split
-FROM (
-    SELECT user_id, cohort_day, churned,
-           row_number() OVER (PARTITION BY cohort_day, churned ORDER BY md5(user_id || ':' || $seed), user_id)
-               AS rank_in_stratum,
-           count(*) OVER (PARTITION BY cohort_day, churned) AS stratum_size
-    FROM _label_activity
-)
+SELECT user_id, cohort_day, churned, {split_sql("user_id")} AS split FROM _label_activity
 """
 
 def _score_cohort(frame: pd.DataFrame, cohort: date) -> tuple[pd.DataFrame, Thresholds | None]:
@@ -110,7 +124,7 @@ def build_labels(
             "label_days": float(calendar.label_days),
         },
     )
-    con.execute(SPLIT_SQL, {"train": split.train_fraction, "validation": split.validation_fraction, "seed": str(split.seed)})
+    con.execute(SPLIT_SQL, split_params(split))
     components = con.execute(
         "SELECT l.*, s.split FROM _label_activity l JOIN _splits s USING (user_id, cohort_day) ORDER BY user_id"
     ).df()
@@ -131,3 +145,40 @@ def build_labels(
     for table in ("_label_activity", "_splits", "_scores"):
         con.execute(f"DROP TABLE {table}")
     return rows, thresholds
+
+
+# A split's churn share may differ from its cohort's by chance; beyond this many standard errors (of a split of
+# that size drawn at random from the cohort) the split is reported as unbalanced.
+BALANCE_TOLERANCE_SE = 4.0
+MIN_USERS_FOR_BALANCE = 100
+
+
+@dataclass(frozen=True)
+class SplitBalance:
+    """How far each split's churn share lies from its cohort's, in standard errors of a random draw."""
+
+    cohort: date
+    split: str
+    users: int
+    churn_share: float
+    cohort_share: float
+    standard_errors: float
+
+    @property
+    def balanced(self) -> bool:
+        return self.users < MIN_USERS_FOR_BALANCE or abs(self.standard_errors) <= BALANCE_TOLERANCE_SE
+
+
+def split_balance(frame) -> list[SplitBalance]:
+    """Per cohort and split (``frame``: cohort_day, split, churned per user) the churn share against the
+    cohort's; the standard error is that of a share of ``users`` drawn without replacement from the cohort."""
+    found = []
+    for cohort, users in frame.groupby("cohort_day"):
+        p, total = float(users["churned"].mean()), len(users)
+        for name, part in users.groupby("split"):
+            n = len(part)
+            se = math.sqrt(p * (1 - p) / n * (total - n) / max(total - 1, 1)) if 0 < p < 1 and n < total else 0.0
+            share = float(part["churned"].mean())
+            found.append(SplitBalance(pd.Timestamp(cohort).date(), str(name), n, share, p,
+                                      (share - p) / se if se > 0 else 0.0))
+    return found

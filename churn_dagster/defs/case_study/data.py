@@ -5,8 +5,8 @@ Unpartitioned on purpose: the case study's population is every user seen in the 
 first day, and its windows are fixed days of the log rather than days relative to each user, so a partition
 per cohort would only split one table in ten and let each cohort fit its own threshold. The lineage still
 shows exactly the days read: the feature days and the target days of ``user_day_activity`` by explicit
-partition mappings, and the ``user_splits`` of the cohorts in the feature window (a user's split is the one
-the project gave them). The windows are ``CHURN_CASE_STUDY_FEATURE_DAYS`` and ``CHURN_CASE_STUDY_TARGET_DAYS``
+partition mappings. A user's split is the project's (a seeded hash of the user id, as in ``user_splits``), so
+it needs no table. The windows are ``CHURN_CASE_STUDY_FEATURE_DAYS`` and ``CHURN_CASE_STUDY_TARGET_DAYS``
 (10 and 20), checked with the other settings when the code location loads.
 """
 
@@ -24,8 +24,7 @@ from churn_dagster.transforms.duck import atomic_path, literal_paths, used_param
 
 _settings = settings_from_env()
 WINDOWS = sql.Windows(_settings.case_study_feature_days, _settings.case_study_target_days)
-SPLIT_COHORTS = [CALENDAR.day(d) for d in WINDOWS.feature_dts if CALENDAR.day(d) <= CALENDAR.last_labelled_cohort]
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # the split is the seeded hash of the user id
 
 
 def _days(dts: range) -> dg.SpecificPartitionsPartitionMapping:
@@ -39,7 +38,7 @@ def _attributes(**extra) -> dict:
 @dg.asset(
     description=f"Case study (NCM 2021) inputs: per user seen on days 1-{WINDOWS.feature_days}, those days' clicks, "
     "comments, homepage visits, shares, comment views, likes and view time summed, with province, age, gender and "
-    "registered months (the follow count only with CHURN_USE_FOLLOW_COUNT=1: it is measured after the target days).",
+    "registered months (the follow count only with CHURN_USE_LEAKY_COLUMNS=1: it is measured after the target days).",
     deps=[dg.AssetDep("user_day_activity", partition_mapping=_days(WINDOWS.feature_dts)), "raw_user_demographics"],
     check_specs=[
         dg.AssetCheckSpec("one_row_per_user", asset="case_study_features", blocking=True,
@@ -53,11 +52,11 @@ def _attributes(**extra) -> dict:
 )
 def case_study_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     with lake.connect() as con:
-        users = sql.build_features(con, lake.lake, CALENDAR, WINDOWS, features.use_follow_count)
+        users = sql.build_features(con, lake.lake, CALENDAR, WINDOWS, features.use_leaky_columns)
         path = sql.features_path(lake.lake)
         f = {"f": literal_paths([path])}
         numeric = [*sql.ACTIVITY_FEATURES, "age", "registered_months",
-                   *([sql.FOLLOW_COUNT] if features.use_follow_count else [])]
+                   *([sql.FOLLOW_COUNT] if features.use_leaky_columns else [])]
         bad_activity = " + ".join(f"count_if({c} IS NULL OR isnan({c}::DOUBLE) OR isinf({c}::DOUBLE))"
                                   for c in sql.ACTIVITY_FEATURES)
         bad_other = " + ".join(f"count_if(coalesce(isnan({c}::DOUBLE) OR isinf({c}::DOUBLE), false))" for c in numeric)
@@ -82,10 +81,9 @@ def case_study_features(context: dg.AssetExecutionContext, lake: LakeResource, f
 @dg.asset(
     description=f"Case study (NCM 2021) target: each feature user's CTR over days {WINDOWS.target_dts[0]}-"
     f"{WINDOWS.target_dts[-1]} and active = CTR above the mean CTR of the training users (fit on them only, stored "
-    "in case_study/labels/threshold.json); no impression in those days = inactive. Split as in user_splits.",
-    deps=["case_study_features", dg.AssetDep("user_day_activity", partition_mapping=_days(WINDOWS.target_dts)),
-          dg.AssetDep("user_splits", partition_mapping=dg.SpecificPartitionsPartitionMapping(
-              [c.isoformat() for c in SPLIT_COHORTS]))],
+    "in case_study/labels/threshold.json); no impression in those days = inactive. Split by the project's rule "
+    "(a seeded hash of the user id, as in user_splits).",
+    deps=["case_study_features", dg.AssetDep("user_day_activity", partition_mapping=_days(WINDOWS.target_dts))],
     check_specs=[
         dg.AssetCheckSpec("threshold_fit_on_training_users", asset="case_study_labels", blocking=True,
                           description="The stored threshold is the mean CTR of exactly the training users that have one."),
@@ -96,8 +94,7 @@ def case_study_features(context: dg.AssetExecutionContext, lake: LakeResource, f
 )
 def case_study_labels(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     with lake.connect() as con:
-        split_files = [lake.lake.cohort("user_splits", c) for c in SPLIT_COHORTS]
-        rows, threshold = sql.build_labels(con, lake.lake, CALENDAR, WINDOWS, features.split, split_files)
+        rows, threshold = sql.build_labels(con, lake.lake, CALENDAR, WINDOWS, features.split)
         with atomic_path(sql.threshold_path(lake.lake)) as tmp:
             tmp.write_text(json.dumps({**threshold.to_dict(), "feature_days": WINDOWS.feature_days,
                                        "target_days": [WINDOWS.target_dts[0], WINDOWS.target_dts[-1]]}, indent=2))
@@ -115,8 +112,8 @@ def case_study_labels(context: dg.AssetExecutionContext, lake: LakeResource, fea
             "(SELECT count(*) FROM read_parquet($features, hive_partitioning = false)), count(DISTINCT user_id) "
             "FROM read_parquet($f, hive_partitioning = false)", params).fetchone()
         shares = query_table(con, "SELECT split, count(*) AS users, count(target_ctr) AS with_target_impressions, "
-                             "avg(active::INT) AS active_share, split_source "
-                             "FROM read_parquet($f, hive_partitioning = false) GROUP BY split, split_source ORDER BY split",
+                             "avg(active::INT) AS active_share "
+                             "FROM read_parquet($f, hive_partitioning = false) GROUP BY split ORDER BY split",
                              used_params("$f", params))
         meta = {**parquet_metadata(con, [path]), "split_and_active_share": shares,
                 "reads_days": days_read(WINDOWS.target_dts),

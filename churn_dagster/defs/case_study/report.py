@@ -51,6 +51,7 @@ def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource,
     labels = pd.read_parquet(labels_path(root), columns=["split", "active", "target_ctr"])
     comparison = report.comparison_table(metrics)
     population = report.population_table(threshold, labels)
+    decisions = report.decisions_table(metrics)
     folder = root.root / "case_study" / "report"
     with atomic_dir(folder) as out:
         comparison.to_csv(out / "comparison.csv", index=False)
@@ -61,6 +62,11 @@ def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource,
             f"{WINDOWS.target_dts[-1]} above the training users' mean. Test users of the project's user split.",
             INTRO, "## Target definition", frame_markdown(population), "## Results (test users)",
             frame_markdown(comparison.round(4).astype(object).where(comparison.notna(), "–")),
+            "## Registry decisions",
+            "A variant is registered only with enough validation actives and inactives and a validation AUC above "
+            "chance by the margin, and promoted only if it beats the champion on the same validation users; the "
+            "test figures are reported, never used for a decision.",
+            frame_markdown(decisions),
         ])
         (out / "report.md").write_text(body + "\n")
         with mlflow.start_run(context, "case_study_report", {"study": "case_study", "kind": "report"}) as run:
@@ -76,6 +82,7 @@ def case_study_report(context: dg.AssetExecutionContext, lake: LakeResource,
     return dg.MaterializeResult(
         metadata={
             "results": frame_table(comparison), "target_definition": frame_table(population),
+            "registry_decisions": frame_table(decisions),
             "report": dg.MetadataValue.md(body), "path": dg.MetadataValue.path(str(folder / "report.md")),
             "mlflow_run": dg.MetadataValue.url(url),
         },

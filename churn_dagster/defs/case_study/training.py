@@ -1,5 +1,5 @@
-"""The body of the case-study model assets: both variants in their MLflow runs, the sanity check, registration
-with the champion rule, and the asset's own files (read by ``case_study_report``).
+"""The body of the case-study model assets: both variants in their MLflow runs, the sanity check, the evidence
+rule, registration with the champion rule, and the asset's own files (read by ``case_study_report``).
 
 Imported only when a training step runs (scikit-learn, MLflow).
 """
@@ -26,11 +26,12 @@ from churn_dagster.defs.case_study.names import (
 )
 from churn_dagster.defs.metadata import check, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.models.registry import Promotion, promote, register_version
+from churn_dagster.defs.models.registry import promote, register_and_promote
 from churn_dagster.defs.training_step import training_step
 from churn_dagster.ml import case_study as cs
 from churn_dagster.ml import plots
 from churn_dagster.ml.champions import Candidate, EvaluationRows
+from churn_dagster.ml.evidence import AUC, Assessment, assess
 from churn_dagster.ml.metrics import flatten_metrics
 from churn_dagster.transforms.case_study import features_path, labels_path
 from churn_dagster.transforms.duck import atomic_path
@@ -70,16 +71,16 @@ def _log_pipeline(model, sample: pd.DataFrame) -> str:
                                     pip_requirements=[f"scikit-learn=={sklearn.__version__}", "skops"]).model_uri
 
 
-def _sane(results: dict[str, cs.VariantResult], validation: pd.DataFrame) -> dg.AssetCheckResult:
-    """Finite probabilities in [0, 1] and finite parameters, and a test AUC above chance for every variant
-    (undefined when the test users hold one class, which says nothing against the model and is reported)."""
+def _sane(results: dict[str, cs.VariantResult], validation: pd.DataFrame,
+          assessments: dict[str, Assessment]) -> dg.AssetCheckResult:
+    """Finite probabilities in [0, 1] on the validation users and finite parameters for every variant, with the
+    evidence rule's verdict; the test split is reported, never judged."""
     parts, ok = [], True
     for variant, r in results.items():
         p = cs.proba_active(r.model, validation)
         finite = bool(np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all() and _finite_parameters(r.model))
-        auc = r.test_metrics["roc_auc"]
-        ok &= finite and (not np.isfinite(auc) or auc > 0.5)
-        parts.append(f"{variant}: test AUC {auc:.3f}, probabilities and parameters finite: {finite}")
+        ok &= finite
+        parts.append(f"{variant}: validation probabilities and parameters finite: {finite}; {assessments[variant].reason}")
     return check("model_sane", ok, "; ".join(parts))
 
 
@@ -134,21 +135,24 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
                                          f"{FAMILY_LABELS[family]} ({variant})", validation.head(50))
                 logged[variant] = (run.info.run_id, model_uri)
                 urls[variant] = mlflow_res.run_url(run.info.run_id)
-    sanity = _sane(results, validation)
-    rows = EvaluationRows(target="binary", y=d.y[d.rows("validation")], kpi=validation)
+    rows = EvaluationRows(target="binary", y=d.y[d.rows("validation")], kpi=validation, policy=mlflow_res.evidence_policy)
+    assessments = {v: assess(rows.policy, AUC, rows.y, cs.proba_active(r.model, validation), ("inactive", "active"))
+                   for v, r in results.items()}
+    sanity = _sane(results, validation, assessments)
     promotions = {}
     for variant, result in results.items():
         name = registered_name(family, variant)
         run_id, model_uri = logged[variant]
-        version = register_version(mlflow_res, name, run_id, model_uri, {
-            "val_auc": result.val_metrics["roc_auc"], "test_auc": result.test_metrics["roc_auc"],
-            "model_sane": sanity.passed, "dagster_run_id": context.run.run_id})
-        promotions[variant] = (promote(mlflow_res, version, Candidate(name, family, result.model), rows) if sanity.passed
-                               else Promotion(name, version, False, "its sanity check failed, so it is not compared"))
+        promotions[variant] = register_and_promote(
+            mlflow_res, name, run_id, model_uri, assessments[variant], sanity.passed, {
+                "val_auc": assessments[variant].score, "test_auc": result.test_metrics["roc_auc"],
+                "model_sane": sanity.passed, "dagster_run_id": context.run.run_id},
+            lambda version, name=name, result=result: promote(mlflow_res, version, Candidate(name, family, result.model),
+                                                              rows))
         context.log.info(f"{name} {promotions[variant].describe()}")
     _write_outputs(model_folder(lake, family), {
         "family": family, "params": params,
-        "registered": {v: {"name": p.name, "version": p.version, "champion": p.promoted, "decision": p.reason}
+        "registered": {v: {"name": p.name, "version": p.version, "champion": p.promoted, "decision": p.describe()}
                        for v, p in promotions.items()}}, results)
     metrics = table(
         ["variant", "training rows", "training actives", "val AUC", "test AUC", "test accuracy", "test precision (active)",

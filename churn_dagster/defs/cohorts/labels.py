@@ -1,4 +1,4 @@
-"""The label-period targets of each cohort and the stratified user split."""
+"""The label-period targets of each cohort and the user split (a seeded hash of the user id)."""
 
 import json
 
@@ -36,9 +36,10 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
     specs=[
         dg.AssetSpec(
             "user_splits",
-            description="Train/validation/test assignment per user, stratified by churn within each cohort, "
-            "seeded (md5 of user and seed).",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
+            description="Train/validation/test assignment per user: a seeded hash of the user id (md5 of user and "
+            "seed), so a user's split never changes when labels change and is the same in every study and retrain. "
+            "Each split's churn share is reported and checked against its cohort's.",
+            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
             automation_condition=cohort_ready,
             deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
@@ -48,7 +49,7 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
             "impressions and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training "
             "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
             "the components with thresholds fit on its own protocol's training users.",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="2",
+            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
             automation_condition=cohort_ready,
             deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
         ),
@@ -57,6 +58,10 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[
         dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True),
+        dg.AssetCheckSpec("splits_balanced", asset="user_splits",
+                          description=f"Each split's churn share within {label_sql.BALANCE_TOLERANCE_SE:g} standard "
+                          f"errors of its cohort's (judged from {label_sql.MIN_USERS_FOR_BALANCE} users in a split on); "
+                          "the split is a hash of the user id, so an imbalance only warns."),
         dg.AssetCheckSpec("label_shares_sane", asset="label_scores", blocking=True,
                           description="Every level boundary respected and scores in [0, 1] (blocks the models); a churn "
                           "share outside 5-95% (judged from 100 users on) only warns."),
@@ -109,9 +114,23 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
         add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta,
                                asset_key="label_scores")
         split_check = checks.unique_rows(con, "no_user_in_two_splits", splits, "user_id", asset_key="user_splits")
+        balance = label_sql.split_balance(con.execute(
+            "SELECT cohort_day, split, churned FROM read_parquet($f, hive_partitioning = false)",
+            {"f": literal_paths(splits)}).df())
     yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta_all)
     yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta_all)
     yield split_check
+    off = [b for b in balance if not b.balanced]
+    yield dg.AssetCheckResult(
+        check_name="splits_balanced", asset_key="user_splits", passed=not off, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"{b.cohort} {b.split}: churn share {b.churn_share:.3f} of {b.users} users against "
+                              f"{b.cohort_share:.3f} ({b.standard_errors:+.1f} SE)" for b in off)
+        or (f"all {len(balance)} splits within {label_sql.BALANCE_TOLERANCE_SE:g} SE of their cohort's churn share "
+            f"(largest {max((abs(b.standard_errors) for b in balance), default=0):.1f} SE)"),
+        metadata={"splits": table(["cohort", "split", "users", "churn share", "cohort churn share", "SE from cohort"],
+                                  [(b.cohort.isoformat(), b.split, b.users, b.churn_share, b.cohort_share,
+                                    b.standard_errors) for b in balance])},
+    )
     share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
     share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else
                   f"{users} users, too few to judge the churn share")

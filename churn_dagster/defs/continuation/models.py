@@ -34,12 +34,13 @@ def build_model_asset(family: str) -> dg.AssetsDefinition:
     @dg.asset(
         description=f"{label} predicting, at a feed request, whether the session continues for at least 10, 20 and "
         "30 more minutes: one model per horizon, trained on the continuation examples of the training window split "
-        "by user, each in its own MLflow run (links below), registered and promoted to champion only if sane and "
+        "by user, each in its own MLflow run (links below), registered only on enough validation positives and "
+        "negatives and a validation AUC above chance by the margin, and promoted to champion only if sane and "
         "better than the champion on the same validation examples.",
         deps=[dg.AssetDep(d, partition_mapping=training_window) for d in inputs],
         **model_asset(name, "continuation", kind, CODE_VERSION,
-                      "Finite weights; every test AUC measured on enough examples of both classes is above chance. "
-                      "The champion aliases move only after it passed.", cohort_partitions),
+                      "Finite weights and finite validation probabilities at every trained horizon (the test split "
+                      "is never judged); the champion aliases move only after it passed.", cohort_partitions),
     )
     def _model(context: dg.AssetExecutionContext, config: config_type, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.defs.continuation import (

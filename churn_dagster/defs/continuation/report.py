@@ -32,9 +32,12 @@ PAPER_NOTE = ("The Zooniverse source of this task (seeds/zooniverse_lstm_engagem
               "the author's blog post on his MSc thesis) defines the task (will the working session go on for 10, 20 "
               "or 30 more minutes) and stops before its results, so no published figures are shown beside ours.")
 COLUMNS = ["model", "horizon (min)", "test ROC-AUC", "test average precision", "test examples", "test positives",
-           "test positive share", "enough of each class", "val ROC-AUC", "train examples", "train positives", "status"]
+           "test positive share", "enough of each class", "val ROC-AUC", "train examples", "train positives", "status",
+           "registry"]
 JUDGED = (f"'enough of each class': at least {MIN_CLASS_EXAMPLES} test examples continue and {MIN_CLASS_EXAMPLES} do "
-          "not; an AUC on fewer says little and the sanity check does not judge it.")
+          "not; an AUC on fewer says little. The test figures are only reported: the registry decides on the "
+          "validation users (enough positives and negatives, an AUC above chance by the margin, then the champion "
+          "on the same users), and the 'registry' column says what it did and why.")
 
 
 def _rows(summaries: dict[str, dict]) -> pd.DataFrame:
@@ -49,7 +52,7 @@ def _rows(summaries: dict[str, dict]) -> pd.DataFrame:
                          test["positives"], test["positive_rate"],
                          min(test["positives"], test["examples"] - test["positives"]) >= MIN_CLASS_EXAMPLES,
                          r["validation"]["roc_auc"], r["train_examples"],
-                         r["train_positives"], r["skipped"] or "trained"])
+                         r["train_positives"], r["skipped"] or "trained", r.get("champion_decision") or ""])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

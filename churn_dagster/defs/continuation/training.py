@@ -1,5 +1,5 @@
-"""The body of the continuation model assets: one MLflow run per horizon, the sanity check, registration, the
-champion rule and the asset's own files (read by ``continuation_report``).
+"""The body of the continuation model assets: one MLflow run per horizon, the sanity check, the evidence rule,
+registration, the champion rule and the asset's own files (read by ``continuation_report``).
 
 Imported only when a training step runs, so loading the code location does not pay for torch, scikit-learn,
 XGBoost and MLflow.
@@ -20,7 +20,6 @@ import pandas as pd
 
 from churn_dagster.defs.continuation.config import (
     FAMILIES,
-    MIN_CLASS_EXAMPLES,
     asset_name,
     registered_name,
 )
@@ -31,12 +30,17 @@ from churn_dagster.defs.models.mlflow_logging import (
     log_sklearn_like_model,
     log_torch_model,
 )
-from churn_dagster.defs.models.registry import Promotion, promote, register_version
-from churn_dagster.defs.models.training import finite_weights
+from churn_dagster.defs.models.registry import (
+    Promotion,
+    not_registered,
+    promote,
+    register_and_promote,
+)
+from churn_dagster.defs.models.training import finite_probabilities, finite_weights
 from churn_dagster.defs.partitions import training_cohorts
 from churn_dagster.defs.training_step import training_step
 from churn_dagster.ml import plots
-from churn_dagster.ml.champions import Candidate
+from churn_dagster.ml.champions import Candidate, EvaluationRows
 from churn_dagster.ml.continuation_data import HORIZONS_MIN, PrefixDataset, Prefixes
 from churn_dagster.ml.continuation_models import (
     HorizonResult,
@@ -44,9 +48,12 @@ from churn_dagster.ml.continuation_models import (
     train_tabular,
 )
 from churn_dagster.ml.data import collate
+from churn_dagster.ml.evidence import AUC, Assessment, EvidencePolicy, assess
 from churn_dagster.ml.train import default_device
 from churn_dagster.transforms.duck import atomic_path
 from churn_dagster.transforms.lake import Lake, read_cohort_tables
+
+CLASS_NAMES = ("ends", "continues")  # within the horizon, after the request
 
 
 def _fitter(context: dg.AssetExecutionContext, family: str, params: tuple, lake: Lake, cohorts: list[date],
@@ -89,33 +96,39 @@ def _log_horizon(result: HorizonResult, title: str) -> str | None:
                                   "sklearn" if result.family == "logreg" else "xgboost")
 
 
-def _sanity(results: dict[int, HorizonResult]) -> dg.AssetCheckResult:
+def _sanity(results: dict[int, HorizonResult], assessments: dict[int, Assessment]) -> dg.AssetCheckResult:
+    """Finite weights and finite validation probabilities in [0, 1] at every trained horizon, with the evidence
+    rule's verdict; the test split is reported, never judged."""
     passed, lines = True, []
     for h, r in results.items():
         if r.model is None:
             lines.append(f"{h} min: not trained ({r.skipped})")
             continue
-        m, finite = r.test_metrics, finite_weights(r.model)
-        judged = min(m["positives"], m["examples"] - m["positives"]) >= MIN_CLASS_EXAMPLES
-        passed &= finite and (not judged or m["roc_auc"] > 0.5)
-        lines.append(f"{h} min: test AUC {m['roc_auc']:.3f} on {m['examples']} examples ({m['positives']} continue)"
-                     + ("" if judged else f", too few of a class to judge (< {MIN_CLASS_EXAMPLES})")
-                     + f"; weights finite: {finite}")
+        finite = finite_weights(r.model) and finite_probabilities(r.val_proba)
+        passed &= finite
+        lines.append(f"{h} min: weights and validation probabilities finite: {finite}; {assessments[h].reason}")
     return check("model_sane", passed, "; ".join(lines))
 
 
-def _register(mlflow_res: MlflowResource, context, family: str, h: int, result: HorizonResult, run_id: str,
-              model_uri: str | None, sane: bool, cohorts: str) -> tuple[str | None, Promotion | None]:
+def _assess(result: HorizonResult, policy: EvidencePolicy) -> Assessment:
     if result.model is None:
-        return None, None
+        return Assessment(False, float("nan"), float("nan"), (), f"not trained: {result.skipped}")
+    result.validation.policy = policy  # the champion is judged on the same evidence
+    return assess(policy, AUC, result.validation.y if isinstance(result.validation, EvaluationRows)
+                  else result.validation.y[result.validation.index], result.val_proba, CLASS_NAMES)
+
+
+def _register(mlflow_res: MlflowResource, context, family: str, h: int, result: HorizonResult, run_id: str,
+              model_uri: str | None, assessment: Assessment, sane: bool, cohorts: str) -> Promotion:
     name = registered_name(family, h)
-    version = register_version(mlflow_res, name, run_id, model_uri, {
-        "val_auc": result.val_metrics["roc_auc"], "test_auc": result.test_auc, "model_sane": sane,
-        "cohorts": cohorts, "horizon_min": h, "dagster_run_id": context.run.run_id})
-    if not sane:
-        return version, Promotion(name, version, False, "its sanity check failed, so it is not compared")
-    return version, promote(mlflow_res, version, Candidate(name, family, result.model, result.normalization),
-                            result.validation)
+    if result.model is None:
+        return not_registered(mlflow_res, name, run_id, assessment.reason)
+    return register_and_promote(
+        mlflow_res, name, run_id, model_uri, assessment, sane, {
+            "val_auc": assessment.score, "test_auc": result.test_auc, "model_sane": sane, "cohorts": cohorts,
+            "horizon_min": h, "dagster_run_id": context.run.run_id},
+        lambda version: promote(mlflow_res, version, Candidate(name, family, result.model, result.normalization),
+                                result.validation))
 
 
 def _write_outputs(folder: Path, summary: dict, predictions: pd.DataFrame) -> None:
@@ -151,18 +164,18 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
                 results[h] = fit_horizon(h)
                 uri = _log_horizon(results[h], f"{FAMILIES[family][0]}, {h} min")
                 runs[h] = (run.info.run_id, uri, mlflow_res.run_url(run.info.run_id))
-    sanity = _sanity(results)
-    registered = {h: _register(mlflow_res, context, family, h, r, runs[h][0], runs[h][1], sanity.passed, cohorts)
-                  for h, r in results.items()}
-    for _version, promotion in registered.values():
-        if promotion is not None:
-            context.log.info(f"{promotion.name} {promotion.describe()}")
+    assessments = {h: _assess(r, mlflow_res.evidence_policy) for h, r in results.items()}
+    sanity = _sanity(results, assessments)
+    registered = {h: _register(mlflow_res, context, family, h, r, runs[h][0], runs[h][1], assessments[h],
+                               sanity.passed, cohorts) for h, r in results.items()}
+    for promotion in registered.values():
+        context.log.info(f"{promotion.name} {promotion.describe()}")
     summary = {"family": family, "cohorts": cohorts.split(","), "params": param_values, "horizons": {
         str(h): {"validation": r.val_metrics, "test": r.test_metrics, "skipped": r.skipped,
                  "train_examples": r.train_examples, "train_positives": r.train_positives, "seconds": r.seconds,
                  "best_epoch": r.best_epoch, "history": r.history, "mlflow_run": runs[h][2],
-                 "registered_version": registered[h][0],
-                 "champion_decision": registered[h][1].reason if registered[h][1] else None}
+                 "registered_version": registered[h].version, "champion": registered[h].promoted,
+                 "champion_decision": registered[h].describe()}
         for h, r in results.items()}}
     _write_outputs(folder, summary, pd.concat([r.predictions.assign(horizon_min=h) for h, r in results.items()],
                                               ignore_index=True))
@@ -174,7 +187,6 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
                           "val AUC", "test AUC", "test average precision", "seconds", "status"], rows),
         **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h][2]) for h in results},
         "champion": dg.MetadataValue.md("\n".join(
-            f"- {registered_name(family, h)}: " + (p.describe() if p else "not registered (not trained)")
-            for h, (_, p) in registered.items())),
+            f"- {registered_name(family, h)}: {p.describe()}" for h, p in registered.items())),
         "cohorts": dg.MetadataValue.text(cohorts),
     }, check_results=[sanity])

@@ -50,7 +50,7 @@ def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
 @dg.asset(
     description="The static vector of the hybrid LSTM (17 numbers): gender one-hot, age, age missing, registered "
     "months (>80 treated as missing), active days, sessions, sessions per active day, per-session averages and "
-    "CTR; the follow count only when use_follow_count is on (it is measured after the label period). Raw "
+    "CTR; the follow count only when use_leaky_columns is on (it is measured after the label period). Raw "
     "values; imputation and scaling are fit on training users.",
     deps=["cohort_users", "sessions", "raw_user_demographics",
           dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
@@ -60,15 +60,16 @@ def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
 def static_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
-        feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_follow_count)
+        feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_leaky_columns)
         return _feature_result(context, con, lake.lake, cohorts, "static_features", "last_impression_ms", features)
 
 
 @dg.asset(
     description="KPI aggregates for the classical models: totals and rates, per-active-day averages, recency, "
     "first-half vs second-half trend of the observation window, positions and swipe-down lists, content type, "
-    "card age and creator preferences, demographics (no follow count unless use_follow_count is on); with "
-    "use_content_stats (default on), the popularity (day impressions, popular share, CTR), freshness and creator "
+    "card age and creator preferences, demographics (the follow count, creator followers and creator account types "
+    "only when use_leaky_columns is on: measured after the label period); with use_content_stats (default on), the "
+    "popularity (day impressions, popular share, CTR), freshness and creator "
     "publishing activity of the cards shown and clicked, from mlog_stats and creator_stats of observation days "
     "up to each impression's day.",
     deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
@@ -77,11 +78,11 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource, featu
           dg.AssetDep("raw_mlog_stats", partition_mapping=observation_days),
           dg.AssetDep("raw_creator_stats", partition_mapping=observation_days)],
     check_specs=_feature_checks("kpi_features"),
-    **{**FEATURE_ASSET, "code_version": "3"},  # 3: the content-stats columns
+    **{**FEATURE_ASSET, "code_version": "4"},  # 4: creator followers and account types behind the leakage setting
 )
 def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     with lake.connect() as con:
         feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
-                                       features.use_follow_count, features.use_content_stats)
+                                       features.use_leaky_columns, features.use_content_stats)
         return _feature_result(context, con, lake.lake, cohorts, "kpi_features", "last_impression_ms", features)

@@ -1,12 +1,15 @@
 """Eight trained models: logistic regression, XGBoost, LSTM and hybrid LSTM, each for churn and for level.
 
 Each model is partitioned by cohort: partition X trains on the labelled cohorts X-N+1 .. X (the training
-window of ``partitions.py``), which is exactly what its lineage shows, under both protocols of
-:mod:`churn_dagster.ml.experiments` (one MLflow run each). The random-split model is registered with its
-metrics; the ``champion`` alias moves to it only after its blocking sanity check passed and only if it beats
-the current champion on the same validation users (:mod:`churn_dagster.defs.models.registry`). Training runs in the
-``gpu`` pool, so only one trains at a time. This module holds only the wiring; the work is in
-:mod:`churn_dagster.defs.models.training`, imported when a step runs.
+window of ``partitions.py``) under the random protocol, and tests out of time on X after training on the
+cohorts whose labels had closed when X's observation window did (X-L-N+1 .. X-L), which is exactly what its
+lineage shows (:mod:`churn_dagster.ml.experiments`, one MLflow run per protocol). The random-split model is
+registered only when the evidence rule allows (enough validation positives and negatives, a finite
+validation AUC above chance by the margin); the ``champion`` alias moves to it only after its blocking sanity
+check passed and only if it beats the current champion on the same validation users
+(:mod:`churn_dagster.defs.models.registry`). Training runs in the ``gpu`` pool, so only one trains at a time.
+This module holds only the wiring; the work is in :mod:`churn_dagster.defs.models.training`, imported when a
+step runs.
 """
 
 import os
@@ -24,7 +27,7 @@ from churn_dagster.defs.models.config import (
     SEQUENCE_FAMILIES,
     model_name,
 )
-from churn_dagster.defs.partitions import cohort_partitions, training_window
+from churn_dagster.defs.partitions import cohort_partitions, model_inputs_window
 from churn_dagster.defs.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 
@@ -36,11 +39,14 @@ def _spec(family: str, target: str, deps: list[str]) -> dict:
     label, kind = FAMILIES[family]
     return dict(
         description=f"{label} for {'binary churn' if target == 'binary' else 'the 5-level engagement class'}, "
-        "trained on the cohorts of its training window under the random and the out-of-time split; MLflow runs "
-        "linked below. Promoted to champion only if sane and better than the champion on the same users.",
-        deps=[dg.AssetDep(d, partition_mapping=training_window) for d in deps],
+        "trained on the cohorts of its training window under the random split, and out of time on the cohorts "
+        "whose labels had closed when this cohort was scored; MLflow runs linked below. Registered only on enough "
+        "validation evidence above chance; promoted to champion only if sane and better than the champion on the "
+        "same users.",
+        deps=[dg.AssetDep(d, partition_mapping=model_inputs_window) for d in deps],
         **model_asset(model_name(family, target), "models", kind, MODEL_CODE_VERSION,
-                      "Finite weights, finite test AUCs above chance; the champion alias moves only after it passed.",
+                      "Finite weights and finite validation probabilities in [0, 1] under every protocol (the test "
+                      "split is never judged); the champion alias moves only after it passed.",
                       cohort_partitions),
     )
 

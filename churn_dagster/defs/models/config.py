@@ -33,7 +33,7 @@ FAMILIES = {
     "hybrid_lstm": ("Hybrid LSTM", "pytorch"),
 }
 SEQUENCE_FAMILIES = ("lstm", "hybrid_lstm")
-MODEL_CODE_VERSION = "3"  # protocol thresholds and normalisation, same-row champion rule
+MODEL_CODE_VERSION = "4"  # evidence rule, deployed out-of-time protocol, champions as of a window
 
 # Each family's hyperparameters, as the dataclass instances holding its defaults (SPEC: the LSTM trains 20
 # epochs at a constant rate with one layer; the hybrid up to 50 with plateau halving, early stopping, 2 layers).

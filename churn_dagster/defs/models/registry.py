@@ -1,10 +1,16 @@
-"""The MLflow registry side of the champion rule (the comparison itself is in :mod:`churn_dagster.ml.champions`).
+"""The MLflow registry side of the champion rule (the comparison itself is in :mod:`churn_dagster.ml.champions`,
+the evidence rule in :mod:`churn_dagster.ml.evidence`).
 
+- A model becomes a registered version (a candidate) only when its validation rows hold enough positives and
+  negatives and its validation metric is finite and beats chance by the configured margin; otherwise nothing
+  is registered and the MLflow run says why (tag ``registry_decision``).
 - A version is created with its metrics as tags in one call, after the run that logged them, so no retry or
-  crash can leave a version without metrics.
-- The ``champion`` alias moves only after the model's sanity check passed, and only to a version that beats
+  crash can leave a version without metrics. It records when the labels it learned from had all closed
+  (``labels_closed``), so a scoring window can pick the version it could have used on its day.
+- A model whose sanity check failed is not registered either. The ``champion`` alias moves only to a version
+  that beats
   the current champion when both are scored on the same rows: the challenger's validation users, with the
-  challenger's labels.
+  challenger's labels. The decision is a tag of the version (``champion_decision``, ``promoted``) and of its run.
 - Across families, the best champion is chosen by the same rule: every family's champion scored on one set
   of rows.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from churn_dagster.defs.mlflow_resource import MlflowResource
@@ -25,6 +32,7 @@ from churn_dagster.ml.champions import (
     judge,
 )
 from churn_dagster.ml.data import Normalization
+from churn_dagster.ml.evidence import Assessment
 
 CHAMPION = "champion"
 
@@ -42,10 +50,11 @@ class Registered:
 
 @dataclass(frozen=True)
 class Promotion:
-    """What registering a model did: its version, whether it became the champion, and why."""
+    """What the registry did with a trained model: its version (None when it was not registered), whether it
+    became the champion, and why, in one line."""
 
     name: str
-    version: str
+    version: str | None
     promoted: bool
     reason: str
     previous_version: str | None = None
@@ -53,7 +62,39 @@ class Promotion:
     champion_auc: float | None = None
 
     def describe(self) -> str:
+        if self.version is None:
+            return self.reason
         return f"v{self.version}: {'champion' if self.promoted else 'not promoted'}; {self.reason}"
+
+
+def not_registered(resource: MlflowResource, name: str, run_id: str | None, reason: str) -> Promotion:
+    """Nothing registered for ``name``; the run (if any) records ``reason``."""
+    if run_id is not None:
+        resource.client().set_tag(run_id, "registry_decision", reason)
+    return Promotion(name, None, False, reason)
+
+
+def _recorded(resource: MlflowResource, run_id: str, promotion: Promotion) -> Promotion:
+    client = resource.client()
+    client.set_model_version_tag(promotion.name, promotion.version, "champion_decision", promotion.reason)
+    client.set_model_version_tag(promotion.name, promotion.version, "promoted", json.dumps(promotion.promoted))
+    client.set_tag(run_id, "registry_decision", promotion.describe())
+    return promotion
+
+
+def register_and_promote(resource: MlflowResource, name: str, run_id: str, model_uri: str, assessment: Assessment,
+                         sane: bool, tags: dict, promote_fn) -> Promotion:
+    """The registry's whole rule for one trained model: not registered when its sanity check failed (non-finite
+    weights or probabilities) or without the evidence; otherwise registered with ``tags`` (its metrics) and
+    compared with the champion by ``promote_fn(version)`` (which moves the alias and returns a
+    :class:`Promotion`)."""
+    if not sane:
+        return not_registered(resource, name, run_id, "not registered: its sanity check failed (non-finite weights "
+                                                      "or validation probabilities)")
+    if not assessment.registrable:
+        return not_registered(resource, name, run_id, assessment.reason)
+    version = register_version(resource, name, run_id, model_uri, {**tags, "evidence": assessment.reason})
+    return _recorded(resource, run_id, promote_fn(version))
 
 
 def register_version(resource: MlflowResource, name: str, run_id: str, model_uri: str, tags: dict) -> str:
@@ -107,24 +148,39 @@ def load_champion(resource: MlflowResource, name: str, family: str) -> Registere
     return None if current is None else load_version(resource, name, family, current.version)
 
 
+def champion_as_of(client, name: str, day: date):
+    """The newest version of ``name`` that won its promotion and whose training labels had all closed by ``day``
+    (tags ``promoted`` and ``labels_closed``), or None: the champion a scoring made on ``day`` could use."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    eligible = [v for v in versions if json.loads(v.tags.get("promoted", "false"))
+                and date.fromisoformat(json.loads(v.tags.get("labels_closed", '"9999-12-31"'))) <= day]
+    return max(eligible, key=lambda v: int(v.version), default=None)
+
+
 def promote(resource: MlflowResource, version: str, challenger: Candidate, rows: EvaluationRows) -> Promotion:
-    """Move the alias to ``version`` of ``challenger`` if it beats the current champion on ``rows``; record
-    the decision on the version either way."""
+    """Move the alias to ``version`` of ``challenger`` if it beats the current champion on ``rows``."""
     current = load_champion(resource, challenger.name, challenger.family)
     verdict: Verdict = judge(challenger, current.candidate if current else None, rows)
-    client = resource.client()
     if verdict.promote:
-        client.set_registered_model_alias(challenger.name, CHAMPION, version)
-    client.set_model_version_tag(challenger.name, version, "champion_decision", verdict.reason)
+        resource.client().set_registered_model_alias(challenger.name, CHAMPION, version)
     return Promotion(challenger.name, version, verdict.promote, verdict.reason,
                      current.version if current else None, verdict.challenger_auc, verdict.champion_auc)
 
 
-def best_champion(resource: MlflowResource, names_by_family: dict[str, str], rows: EvaluationRows) -> tuple[Registered, dict]:
-    """Among the families' champions, the one with the highest AUC on ``rows``; with every family's AUC."""
-    champions = [c for family, name in names_by_family.items() if (c := load_champion(resource, name, family))]
+def best_champion(resource: MlflowResource, names_by_family: dict[str, str], rows: EvaluationRows,
+                  as_of: date) -> tuple[Registered, dict] | None:
+    """Among the families' champions as of ``as_of`` (:func:`champion_as_of`), the one with the highest AUC on
+    ``rows``, with every family's AUC; None when no family has one."""
+    client = resource.client()
+    champions = [load_version(resource, name, family, v.version) for family, name in names_by_family.items()
+                 if (v := champion_as_of(client, name, as_of)) is not None]
     if not champions:
-        raise LookupError(f"no champion registered for any of {sorted(names_by_family.values())}; train a model first")
+        return None
     winner, scores = best([c.candidate for c in champions], rows)
     chosen = next(c for c in champions if c.candidate is winner)
     return chosen, {c.describe(): scores.get(c.candidate.name) for c in champions}

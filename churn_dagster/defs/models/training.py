@@ -1,5 +1,5 @@
-"""The body of the training assets: both protocols, MLflow logging, the sanity check, registration, the
-champion rule and the asset's own files.
+"""The body of the training assets: both protocols, MLflow logging, the sanity check, the evidence rule,
+registration, the champion rule and the asset's own files.
 
 Kept apart from :mod:`churn_dagster.defs.models.assets` and imported only when a training step runs, so that loading the code
 location (webserver, daemon, every run worker) does not pay for torch, scikit-learn, XGBoost and MLflow.
@@ -26,18 +26,21 @@ from churn_dagster.defs.models.mlflow_logging import (
     log_torch_model,
     write_model_outputs,
 )
-from churn_dagster.defs.models.registry import Promotion, promote, register_version
-from churn_dagster.defs.partitions import training_cohorts
+from churn_dagster.defs.models.registry import promote, register_and_promote
+from churn_dagster.defs.partitions import CALENDAR, out_of_time_cohorts, training_cohorts
 from churn_dagster.defs.training_step import training_step
+from churn_dagster.domain.engagement import LEVEL_NAMES
 from churn_dagster.ml.champions import Candidate
-from churn_dagster.ml.data import SequenceDataset, make_loader
+from churn_dagster.ml.data import CohortTensors, SequenceDataset, make_loader
+from churn_dagster.ml.evidence import AUC, Assessment, EvidencePolicy, assess
 from churn_dagster.ml.experiments import (
-    SCHEMES,
+    Protocol,
     SchemeResult,
     classical_experiment,
+    protocols,
     sequence_experiment,
 )
-from churn_dagster.ml.metrics import headline_auc
+from churn_dagster.ml.metrics import BINARY_NAMES, headline_auc
 from churn_dagster.ml.train import default_device
 from churn_dagster.transforms.lake import Lake, read_cohort_tables, require
 
@@ -50,21 +53,26 @@ def _summary_rows(results: dict[str, SchemeResult], target: str) -> list[tuple]:
     ]
 
 
-def _sanity_check(results: dict[str, SchemeResult], target: str) -> dg.AssetCheckResult:
-    """Finite weights, and every test AUC above chance. An AUC is undefined when a protocol's test users
-    hold a single class (a tiny out-of-time cohort): that says nothing against the model and is reported."""
-    aucs = {s: headline_auc(target, r.test_metrics) for s, r in results.items()}
-    defined = {s: a for s, a in aucs.items() if np.isfinite(a)}
+def _sanity_check(results: dict[str, SchemeResult], family: str, assessment: Assessment) -> dg.AssetCheckResult:
+    """Finite weights, and finite probabilities in [0, 1] on every protocol's validation users; with the
+    evidence rule's verdict on the registered model. Validation rows only: the test split is reported, never
+    judged."""
     weights_ok = all(finite_weights(r.model) for r in results.values())
-    shown = ", ".join(f"{s} {a:.3f}" if s in defined else f"{s} undefined (one class among its test users)"
-                      for s, a in aucs.items())
-    return check("model_sane", weights_ok and all(a > 0.5 for a in defined.values()),
-                 f"test AUCs: {shown}; weights finite: {weights_ok}")
+    valid = {s: finite_probabilities(r.validation.proba(family, r.model, r.normalization)) for s, r in results.items()}
+    shown = ", ".join(f"{s} {'finite' if ok else 'NOT finite'}" for s, ok in valid.items())
+    return check("model_sane", weights_ok and all(valid.values()),
+                 f"weights finite: {weights_ok}; validation probabilities: {shown}; registry: {assessment.reason}")
+
+
+def finite_probabilities(proba) -> bool:
+    """Every probability finite and within [0, 1]."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return bool(np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all())
 
 
 def finite_weights(model) -> bool:
     """Every weight finite: a torch network's parameters, an MLP's layers or a linear model's coefficients
-    (through a Pipeline's ``model`` step); tree ensembles have neither, and their metrics are checked instead."""
+    (through a Pipeline's ``model`` step); tree ensembles have neither, and their outputs are checked instead."""
     if isinstance(model, torch.nn.Module):
         return all(torch.isfinite(p).all().item() for p in model.parameters())
     inner = getattr(model, "named_steps", {}).get("model", model)
@@ -79,39 +87,51 @@ def _no_data(name: str, cohorts: list[date]) -> dg.AssetCheckResult:
     )
 
 
-def _train_and_register(context, family: str, target: str, cohort: date, cohorts: list[date], mlflow_res: MlflowResource,
+def _assess(result: SchemeResult, family: str, target: str, policy: EvidencePolicy) -> Assessment:
+    rows = result.validation
+    names = BINARY_NAMES if target == "binary" else LEVEL_NAMES
+    return assess(policy, AUC, rows.y, rows.proba(family, result.model, result.normalization), names)
+
+
+def _train_and_register(context, family: str, target: str, cohort: date, runs: list[Protocol], mlflow_res: MlflowResource,
                         params: dict, run_scheme, log_model, lake: Lake) -> Iterator:
-    """Both protocols, each in its own MLflow run; register the random-split model and apply the champion rule."""
+    """Every protocol in its own MLflow run; the random-split model is registered if the evidence rule allows
+    and then goes through the champion rule."""
     name = model_name(family, target)
     results, urls, model_uri, run_id = {}, {}, None, None
-    tags = {"cohorts": ",".join(c.isoformat() for c in cohorts), "family": family, "target": target,
+    window = runs[0].cohorts
+    tags = {"cohorts": ",".join(c.isoformat() for c in window), "family": family, "target": target,
             "partition": cohort.isoformat()}
-    # With a single cohort there is nothing earlier to train on: the out-of-time protocol waits for a second.
-    schemes = SCHEMES if len(cohorts) > 1 else ("random",)
     with training_step(context):
-        for scheme in schemes:
-            with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})", {**tags, "split_scheme": scheme}) as run:
+        for protocol in runs:
+            scheme = protocol.scheme
+            cohorts = ",".join(c.isoformat() for c in protocol.train_cohorts)
+            with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})",
+                                      {**tags, "split_scheme": scheme, "train_cohorts": cohorts}) as run:
                 log_params({**params, "family": family, "target": target, "split_scheme": scheme})
-                results[scheme] = run_scheme(scheme)
+                results[scheme] = run_scheme(protocol)
                 log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
                 if scheme == "random":
                     model_uri, run_id = log_model(results[scheme]), run.info.run_id
                 urls[scheme] = mlflow_res.run_url(run.info.run_id)
-    sanity = _sanity_check(results, target)
     random = results["random"]
-    version = register_version(mlflow_res, name, run_id, model_uri, {
-        "val_auc": headline_auc(target, random.val_metrics), "test_auc": headline_auc(target, random.test_metrics),
-        "model_sane": sanity.passed, "cohorts": tags["cohorts"], "dagster_run_id": context.run.run_id,
-    })
-    if sanity.passed:
-        promotion = promote(mlflow_res, version, Candidate(name, family, random.model, random.normalization),
-                            random.validation)
-    else:
-        promotion = Promotion(name, version, False, "its sanity check failed, so it is not compared")
+    random.validation.policy = policy = mlflow_res.evidence_policy  # the champion is judged on the same classes
+    assessment = _assess(random, family, target, policy)
+    sanity = _sanity_check(results, family, assessment)
+    promotion = register_and_promote(
+        mlflow_res, name, run_id, model_uri, assessment, sanity.passed, {
+            "val_auc": assessment.score, "test_auc": headline_auc(target, random.test_metrics),
+            "model_sane": sanity.passed, "cohorts": tags["cohorts"], "dagster_run_id": context.run.run_id,
+            "labels_closed": CALENDAR.labels_closed(window[-1]).isoformat(),
+        },
+        lambda version: promote(mlflow_res, version, Candidate(name, family, random.model, random.normalization),
+                                random.validation))
     context.log.info(f"{name} {promotion.describe()}")
     write_model_outputs(lake.model(name, cohort), results, {
-        "family": family, "target": target, "registered_version": version, "champion": promotion.promoted,
-        "champion_decision": promotion.reason, "cohorts": [c.isoformat() for c in cohorts], **params,
+        "family": family, "target": target, "registered_version": promotion.version, "champion": promotion.promoted,
+        "champion_decision": promotion.describe(), "cohorts": [c.isoformat() for c in window],
+        "protocol_cohorts": {p.scheme: {"train": [c.isoformat() for c in p.train_cohorts],
+                                        "test": [c.isoformat() for c in p.test_cohorts]} for p in runs}, **params,
     })
     yield dg.MaterializeResult(
         metadata={
@@ -120,39 +140,48 @@ def _train_and_register(context, family: str, target: str, cohort: date, cohorts
                 _summary_rows(results, target),
             ),
             **{f"mlflow_run_{scheme}": dg.MetadataValue.url(url) for scheme, url in urls.items()},
-            "registered_model": dg.MetadataValue.text(f"{name} v{version}"),
+            "registered_model": dg.MetadataValue.text(f"{name} v{promotion.version}" if promotion.version
+                                                      else f"{name}: not registered"),
             "champion": dg.MetadataValue.text(promotion.describe()),
             "cohorts": dg.MetadataValue.text(tags["cohorts"]),
+            "out_of_time_cohorts": dg.MetadataValue.text(
+                ",".join(c.isoformat() for c in runs[1].train_cohorts) if len(runs) > 1 else
+                "none yet: no cohort's labels had closed when this cohort's observation window did"),
         },
         check_results=[sanity],
     )
 
 
-def _cohorts_with_users(cohort: date, users_of) -> tuple[list[date], list[date]]:
-    """(training window, its cohorts that have users): an empty cohort is skipped, not trained on."""
-    window = training_cohorts(cohort)
-    return window, [c for c in window if users_of(c) > 0]
+def _protocols_with_users(cohort: date, users_of) -> list[Protocol]:
+    """The partition's protocols over its cohorts that have users (an empty cohort is skipped, not trained on);
+    none when its own window has no user."""
+    window = [c for c in training_cohorts(cohort) if users_of(c) > 0]
+    earlier = [c for c in out_of_time_cohorts(cohort) if users_of(c) > 0]
+    if not window:
+        return []
+    return protocols(window, earlier if window[-1] == cohort else [])
 
 
 def train_sequence_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                          mlflow: MlflowResource) -> Iterator:
     kind = "hybrid" if family == "hybrid_lstm" else "lstm"
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    window, cohorts = _cohorts_with_users(
-        cohort, lambda c: json.loads((require([lake.tensors(c)], "model training")[0] / "normalization.json")
-                                     .read_text())["users"])
-    if not cohorts:
-        yield _no_data(model_name(family, target), window)
+    # Every tensor folder this step reads resolved once, for both protocols and the registry's comparison.
+    read = sorted(set(training_cohorts(cohort)) | set(out_of_time_cohorts(cohort)))
+    tensors = {c: CohortTensors(path) for c, path in zip(read, require([lake.tensors(c) for c in read],
+                                                                          "model training"), strict=True)}
+    runs = _protocols_with_users(cohort, lambda c: tensors[c].meta["users"])
+    if not runs:
+        yield _no_data(model_name(family, target), training_cohorts(cohort))
         return
-    dirs = [lake.tensors(c) for c in cohorts]
     train_config, shape = hyperparameters(family, config)
     model_kwargs = shape.kwargs()
     device = default_device()
     params = {**train_config.__dict__, **model_kwargs, "device": str(device)}
 
-    def run_scheme(scheme):
-        progress = epoch_logger(target, context.log.info, f"{model_name(family, target)} ({scheme})")
-        return sequence_experiment(kind, target, dirs, scheme, train_config, device, progress, **model_kwargs)
+    def run_scheme(protocol):
+        progress = epoch_logger(target, context.log.info, f"{model_name(family, target)} ({protocol.scheme})")
+        return sequence_experiment(kind, target, tensors, protocol, train_config, device, progress, **model_kwargs)
 
     def log_model(result):
         rows = result.validation
@@ -160,27 +189,29 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
                                                        labelled=False), 4)))
         return log_torch_model(result, sample)
 
-    yield from _train_and_register(context, family, target, cohort, cohorts, mlflow, params, run_scheme, log_model, lake)
+    yield from _train_and_register(context, family, target, cohort, runs, mlflow, params, run_scheme, log_model, lake)
 
 
 def train_classical_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                           mlflow: MlflowResource) -> Iterator:
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    window, cohorts = _cohorts_with_users(
-        cohort, lambda c: pq.read_metadata(require([lake.cohort("label_scores", c)], "model training")[0]).num_rows)
-    if not cohorts:
-        yield _no_data(model_name(family, target), window)
+    read = sorted(set(training_cohorts(cohort)) | set(out_of_time_cohorts(cohort)))
+    rows = {c: pq.read_metadata(path).num_rows for c, path in zip(
+        read, require([lake.cohort("label_scores", c) for c in read], "model training"), strict=True)}
+    runs = _protocols_with_users(cohort, rows.get)
+    if not runs:
+        yield _no_data(model_name(family, target), training_cohorts(cohort))
         return
+    cohorts = sorted(set().union(*(p.cohorts for p in runs)))
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
     labels = read_cohort_tables(lake, "label_scores", cohorts)
     (settings,) = hyperparameters(family, config)
     params = dataclasses.asdict(settings)
 
-    def run_scheme(scheme):
-        return classical_experiment(family, target, kpi, labels, scheme, settings)
+    def run_scheme(protocol):
+        return classical_experiment(family, target, kpi, labels, protocol, settings)
 
     def log_model(result):
         return log_sklearn_like_model(result, result.validation.kpi.head(50), "sklearn" if family == "logreg" else "xgboost")
 
-    yield from _train_and_register(context, family, target, cohort, cohorts, mlflow, params, run_scheme, log_model, lake)
-
+    yield from _train_and_register(context, family, target, cohort, runs, mlflow, params, run_scheme, log_model, lake)

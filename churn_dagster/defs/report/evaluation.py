@@ -39,39 +39,49 @@ def _read_models(lake: Lake, cohort) -> tuple[dict, dict]:
 
 def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, out: Path) -> tuple[str, dict]:
     """SHAP for XGBoost, standardised coefficients for the logistic regression, attention for the hybrid,
-    all for the churn target on random-split test users, with the versions the model assets registered."""
+    all for the churn target on random-split test users, with the versions the model assets registered (a
+    model that was not registered is not explained, and the report says so)."""
     from churn_dagster.defs.models.registry import load_version
     from churn_dagster.ml import classical, explain
     from churn_dagster.ml.data import SequenceDataset
+    from churn_dagster.ml.report import FAMILY_LABELS
 
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
     labels = read_cohort_tables(lake, "label_scores", cohorts)
     design = classical.kpi_design(kpi, labels)
     test_rows = design.X[design.rows("test")]
     version = {f: metrics["binary"][f]["registered_version"] for f in FAMILIES}
-    xgb = load_version(mlflow, model_name("xgboost", "binary"), "xgboost", version["xgboost"]).candidate
-    shap = explain.xgboost_shap(xgb.model, test_rows[list(xgb.model.feature_names_in_)], max_rows=SHAP_ROWS)
-    figures = {"shap_xgboost": explain.plot_shap_importance(shap, out / "shap_xgboost_churn.png")}
-    logreg = load_version(mlflow, model_name("logreg", "binary"), "logreg", version["logreg"]).candidate
-    coefs = explain.logistic_coefficients(logreg.model, list(logreg.model.feature_names_in_))
-    figures["coefficients_logreg"] = explain.plot_coefficients(coefs, out / "coefficients_logreg_churn.png")
-    hybrid = load_version(mlflow, model_name("hybrid_lstm", "binary"), "hybrid_lstm", version["hybrid_lstm"]).candidate
-    dataset = SequenceDataset([lake.tensors(c) for c in cohorts], "binary", split="test", normalization=hybrid.normalization)
-    rng = np.random.default_rng(0)
-    longest = np.argsort(-dataset.lengths, kind="stable")[: 4 * ATTENTION_SAMPLE]
-    shown = min(ATTENTION_SAMPLE, len(longest))
-    sample = explain.attention_weights(hybrid.model, dataset, np.sort(rng.choice(longest, shown, replace=False)))
-    figures["attention_hybrid"] = explain.plot_attention(sample, out / "attention_hybrid_churn.png")
-    recent = float(np.mean([w[length - 1] for w, length in zip(sample.weights, sample.lengths, strict=True)]))
-    text = "\n\n".join([
-        "## Explanations (churn target, random-split test users)",
-        "XGBoost, mean |SHAP| (top 10):\n\n" + frame_markdown(shap.top(10).rename_axis("feature").reset_index()),
-        "Logistic regression, standardised coefficients (top 10):\n\n" + frame_markdown(coefs.head(10).rename_axis("feature").reset_index()),
-        f"Hybrid LSTM attention over the sessions of {shown} users with the longest histories: the most "
-        f"recent session gets {recent:.1%} of the weight on average (uniform would be "
-        f"{np.mean(1 / sample.lengths):.1%}).",
-    ])
-    return text, figures
+    loaded = {f: load_version(mlflow, model_name(f, "binary"), f, v).candidate for f, v in version.items()
+              if v is not None and f in ("xgboost", "logreg", "hybrid_lstm")}
+    parts, figures = ["## Explanations (churn target, random-split test users)"], {}
+    if "xgboost" in loaded:
+        xgb = loaded["xgboost"]
+        shap = explain.xgboost_shap(xgb.model, test_rows[list(xgb.model.feature_names_in_)], max_rows=SHAP_ROWS)
+        figures["shap_xgboost"] = explain.plot_shap_importance(shap, out / "shap_xgboost_churn.png")
+        parts.append("XGBoost, mean |SHAP| (top 10):\n\n" + frame_markdown(shap.top(10).rename_axis("feature").reset_index()))
+    if "logreg" in loaded:
+        logreg = loaded["logreg"]
+        coefs = explain.logistic_coefficients(logreg.model, list(logreg.model.feature_names_in_))
+        figures["coefficients_logreg"] = explain.plot_coefficients(coefs, out / "coefficients_logreg_churn.png")
+        parts.append("Logistic regression, standardised coefficients (top 10):\n\n"
+                     + frame_markdown(coefs.head(10).rename_axis("feature").reset_index()))
+    if "hybrid_lstm" in loaded:
+        hybrid = loaded["hybrid_lstm"]
+        dataset = SequenceDataset([lake.tensors(c) for c in cohorts], "binary", split="test",
+                                  normalization=hybrid.normalization)
+        rng = np.random.default_rng(0)
+        longest = np.argsort(-dataset.lengths, kind="stable")[: 4 * ATTENTION_SAMPLE]
+        shown = min(ATTENTION_SAMPLE, len(longest))
+        sample = explain.attention_weights(hybrid.model, dataset, np.sort(rng.choice(longest, shown, replace=False)))
+        figures["attention_hybrid"] = explain.plot_attention(sample, out / "attention_hybrid_churn.png")
+        recent = float(np.mean([w[length - 1] for w, length in zip(sample.weights, sample.lengths, strict=True)]))
+        parts.append(f"Hybrid LSTM attention over the sessions of {shown} users with the longest histories: the most "
+                     f"recent session gets {recent:.1%} of the weight on average (uniform would be "
+                     f"{np.mean(1 / sample.lengths):.1%}).")
+    unexplained = [FAMILY_LABELS[f] for f in ("xgboost", "logreg", "hybrid_lstm") if f not in loaded]
+    if unexplained:
+        parts.append(f"Not explained, because not registered (see the registry decisions): {', '.join(unexplained)}.")
+    return "\n\n".join(parts), figures
 
 
 @dg.asset(
@@ -100,6 +110,7 @@ def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     metrics, predictions = _read_models(lake.lake, cohort)
     headline = report.headline_table(metrics)
     tables = {t: report.comparison_table(metrics[t], t) for t in TARGETS}
+    decisions = report.decisions_table(metrics)
     trained_on = [parse_day(c) for c in metrics["binary"]["xgboost"]["cohorts"]]
     folder = lake.lake.root / "reports" / "evaluation" / f"cohort={cohort.isoformat()}"
     with atomic_dir(folder) as out:
@@ -117,6 +128,11 @@ def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
             frame_markdown(tables["binary"]),
             "## Five-level engagement, every metric",
             frame_markdown(tables["level"]),
+            "## Registry decisions",
+            "A model is registered only with enough validation positives and negatives and a validation AUC above "
+            "chance by the margin, and promoted only if it beats the champion on the same validation users; the "
+            "test figures above are reported, never used for a decision.",
+            frame_markdown(decisions),
             explanation,
         ])
         (out / "report.md").write_text(body + "\n")
@@ -138,6 +154,7 @@ def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlf
         "models_vs_reference": frame_table(headline),
         "binary_churn": frame_table(tables["binary"]),
         "five_levels": frame_table(tables["level"]),
+        "registry_decisions": frame_table(decisions),
         "explanations": dg.MetadataValue.md(explanation),
         "figures": dg.MetadataValue.md("\n\n".join(image_markdown(folder / figures[k].name, k) for k in shown)),
         "report": dg.MetadataValue.path(str(folder / "report.md")),

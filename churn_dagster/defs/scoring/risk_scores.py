@@ -1,5 +1,11 @@
 """Churn risk scores for the users of the newest observation window as of each labelled cohort, from the
-best champions (:mod:`churn_dagster.defs.scoring.window` builds their features)."""
+best champions as of that window (:mod:`churn_dagster.defs.scoring.window` builds their features).
+
+A window is scored as it would have been on the day it closed: each family's champion is the newest promoted
+version whose training labels had all closed by then (``labels_closed``), never a later one, so
+re-materialising an old window does not use a model that trained on its users or on labels from after it. When
+no family has such a version, nothing is written and the step says so in one line.
+"""
 
 import json
 
@@ -23,6 +29,8 @@ from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms.duck import atomic_dir
 from churn_dagster.transforms.lake import Lake, read_cohort_tables, require
 
+TARGET_WORDS = {"binary": "churn", "level": "level"}
+
 
 def _stored_thresholds(lake: Lake, cohort):
     """The level thresholds the partition's level models fit on their random-protocol training users, read
@@ -36,8 +44,9 @@ def _stored_thresholds(lake: Lake, cohort):
     raise FileNotFoundError(f"no level model of partition {cohort} has written its thresholds")
 
 
-def _evaluation_rows(lake: Lake, cohort, target: str):
-    """The validation users of the partition's training cohorts, in the forms every family reads."""
+def _evaluation_rows(lake: Lake, cohort, target: str, policy):
+    """The validation users of the partition's training cohorts, in the forms every family reads; tensors,
+    KPI features and labels must hold the same users with the same splits."""
     from churn_dagster.domain.engagement import level_labels
     from churn_dagster.ml.champions import EvaluationRows
     from churn_dagster.ml.classical import kpi_feature_columns
@@ -47,13 +56,27 @@ def _evaluation_rows(lake: Lake, cohort, target: str):
     cohorts = [c for c, t in tensors.items() if t.meta["users"] > 0]
     labels = read_cohort_tables(lake, "label_scores", cohorts)
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
-    if not (kpi["user_id"].to_numpy() == labels["user_id"].to_numpy()).all():
-        raise ValueError("kpi_features and label_scores list different users; rebuild the cohorts")
+    _same_users_and_splits(labels, kpi, pd.concat([tensors[c].users for c in cohorts], ignore_index=True))
     val = (labels["split"] == "validation").to_numpy()
     y = labels["churned"].to_numpy(int)[val] if target == "binary" else level_labels(
         labels[val].reset_index(drop=True), _stored_thresholds(lake, cohort))
     return EvaluationRows(target, y, kpi=kpi.loc[val, kpi_feature_columns(kpi)].reset_index(drop=True),
-                          cohorts=[tensors[c] for c in cohorts], split="validation")
+                          cohorts=[tensors[c] for c in cohorts], split="validation", policy=policy)
+
+
+def _same_users_and_splits(labels: pd.DataFrame, kpi: pd.DataFrame, tensor_users: pd.DataFrame) -> None:
+    """Every family must be compared on the same users: the label rows, the KPI rows (same order) and the
+    tensors' users (same users, same split each), else a cohort was rebuilt under other settings in between."""
+    if not (kpi["user_id"].to_numpy() == labels["user_id"].to_numpy()).all():
+        raise ValueError("kpi_features and label_scores list different users; rebuild the cohorts")
+    splits = labels.set_index("user_id")["split"]
+    theirs = tensor_users.set_index("user_id")["split"]
+    if len(theirs) != len(splits) or not theirs.index.isin(splits.index).all():
+        raise ValueError("sequence_tensors and label_scores list different users; rebuild the cohorts' tensors")
+    moved = int((theirs != splits.loc[theirs.index]).sum())
+    if moved:
+        raise ValueError(f"sequence_tensors and label_scores put {moved} users in different splits; rebuild the "
+                         "cohorts' tensors")
 
 
 def _predict(registered, area: Lake, window, target: str):
@@ -71,13 +94,16 @@ def _predict(registered, area: Lake, window, target: str):
 @dg.asset(
     description="Per-user churn risk for the newest observation window as of the partition: churn probability "
     "from the best churn champion, predicted engagement level and the five level probabilities from the best "
-    "level champion. Best = highest AUC when every family's champion is scored on the same users (the "
-    "validation users of the partition's training cohorts). Parquet and CSV under scores/window=<last day>/.",
+    "level champion. Each family's champion is taken as of the day the window closed: the newest promoted version "
+    "whose training labels had closed by then. Best = highest AUC when those champions are scored on the same "
+    "users (the validation users of the partition's training cohorts). Parquet and CSV under "
+    "scores/window=<last day>/; nothing is written when no model could have scored the window on its day.",
     group_name="scoring",
     kinds={"python", "parquet", "mlflow"},
     owners=OWNERS,
     code_version=MODEL_CODE_VERSION,
     partitions_def=cohort_partitions,
+    output_required=False,  # nothing is written when no model could have scored the window on its day
     deps=["scoring_window", *(model_name(f, t) for f in FAMILIES for t in TARGETS),
           *(dg.AssetDep(a, partition_mapping=training_window) for a in ("kpi_features", "label_scores", "sequence_tensors"))],
     check_specs=[
@@ -94,11 +120,22 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
 
     cohort = parse_day(context.partition_key)
     window = scored_cohort(cohort)
+    as_of = CALENDAR.observation_closed(window)
     area = lake.lake.scoring()
     chosen, aucs = {}, {}
     for target in TARGETS:
-        rows = _evaluation_rows(lake.lake, cohort, target)
-        chosen[target], aucs[target] = best_champion(mlflow, {f: model_name(f, target) for f in FAMILIES}, rows)
+        rows = _evaluation_rows(lake.lake, cohort, target, mlflow.evidence_policy)
+        found = best_champion(mlflow, {f: model_name(f, target) for f in FAMILIES}, rows, as_of)
+        if found is not None:
+            chosen[target], aucs[target] = found
+    missing = [TARGET_WORDS[t] for t in TARGETS if t not in chosen]
+    if missing:
+        reason = (f"nothing scored for the window closing {as_of}: no {' and no '.join(missing)} model was promoted "
+                  f"from labels closed by then")
+        context.log.warning(reason)
+        yield from (dg.AssetCheckResult(check_name=name, passed=True, description=reason)
+                    for name in ("probabilities_valid", "covers_window"))
+        return
     table = scoring.risk_table(_predict(chosen["binary"], area, window, "binary"),
                                _predict(chosen["level"], area, window, "level"))
     last_day = CALENDAR.day(CALENDAR.observation_dts(window)[-1])
@@ -113,10 +150,11 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     counts = table["predicted_level_name"].value_counts()
     comparison = [(t, name, auc)  # None: the champion cannot score these rows
                   for t in TARGETS for name, auc in aucs[t].items()]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(table)),
             "scored_cohort": dg.MetadataValue.text(window.isoformat()),
+            "models_as_of": dg.MetadataValue.text(f"{as_of}: champions whose training labels had closed by then"),
             "churn_model": dg.MetadataValue.text(chosen["binary"].describe()),
             "level_model": dg.MetadataValue.text(chosen["level"].describe()),
             "champions_on_the_same_users": metadata_table(["target", "champion", "AUC"], comparison),

@@ -34,7 +34,7 @@ from churn_dagster.transforms import tensors as tensor_build
     group_name="scoring",
     kinds={"duckdb", "parquet", "numpy"},
     owners=OWNERS,
-    code_version="3",  # 3: the content-stats KPI columns
+    code_version="4",  # 4: creator followers and account types behind the leakage setting
     partitions_def=cohort_partitions,
     deps=[
         dg.AssetDep("user_day_activity", partition_mapping=scoring_membership_days),
@@ -52,9 +52,9 @@ def scoring_window(context: dg.AssetExecutionContext, lake: LakeResource, featur
     with lake.connect() as con:
         users = cohort_sql.build_cohort_users(con, area, CALENDAR, [window])[window]
         n_sessions = session_sql.build_sessions(con, area, CALENDAR, [window], features.session_gap_minutes)[window]
-        static = feature_sql.build_static_features(con, area, CALENDAR, [window], features.use_follow_count)[window]
+        static = feature_sql.build_static_features(con, area, CALENDAR, [window], features.use_leaky_columns)[window]
         kpi = feature_sql.build_kpi_features(con, area, CALENDAR, [window], features.publish_day_anchor,
-                                             features.use_follow_count, features.use_content_stats)[window]
+                                             features.use_leaky_columns, features.use_content_stats)[window]
         summary = tensor_build.build_tensors(con, area, window, features.max_sessions, labelled=False)
         meta = parquet_metadata(con, [area.cohort("kpi_features", window)])
     days = CALENDAR.observation_dts(window)

@@ -14,7 +14,7 @@ from churn_dagster.ml.trend_hyperparameters import (
 )
 
 TREND_TASKS = ("day", "session")
-TREND_CODE_VERSION = "1"
+TREND_CODE_VERSION = "2"  # the registry's evidence rule; champions scored with their own topic model
 MODEL_LABELS = {
     "logreg": ("Logistic regression", "scikit-learn"),
     "xgboost": ("XGBoost", "xgboost"),

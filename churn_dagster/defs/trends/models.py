@@ -36,16 +36,19 @@ def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         description=f"{label} for {TASK_LABELS[task]}, trained on the trend cohorts of the partition's training "
-        "window once per seed (one MLflow run each; mean ± std below), the best-validation seed registered and "
-        "promoted to champion only if sane and better than the champion on the same validation users.",
+        "window once per seed (one MLflow run each; mean ± std below), the best-validation seed registered only on "
+        "enough validation evidence above chance, and promoted to champion only if sane and better than the champion "
+        "on the same validation users (each scored with its own topic model).",
         deps=[*(dg.AssetDep(a, partition_mapping=training_window) for a in WINDOW_INPUTS), "intent_topics"],
         **model_asset(name, "trend_models", kind, TREND_CODE_VERSION,
-                      "Every seed trained to finite weights and finite validation and test metrics; the champion "
-                      "alias moves only after it passed.", trend_partitions,
+                      "Every seed trained to finite weights, and the kept seed's validation probabilities finite "
+                      "(the test split is never judged); the champion alias moves only after it passed.",
+                      trend_partitions,
                       (dg.AssetCheckSpec("beats_chance", asset=name,
-                                         description="Mean test headline over the seeds above chance: AUROC 0.5, or "
-                                         "macro F1 1/3 (guessing with the class shares). A warning: a weak model "
-                                         "still belongs in the report."),)),
+                                         description="The kept seed's validation metric on enough users beats chance "
+                                         "by the margin (AUROC 0.5, or macro F1 the mean share of the judged classes): "
+                                         "the registry's evidence rule. A warning: a weak model still belongs in the "
+                                         "report, but is not registered."),)),
     )
     def _trend_model(context: dg.AssetExecutionContext, config: config_class_, lake: LakeResource,
                      mlflow: MlflowResource):

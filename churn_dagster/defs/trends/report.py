@@ -10,6 +10,7 @@ waits for the other's models.
 import json
 
 import dagster as dg
+import pandas as pd
 
 from churn_dagster.defs.constants import OWNERS
 from churn_dagster.defs.metadata import check, frame_markdown, frame_table
@@ -56,6 +57,10 @@ def trend_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: 
     table = comparison_table({k: f["summary"] for k, f in files.items()},
                              {m: label for m, (label, _) in MODEL_LABELS.items()})
     shown = display_table(table)
+    decisions = pd.DataFrame(
+        [{"model": MODEL_LABELS[m][0], "task": t, "registered version": f.get("registered_version") or "not registered",
+          "decision": f.get("champion_decision", "")} for (m, t), f in files.items()],
+        columns=["model", "task", "registered version", "decision"])
     users = files[(TREND_MODELS[0], TREND_TASKS[0])]["users"]
     cohorts = files[(TREND_MODELS[0], TREND_TASKS[0])]["cohorts"]
     text = "\n\n".join([
@@ -65,6 +70,12 @@ def trend_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: 
          "users. The paper's columns are its results on LinkedIn users (Zhang et al., WSDM 2023), not on this data: "
          "for orientation only."),
         frame_markdown(shown),
+        "## Registry decisions",
+        ("The seed kept is the one with the best validation metric; it is registered only with enough validation "
+         "users of its judged classes and a validation metric above chance by the margin, and promoted only if it "
+         "beats the champion on the same validation users (each scored with its own topic model). Test figures "
+         "are reported, never used for a decision."),
+        frame_markdown(decisions),
     ])
     folder = lake.lake.root / "reports" / "trends" / f"cohort={cohort.isoformat()}"
     with atomic_dir(folder) as out:
@@ -85,6 +96,7 @@ def trend_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: 
                      f"{int(ours.isna().sum().sum())}")
     return dg.MaterializeResult(check_results=[complete], metadata={
         "comparison": frame_table(table),
+        "registry_decisions": frame_table(decisions),
         "report": dg.MetadataValue.md(text),
         "path": dg.MetadataValue.path(str(folder / "report.md")),
         "mlflow_run": dg.MetadataValue.url(url),

@@ -1,5 +1,5 @@
 """The body of the trend model assets: every seed in its own MLflow run, the checks, registration of the best
-seed under the champion rule, and the asset's own files.
+seed (chosen on validation) under the evidence and champion rules, and the asset's own files.
 
 Kept apart from :mod:`churn_dagster.defs.trends.models` and imported only when a step runs, so that loading the
 code location does not pay for torch, scikit-learn, XGBoost and MLflow.
@@ -20,8 +20,8 @@ import torch
 
 from churn_dagster.defs.metadata import check, frame_table, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.models.registry import Promotion, register_version
-from churn_dagster.defs.models.training import finite_weights
+from churn_dagster.defs.models.registry import register_and_promote
+from churn_dagster.defs.models.training import finite_probabilities, finite_weights
 from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
 from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.trends.intents import intents_folder
@@ -31,12 +31,14 @@ from churn_dagster.defs.trends.model_config import (
     trend_model_name,
 )
 from churn_dagster.defs.trends.registry import (
+    DECISION_METRICS,
     input_signature,
     log_trend_model,
     promote_trend,
 )
 from churn_dagster.ml import plots
 from churn_dagster.ml.intents import IntentModel
+from churn_dagster.ml.evidence import Assessment, assess
 from churn_dagster.ml.metrics import flatten_metrics
 from churn_dagster.ml.train import default_device
 from churn_dagster.ml.trend_data import TASKS, load_trend_data
@@ -47,6 +49,7 @@ from churn_dagster.ml.trend_experiments import (
     OTHER,
     TrendResult,
     headline,
+    predict,
     summarize,
     train_trend_model,
 )
@@ -60,23 +63,19 @@ from churn_dagster.transforms.lake import Lake, require
 from churn_dagster.transforms.session_events import EVENT_COLUMNS
 
 
-def chance_level(task: str) -> float:
-    """AUROC of a random score, or the expected macro F1 of guessing each class with its share (each class's
-    F1 is then its share, so their mean is 1/K); always predicting the majority class scores less."""
-    return 0.5 if task == "session" else 1 / TASKS[task][1]
-
-
-def _checks(results: list[TrendResult], task: str) -> list[dg.AssetCheckResult]:
-    metric = METRIC_LABELS[HEADLINE[task]]
-    values = [(r.seed, r.val_headline, r.test_headline) for r in results]
-    sane = all(finite_weights(r.model) for r in results) and bool(np.isfinite([v[1:] for v in values]).all())
-    mean = float(np.mean([v[2] for v in values]))
-    chance = chance_level(task)
-    shown = ", ".join(f"seed {s}: val {v:.3f} test {t:.3f}" for s, v, t in values)
+def _checks(results: list[TrendResult], best: TrendResult, val_proba: np.ndarray,
+            assessment: Assessment) -> list[dg.AssetCheckResult]:
+    """``model_sane`` (blocking): finite weights for every seed and finite validation probabilities of the seed
+    kept; ``beats_chance`` (a warning): whether the evidence rule found the kept seed better than chance on
+    enough validation users. Validation rows only: the test split is reported, never judged."""
+    weights = all(finite_weights(r.model) for r in results)
+    probabilities = finite_probabilities(val_proba)
     return [
-        check("model_sane", sane, f"weights and {metric} finite for every seed ({shown})"),
-        dg.AssetCheckResult(check_name="beats_chance", passed=bool(mean > chance), severity=dg.AssetCheckSeverity.WARN,
-                            description=f"mean test {metric} {mean:.4f} against chance {chance:.4f}"),
+        check("model_sane", weights and probabilities,
+              f"weights finite for every seed: {weights}; validation probabilities of seed {best.seed} finite: "
+              f"{probabilities}"),
+        dg.AssetCheckResult(check_name="beats_chance", passed=assessment.registrable,
+                            severity=dg.AssetCheckSeverity.WARN, description=f"seed {best.seed}: {assessment.reason}"),
     ]
 
 
@@ -151,26 +150,28 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
                 _log_seed(result, title, out)
             results.append(result)
             run_ids[seed] = run.info.run_id
-        best = max(results, key=lambda r: np.nan_to_num(r.val_headline, nan=-np.inf))
+        best = max(results, key=lambda r: np.nan_to_num(r.val_headline, nan=-np.inf))  # seeds chosen on validation
         with mlflow.start_run(run_id=run_ids[best.seed]):  # the registered model lives in its seed's run
-            model_uri = log_trend_model(best, data)
-        sanity, chance = _checks(results, task)
-        version = register_version(mlflow_res, name, run_ids[best.seed], model_uri, {
-            "val_headline": best.val_headline, "test_headline": best.test_headline, "seed": best.seed,
-            "metric": METRIC_LABELS[HEADLINE[task]], "model_sane": sanity.passed, "cohorts": tags["cohorts"],
-            "inputs": input_signature(model_name, data), "dagster_run_id": context.run.run_id,
-        })
-        if sanity.passed:
-            promotion = promote_trend(mlflow_res, name, version, best, data)
-        else:
-            promotion = Promotion(name, version, False, "its sanity check failed, so it is not compared")
+            model_uri = log_trend_model(best, data, intents)
+        rows, policy = data.rows("validation"), mlflow_res.evidence_policy
+        val_proba = predict(model_name, task, best.model, best.scaling, data, rows)
+        assessment = assess(policy, DECISION_METRICS[task], data.labels(task)[rows], val_proba, CLASS_NAMES[task])
+        sanity, chance = _checks(results, best, val_proba, assessment)
+        promotion = register_and_promote(
+            mlflow_res, name, run_ids[best.seed], model_uri, assessment, sanity.passed, {
+                "val_headline": best.val_headline, "test_headline": best.test_headline, "seed": best.seed,
+                "metric": METRIC_LABELS[HEADLINE[task]], "model_sane": sanity.passed, "cohorts": tags["cohorts"],
+                "inputs": input_signature(model_name, data), "dagster_run_id": context.run.run_id,
+            },
+            lambda version: promote_trend(mlflow_res, name, version, best, data, policy))
         context.log.info(f"{name} {promotion.describe()}")
         summary = summarize(results)
         urls = {seed: mlflow_res.run_url(run_id) for seed, run_id in run_ids.items()}
         (out / "summary.json").write_text(json.dumps({
             "model": model_name, "task": task, "cohorts": [c.isoformat() for c in cohorts],
-            "summary": summary.to_dict("records")[0], "best_seed": best.seed, "registered_version": version,
-            "champion": promotion.promoted, "champion_decision": promotion.reason, "mlflow_runs": urls,
+            "summary": summary.to_dict("records")[0], "best_seed": best.seed,
+            "registered_version": promotion.version, "champion": promotion.promoted,
+            "champion_decision": promotion.describe(), "mlflow_runs": urls,
             "hyperparameters": {**hyper, "seeds": seeds}, "users": best.users,
         }, indent=2, default=float))
     metric = METRIC_LABELS[HEADLINE[task]]
@@ -183,7 +184,8 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
             "test_mean": dg.MetadataValue.float(float(summary["test_mean"].iloc[0])),
             "test_std": dg.MetadataValue.float(float(summary["test_std"].iloc[0])),
             **{f"mlflow_run_seed_{seed}": dg.MetadataValue.url(url) for seed, url in urls.items()},
-            "registered_model": dg.MetadataValue.text(f"{name} v{version} (seed {best.seed})"),
+            "registered_model": dg.MetadataValue.text(f"{name} v{promotion.version} (seed {best.seed})"
+                                                      if promotion.version else f"{name}: not registered"),
             "champion": dg.MetadataValue.text(promotion.describe()),
             "users": table(["split", "users"], list(best.users.items())),
             "cohorts": dg.MetadataValue.text(tags["cohorts"]),
