@@ -9,7 +9,7 @@ from churn_dagster.defs.models.config import config_class
 from churn_dagster.ml.continuation_config import PrefixNetwork, prefix_training
 from churn_dagster.ml.hyperparameters import LogisticConfig, XGBConfig
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 FAMILIES = {
     "logreg": ("Logistic regression", "scikit-learn"),
     "xgboost": ("XGBoost", "xgboost"),
