@@ -5,10 +5,11 @@ row per sampled request, with its split and labels) and, for the LSTM, every req
 which an example's prefix (the requests of its session up to and including it) is cut.
 
 Counts and durations are heavy-tailed, so they enter as ``log1p``; periodic fields are already sin/cos. A
-missing value stays NaN here: ``minutes_since_last_click`` before any click and ``minutes_since_prev_session``
-in a first session; the logistic regression imputes training medians (its pipeline), XGBoost routes NaN
-itself, and the LSTM's :class:`~churn_dagster.ml.data.Normalization` (fit on training rows only) imputes
-medians. ``clicked_before`` and ``prior_sessions`` keep "none yet" apart from a typical value.
+missing value stays NaN here: ``minutes_since_last_click`` before any proven click and
+``minutes_since_prev_session`` in a first session; the logistic regression imputes training medians (its
+pipeline), XGBoost routes NaN itself, and the LSTM's :class:`~churn_dagster.ml.data.Normalization` (fit on
+training rows only) imputes medians. ``clicked_before`` and ``prior_sessions`` keep "none yet" apart from a
+typical value.
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from churn_dagster.transforms.continuation import HORIZONS_MIN, label_column
 __all__ = ["HORIZONS_MIN", "label_column"]  # the tables' horizons and label names, for the models' callers
 LOG_COLUMNS = frozenset({
     "request_idx", "elapsed_min", "gap_prev_request_min", "cards", "max_position", "cards_so_far", "clicks_so_far",
-    "actions_so_far", "minutes_since_last_click", "prev_request_clicks", "prev_request_actions", "prior_sessions",
-    "prior_requests", "prior_cards", "prior_clicks", "prior_mean_session_min", "prior_sessions_10min",
-    "minutes_since_prev_session",
+    "minutes_since_last_click", "prev_request_clicks", "prior_sessions", "prior_requests", "prior_cards",
+    "prior_clicks", "prior_mean_session_min", "prior_sessions_10min", "minutes_since_prev_session",
 })
-# One LSTM step per request of the prefix: what the request was and what the previous one led to.
+# One LSTM step per request of the prefix: what the request was and the previous request's clicks proven by then.
 STEP_COLUMNS = ("gap_prev_request_min", "elapsed_min", "cards", "max_position", "prev_request_clicks",
-                "prev_request_actions", "hour_sin", "hour_cos")
+                "hour_sin", "hour_cos")
 # Beside the steps: the user's history before the session and the calendar, and the prefix's true length
 # (the LSTM reads at most max_steps requests).
 STATIC_COLUMNS = ("request_idx", "weekday_sin", "weekday_cos", "day_num", "prior_sessions", "prior_requests",
@@ -39,10 +39,10 @@ STATIC_COLUMNS = ("request_idx", "weekday_sin", "weekday_cos", "day_num", "prior
                   "minutes_since_prev_session")
 # The classical models see everything known at the request, as one row.
 TABULAR_COLUMNS = ("request_idx", "elapsed_min", "gap_prev_request_min", "cards", "max_position", "cards_so_far",
-                   "clicks_so_far", "actions_so_far", "clicked_before", "minutes_since_last_click",
-                   "prev_request_clicks", "prev_request_actions", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos",
-                   "day_num", "prior_sessions", "prior_requests", "prior_cards", "prior_clicks",
-                   "prior_mean_session_min", "prior_sessions_10min", "minutes_since_prev_session")
+                   "clicks_so_far", "clicked_before", "minutes_since_last_click", "prev_request_clicks", "hour_sin",
+                   "hour_cos", "weekday_sin", "weekday_cos", "day_num", "prior_sessions", "prior_requests",
+                   "prior_cards", "prior_clicks", "prior_mean_session_min", "prior_sessions_10min",
+                   "minutes_since_prev_session")
 
 
 def _transformed(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

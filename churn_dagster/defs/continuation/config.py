@@ -9,7 +9,7 @@ from churn_dagster.defs.models.config import config_class
 from churn_dagster.ml.continuation_config import PrefixNetwork, prefix_training
 from churn_dagster.ml.hyperparameters import LogisticConfig, XGBConfig
 
-CODE_VERSION = "2"  # the registry's evidence rule; sanity on validation rows only
+CODE_VERSION = "2"  # features only from what the log proves happened before; the registry's evidence rule
 FAMILIES = {
     "logreg": ("Logistic regression", "scikit-learn"),
     "xgboost": ("XGBoost", "xgboost"),

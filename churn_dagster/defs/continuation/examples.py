@@ -16,19 +16,21 @@ from churn_dagster.defs.partitions import CALENDAR, days_read, observation_days
 from churn_dagster.defs.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import continuation as continuation_sql
+from churn_dagster.transforms import continuation_checks
 from churn_dagster.transforms.duck import literal_paths
 
-CONTINUATION_DATA = cohort_asset("continuation", code_version="1")
+CONTINUATION_DATA = cohort_asset("continuation", code_version="2")
 SamplingConfig = config_class(
     "ContinuationSamplingConfig", "How many requests of each user become continuation examples, picked how.",
     continuation_sql.ExampleSampling())
 
+_LONGEST = f"{max(continuation_sql.HORIZONS_MIN)} minutes"  # the censoring margin is this plus the session gap
 _MONOTONE = "continues_30min implies continues_20min implies continues_10min, on every row."
 
 
 def _shares(con, group_by: str):
     return lambda key, path: {"reads_days": days_read(CALENDAR.observation_dts(parse_day(key))),
-                              "label_shares": query_table(con, continuation_sql.label_shares_sql(group_by),
+                              "label_shares": query_table(con, continuation_checks.label_shares_sql(group_by),
                                                           {"f": literal_paths([path])})}
 
 
@@ -36,8 +38,10 @@ def _shares(con, group_by: str):
     description="Every feed request (the cards of one user sharing one impressTime) in the sessions of each cohort "
     "user's observation window (30-minute rule), with the labels 'the session continues for at least 10/20/30 more "
     "minutes' (session end = its last request; exactly h counts) and what was known at the request: elapsed time, "
-    "requests and cards so far, clicks and actions on earlier requests, minutes since the last click, hour, weekday, "
-    "and the user's earlier sessions. Sessions that may run past the window's end are flagged censored.",
+    "requests and cards so far, the clicks the log proves happened before it (a swipe-down entry under the card "
+    "logged earlier), minutes since the last such click, hour, weekday, and the user's earlier sessions. Requests "
+    f"less than {_LONGEST} plus the session gap before the window's end are flagged censored, whatever their "
+    "session did.",
     deps=["cohort_users", "sessions", dg.AssetDep("raw_impressions", partition_mapping=observation_days)],
     check_specs=[
         dg.AssetCheckSpec("sessions_agree", asset="continuation_requests", blocking=True,
@@ -52,8 +56,8 @@ def continuation_requests(context: dg.AssetExecutionContext, lake: LakeResource,
     with lake.connect() as con:
         continuation_sql.build_requests(con, lake.lake, CALENDAR, cohorts, features.session_gap_minutes)
         out = checks.lake_paths(lake.lake, "continuation_requests", cohorts)
-        bad, compared = continuation_sql.sessions_disagreeing(con, lake.lake, cohorts)
-        unmonotone = continuation_sql.unmonotone_labels(con, literal_paths(out))
+        bad, compared = continuation_checks.sessions_disagreeing(con, lake.lake, cohorts)
+        unmonotone = continuation_checks.unmonotone_labels(con, literal_paths(out))
         add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)),
                                _shares(con, "CASE WHEN censored THEN 'censored' ELSE 'complete' END"))
         meta = {**schema_metadata(con, out), **features.metadata()}
@@ -74,22 +78,28 @@ def continuation_requests(context: dg.AssetExecutionContext, lake: LakeResource,
         dg.AssetCheckSpec("sample_cap", asset="continuation_examples", blocking=True,
                           description="Each user has min(cap, uncensored requests) examples."),
         dg.AssetCheckSpec("features_use_only_the_past", asset="continuation_examples", blocking=True,
-                          description="Cards, clicks and actions so far and the earlier sessions' cards and clicks, "
-                          "recounted from the raw impressions up to each request, equal the stored features."),
+                          description="Cards and proven clicks so far and the earlier sessions' cards and proven "
+                          "clicks, recounted from the raw impressions up to each request, equal the stored features."),
         dg.AssetCheckSpec("labels_monotone", asset="continuation_examples", blocking=True, description=_MONOTONE),
         dg.AssetCheckSpec("labels_match_sessions", asset="continuation_examples", blocking=True,
                           description="Every label equals (last request of the session in the sessions table - "
-                          "request time >= h); no example comes from a censored session."),
+                          "request time >= h); no example is censored."),
+        dg.AssetCheckSpec("labels_read_inside_the_window", asset="continuation_examples", blocking=True,
+                          description=f"Every example lies at least {_LONGEST} plus the session gap before the end "
+                          "of its observation window, so its labels are read from the window however its session "
+                          "went."),
     ],
     **CONTINUATION_DATA,
 )
-def continuation_examples(context: dg.AssetExecutionContext, config: SamplingConfig, lake: LakeResource):
+def continuation_examples(context: dg.AssetExecutionContext, config: SamplingConfig, lake: LakeResource,
+                          features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]
     sampling = continuation_sql.ExampleSampling(config.max_requests_per_user, config.seed)
     with lake.connect() as con:
         continuation_sql.build_examples(con, lake.lake, cohorts, sampling)
         out = checks.lake_paths(lake.lake, "continuation_examples", cohorts)
-        found = continuation_sql.check_examples(con, lake.lake, CALENDAR, cohorts, sampling)
+        found = continuation_checks.check_examples(con, lake.lake, CALENDAR, cohorts, sampling,
+                                                   features.session_gap_minutes)
         add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), _shares(con, "split"))
         meta = {**schema_metadata(con, out), "sampling": dg.MetadataValue.json(
             {"max_requests_per_user": sampling.max_requests_per_user, "seed": sampling.seed})}
@@ -102,5 +112,7 @@ def continuation_examples(context: dg.AssetExecutionContext, config: SamplingCon
             check("labels_monotone", found.unmonotone == 0, f"{found.unmonotone} examples with non-nested labels"),
             check("labels_match_sessions", found.label_mismatches == 0,
                   f"{found.label_mismatches} examples whose labels or session disagree with the sessions table"),
+            check("labels_read_inside_the_window", found.too_late == 0,
+                  f"{found.too_late} examples less than {_LONGEST} plus the session gap before their window's end"),
         ]
     return dg.MaterializeResult(metadata=meta, check_results=results)
