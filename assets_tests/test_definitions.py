@@ -40,12 +40,17 @@ EXPECTED_UPSTREAM = {
     "churn_risk_scores": {"scoring_window", "kpi_features", "label_scores", "sequence_tensors",
                           *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
     "trend_labels": {"cohort_users", "raw_impressions"},
-    "session_events": {"sessions", "cohort_users", "raw_mlog_demographics", "raw_impressions"},
-    "user_day_events": {"cohort_users", "raw_impressions"},
+    "trend_sessions": {"cohort_users", "raw_impressions"},
+    "trend_macro_features": {
+        "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
+        "user_day_activity", "raw_mlog_stats", "raw_creator_stats",
+    },
+    "session_events": {"trend_sessions", "cohort_users", "raw_mlog_demographics", "raw_impressions"},
+    "user_day_events": {"cohort_users", "raw_mlog_demographics", "raw_impressions"},
     "intent_topics": {"session_events", "user_splits"},
     "intent_profiles": {"intent_topics", "session_events"},
-    **{f"trend_{model}_{task}": {"trend_labels", "intent_topics", "session_events", "user_day_events", "sessions",
-                                 "kpi_features", "user_splits"}
+    **{f"trend_{model}_{task}": {"trend_labels", "intent_topics", "session_events", "user_day_events",
+                                 "trend_sessions", "trend_macro_features", "user_splits"}
        for model in TREND_MODELS for task in ("day", "session")},
     "trend_report": {f"trend_{model}_{task}" for model in TREND_MODELS for task in ("day", "session")},
     # the NCM case study (2021)
@@ -140,11 +145,17 @@ def test_a_trend_cohort_reads_its_two_periods_and_its_training_window(graph):
     assert _upstream(graph, "trend_labels", "raw_impressions", "2019-11-03") == [
         f"2019-11-{d:02d}" for d in range(3, 31)]  # 14 + 14 days from the cohort day
     assert _upstream(graph, "intent_topics", "session_events", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
+    period_one = [f"2019-11-{d:02d}" for d in range(3, 17)]  # the first 14 days (test_trend_windows.py: shorter ones)
+    for asset in ("trend_sessions", "trend_macro_features", "session_events", "user_day_events"):
+        assert _upstream(graph, asset, "raw_impressions", "2019-11-03") == period_one, asset
+    for parent in ("user_day_activity", "raw_mlog_stats", "raw_creator_stats"):
+        assert _upstream(graph, "trend_macro_features", parent, "2019-11-03") == period_one, parent
 
 
 def test_a_trend_model_reads_its_training_window_and_its_own_intents(graph):
     window = ["2019-11-01", "2019-11-02", "2019-11-03"]
-    for parent in ("trend_labels", "session_events", "user_day_events", "sessions", "kpi_features", "user_splits"):
+    for parent in ("trend_labels", "session_events", "user_day_events", "trend_sessions", "trend_macro_features",
+                   "user_splits"):
         assert _upstream(graph, "trend_digmn_day", parent, "2019-11-03") == window, parent
     assert _upstream(graph, "trend_digmn_day", "intent_topics", "2019-11-03") == ["2019-11-03"]
     assert _upstream(graph, "trend_report", "trend_logreg_session", "2019-11-02") == ["2019-11-02"]

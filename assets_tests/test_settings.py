@@ -140,3 +140,29 @@ def test_the_trend_periods_default_to_two_weeks_or_half_a_shorter_log():
     assert (short.trend_first_days, short.trend_second_days) == (12, 12)
     with pytest.raises(SettingsError, match=r"CHURN_TREND_FIRST_DAYS \+ CHURN_TREND_SECOND_DAYS \(20 \+ 14\) must fit"):
         settings_from_env({"CHURN_TREND_FIRST_DAYS": "20"})
+
+
+@pytest.mark.parametrize(("environ", "periods"), [
+    ({"CHURN_LAST_DAY": "2019-11-21"}, (10, 10)),  # 21 days: half each, inside the 14 observation days
+    ({"CHURN_OBSERVATION_DAYS": "21"}, (14, 14)),  # the first period is the window's first two weeks
+    ({"CHURN_OBSERVATION_DAYS": "5"}, (5, 14)),  # never longer than the observation window
+    ({"CHURN_OBSERVATION_DAYS": "5", "CHURN_TREND_SECOND_DAYS": "3"}, (5, 3)),
+    ({"CHURN_TREND_FIRST_DAYS": "14"}, (14, 14)),  # the whole window, as set
+])
+def test_the_first_trend_period_lies_inside_the_observation_window(environ, periods):
+    settings = settings_from_env(environ)
+    assert (settings.trend_first_days, settings.trend_second_days) == periods
+    assert settings.trend_first_days <= settings.observation_days
+
+
+@pytest.mark.parametrize(("environ", "first", "observation"), [
+    ({"CHURN_TREND_FIRST_DAYS": "15"}, 15, 14),
+    ({"CHURN_OBSERVATION_DAYS": "10", "CHURN_TREND_FIRST_DAYS": "12", "CHURN_TREND_SECOND_DAYS": "12"}, 12, 10),
+    ({"CHURN_LAST_DAY": "2019-11-21", "CHURN_OBSERVATION_DAYS": "7", "CHURN_TREND_FIRST_DAYS": "8"}, 8, 7),
+])
+def test_a_first_trend_period_longer_than_the_observation_window_is_one_line(environ, first, observation):
+    with pytest.raises(SettingsError) as raised:
+        settings_from_env(environ)
+    assert str(raised.value) == (
+        f"CHURN_TREND_FIRST_DAYS ({first}) must not exceed CHURN_OBSERVATION_DAYS ({observation}): the first trend "
+        f"period is the observation window or its first days, from 1 to {observation} days")

@@ -13,7 +13,7 @@ import pytest
 from conftest import resources_for
 
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.partitions import CALENDAR, trend_partitions
+from churn_dagster.defs.partitions import CALENDAR, TREND_WINDOWS, trend_partitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
 
@@ -31,7 +31,8 @@ def trend_graph(tmp_path_factory):
             instance=instance, partition_key=key, run_config=SMALL_LDA) for key in trend_partitions.get_partition_keys()]
         evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
         materialized = {a: instance.get_materialized_partitions(dg.AssetKey(a))
-                        for a in ("session_events", "user_day_events", "trend_labels", "intent_topics", "intent_profiles")}
+                        for a in ("trend_sessions", "trend_macro_features", "session_events", "user_day_events",
+                                  "trend_labels", "intent_topics", "intent_profiles")}
     return root / "data", results, evaluations, materialized
 
 
@@ -44,7 +45,8 @@ def test_every_trend_cohort_is_built_and_every_check_passes(trend_graph):
     assert trend_keys == {"2019-11-01", "2019-11-02", "2019-11-03"}
     for asset in ("trend_labels", "intent_topics", "intent_profiles"):
         assert materialized[asset] == trend_keys, asset
-    assert len(materialized["session_events"]) == len(materialized["user_day_events"]) == 10
+    for asset in ("trend_sessions", "trend_macro_features", "session_events", "user_day_events"):
+        assert len(materialized[asset]) == 10, asset  # every labelled cohort
 
 
 def test_labels_intents_and_profiles_line_up(trend_graph):
@@ -60,7 +62,7 @@ def test_labels_intents_and_profiles_line_up(trend_graph):
     shares = profile[[f"intent_{k}" for k in range(model["k"])]].sum(axis=1)
     with_sessions = profile["dominant_intent"] >= 0
     assert with_sessions.any() and ((shares[with_sessions] - 1).abs() < 1e-9).all()
-    events = pd.read_parquet(data / "cohorts" / "session_events" / f"cohort={cohort}" / "data.parquet")
+    events = pd.read_parquet(data / "trend_inputs" / "session_events" / f"cohort={cohort}" / "data.parquet")
     assert set(profile["user_id"]) == set(events["user_id"])
 
 
@@ -73,15 +75,16 @@ def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
     data, _, _, _ = trend_graph
     cohorts = [CALENDAR.day(dt) for dt in (1, 2, 3)]
     intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
-    trend = load_trend_data(Lake(data), cohorts, intents, EVENT_COLUMNS, CALENDAR.observation_days)
+    trend = load_trend_data(Lake(data), cohorts, intents, EVENT_COLUMNS, TREND_WINDOWS.first_period_days)
     labels = pd.concat([pd.read_parquet(data / "cohorts" / "trend_labels" / f"cohort={c}" / "data.parquet")
                         for c in cohorts])
     kept = labels[labels["kept_by_filter"]]
     n = len(trend.users)
     assert n == len(kept) > 100 and trend.users["user_id"].is_unique
     assert set(trend.users["split"]) == {"train", "validation", "test"}
-    assert trend.daily.shape == (n, CALENDAR.observation_days, len(EVENT_COLUMNS)) and len(trend.macro) == n
-    sessions = pd.concat([pd.read_parquet(data / "cohorts" / "sessions" / f"cohort={c}" / "data.parquet") for c in cohorts])
+    assert trend.daily.shape == (n, TREND_WINDOWS.first_period_days, len(EVENT_COLUMNS)) and len(trend.macro) == n
+    sessions = pd.concat([pd.read_parquet(data / "trend_inputs" / "sessions" / f"cohort={c}" / "data.parquet")
+                          for c in cohorts])
     per_user = sessions.groupby("user_id").size()
     expected = per_user.reindex(trend.users["user_id"], fill_value=0).to_numpy()
     assert (np.diff(trend.offsets) == expected).all() and trend.offsets[-1] == len(trend.behaviour)
@@ -91,9 +94,9 @@ def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
     row = int(np.argmax(np.diff(trend.offsets)))  # the user with the most sessions: frequencies sum to 1
     frequencies = trend.behaviour[trend.sessions_of(row), : len(EVENT_COLUMNS)]
     assert np.allclose(frequencies.sum(axis=1)[frequencies.sum(axis=1) > 0], 1.0, atol=1e-5)
-    # the daily counts add up to the session counts of the observation window
+    # the daily counts add up to the session counts of the first trend period
     assert trend.daily[row].sum() == pytest.approx(
-        pd.read_parquet(data / "cohorts" / "session_events").query("user_id == @trend.users.user_id[@row]")[
+        pd.read_parquet(data / "trend_inputs" / "session_events").query("user_id == @trend.users.user_id[@row]")[
             list(EVENT_COLUMNS)].to_numpy().sum(), rel=0.01)
 
 
@@ -106,7 +109,7 @@ def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_
     data, _, _, _ = trend_graph
     intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
     trend = load_trend_data(Lake(data), [CALENDAR.day(dt) for dt in (1, 2, 3)], intents, EVENT_COLUMNS,
-                            CALENDAR.observation_days)
+                            TREND_WINDOWS.first_period_days)
     train = trend.rows("train")
     scaling = MacroScaling.fit(trend.macro, train)
     scaled = scaling.transform(trend.macro)

@@ -19,6 +19,7 @@ import pytest
 from conftest import CALENDAR, Imp
 from pipeline_helpers import cohorts_from_impressions, rows
 
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.transforms import sessions, trends
 from churn_dagster.transforms.trends import TrendSettings, TrendWindowError
 
@@ -124,6 +125,9 @@ def test_labellable_cohorts():
     assert trends.trend_cohorts(CALENDAR, TrendSettings()) == [CALENDAR.day(d) for d in (1, 2, 3)]
     # 14 + 7 is the churn design's window: the same cohorts as the label scores (dt 1..10).
     assert trends.trend_cohorts(CALENDAR, TrendSettings(14, 7))[-1] == CALENDAR.last_labelled_cohort
+    # A 21-day log: 10 + 10 days would fit from dt 1 and 2, but only dt 1 is a labelled cohort (14 + 7 days).
+    short = Calendar(CALENDAR.first_day, CALENDAR.day(21))
+    assert trends.trend_cohorts(short, TrendSettings(10, 10)) == [CALENDAR.day(1)] == [short.last_labelled_cohort]
 
 
 def test_a_cohort_whose_second_period_does_not_fit_is_not_labelled(tmp_path, lake, con):

@@ -12,7 +12,6 @@ data of the partition (``trend_data_job``).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -21,18 +20,15 @@ from pathlib import Path
 
 import torch
 
-from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
-from churn_dagster.defs.trends.intents import intents_folder
+from churn_dagster.defs.trends.training import partition_trend_data
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.ml.hyperparameters import DigmnConfig, TrainConfig
-from churn_dagster.ml.intents import IntentModel
 from churn_dagster.ml.train import evaluate, fit, seed_everything
-from churn_dagster.ml.trend_data import MacroScaling, TrendBatches, load_trend_data
+from churn_dagster.ml.trend_data import MacroScaling, TrendBatches
 from churn_dagster.ml.trend_experiments import CLASS_NAMES
 from churn_dagster.ml.trend_hyperparameters import BaselineShape, SessionWindow
 from churn_dagster.ml.trend_networks import build_network, trend_loader
 from churn_dagster.transforms.lake import Lake
-from churn_dagster.transforms.session_events import EVENT_COLUMNS
 
 NETWORKS = ("digmn", "digmn_static", "multichannel", "activity_lstm")
 
@@ -46,9 +42,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     lake, cohort = Lake(args.data_dir), parse_day(args.partition)
-    intents = IntentModel.from_dict(json.loads((intents_folder(lake, cohort) / "intents.json").read_text()))
     start = time.perf_counter()
-    data = load_trend_data(lake, trend_training_cohorts(cohort), intents, EVENT_COLUMNS, CALENDAR.observation_days)
+    _, intents, data = partition_trend_data(lake, cohort)
     loading = time.perf_counter() - start
     train_rows, val_rows = data.rows("train"), data.rows("validation")
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()

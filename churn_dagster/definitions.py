@@ -27,7 +27,7 @@ from churn_dagster.defs.scoring.risk_scores import churn_risk_scores
 from churn_dagster.defs.scoring.window import scoring_window
 from churn_dagster.defs.step_containers import step_executor
 from churn_dagster.defs.tensors.sequences import sequence_tensors
-from churn_dagster.defs.trends.events import session_event_counts
+from churn_dagster.defs.trends.events import trend_period_inputs
 from churn_dagster.defs.trends.intents import intent_profiles, intent_topics
 from churn_dagster.defs.trends.labels import trend_labels
 from churn_dagster.defs.trends.models import trend_model_assets
@@ -41,7 +41,7 @@ ASSETS = [
     *model_assets,                                              # models
     evaluation_report,                                          # report
     scoring_window, churn_risk_scores,                          # scoring
-    trend_labels, session_event_counts, intent_topics, intent_profiles,  # trends (DIGMN)
+    trend_labels, trend_period_inputs, intent_topics, intent_profiles,  # trends (DIGMN)
     *trend_model_assets, trend_report,                          # trend models and their report
     *case_study_assets,                                         # the NCM case study (2021)
     continuation_requests, continuation_examples, *continuation_models, continuation_report,  # continuation

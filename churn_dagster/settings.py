@@ -23,7 +23,8 @@ FIRST_DAY = date(2019, 11, 1)
 LAST_DAY = date(2019, 11, 30)
 OBSERVATION_DAYS = 14
 LABEL_DAYS = 7
-# The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each).
+# The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each; the first at
+# most the observation window).
 TREND_PERIOD_DAYS = 14
 # The NCM case study (2021) predicts the CTR of days 11-30 from days 1-10 (a third and the rest of a shorter log).
 CASE_STUDY_FEATURE_DAYS, CASE_STUDY_TARGET_DAYS = 10, 20
@@ -189,6 +190,10 @@ def _calendar_problems(values: dict) -> list[str]:
     if first_period + second_period > days:
         problems.append(f"CHURN_TREND_FIRST_DAYS + CHURN_TREND_SECOND_DAYS ({first_period} + {second_period}) must "
                         f"fit in the {days} days from CHURN_FIRST_DAY ({first}) to CHURN_LAST_DAY ({last})")
+    if first_period > observation:  # period 1 is the observation window or its first days: trend_inputs.py
+        problems.append(f"CHURN_TREND_FIRST_DAYS ({first_period}) must not exceed CHURN_OBSERVATION_DAYS "
+                        f"({observation}): the first trend period is the observation window or its first days, "
+                        f"from 1 to {observation} days")
     return problems
 
 
@@ -226,10 +231,12 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={raw!r} is not allowed: expected {allowed}")
             failed.add(field)
     if not failed.intersection(CALENDAR_FIELDS):
-        # The trend periods default to 14 + 14 days, or half of a shorter log each.
+        # The trend periods default to 14 + 14 days, or half of a shorter log each; the first never outlasts the
+        # observation window, whose days its inputs are.
         days = (values.get("last_day", LAST_DAY) - values.get("first_day", FIRST_DAY)).days + 1
-        for field in ("trend_first_days", "trend_second_days"):
-            values.setdefault(field, max(1, min(TREND_PERIOD_DAYS, days // 2)))
+        half = max(1, min(TREND_PERIOD_DAYS, days // 2))
+        values.setdefault("trend_first_days", min(half, values.get("observation_days", OBSERVATION_DAYS)))
+        values.setdefault("trend_second_days", half)
         problems += _calendar_problems(values)
         problems += _case_study_problems(values, days, failed)
     if problems:

@@ -39,8 +39,10 @@ def unique_rows(con, name: str, files, key: str, asset_key: str | None = None) -
     return check(name, rows == distinct, f"{rows} rows, {distinct} distinct {key}", asset_key, rows=rows, distinct=distinct)
 
 
-def nothing_from_label_period(con, calendar: Calendar, files, cohort_files, column: str) -> dg.AssetCheckResult:
-    """Every user's latest input impression is before local midnight of their first label day."""
+def nothing_from_label_period(con, calendar: Calendar, files, cohort_files, column: str,
+                              asset_key: str | None = None) -> dg.AssetCheckResult:
+    """Every user's latest input impression is before local midnight of their first label day (the
+    ``label_start_dt`` of ``cohort_files``)."""
     bad, users = _one(
         con,
         f"""SELECT count_if(x.{column} >= {label_start_ms_sql(calendar, 'u.label_start_dt')}), count(*)
@@ -53,6 +55,7 @@ def nothing_from_label_period(con, calendar: Calendar, files, cohort_files, colu
         "no_label_period_rows",
         bad == 0,
         f"{bad} of {users} rows carry an input time inside or after the label period",
+        asset_key,
         violations=bad,
     )
 
@@ -72,7 +75,7 @@ def numeric_columns(con, files) -> list[str]:
     return [name for name, typ, *_ in described if typ.startswith(numeric)]
 
 
-def one_row_per_cohort_user(con, files, cohort_files) -> dg.AssetCheckResult:
+def one_row_per_cohort_user(con, files, cohort_files, asset_key: str | None = None) -> dg.AssetCheckResult:
     rows, distinct, expected = _one(
         con,
         """SELECT (SELECT count(*) FROM read_parquet($f, hive_partitioning = false)),
@@ -85,6 +88,7 @@ def one_row_per_cohort_user(con, files, cohort_files) -> dg.AssetCheckResult:
         "one_row_per_cohort_user",
         rows == distinct == expected,
         f"{rows} rows, {distinct} users, {expected} cohort users",
+        asset_key,
     )
 
 

@@ -17,10 +17,11 @@ from churn_dagster.defs.step_containers import step_executor
 
 SNAPSHOT_ASSETS = ("raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics")
 DAILY_ASSETS = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats", "user_day_activity")
-# Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready (the session
-# events of the trend stage are per cohort too).
+# Everything partitioned by cohort up to the tensors: what a cohort's label period makes ready (the period-1
+# inputs of the trend stage are per cohort too).
 cohort_data_selection = dg.AssetSelection.groups("cohorts", "labels", "features", "tensors") | dg.AssetSelection.assets(
-    "session_events", "user_day_events", "continuation_requests", "continuation_examples")
+    "trend_sessions", "trend_macro_features", "session_events", "user_day_events", "continuation_requests",
+    "continuation_examples")
 TREND_DATA_ASSETS = ("trend_labels", "intent_topics", "intent_profiles")
 DATA_EXECUTOR = step_executor() or dg.in_process_executor
 

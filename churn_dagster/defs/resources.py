@@ -100,7 +100,7 @@ class FeatureSettingsResource(dg.ConfigurableResource):
     max_sessions: int = Field(default=192, gt=0, description="Sequence length; longer histories keep the latest sessions.")
     train_fraction: float = Field(default=0.70, description="Share of each cohort's users in the training split.")
     validation_fraction: float = Field(default=0.15, description="Share in the validation split; the rest is test.")
-    split_seed: int = Field(default=42, description="Seed of the stratified user split.")
+    split_seed: int = Field(default=42, description="Seed of the user split (a hash of the user id and the seed).")
     publish_day_anchor: int = Field(
         default=31, description="publishTime counts days back from this dt (31 as in most analyses; 32 also seen)."
     )

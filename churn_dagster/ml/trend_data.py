@@ -1,20 +1,23 @@
 """The inputs of the DIGMN trend models and their baselines, for the users of some trend cohorts.
 
-Everything comes from the first trend period, which is the observation window of the user's cohort (the
-first 14 days), so no input reaches into the second period the labels compare it with:
+Everything comes from the first trend period, the first ``first_period_days`` days of the user's cohort (the
+observation window or its first days), read from the tables of ``trend_inputs/``
+(:mod:`churn_dagster.transforms.trend_inputs`), so no input reaches into the second period the labels
+compare it with:
 
-- ``macro``: the user's KPI aggregates (``kpi_features``), the paper's macro features;
-- ``daily``: event-type counts per observation day (``user_day_events``), [users, days, event types], the
+- ``macro``: the user's KPI aggregates over period 1 (``trend_macro_features``), the paper's macro features;
+- ``daily``: event-type counts per day of period 1 (``user_day_events``), [users, days, event types], the
   activity LSTM's input;
-- ``behaviour``: per session, its event-type frequencies and its context (day, hour and weekday as cycles,
-  duration and the gap since the previous session on a log scale), stored ragged with ``offsets``;
+- ``behaviour``: per session of period 1 (``trend_sessions``), its event-type frequencies and its context
+  (day, hour and weekday as cycles, duration and the gap since the previous session on a log scale), stored
+  ragged with ``offsets``;
 - ``intents``: per session, its intent vector under the partition's intent model (cosine similarity of its
   event frequencies to each intent), and the session event counts it was computed from, so that a model
   trained with another intent model can be scored with its own (:meth:`TrendData.with_intents`).
 
 Only the users the median filter keeps are included (the paper's task), in cohort and user order. The split
-is the cohort's stratified ``user_splits`` split, so the trend models use the same users for training,
-validation and test as the churn models.
+is ``user_splits``' (a seeded hash of the user id), so the trend models use the same users for training,
+validation and test as the churn models, and no day of period 2 decides which users train.
 """
 
 from __future__ import annotations
@@ -76,30 +79,33 @@ def session_context(sessions: pd.DataFrame, days: int) -> np.ndarray:
 
 
 def load_trend_data(lake: Lake, cohorts: Sequence[date], intents: IntentModel, event_columns: Sequence[str],
-                    observation_days: int) -> TrendData:
-    """The kept users of ``cohorts`` with every input of the trend models."""
-    read = lambda table: read_cohort_tables(lake, table, list(cohorts), "trend models")  # noqa: E731
+                    first_period_days: int) -> TrendData:
+    """The kept users of ``cohorts`` with every input of the trend models: labels and splits from ``lake``,
+    the inputs from its ``trend_inputs/`` area, whose tables cover ``first_period_days`` days."""
+    read = lambda table, area=lake: read_cohort_tables(area, table, list(cohorts), "trend models")  # noqa: E731
+    first_period = lambda table: read(table, lake.trend_inputs())  # noqa: E731
     labels = read("trend_labels")
     labels = labels[labels["kept_by_filter"]]
     splits = read("user_splits")[["user_id", "split"]]
     users = labels[["user_id", "cohort_day", "day_trend", "session_trend"]].merge(splits, on="user_id", how="inner")
     users = users.sort_values(["cohort_day", "user_id"], kind="stable").reset_index(drop=True)
     kept = users["user_id"]
-    kpi = read("kpi_features").set_index("user_id").loc[kept]
+    kpi = first_period("kpi_features").set_index("user_id").loc[kept]
     macro = kpi.drop(columns=[c for c in ("cohort_day", "last_impression_ms") if c in kpi.columns]).reset_index(drop=True)
-    days = read("user_day_events")
+    days = first_period("user_day_events")
     days = days[days["user_id"].isin(kept)].sort_values(["user_id", "day_num"])
     daily = days.set_index("user_id").loc[kept, list(event_columns)].to_numpy(np.float32).reshape(
-        len(users), observation_days, len(event_columns))
-    events = read("session_events").merge(
-        read("sessions")[["user_id", "global_session_idx", "day_num", "hour_of_day", "weekday", "duration_min",
-                          "gap_min"]], on=["user_id", "global_session_idx"], suffixes=("", "_session"))
+        len(users), first_period_days, len(event_columns))
+    events = first_period("session_events").merge(
+        first_period("sessions")[["user_id", "global_session_idx", "day_num", "hour_of_day", "weekday",
+                                  "duration_min", "gap_min"]], on=["user_id", "global_session_idx"],
+        suffixes=("", "_session"))
     order = pd.Series(np.arange(len(users)), index=kept)
     events = events[events["user_id"].isin(kept)].assign(row=lambda f: order.loc[f["user_id"]].to_numpy())
     events = events.sort_values(["row", "global_session_idx"], kind="stable")
     counts = events[list(event_columns)].to_numpy(np.float64)
     behaviour = np.hstack([session_frequencies(counts).toarray().astype(np.float32),
-                           session_context(events, observation_days)])
+                           session_context(events, first_period_days)])
     offsets = np.concatenate([[0], np.cumsum(np.bincount(events["row"], minlength=len(users)))]).astype(np.int64)
     return TrendData(users, macro, daily, offsets, behaviour,
                      intents.intent_vectors(counts, event_columns).astype(np.float32), counts, tuple(event_columns))

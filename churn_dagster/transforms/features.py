@@ -77,12 +77,20 @@ LEAKY_CARD_COLUMNS = """avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
         avg((c.creator_type <> 0)::INT) AS special_creator_share,
         """
 
+# Local midnight starting a user's first label day, in epoch ms (Asia/Shanghai).
+_LABEL_START_MS = f"(($first_epoch_day + observation_end_dt)::BIGINT * 86400 - {fmt.SHANGHAI_UTC_OFFSET_SECONDS}) * 1000"
+
 # Day-level totals come from user_day_activity (one row per user and day), so the impression-level pass
 # only computes what needs impressions: positions, swipe-down lists, content and creators. The trend compares
-# the first and the second half of the observation window ($half days, then the rest), per day.
+# the first and the second half of the observation window ($half days, then the rest), per day. A swipe-down
+# entry carries its own log time, up to about an hour after the card was opened: one logged at or after local
+# midnight of the first label day is an event of the label period and is not counted.
 KPI_SQL = """
 CREATE OR REPLACE TEMP TABLE _kpi AS
-WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
+WITH users AS (
+    SELECT user_id, cohort_day, first_dt, observation_end_dt, {label_start_ms} AS label_start_ms
+    FROM read_parquet($cohort_paths, hive_partitioning = false)
+),
 days AS (
     SELECT u.user_id, any_value(u.cohort_day) AS cohort_day,
         sum(a.impressions) AS impressions, sum(a.clicks) AS clicks, sum(a.likes) AS likes,
@@ -113,7 +121,7 @@ content AS (
         avg(i.impress_position) AS mean_position, max(i.impress_position) AS max_position,
         avg((i.impress_position > 4)::INT) AS deep_position_share,
         count_if(i.detail_items IS NOT NULL) AS swipe_lists,
-        coalesce(sum(len(i.detail_items)), 0) AS swipe_items,
+        coalesce(sum(len(list_filter(i.detail_items, lambda x: x.logtime_ms < u.label_start_ms))), 0) AS swipe_items,
         avg((c.type = 2)::INT) AS video_share,
         count_if(i.is_click AND c.type = 2) / greatest(count_if(c.type = 2), 1) AS video_ctr,
         count_if(i.is_click AND c.type = 1) / greatest(count_if(c.type = 1), 1) AS image_ctr,
@@ -267,6 +275,7 @@ def build_kpi_features(
         "cards_path": literal_path(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "creators_path": literal_path(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "publish_anchor": publish_day_anchor,
+        "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
         "half": float(calendar.observation_days // 2 or 1),
         "second_half_days": float(calendar.observation_days - (calendar.observation_days // 2 or 1) or 1),
     }
@@ -282,6 +291,7 @@ def build_kpi_features(
             "popular_cume_dist": 1.0 - POPULAR_TOP_SHARE,
         })
     sql = KPI_SQL.format(
+        label_start_ms=_LABEL_START_MS,
         demographics=demographics_sql(use_leaky_columns),
         leaky_card_columns=LEAKY_CARD_COLUMNS if use_leaky_columns else "",
         content_stats_ctes=CONTENT_STATS_CTES if use_content_stats else "",

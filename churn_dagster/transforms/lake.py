@@ -22,8 +22,9 @@ class MissingUpstreamError(UserError, FileNotFoundError):
 @dataclass(frozen=True)
 class Lake:
     """Paths under ``root``. ``cohort_area`` names the folder of per-cohort outputs: ``cohorts`` for the
-    labelled cohorts, ``scoring`` for the latest observation window, which is built by the same transforms
-    from the same raw tables but must not mix with the labelled partitions."""
+    labelled cohorts, ``scoring`` for the latest observation window and ``trend_inputs`` for the first trend
+    period of the labelled cohorts; the last two are built by the same transforms from the same raw tables
+    but over other windows, so they must not mix with the labelled partitions."""
 
     root: Path
     cohort_area: str = "cohorts"
@@ -61,6 +62,10 @@ class Lake:
     def scoring(self) -> Lake:
         """The same lake with per-cohort outputs under ``scoring/``."""
         return Lake(self.root, "scoring")
+
+    def trend_inputs(self) -> Lake:
+        """The same lake with per-cohort outputs under ``trend_inputs/``: what the trend models read."""
+        return Lake(self.root, "trend_inputs")
 
     @property
     def duckdb_spill(self) -> Path:

@@ -3,9 +3,10 @@ a first period to the second?
 
 For a cohort starting on day ``f``, period 1 is ``dt f .. f+P1-1`` and period 2 the ``P2`` days after it
 (:class:`TrendSettings`, 14 + 14 by default, the paper's "first two weeks versus the following two"). A cohort
-can be labelled only when its last period-2 day is inside the data: with 30 days and 14 + 14, cohorts dt 1..3
-(:func:`trend_cohorts`); asking for a later one raises :class:`TrendWindowError` and writes nothing, rather
-than an empty partition that would read as "no users".
+can be labelled only when it is a labelled cohort of the churn calendar (its members and split exist) and
+its last period-2 day is inside the data: with 30 days and 14 + 14, cohorts dt 1..3 (:func:`trend_cohorts`);
+asking for another one raises :class:`TrendWindowError` and writes nothing, rather than an empty partition
+that would read as "no users".
 
 Per user (every user of ``cohort_users``):
 
@@ -25,8 +26,9 @@ Per user (every user of ``cohort_users``):
   Both comparisons are made on integers (``a * P2`` vs ``b * P1``), so equal rates are never split by
   rounding.
 
-Every ``second_*`` column is read from period 2, which with the defaults starts on the churn label period's
-first day: these are targets, never features. The ``first_*`` columns read only period 1.
+Every ``second_*`` column is read from period 2, which starts on the churn label period's first day with the
+defaults and inside the observation window when period 1 is shorter: these are targets, never features. The
+``first_*`` columns read only period 1, and so do the models' inputs (:mod:`churn_dagster.transforms.trend_inputs`).
 
 For new-user cohorts period 1 contains the first-appearance day, so "decrease" dominates (on the real 10k
 head and the synthetic generator about 70-80% of users on both tasks), unlike the paper's 2:2:1 and 3:2 on
@@ -37,7 +39,8 @@ LinkedIn): ``first_sessions_median`` is the median (interpolated, the mean of th
 even count) of ``first_sessions`` over **all users of the cohort**, and ``kept_by_filter`` is
 ``first_sessions >= first_sessions_median`` (always true with ``median_filter=False``). It is deliberately
 not fit on training users only: it decides which users form the task, not a feature scale, it reads only
-period 1, which is the observation window by default and so is known at prediction time for every user, and
+period 1, which lies inside the observation window and so is known at prediction time for every user (a
+session start depends only on the requests before it, so period 2 cannot move the count), and
 the paper filters before it splits. Fitting it on the training split would make the population depend on
 the split's seed. Rows of filtered-out users are kept (with the flag) so the class shares of both
 populations can be compared; :class:`TrendSummary` reports the kept population.
@@ -82,8 +85,8 @@ class TrendWindowError(UserError, ValueError):
 
 
 def trend_cohorts(calendar: Calendar, settings: TrendSettings) -> list[date]:
-    """The cohort days whose two periods both lie inside the data (empty if none does)."""
-    last = calendar.last_day - timedelta(days=settings.total_days - 1)
+    """The labelled cohort days whose two periods both lie inside the data (empty if none does)."""
+    last = min(calendar.last_day - timedelta(days=settings.total_days - 1), calendar.last_labelled_cohort)
     return [calendar.first_day + timedelta(days=k) for k in range((last - calendar.first_day).days + 1)]
 
 
@@ -186,8 +189,9 @@ def build_trend_labels(
     if outside:
         last = max(labellable).isoformat() if labellable else "none"
         raise TrendWindowError(
-            f"trend labels: the {settings.first_period_days}+{settings.second_period_days}-day periods of cohort(s) "
-            f"{', '.join(c.isoformat() for c in outside)} do not fit in the data (last labellable cohort: {last})"
+            f"trend labels: cohort(s) {', '.join(c.isoformat() for c in outside)} are not labelled cohorts whose "
+            f"{settings.first_period_days}+{settings.second_period_days}-day periods fit in the data "
+            f"(last labellable cohort: {last})"
         )
     dts = sorted({calendar.dt(c) + k for c in cohorts for k in range(settings.total_days)})
     impression_paths = require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "trend_labels")

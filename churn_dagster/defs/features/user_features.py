@@ -78,7 +78,7 @@ def static_features(context: dg.AssetExecutionContext, lake: LakeResource, featu
           dg.AssetDep("raw_mlog_stats", partition_mapping=observation_days),
           dg.AssetDep("raw_creator_stats", partition_mapping=observation_days)],
     check_specs=_feature_checks("kpi_features"),
-    **{**FEATURE_ASSET, "code_version": "4"},  # 4: creator followers and account types behind the leakage setting
+    **{**FEATURE_ASSET, "code_version": "4"},  # 4: no swipe entry of the label period; leaky columns behind the setting
 )
 def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
     cohorts = [parse_day(k) for k in context.partition_keys]

@@ -34,7 +34,7 @@ from churn_dagster.transforms import tensors as tensor_build
     group_name="scoring",
     kinds={"duckdb", "parquet", "numpy"},
     owners=OWNERS,
-    code_version="4",  # 4: creator followers and account types behind the leakage setting
+    code_version="4",  # 4: no swipe entry after the window; leaky columns behind the setting
     partitions_def=cohort_partitions,
     deps=[
         dg.AssetDep("user_day_activity", partition_mapping=scoring_membership_days),

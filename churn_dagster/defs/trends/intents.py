@@ -1,7 +1,7 @@
 """Intent mining: LDA topics over the training users' sessions, and each user's intent profile.
 
-``intent_topics`` fits the intents of a trend partition on the sessions of the training users of its trend
-cohorts (the training window of ``partitions.py``) and stores them as ``intents/cohort=<day>/intents.json``,
+``intent_topics`` fits the intents of a trend partition on the sessions of the first trend period of the
+training users of its trend cohorts (the training window of ``partitions.py``) and stores them as ``intents/cohort=<day>/intents.json``,
 with the perplexity curve that chose K and the intent-event heatmap. ``intent_profiles`` gives each user of
 the cohort the share of their sessions that each intent dominates: what a CRM reads, explained by the heatmap.
 """
@@ -43,9 +43,10 @@ def intents_folder(lake: Lake, cohort) -> Path:
 
 
 def _training_sessions(con, lake: Lake, cohorts):
-    """The event counts of the training users' sessions of ``cohorts`` (a sessions x events matrix)."""
-    files = {t: literal_paths(require([lake.cohort(t, c) for c in cohorts], "intent_topics"))
-             for t in ("session_events", "user_splits")}
+    """The event counts of the training users' sessions of ``cohorts`` (a sessions x events matrix), of the
+    first trend period only (``trend_inputs/``)."""
+    files = {t: literal_paths(require([area.cohort(t, c) for c in cohorts], "intent_topics"))
+             for t, area in (("session_events", lake.trend_inputs()), ("user_splits", lake))}
     return con.execute(
         f"""SELECT {', '.join(f'e.{c}' for c in EVENT_COLUMNS)}
             FROM read_parquet($e, hive_partitioning = false) e
@@ -60,7 +61,7 @@ def _training_sessions(con, lake: Lake, cohorts):
     "the training users of the partition's trend cohorts; per intent, the weight of each event type. Stored as "
     "intents/cohort=<day>/intents.json with the perplexity curve and the intent-event heatmap.",
     kinds={"numpy", "python"},
-    **{**_TREND_ASSET, "code_version": "2"},  # 2: our vectorised LDA instead of scikit-learn's
+    **{**_TREND_ASSET, "code_version": "3"},  # 2: our vectorised LDA; 3: sessions of the first trend period only
     deps=[dg.AssetDep(a, partition_mapping=training_window) for a in ("session_events", "user_splits")],
     check_specs=[dg.AssetCheckSpec("topics_are_distributions", asset="intent_topics", blocking=True,
                                    description="Every intent's event weights are finite, non-negative, sum to 1.")],
@@ -104,11 +105,11 @@ def intent_topics(context: dg.AssetExecutionContext, config: IntentTopicsConfig,
 
 
 @dg.asset(
-    description="Per user of the cohort: the share of their observation-window sessions that each intent dominates "
+    description="Per user of the cohort: the share of their sessions of the first trend period that each intent dominates "
     "(intent_0 .. intent_{K-1}, summing to 1), the dominant intent and the number of sessions; read it with "
     "intent_topics' heatmap, which says what each intent does. Parquet under cohorts/intent_profiles/.",
     kinds={"python", "parquet"},
-    **_TREND_ASSET,
+    **{**_TREND_ASSET, "code_version": "2"},  # 2: sessions of the first trend period only
     deps=["intent_topics", "session_events"],
     check_specs=[dg.AssetCheckSpec("shares_sum_to_one", asset="intent_profiles",
                                    description="Each user with a session has intent shares summing to 1.")],
@@ -126,7 +127,7 @@ def intent_profiles(context: dg.AssetExecutionContext, lake: LakeResource):
     cohort = parse_day(context.partition_key)
     model = IntentModel.from_dict(json.loads(
         (require([intents_folder(lake.lake, cohort)], "intent_profiles")[0] / "intents.json").read_text()))
-    sessions = pd.read_parquet(require([lake.lake.cohort("session_events", cohort)], "intent_profiles")[0])
+    sessions = pd.read_parquet(require([lake.lake.trend_inputs().cohort("session_events", cohort)], "intent_profiles")[0])
     vectors = model.intent_vectors(sessions[list(EVENT_COLUMNS)].to_numpy(np.float64), EVENT_COLUMNS)
     profile = user_intent_profile(sessions["user_id"].to_numpy(), vectors)
     out = lake.lake.cohort("intent_profiles", cohort)

@@ -14,7 +14,7 @@ from churn_dagster.ml.trend_hyperparameters import (
 )
 
 TREND_TASKS = ("day", "session")
-TREND_CODE_VERSION = "2"  # the registry's evidence rule; champions scored with their own topic model
+TREND_CODE_VERSION = "2"  # 2: first-period inputs only, the evidence rule, champions with their own topic model
 MODEL_LABELS = {
     "logreg": ("Logistic regression", "scikit-learn"),
     "xgboost": ("XGBoost", "xgboost"),
@@ -28,8 +28,10 @@ TASK_LABELS = {
     "day": "the day-level trend (decrease / same / increase of active days per day; macro F1)",
     "session": "the session-level trend (whether sessions per day decrease; AUROC)",
 }
-# What the trend data of a partition is read from, over its training window; the intents are its own.
-WINDOW_INPUTS = ("trend_labels", "session_events", "user_day_events", "sessions", "kpi_features", "user_splits")
+# What the trend data of a partition is read from, over its training window; the intents are its own. Every
+# input reads the first trend period only; the labels read both periods.
+WINDOW_INPUTS = ("trend_labels", "session_events", "user_day_events", "trend_sessions", "trend_macro_features",
+                 "user_splits")
 
 
 def trend_model_name(model: str, task: str) -> str:

@@ -22,7 +22,7 @@ from churn_dagster.defs.metadata import check, frame_table, table
 from churn_dagster.defs.mlflow_resource import MlflowResource
 from churn_dagster.defs.models.registry import register_and_promote
 from churn_dagster.defs.models.training import finite_probabilities, finite_weights
-from churn_dagster.defs.partitions import CALENDAR, trend_training_cohorts
+from churn_dagster.defs.partitions import TREND_WINDOWS, trend_training_cohorts
 from churn_dagster.defs.training_step import training_step
 from churn_dagster.defs.trends.intents import intents_folder
 from churn_dagster.defs.trends.model_config import (
@@ -41,7 +41,7 @@ from churn_dagster.ml.intents import IntentModel
 from churn_dagster.ml.evidence import Assessment, assess
 from churn_dagster.ml.metrics import flatten_metrics
 from churn_dagster.ml.train import default_device
-from churn_dagster.ml.trend_data import TASKS, load_trend_data
+from churn_dagster.ml.trend_data import TASKS, TrendData, load_trend_data
 from churn_dagster.ml.trend_experiments import (
     CLASS_NAMES,
     HEADLINE,
@@ -122,14 +122,20 @@ def _seed_rows(results: list[TrendResult], task: str) -> list[tuple]:
              r.epochs, r.best_epoch, round(r.seconds, 2)) for r in results]
 
 
+def partition_trend_data(lake: Lake, cohort: date) -> tuple[list[date], IntentModel, TrendData]:
+    """What the models of trend partition ``cohort`` train on: its trend cohorts, its intents, and the labels
+    and first-period inputs of the kept users of those cohorts."""
+    cohorts = trend_training_cohorts(cohort)
+    intents = IntentModel.from_dict(json.loads(
+        (require([intents_folder(lake, cohort)], "trend models")[0] / "intents.json").read_text()))
+    return cohorts, intents, load_trend_data(lake, cohorts, intents, EVENT_COLUMNS, TREND_WINDOWS.first_period_days)
+
+
 def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: str, cohort: date,
                       config: dg.Config, lake: Lake, mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
     name = trend_model_name(model_name, task)
-    cohorts = trend_training_cohorts(cohort)
-    intents = IntentModel.from_dict(json.loads(
-        (require([intents_folder(lake, cohort)], name)[0] / "intents.json").read_text()))
-    data = load_trend_data(lake, cohorts, intents, EVENT_COLUMNS, CALENDAR.observation_days)
+    cohorts, intents, data = partition_trend_data(lake, cohort)
     params = trend_hyperparameters(model_name, config)
     seeds = settings_of(params, TrendSeeds).seeds
     device = torch.device("cpu") if model_name in CLASSICAL_MODELS else default_device()
