@@ -114,8 +114,10 @@ def all_days() -> list[date]:
     return [CALENDAR.day(d) for d in range(1, CALENDAR.num_days + 1)]
 
 
-def resources_for(source: Path, root: Path) -> dict:
-    """Every resource of the code location, pointed at folders under ``root`` (MLflow included)."""
+def resources_for(source: Path, root: Path, min_validation_users: int = 30, promotion_margin: float = 0.02) -> dict:
+    """Every resource of the code location, pointed at folders under ``root`` (MLflow included); the registry's
+    evidence rule asks for ``min_validation_users`` positives and negatives (tests on small sets ask fewer, to
+    exercise the registry's path)."""
     from churn_dagster.defs.mlflow_resource import MlflowResource
     from churn_dagster.defs.resources import (
         FeatureSettingsResource,
@@ -128,5 +130,7 @@ def resources_for(source: Path, root: Path) -> dict:
         "lake": LakeResource(data_dir=str(root / "data"), duckdb_memory_limit="1GB"),
         "features": FeatureSettingsResource(),
         "mlflow": MlflowResource(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-                                 artifact_root=str(root / "mlflow" / "artifacts")),
+                                 artifact_root=str(root / "mlflow" / "artifacts"),
+                                 min_validation_positives=min_validation_users,
+                                 min_validation_negatives=min_validation_users, promotion_margin=promotion_margin),
     }

@@ -24,21 +24,13 @@ from churn_dagster.synth.generator import generate
 GROUP = {"case_study_features", "case_study_labels", "case_study_report", *(asset_name(f) for f in FAMILIES)}
 
 
-def _with_policy(resources: dict) -> dict:
-    from churn_dagster.defs.mlflow_resource import MlflowResource
-
-    mlflow = resources["mlflow"]
-    return {**resources, "mlflow": MlflowResource(tracking_uri=mlflow.tracking_uri, artifact_root=mlflow.artifact_root,
-                                                  min_validation_positives=15, min_validation_negatives=15)}
-
-
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     root = tmp_path_factory.mktemp("case_study_graph")
     generate(root / "source", users=2_000, seed=11)
     # A set this small holds about 22 active validation users: the evidence rule asks for 15 here (30 by
     # default), so that the registry's path is exercised; the rule itself is tested in test_champions.py.
-    resources = _with_policy(resources_for(root / "source", root))
+    resources = resources_for(root / "source", root, min_validation_users=15)
     with dg.DagsterInstance.ephemeral() as instance:
         code_location = build_definitions(resources)
         # only what the case study reads from the data graph (user_splits comes with label_scores, one multi-asset)
@@ -155,7 +147,7 @@ def test_a_second_training_is_compared_with_the_registered_champion(materialized
     step = Step("case_study_job", run_config={"ops": {"case_study_decision_tree": {"config": {"max_depth": 1}}}},
                 assets=frozenset({dg.AssetKey("case_study_decision_tree")}))
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(_with_policy(resources_for(root / "source", root))), instance, [step],
+        run_steps(build_definitions(resources_for(root / "source", root, min_validation_users=15)), instance, [step],
                   echo=lambda _: None)
     client = MlflowClient(mlflow.tracking_uri)
     for variant in ("plain", "upsampled"):

@@ -21,6 +21,7 @@ from churn_dagster.defs.models.registry import (
     best_champion,
     champion_as_of,
     champion_version,
+    champions_as_of,
     promote,
     register_and_promote,
     register_version,
@@ -151,7 +152,8 @@ def test_the_best_champion_across_families_is_chosen_on_the_same_users(resource)
     strong = fit_xgboost(X.iloc[:150], Y[:150], X.iloc[150:200], Y[150:200], XGBConfig(n_estimators=50, n_jobs=1))
     _champion_version(resource, "weak", _model(0.3), mlflow.sklearn, 0.99, "2019-11-20")
     _champion_version(resource, "strong", strong, mlflow.xgboost, 0.60, "2019-11-20")
-    chosen, aucs = best_champion(resource, {"logreg": "weak", "xgboost": "strong"}, ROWS, date(2019, 11, 27))
+    found = champions_as_of(resource, {"logreg": "weak", "xgboost": "strong"}, date(2019, 11, 27))
+    chosen, aucs = best_champion(resource, found, ROWS)
     assert chosen.candidate.name == "strong" and aucs["strong v1"] > aucs["weak v1"]
 
 
@@ -169,23 +171,25 @@ def test_a_scoring_window_uses_only_champions_whose_labels_closed_by_its_day(res
     assert str(champion_as_of(client, "m", date(2019, 11, 27)).version) == "2"
     assert str(champion_as_of(client, "m", date(2019, 11, 30)).version) == "2"  # v3 never won its promotion
     assert champion_as_of(client, "m", date(2019, 11, 19)) is None
-    assert best_champion(resource, {"logreg": "m"}, ROWS, date(2019, 11, 19)) is None
-    chosen, _ = best_champion(resource, {"logreg": "m"}, ROWS, date(2019, 11, 26))
+    assert champions_as_of(resource, {"logreg": "m"}, date(2019, 11, 19)) == []
+    chosen, _ = best_champion(resource, champions_as_of(resource, {"logreg": "m"}, date(2019, 11, 26)), ROWS)
     assert chosen.version == "1"
 
 
-def _result(model) -> SchemeResult:
+def _result(model, test_labels_flipped: bool = False) -> SchemeResult:
+    """A random-protocol result validated on ROWS; its test users are the same users, with every label flipped
+    on request (a test AUC below chance that no decision may read)."""
     from churn_dagster.ml.experiments import prediction_frame
     from churn_dagster.ml.metrics import metrics_for
 
     p = model.predict_proba(ROWS.kpi)[:, 1]
-    metrics = metrics_for("binary", ROWS.y, p)
+    test_y = 1 - ROWS.y if test_labels_flipped else ROWS.y
     users = pd.DataFrame({"user_id": [f"u{i}" for i in range(len(p))], "cohort_day": "2019-11-01"})
-    return SchemeResult("random", model, metrics, metrics, prediction_frame(users, "binary", ROWS.y, p),
-                        200, 200, 0.1, [], validation=ROWS)
+    return SchemeResult("random", model, metrics_for("binary", ROWS.y, p), metrics_for("binary", test_y, p),
+                        prediction_frame(users, "binary", test_y, p), 200, 200, 0.1, [], validation=ROWS)
 
 
-def _asset_for(model, resource, tmp_path):
+def _asset_for(model, resource, tmp_path, test_labels_flipped: bool = False):
     from churn_dagster.defs.models.training import _train_and_register
     from churn_dagster.transforms.lake import Lake
 
@@ -197,7 +201,7 @@ def _asset_for(model, resource, tmp_path):
 
         yield from _train_and_register(
             context, "logreg", "binary", day, [Protocol("random", (day,), (day,))], resource, {},
-            lambda protocol: _result(model),
+            lambda protocol: _result(model, test_labels_flipped),
             lambda r: model_training.log_sklearn_like_model(r, X.head(5), "sklearn"), Lake(tmp_path / "lake"))
 
     return _asset
@@ -221,3 +225,21 @@ def test_the_model_asset_registers_on_evidence_and_blocks_on_broken_weights(reso
     first = client.get_model_version("logreg_churn", "1")
     assert json.loads(first.tags["labels_closed"]) == "2019-11-21" and json.loads(first.tags["promoted"]) is True
     assert str(champion_version(client, "logreg_churn").version) == "1"
+
+
+def test_a_test_auc_below_chance_decides_nothing(resource, tmp_path):
+    """The same model twice, once with every test label flipped (test AUC below 0.5): the sanity check, the
+    evidence and the registry decide the same, because they read the validation users only."""
+    with dg.instance_for_test() as instance:
+        plain = dg.materialize([_asset_for(_model(0.8), resource, tmp_path / "a")], instance=instance)
+        flipped = dg.materialize([_asset_for(_model(0.8), resource, tmp_path / "b", True)], instance=instance)
+    assert plain.success and flipped.success
+    checks = [r.get_asset_check_evaluations()[0] for r in (plain, flipped)]
+    assert [c.passed for c in checks] == [True, True]
+    decisions = [r.get_asset_materialization_events()[0].materialization.metadata["champion"].value
+                 for r in (plain, flipped)]
+    assert decisions[0].startswith("v1: champion; ")  # the first champion
+    assert decisions[1].startswith("v2: not promoted; ") and "does not beat the champion" in decisions[1]  # a tie
+    metrics = [r.get_asset_materialization_events()[0].materialization.metadata["metrics"].value.records[0].data
+               for r in (plain, flipped)]
+    assert metrics[0]["val AUC"] == metrics[1]["val AUC"] and metrics[1]["test AUC"] < 0.5 < metrics[0]["test AUC"]

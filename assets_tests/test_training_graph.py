@@ -17,7 +17,7 @@ from churn_dagster.defs.continuation.config import epoch_cap_config as continuat
 from churn_dagster.defs.models.config import FAMILIES, model_name
 from churn_dagster.defs.models.registry import champion_version
 from churn_dagster.defs.partitions import CALENDAR, training_cohorts
-from churn_dagster.runs.runner import run_steps, whole_graph_steps
+from churn_dagster.runs.runner import Step, run_steps, whole_graph_steps
 from churn_dagster.synth.generator import generate
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
@@ -40,18 +40,24 @@ def trained(tmp_path_factory):
         run_ids = run_steps(build_definitions(resources), instance, steps, echo=lambda _: None)
         checks = [r.dagster_event.event_specific_data for run_id in run_ids
                   for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
-    return root / "data", mlflow, run_ids[[s.job for s in steps].index("training_job")], checks
+        # Then the scores of the previous window again, as a backfill would: the only models were trained on
+        # labels that closed after that window did.
+        earlier = (LAST - pd.Timedelta(days=1)).isoformat()
+        (rescored,) = run_steps(build_definitions(resources), instance, [Step(
+            "training_job", earlier, earlier, assets=frozenset({dg.AssetKey("churn_risk_scores")}))], echo=lambda _: None)
+        rescoring = [r.user_message for r in instance.all_logs(rescored)]
+    return root / "data", mlflow, run_ids[[s.job for s in steps].index("training_job")], checks, rescoring
 
 
 def test_every_check_passes(trained):
-    _, _, _, checks = trained
+    _, _, _, checks, _ = trained
     failed = [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed]
     names = {c.asset_key.to_user_string() for c in checks}
     assert failed == [] and set(MODELS) <= names and {"churn_risk_scores", "scoring_window"} <= names
 
 
 def test_mlflow_holds_every_training_run(trained):
-    _, mlflow, training_run, _ = trained
+    _, mlflow, training_run, _, _ = trained
     client = MlflowClient(mlflow.tracking_uri)
     experiment = client.get_experiment_by_name(mlflow.experiment)
     runs = client.search_runs([experiment.experiment_id], max_results=100)
@@ -71,7 +77,7 @@ def test_mlflow_holds_every_training_run(trained):
 
 
 def test_report_compares_every_model_on_both_splits(trained):
-    data, _, _, _ = trained
+    data, _, _, _, _ = trained
     folder = data / "reports" / "evaluation" / f"cohort={LAST.isoformat()}"
     for target, auc in (("binary", "ROC-AUC"), ("level", "OvR AUC (macro)")):
         table = pd.read_csv(folder / f"comparison_{target}.csv")
@@ -86,7 +92,7 @@ def test_report_compares_every_model_on_both_splits(trained):
 
 
 def test_risk_scores_cover_the_latest_window(trained):
-    data, _, _, _ = trained
+    data, _, _, _, _ = trained
     folder = data / "scores" / f"window={CALENDAR.last_day.isoformat()}"
     scores = pd.read_parquet(folder / "churn_risk_scores.parquet")
     window = pd.read_parquet(data / "scoring" / "cohort_users" / f"cohort={CALENDAR.last_observable_cohort.isoformat()}")
@@ -99,7 +105,7 @@ def test_risk_scores_cover_the_latest_window(trained):
 
 
 def test_models_train_on_their_window_with_thresholds_of_their_own_training_users(trained):
-    data, _, _, _ = trained
+    data, _, _, _, _ = trained
     window = [c.isoformat() for c in training_cohorts(LAST)]
     for name in MODELS:
         metrics = json.loads((data / "models" / name / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
@@ -110,3 +116,35 @@ def test_models_train_on_their_window_with_thresholds_of_their_own_training_user
     assert later["fitted_on_users"] < random["fitted_on_users"] and later != random
     same = json.loads((data / "models" / "lstm_level" / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
     assert same["schemes"]["out_of_time"]["thresholds"] == later  # every family fits them on the same users
+
+
+def test_an_old_window_is_never_scored_with_a_model_trained_after_it(trained):
+    """The models of partition 11-10 learned from labels that closed on 11-30. The window of partition 11-09 (users
+    first seen on 11-16) closed on 11-29: re-materialised now, it finds no model it could have used then, says so
+    in one line, and writes nothing."""
+    data, _, _, _, rescoring = trained
+    earlier = LAST - pd.Timedelta(days=1)
+    closed = CALENDAR.observation_closed(earlier + pd.Timedelta(days=CALENDAR.label_days))
+    assert closed.isoformat() == "2019-11-29"
+    assert (f"nothing scored for the window closing {closed}: no churn and no level model was promoted from labels "
+            "closed by then") in rescoring
+    assert not (data / "scores" / f"window={closed.isoformat()}").exists()
+
+
+def test_versions_record_their_evidence_protocols_and_label_dates(trained):
+    """Out of time, partition 11-10 tests on cohort 11-10 (scored on 11-23) and trains on the cohorts whose labels
+    had closed by then: 11-01 .. 11-03 (labels closed 11-21 .. 11-23). The registered version says when its own
+    training labels closed (11-30) and why it was registered."""
+    data, mlflow, _, _, _ = trained
+    client = MlflowClient(mlflow.tracking_uri)
+    for name in MODELS:
+        metrics = json.loads((data / "models" / name / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
+        assert metrics["protocol_cohorts"]["out_of_time"] == {
+            "train": ["2019-11-01", "2019-11-02", "2019-11-03"], "test": ["2019-11-10"]}, name
+        assert metrics["protocol_cohorts"]["random"]["test"] == [f"2019-11-{d:02d}" for d in range(4, 11)]
+        version = client.get_model_version(name, metrics["registered_version"])
+        assert json.loads(version.tags["labels_closed"]) == "2019-11-30"
+        assert json.loads(version.tags["evidence"]).startswith("validation AUC ")
+        run = client.get_run(version.run_id)
+        assert run.data.tags["registry_decision"] == metrics["champion_decision"]
+        assert metrics["champion_decision"].startswith(f"v{version.version}: ")

@@ -151,7 +151,9 @@ def trend_models(trend_graph):
 
     data, _, _, _ = trend_graph
     root = data.parent
-    resources = resources_for(root / "source", root)
+    # 60 validation users: the evidence rule asks for 5 of each judged class here (30 by default) and no margin,
+    # so that the registry's path is exercised; the rule itself is tested in test_evidence.py.
+    resources = resources_for(root / "source", root, min_validation_users=5, promotion_margin=0.0)
     defs = build_definitions(resources)
     step = trend_steps(CALENDAR, _small_training(TREND_MODEL_NAMES))[-1]
     threads = torch.get_num_threads()
@@ -189,7 +191,7 @@ def test_one_mlflow_run_per_model_and_seed_and_the_best_seed_registered(trend_mo
     from churn_dagster.defs.models.registry import champion_version
     from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
 
-    _, mlflow, _, run_id, _, _, _ = trend_models
+    data, mlflow, _, run_id, _, _, _ = trend_models
     client = MlflowClient(mlflow.tracking_uri)
     experiment = client.get_experiment_by_name(mlflow.experiment)
     runs = [r for r in client.search_runs([experiment.experiment_id], max_results=500)
@@ -204,11 +206,21 @@ def test_one_mlflow_run_per_model_and_seed_and_the_best_seed_registered(trend_mo
             history = client.get_metric_history(run.info.run_id, "val_loss")
             assert "learning_curves.png" in artifacts and 1 <= len(history) <= EPOCHS
     assert {k: sorted(v) for k, v in seeds.items()} == dict.fromkeys(TREND_MODEL_NAMES, SEEDS)
+    registered = set()
     for name in TREND_MODEL_NAMES:
+        summary = json.loads((data / "models" / name / "cohort=2019-11-03" / "summary.json").read_text())
+        best_run = client.get_run(summary["mlflow_runs"][str(summary["best_seed"])].rsplit("/", 1)[-1])
+        assert best_run.data.tags["registry_decision"] == summary["champion_decision"]
+        if summary["registered_version"] is None:  # the evidence rule said no, and why
+            assert summary["champion_decision"].startswith("not registered: validation ")
+            assert client.search_model_versions(f"name = '{name}'") == [], name
+            continue
+        registered.add(name)
         first = client.get_model_version(name, "1")
         assert first.tags["model_sane"] == "true" and "is the first champion" in first.tags["champion_decision"]
-        assert client.get_run(first.run_id).data.tags["seed"] == first.tags["seed"]  # the best seed's run
+        assert first.run_id == best_run.info.run_id and best_run.data.tags["seed"] == first.tags["seed"]
         assert champion_version(client, name) is not None
+    assert set(RETRAINED) <= registered
 
 
 def test_a_retrained_model_meets_the_champion_on_the_same_validation_users(trend_models):
@@ -225,7 +237,7 @@ def test_a_retrained_model_meets_the_champion_on_the_same_validation_users(trend
     client = MlflowClient(mlflow.tracking_uri)
     for name in RETRAINED:
         decision = client.get_model_version(name, "2").tags["champion_decision"]
-        assert "does not beat the champion v1" in decision and "on the same 60 validation users" in decision
+        assert "does not beat the champion v1" in decision and re.search(r"on the same \d+ validation users", decision)
         challenger, champion = re.findall(r"(?:macro F1|AUROC) (\d\.\d{4})", decision)
         assert challenger == champion, decision
         assert str(champion_version(client, name).version) == "1"

@@ -172,15 +172,18 @@ def promote(resource: MlflowResource, version: str, challenger: Candidate, rows:
                      current.version if current else None, verdict.challenger_auc, verdict.champion_auc)
 
 
-def best_champion(resource: MlflowResource, names_by_family: dict[str, str], rows: EvaluationRows,
-                  as_of: date) -> tuple[Registered, dict] | None:
-    """Among the families' champions as of ``as_of`` (:func:`champion_as_of`), the one with the highest AUC on
-    ``rows``, with every family's AUC; None when no family has one."""
+def champions_as_of(resource: MlflowResource, names_by_family: dict[str, str], as_of: date) -> list:
+    """Each family's champion as of ``as_of`` (:func:`champion_as_of`), as model versions; families without
+    one are left out."""
     client = resource.client()
-    champions = [load_version(resource, name, family, v.version) for family, name in names_by_family.items()
-                 if (v := champion_as_of(client, name, as_of)) is not None]
-    if not champions:
-        return None
+    return [(family, name, v) for family, name in names_by_family.items()
+            if (v := champion_as_of(client, name, as_of)) is not None]
+
+
+def best_champion(resource: MlflowResource, found: list, rows: EvaluationRows) -> tuple[Registered, dict]:
+    """Among the champions ``found`` by :func:`champions_as_of`, the one with the highest AUC on ``rows``, with
+    every family's AUC."""
+    champions = [load_version(resource, name, family, v.version) for family, name, v in found]
     winner, scores = best([c.candidate for c in champions], rows)
     chosen = next(c for c in champions if c.candidate is winner)
     return chosen, {c.describe(): scores.get(c.candidate.name) for c in champions}

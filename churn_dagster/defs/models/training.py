@@ -121,7 +121,8 @@ def _train_and_register(context, family: str, target: str, cohort: date, runs: l
     promotion = register_and_promote(
         mlflow_res, name, run_id, model_uri, assessment, sanity.passed, {
             "val_auc": assessment.score, "test_auc": headline_auc(target, random.test_metrics),
-            "model_sane": sanity.passed, "cohorts": tags["cohorts"], "dagster_run_id": context.run.run_id,
+            "model_sane": sanity.passed, "cohorts": tags["cohorts"], "partition": cohort.isoformat(),
+            "dagster_run_id": context.run.run_id,
             "labels_closed": CALENDAR.labels_closed(window[-1]).isoformat(),
         },
         lambda version: promote(mlflow_res, version, Candidate(name, family, random.model, random.normalization),

@@ -33,8 +33,8 @@ TARGET_WORDS = {"binary": "churn", "level": "level"}
 
 
 def _stored_thresholds(lake: Lake, cohort):
-    """The level thresholds the partition's level models fit on their random-protocol training users, read
-    back from their files (every family fits the same ones: the same training users)."""
+    """The level thresholds the level models of partition ``cohort`` fit on their random-protocol training users,
+    read back from their files (every family fits the same ones: the same training users)."""
     from churn_dagster.domain.engagement import Thresholds
 
     for family in FAMILIES:
@@ -44,9 +44,10 @@ def _stored_thresholds(lake: Lake, cohort):
     raise FileNotFoundError(f"no level model of partition {cohort} has written its thresholds")
 
 
-def _evaluation_rows(lake: Lake, cohort, target: str, policy):
-    """The validation users of the partition's training cohorts, in the forms every family reads; tensors,
-    KPI features and labels must hold the same users with the same splits."""
+def _evaluation_rows(lake: Lake, cohort, target: str, policy, thresholds_of):
+    """The validation users of the partition's training cohorts, in the forms every family reads, the levels
+    under the thresholds of model partition ``thresholds_of``; tensors, KPI features and labels must hold the
+    same users with the same splits."""
     from churn_dagster.domain.engagement import level_labels
     from churn_dagster.ml.champions import EvaluationRows
     from churn_dagster.ml.classical import kpi_feature_columns
@@ -59,7 +60,7 @@ def _evaluation_rows(lake: Lake, cohort, target: str, policy):
     _same_users_and_splits(labels, kpi, pd.concat([tensors[c].users for c in cohorts], ignore_index=True))
     val = (labels["split"] == "validation").to_numpy()
     y = labels["churned"].to_numpy(int)[val] if target == "binary" else level_labels(
-        labels[val].reset_index(drop=True), _stored_thresholds(lake, cohort))
+        labels[val].reset_index(drop=True), _stored_thresholds(lake, thresholds_of))
     return EvaluationRows(target, y, kpi=kpi.loc[val, kpi_feature_columns(kpi)].reset_index(drop=True),
                           cohorts=[tensors[c] for c in cohorts], split="validation", policy=policy)
 
@@ -113,8 +114,9 @@ def _predict(registered, area: Lake, window, target: str):
     ],
 )
 def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource):
-    from churn_dagster.defs.models.registry import (
-        best_champion,  # model code loads when scoring runs
+    from churn_dagster.defs.models.registry import (  # model code loads when scoring runs
+        best_champion,
+        champions_as_of,
     )
     from churn_dagster.ml import plots, scoring
 
@@ -122,13 +124,8 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
     window = scored_cohort(cohort)
     as_of = CALENDAR.observation_closed(window)
     area = lake.lake.scoring()
-    chosen, aucs = {}, {}
-    for target in TARGETS:
-        rows = _evaluation_rows(lake.lake, cohort, target, mlflow.evidence_policy)
-        found = best_champion(mlflow, {f: model_name(f, target) for f in FAMILIES}, rows, as_of)
-        if found is not None:
-            chosen[target], aucs[target] = found
-    missing = [TARGET_WORDS[t] for t in TARGETS if t not in chosen]
+    found = {t: champions_as_of(mlflow, {f: model_name(f, t) for f in FAMILIES}, as_of) for t in TARGETS}
+    missing = [TARGET_WORDS[t] for t in TARGETS if not found[t]]
     if missing:
         reason = (f"nothing scored for the window closing {as_of}: no {' and no '.join(missing)} model was promoted "
                   f"from labels closed by then")
@@ -136,6 +133,13 @@ def churn_risk_scores(context: dg.AssetExecutionContext, lake: LakeResource, mlf
         yield from (dg.AssetCheckResult(check_name=name, passed=True, description=reason)
                     for name in ("probabilities_valid", "covers_window"))
         return
+    # The level labels of the comparison rows: the thresholds of the newest eligible level champion's partition.
+    newest = max((v for _, _, v in found["level"]), key=lambda v: json.loads(v.tags["labels_closed"]))
+    thresholds_of = parse_day(json.loads(newest.tags["partition"]))
+    chosen, aucs = {}, {}
+    for target in TARGETS:
+        rows = _evaluation_rows(lake.lake, cohort, target, mlflow.evidence_policy, thresholds_of)
+        chosen[target], aucs[target] = best_champion(mlflow, found[target], rows)
     table = scoring.risk_table(_predict(chosen["binary"], area, window, "binary"),
                                _predict(chosen["level"], area, window, "level"))
     last_day = CALENDAR.day(CALENDAR.observation_dts(window)[-1])
