@@ -5,7 +5,7 @@ and the window settings."""
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
@@ -13,6 +13,9 @@ from churn_dagster.settings import SettingsError, settings_from_env
 from churn_dagster.transforms import case_study as cs
 from churn_dagster.transforms.cohorts import build_user_day_activity
 from churn_dagster.transforms.labels import SplitSettings
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C, Z, T, V = (tid(u) for u in "ABCZTV")
 
 WINDOWS = cs.Windows(10, 20)
 FIRST = CALENDAR.day(1)
@@ -56,27 +59,27 @@ def _labels(tmp_path, lake, con, imps, split_of, windows=WINDOWS):
 
 # Everyone is seen on day 1. Days 11-30 (target): training CTRs A 1/2, B 0/4, C 1/4 (Z has no impression
 # there); the threshold is their mean, (0.5 + 0 + 0.25) / 3 = 0.25.
-SPLIT = {"A": "train", "B": "train", "C": "train", "Z": "train", "T": "test", "V": "validation"}
+SPLIT = {A: "train", B: "train", C: "train", Z: "train", T: "test", V: "validation"}
 
 
 def _population(t_clicks: int = 3, a_clicks: int = 1) -> list[Imp]:
     imps = [Imp(u, _at(1)) for u in SPLIT]
-    imps += _target("A", 2, a_clicks) + _target("B", 4, 0) + _target("C", 4, 1, dt=30)
-    imps += _target("T", 8, t_clicks, dt=11) + _target("V", 4, 1)
+    imps += _target(A, 2, a_clicks) + _target(B, 4, 0) + _target(C, 4, 1, dt=30)
+    imps += _target(T, 8, t_clicks, dt=11) + _target(V, 4, 1)
     return imps
 
 
 def test_ctr_labels_around_the_threshold(tmp_path, lake, con):
     by_user, threshold = _labels(tmp_path, lake, con, _population(), SPLIT)
     assert (threshold.value, threshold.fitted_on_users) == (0.25, 3)
-    assert by_user["A"]["target_ctr"] == 0.5 and by_user["A"]["active"]
-    assert by_user["B"]["target_ctr"] == 0.0 and not by_user["B"]["active"]
+    assert by_user[A]["target_ctr"] == 0.5 and by_user[A]["active"]
+    assert by_user[B]["target_ctr"] == 0.0 and not by_user[B]["active"]
     # exactly at the mean is not above it
-    assert by_user["C"]["target_ctr"] == 0.25 and not by_user["C"]["active"]
-    assert by_user["V"]["target_ctr"] == 0.25 and not by_user["V"]["active"]
+    assert by_user[C]["target_ctr"] == 0.25 and not by_user[C]["active"]
+    assert by_user[V]["target_ctr"] == 0.25 and not by_user[V]["active"]
     # no impression in days 11-30: no CTR, inactive
-    assert (by_user["Z"]["target_impressions"], by_user["Z"]["target_ctr"], by_user["Z"]["active"]) == (0, None, False)
-    assert (by_user["T"]["target_impressions"], by_user["T"]["target_clicks"]) == (8, 3) and by_user["T"]["active"]
+    assert (by_user[Z]["target_impressions"], by_user[Z]["target_ctr"], by_user[Z]["active"]) == (0, None, False)
+    assert (by_user[T]["target_impressions"], by_user[T]["target_clicks"]) == (8, 3) and by_user[T]["active"]
     assert {u: r["split"] for u, r in by_user.items()} == SPLIT
     assert {r["split_source"] for r in by_user.values()} == {"user_splits"}
 
@@ -85,20 +88,20 @@ def test_the_threshold_is_fit_on_training_users_only(tmp_path, lake, con):
     _, base = _labels(tmp_path / "base", lake, con, _population(), SPLIT)
     for clicks in (0, 8):  # a test user's clicks move their own label, not the threshold
         by_user, moved = _labels(tmp_path / f"t{clicks}", lake, con, _population(t_clicks=clicks), SPLIT)
-        assert moved == base and by_user["T"]["active"] == (clicks / 8 > 0.25)
+        assert moved == base and by_user[T]["active"] == (clicks / 8 > 0.25)
     # the counter-check: a training user's clicks do move it, (1.0 + 0 + 0.25) / 3
     _, trained = _labels(tmp_path / "a", lake, con, _population(a_clicks=2), SPLIT)
     assert trained.value == pytest.approx(1.25 / 3) and trained.fitted_on_users == 3
 
 
 def test_nobody_is_active_without_a_training_ctr(tmp_path, lake, con):
-    imps = [Imp(u, _at(1)) for u in "AT"] + _target("T", 4, 4)
-    by_user, threshold = _labels(tmp_path, lake, con, imps, {"A": "train", "T": "test"})
+    imps = [Imp(u, _at(1)) for u in (A, T)] + _target(T, 4, 4)
+    by_user, threshold = _labels(tmp_path, lake, con, imps, {A: "train", T: "test"})
     assert (threshold.value, threshold.fitted_on_users) == (None, 0)
     assert not any(r["active"] for r in by_user.values())
 
 
-DEMOGRAPHICS = "A,guang dong,21,female,12,5,6\nB,,,,608,3,7\n"
+DEMOGRAPHICS = f"{A},guang dong,21,female,12,5,6\n{B},,,,608,3,7\n"
 
 
 def _features(tmp_path, lake, con, imps, use_follow_count=False, windows=WINDOWS) -> dict:
@@ -108,18 +111,18 @@ def _features(tmp_path, lake, con, imps, use_follow_count=False, windows=WINDOWS
 
 
 EARLY = [
-    Imp("A", _at(1), 1, click=True, like=True, view_comment=True, view_time=3.5),
-    Imp("A", _at(1), 2),
-    Imp("A", _at(10, 5), 1, click=True, share=True, comment=True, homepage=True, view_time=10.25),
-    Imp("B", _at(4)),
-    Imp("C", _at(12), click=True, view_time=1.0),  # first seen after the feature days: not in the population
+    Imp(A, _at(1), 1, click=True, like=True, view_comment=True, view_time=3.5),
+    Imp(A, _at(1), 2),
+    Imp(A, _at(10, 5), 1, click=True, share=True, comment=True, homepage=True, view_time=10.25),
+    Imp(B, _at(4)),
+    Imp(C, _at(12), click=True, view_time=1.0),  # first seen after the feature days: not in the population
 ]
 
 
 def test_features_by_hand(tmp_path, lake, con):
     by_user = _features(tmp_path, lake, con, EARLY)
-    assert set(by_user) == {"A", "B"}
-    a, b = by_user["A"], by_user["B"]
+    assert set(by_user) == {A, B}
+    a, b = by_user[A], by_user[B]
     assert {k: a[k] for k in cs.ACTIVITY_FEATURES} == {
         "clicks": 2, "comments": 1, "homepage_visits": 1, "shares": 1, "comment_views": 1, "likes": 1,
         "view_time_s": 13.75}
@@ -128,28 +131,28 @@ def test_features_by_hand(tmp_path, lake, con):
     # empty demographics stay missing, 608 registered months is impossible
     assert (b["clicks"], b["province"], b["age"], b["gender"], b["registered_months"]) == (0, None, None, None, None)
     assert cs.FOLLOW_COUNT not in a and not a["no_demographics_row"]
-    assert _features(tmp_path / "follow", lake, con, EARLY, use_follow_count=True)["A"][cs.FOLLOW_COUNT] == 5.0
+    assert _features(tmp_path / "follow", lake, con, EARLY, use_follow_count=True)[A][cs.FOLLOW_COUNT] == 5.0
 
 
 def test_features_use_only_the_feature_days(tmp_path, lake, con):
     before = _features(tmp_path / "before", lake, con, EARLY)
-    later = [Imp("A", _at(11), 3, click=True, like=True, share=True, comment=True, homepage=True, view_comment=True,
-                 view_time=99.0), Imp("B", _at(30), click=True, view_time=1.0)]
+    later = [Imp(A, _at(11), 3, click=True, like=True, share=True, comment=True, homepage=True, view_comment=True,
+                 view_time=99.0), Imp(B, _at(30), click=True, view_time=1.0)]
     assert _features(tmp_path / "after", lake, con, EARLY + later) == before
     # a shorter feature window moves day 10 out of the features
     short = _features(tmp_path / "short", lake, con, EARLY, windows=cs.Windows(5, 20))
-    assert (short["A"]["clicks"], short["A"]["last_feature_dt"]) == (1, 1)
+    assert (short[A]["clicks"], short[A]["last_feature_dt"]) == (1, 1)
 
 
 def test_users_outside_the_split_partitions_get_the_seeded_hash_split(tmp_path, lake, con):
-    users = [f"U{i:02d}" for i in range(40)]
-    imps = [Imp("A", _at(1))] + [Imp(u, _at(2)) for u in users]  # day-2 users have no split file here
-    by_user, _ = _labels(tmp_path, lake, con, imps, {"A": "test"})
-    assert by_user["A"]["split"] == "test" and by_user["A"]["split_source"] == "user_splits"
+    users = [tid(f"U{i:02d}") for i in range(40)]
+    imps = [Imp(A, _at(1))] + [Imp(u, _at(2)) for u in users]  # day-2 users have no split file here
+    by_user, _ = _labels(tmp_path, lake, con, imps, {A: "test"})
+    assert by_user[A]["split"] == "test" and by_user[A]["split_source"] == "user_splits"
     hashed = [by_user[u]["split"] for u in users]
     assert {by_user[u]["split_source"] for u in users} == {"seeded hash"}
     assert (hashed.count("train"), hashed.count("validation"), hashed.count("test")) == (28, 6, 6)
-    again, _ = _labels(tmp_path / "again", lake, con, imps, {"A": "test"})
+    again, _ = _labels(tmp_path / "again", lake, con, imps, {A: "test"})
     assert [again[u]["split"] for u in users] == hashed
 
 

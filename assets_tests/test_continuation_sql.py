@@ -8,11 +8,14 @@ import dataclasses
 from datetime import datetime
 
 import pytest
-from conftest import CALENDAR, SHANGHAI, Imp
+from conftest import CALENDAR, SHANGHAI, Imp, tid
 from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.transforms import continuation, labels, sessions
 from churn_dagster.transforms.continuation import ExampleSampling
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C, H, L = (tid(u) for u in "ABCHL")
 
 COHORT = CALENDAR.day(1)
 LABELS = ("continues_10min", "continues_20min", "continues_30min")
@@ -20,15 +23,15 @@ LABELS = ("continues_10min", "continues_20min", "continues_30min")
 # User A (Asia/Shanghai). Session 1: requests at 10:00, 10:05, 10:10, 10:20, 10:20:01, 10:30 (its end).
 # Session 2 starts 31 minutes later at 11:01 and ends at 11:26; session 3 starts 31 minutes after that.
 USER_A = [
-    Imp("A", "2019-11-01 10:00:00", 1), Imp("A", "2019-11-01 10:00:00", 2, click=True, view_time=30.0),
-    Imp("A", "2019-11-01 10:05:00", 1, click=True, like=True),
-    Imp("A", "2019-11-01 10:10:00", 1), Imp("A", "2019-11-01 10:10:00", 2), Imp("A", "2019-11-01 10:10:00", 3),
-    Imp("A", "2019-11-01 10:20:00", 1, click=True, view_comment=True),
-    Imp("A", "2019-11-01 10:20:01", 2),
-    Imp("A", "2019-11-01 10:30:00", 1),
-    Imp("A", "2019-11-01 11:01:00", 1, click=True),
-    Imp("A", "2019-11-01 11:26:00", 1),
-    Imp("A", "2019-11-01 11:57:00", 1), Imp("A", "2019-11-01 11:57:00", 2),
+    Imp(A, "2019-11-01 10:00:00", 1), Imp(A, "2019-11-01 10:00:00", 2, click=True, view_time=30.0),
+    Imp(A, "2019-11-01 10:05:00", 1, click=True, like=True),
+    Imp(A, "2019-11-01 10:10:00", 1), Imp(A, "2019-11-01 10:10:00", 2), Imp(A, "2019-11-01 10:10:00", 3),
+    Imp(A, "2019-11-01 10:20:00", 1, click=True, view_comment=True),
+    Imp(A, "2019-11-01 10:20:01", 2),
+    Imp(A, "2019-11-01 10:30:00", 1),
+    Imp(A, "2019-11-01 11:01:00", 1, click=True),
+    Imp(A, "2019-11-01 11:26:00", 1),
+    Imp(A, "2019-11-01 11:57:00", 1), Imp(A, "2019-11-01 11:57:00", 2),
 ]
 # Expected (continues 10, 20, 30) per request time, by hand from the session ends 10:30 and 11:26.
 EXPECTED = {
@@ -45,8 +48,8 @@ EXPECTED = {
 # The last observation day (dt 14) ends at midnight before 15 Nov. B's session ending at 23:30:00 is complete
 # (a 30-minute gap would have split it anyway); C's, ending at 23:30:01, may go on after midnight.
 USER_B = [
-    Imp("B", "2019-11-01 09:00:00", 1), Imp("B", "2019-11-14 23:20:00", 1), Imp("B", "2019-11-14 23:30:00", 1),
-    Imp("C", "2019-11-01 09:00:00", 1), Imp("C", "2019-11-14 23:30:01", 1, click=True, view_time=5.0),
+    Imp(B, "2019-11-01 09:00:00", 1), Imp(B, "2019-11-14 23:20:00", 1), Imp(B, "2019-11-14 23:30:00", 1),
+    Imp(C, "2019-11-01 09:00:00", 1), Imp(C, "2019-11-14 23:30:01", 1, click=True, view_time=5.0),
 ]
 
 
@@ -128,31 +131,31 @@ def test_no_feature_reads_anything_after_its_request(tmp_path, lake, con, reques
 def test_censored_sessions_never_become_examples(tmp_path, lake, con):
     request_rows = _build(tmp_path, lake, con, USER_B)
     censored = {(r["user_id"], _local(r)): r["censored"] for r in request_rows}
-    assert censored == {("B", "09:00:00"): False, ("B", "23:20:00"): False, ("B", "23:30:00"): False,
-                        ("C", "09:00:00"): False, ("C", "23:30:01"): True}
+    assert censored == {(B, "09:00:00"): False, (B, "23:20:00"): False, (B, "23:30:00"): False,
+                        (C, "09:00:00"): False, (C, "23:30:01"): True}
     examples = rows(con, lake.cohort("continuation_examples", COHORT))
     assert sorted((e["user_id"], _local(e)) for e in examples) == [
-        ("B", "09:00:00"), ("B", "23:20:00"), ("B", "23:30:00"), ("C", "09:00:00")]
+        (B, "09:00:00"), (B, "23:20:00"), (B, "23:30:00"), (C, "09:00:00")]
     assert {e["split"] for e in examples} <= {"train", "validation", "test"}
 
 
 def _heavy_users() -> list[Imp]:
     """User H with 50 requests (one card each, 2 minutes apart), user L with 3."""
-    heavy = [Imp("H", f"2019-11-0{1 + k // 25} {10 + (k % 25) // 30}:{2 * (k % 25):02d}:00") for k in range(50)]
-    return heavy + [Imp("L", f"2019-11-01 1{k}:00:00") for k in range(3)]
+    heavy = [Imp(H, f"2019-11-0{1 + k // 25} {10 + (k % 25) // 30}:{2 * (k % 25):02d}:00") for k in range(50)]
+    return heavy + [Imp(L, f"2019-11-01 1{k}:00:00") for k in range(3)]
 
 
 def test_the_per_user_cap_holds_and_is_deterministic(tmp_path, lake, con):
     _build(tmp_path, lake, con, _heavy_users(), ExampleSampling(max_requests_per_user=10, seed=7))
     first = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
-    assert sum(e["user_id"] == "H" for e in first) == 10 and sum(e["user_id"] == "L" for e in first) == 3
+    assert sum(e["user_id"] == H for e in first) == 10 and sum(e["user_id"] == L for e in first) == 3
     continuation.build_examples(con, lake, [COHORT], ExampleSampling(max_requests_per_user=10, seed=7))
     again = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
     assert [e["request_ms"] for e in again] == [e["request_ms"] for e in first]
     continuation.build_examples(con, lake, [COHORT], ExampleSampling(max_requests_per_user=10, seed=8))
     other_seed = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
     assert [e["request_ms"] for e in other_seed] != [e["request_ms"] for e in first]
-    heavy_times = [e["request_ms"] for e in first if e["user_id"] == "H"]
+    heavy_times = [e["request_ms"] for e in first if e["user_id"] == H]
     assert max(heavy_times) - min(heavy_times) > 24 * 3600 * 1000  # spread over both days, not the first 10
 
 
