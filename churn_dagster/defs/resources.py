@@ -50,7 +50,8 @@ class NcmSourceResource(dg.ConfigurableResource):
     directory: str = Field(description="Folder with the published CSV files (or day=YYYY-MM-DD sub-folders).")
 
     def _one(self, folder: Path, stem: str) -> Path | None:
-        found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists()]
+        # A symbolic link that loops or leads nowhere is there too: reading it says what is wrong with it.
+        found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists() or p.is_symlink()]
         if len(found) > 1:
             raise DuplicateSourceError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
         return found[0] if found else None

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
+from churn_dagster.transforms.ingest.lines import CR_INSIDE, MAX_LINE_BYTES
 
 LINE_COLUMN = "(line)"
 DECIMAL_PATTERN = r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
@@ -133,17 +133,27 @@ def _fast_pattern(spec: fmt.NcmFile, file_order: list[fmt.Column]) -> str:
     return ",".join(field(c) for c in file_order).replace("'", "''")
 
 
+# A CR before the line's own terminator: lines ending with CR alone inside an LF or CRLF file, run together.
+_INNER_CR = "contains(_line_text, chr(13))"
+# A byte-order mark opening a data line: files concatenated with their BOMs.
+_LINE_BOM = "starts_with(_line_text, chr(65279))"
+
+
 def structural_rules(n_fields: int) -> list[Rule]:
     return [
         Rule("_too_long", f"line longer than {MAX_LINE_BYTES // (1 << 20)} MiB", LINE_COLUMN),
         Rule("_text IS NULL", "the line is not valid UTF-8", LINE_COLUMN),
         Rule("_line_text = ''", "blank line", LINE_COLUMN),
+        Rule(_INNER_CR, f"{CR_INSIDE}: lines ending with CR alone run into the next (CR mixed with LF or CRLF)",
+             LINE_COLUMN),
+        Rule(_LINE_BOM, "a byte-order mark (BOM) opens the line (a file appended with its own BOM)", LINE_COLUMN),
         Rule(f"_n_fields <> {n_fields}", f"wrong number of fields (expected {n_fields})", LINE_COLUMN),
         Rule("_bad_quoting", "malformed quoting", LINE_COLUMN),
     ]
 
 
-STRUCTURE_OK = "NOT (_too_long OR _text IS NULL OR _line_text = '' OR _n_fields <> {n} OR _bad_quoting)"
+STRUCTURE_OK = (f"NOT (_too_long OR _text IS NULL OR _line_text = '' OR {_INNER_CR} OR {_LINE_BOM} "
+                "OR _n_fields <> {n} OR _bad_quoting)")
 
 
 def typed_rows_sql(spec: fmt.NcmFile, file_order: list[fmt.Column], lines_table: str) -> tuple[str, list[Rule]]:
