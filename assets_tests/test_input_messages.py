@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import CALENDAR, Imp, all_days, tid
 
-from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.defs.resources import MissingSourceError, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.settings import SettingsError, settings_from_env
 from churn_dagster.synth.generator import generate
@@ -93,6 +93,18 @@ def test_what_stands_in_the_file_s_place_is_named_not_called_missing(tmp_path, l
     with pytest.raises(BadInputError) as raised:
         _ingest(folder, lake, con)
     assert str(raised.value) == f"{folder / 'impression_data.csv'}: {message}"
+
+
+@pytest.mark.parametrize(("make", "why"), [
+    (lambda p: p.symlink_to(p.name), "is a symbolic link that loops or leads nowhere"),
+    (lambda p: p.write_text("x"), "is a file, not a folder"),
+    (lambda p: None, "does not exist"),
+])
+def test_a_source_folder_that_is_no_folder_is_named(tmp_path, make, why):
+    make(tmp_path / "source")
+    with pytest.raises(MissingSourceError) as raised:
+        NcmSourceResource(directory=str(tmp_path / "source")).files_for(fmt.IMPRESSIONS, all_days())
+    assert str(raised.value) == f"{tmp_path / 'source'}: the source folder {why}"
 
 
 def test_a_file_without_read_permission_is_named():

@@ -59,6 +59,10 @@ class NcmSourceResource(dg.ConfigurableResource):
     def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[SourceFile]:
         """The whole file if the folder holds one, else one delivered file per day of the run."""
         root = Path(self.directory)
+        if not root.is_dir():
+            why = ("is a symbolic link that loops or leads nowhere" if root.is_symlink() else
+                   "is a file, not a folder" if root.exists() else "does not exist")
+            raise MissingSourceError(f"{root}: the source folder {why}")
         whole = self._one(root, spec.stem)
         if whole is not None:
             return [SourceFile(whole)]
