@@ -51,6 +51,8 @@ FATAL = {
                             ", line 1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); expected UTF-8"),
     "gzip named .csv": ("impression_data.csv", gzip.compress(CSV),
                         ", line 1: the file is gzip-compressed; name it impression_data.csv.gz"),
+    "gzip compressed twice": ("impression_data.csv.gz", gzip.compress(gzip.compress(CSV)),
+                              ", line 1: the file is gzip-compressed; it is compressed twice; decompress it once"),
     ".gz that is not gzip": ("impression_data.csv.gz", CSV,
                              ": is not gzip-compressed, though its name ends in .gz (rename it to .csv, or compress it)"),
     "gzip cut short": ("impression_data.csv.gz", gzip.compress(CSV * 50)[:-40],

@@ -67,7 +67,8 @@ def header_fields(path: Path) -> list[str]:
     if line is None:
         raise BadInputError(f"{path}: the file is empty; expected a header line")
     if line.startswith(GZIP_MAGIC):
-        raise BadInputError(f"{path}, line 1: the file is gzip-compressed; name it {path.name}.gz")
+        fix = "it is compressed twice; decompress it once" if path.suffix == ".gz" else f"name it {path.name}.gz"
+        raise BadInputError(f"{path}, line 1: the file is gzip-compressed; {fix}")
     if line.startswith(UTF16_BOMS):
         raise BadInputError(f"{path}, line 1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
                             "expected UTF-8")
