@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -24,6 +25,17 @@ def require_real_head() -> Path:
     if not REAL_HEAD.exists():
         pytest.skip(f"{REAL_HEAD} is absent: the real 10k-row heads ship beside the repo, not in it")
     return REAL_HEAD
+
+
+def tid(label: str) -> str:
+    """A test's readable user or card label (``"A"``, ``"U1"``) as an ID of the published grammar
+    (``ncm_format.ID_GRAMMAR``), which the loader requires: each letter is its two-digit place in the alphabet,
+    each digit itself, and every digit is written as its token (``"A"`` is 01, ``"GCHC"``)."""
+    digits = "".join(f"{ord(c.upper()) - ord('A') + 1:02d}" if c.isalpha() else c for c in label)
+    token = "".join(fmt.ID_DIGIT_LETTERS[int(d)] + fmt.ID_TOKEN_END for d in digits)
+    if not re.fullmatch(fmt.ID_GRAMMAR.pattern, token):
+        raise ValueError(f"{label!r} is too long for a test ID ({fmt.MAX_ID_DIGITS} digits at most)")
+    return token
 
 
 @dataclass

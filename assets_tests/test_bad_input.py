@@ -7,7 +7,7 @@ import gzip
 
 import pandas as pd
 import pytest
-from conftest import CALENDAR, Imp, all_days, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, all_days, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.defs.resources import NcmSourceResource
@@ -15,7 +15,10 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms import cohorts, features
 from churn_dagster.transforms.ingest import BadInputError, ingest
 
-GOOD = [Imp("U1", "2019-11-01 10:00:00", 1), Imp("U1", "2019-11-01 10:00:00", 2), Imp("U2", "2019-11-02 09:00:00", 1)]
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U1, U2, KNOWN, STRANGER = tid("U1"), tid("U2"), tid("K"), tid("S")
+
+GOOD = [Imp(U1, "2019-11-01 10:00:00", 1), Imp(U1, "2019-11-01 10:00:00", 2), Imp(U2, "2019-11-02 09:00:00", 1)]
 HEADER = ",".join(fmt.IMPRESSIONS.header)
 
 
@@ -40,14 +43,14 @@ CASES = {
     # name: (file lines after the header, trailing newline?, expected quarantine line, column, reason fragment)
     "truncated last line": ([*(r.csv_line() for r in GOOD), GOOD[0].csv_line()[:19]], False, 5, "wrong number of fields"),
     "wrong field count": ([GOOD[0].csv_line() + ",extra", *(r.csv_line() for r in GOOD)], True, 2, "wrong number of fields"),
-    "non-numeric dt": ([*(r.csv_line() for r in GOOD), "NA,x1,1,1572573600000,0,0,0,0,0,0,C,NA,U9"], True, 5, "dt"),
-    "dt out of range": ([*(r.csv_line() for r in GOOD), "NA,0,1,1572573600000,0,0,0,0,0,0,C,NA,U9"], True, 5,
+    "non-numeric dt": ([*(r.csv_line() for r in GOOD), "NA,x1,1,1572573600000,0,0,0,0,0,0,GCJC,NA,ICHCPC"], True, 5, "dt"),
+    "dt out of range": ([*(r.csv_line() for r in GOOD), "NA,0,1,1572573600000,0,0,0,0,0,0,GCJC,NA,ICHCPC"], True, 5,
                         "dt is outside the days"),
     "impressTime on another day": ([*(r.csv_line() for r in GOOD),
                                     GOOD[2].csv_line().replace("NA,2,", "NA,3,", 1)], True, 5, "Asia/Shanghai day"),
     "duplicated row": ([*(r.csv_line() for r in GOOD), GOOD[1].csv_line()], True, 5, "duplicate"),
     "malformed detail list": ([*(r.csv_line() for r in GOOD),
-                               '"[{\'isZan\': \'0\', \'mlogId\'",1,3,1572573600000,1,0,0,0,0,0,C,2.0,U9'], True, 5,
+                               '"[{\'isZan\': \'0\', \'mlogId\'",1,3,1572573600000,1,0,0,0,0,0,GCJC,2.0,ICHCPC'], True, 5,
                               "detailMlogInfoList"),
 }
 
@@ -65,7 +68,7 @@ def test_quarantine_with_exact_accounting(tmp_path, lake, con, case):
 
 
 def test_non_utf8_bytes_are_quarantined_with_their_line(tmp_path, lake, con):
-    bad = "NA,1,3,1572573600000,0,0,0,0,0,0,C,NA,U\xe9".encode("latin-1")
+    bad = "NA,1,3,1572573600000,0,0,0,0,0,0,GCJC,NA,U\xe9".encode("latin-1")
     payload = _body([r.csv_line() for r in GOOD]) + bad + b"\n"
     result = _ingest_bytes(tmp_path, lake, con, payload)
     assert (result.rows_read, result.total_loaded, result.rows_quarantined) == (4, 3, 1)
@@ -106,9 +109,9 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_users_without_demographics_and_unknown_cards_are_kept_and_flagged(tmp_path, lake, con):
     src = tmp_path / "src"
-    imps = [Imp("KNOWN", "2019-11-01 10:00:00"), Imp("STRANGER", "2019-11-01 11:00:00", card="GCGCGC")]
+    imps = [Imp(KNOWN, "2019-11-01 10:00:00"), Imp(STRANGER, "2019-11-01 11:00:00", card="GCGCGC")]
     write_impressions(src, imps)
-    write_snapshots(src, ["KNOWN"])  # STRANGER has no demographics row; card GCGCGC has no card row
+    write_snapshots(src, [KNOWN])  # STRANGER has no demographics row; card GCGCGC has no card row
     results = ingest_folder(con, src, lake)
     assert results["impression_data"].total_loaded == 2
     for day in all_days():
@@ -116,6 +119,6 @@ def test_users_without_demographics_and_unknown_cards_are_kept_and_flagged(tmp_p
     cohorts.build_cohort_users(con, lake, CALENDAR, [CALENDAR.day(1)])
     features.build_kpi_features(con, lake, CALENDAR, [CALENDAR.day(1)], publish_day_anchor=31)
     kpi = pd.read_parquet(lake.cohort("kpi_features", CALENDAR.day(1))).set_index("user_id")
-    assert kpi.loc["STRANGER", "no_demographics_row"] == 1 and kpi.loc["KNOWN", "no_demographics_row"] == 0
-    assert kpi.loc["STRANGER", "unknown_card_share"] == 1.0 and kpi.loc["KNOWN", "unknown_card_share"] == 0.0
-    assert kpi.loc["STRANGER", "age_missing"] == 1 and pd.isna(kpi.loc["STRANGER", "age"])
+    assert kpi.loc[STRANGER, "no_demographics_row"] == 1 and kpi.loc[KNOWN, "no_demographics_row"] == 0
+    assert kpi.loc[STRANGER, "unknown_card_share"] == 1.0 and kpi.loc[KNOWN, "unknown_card_share"] == 0.0
+    assert kpi.loc[STRANGER, "age_missing"] == 1 and pd.isna(kpi.loc[STRANGER, "age"])

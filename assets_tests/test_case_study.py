@@ -5,7 +5,7 @@ threshold fit on training users only, features that read the feature days only, 
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
@@ -13,6 +13,9 @@ from churn_dagster.settings import SettingsError, settings_from_env
 from churn_dagster.transforms import case_study as cs
 from churn_dagster.transforms.cohorts import build_user_day_activity
 from churn_dagster.transforms.labels import SplitSettings, split_of
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C = (tid(u) for u in "ABC")  # the feature tests' users (the label tests name theirs by role, U)
 
 WINDOWS = cs.Windows(10, 20)
 FIRST = CALENDAR.day(1)
@@ -41,7 +44,7 @@ def _source(tmp_path, lake, con, imps, demographics: str = "") -> None:
 def _named(name: str, split: str) -> str:
     """The first user id ``<name>0``, ``<name>1``, ... that the project's split rule (default seed) puts in
     ``split``: the tests name users by role and need them in a given split."""
-    return next(f"{name}{k}" for k in range(1000) if split_of(f"{name}{k}", SplitSettings()) == split)
+    return next(tid(f"{name}{k}") for k in range(1000) if split_of(tid(f"{name}{k}"), SplitSettings()) == split)
 
 
 def _labels(tmp_path, lake, con, imps, windows=WINDOWS):
@@ -96,7 +99,7 @@ def test_nobody_is_active_without_a_training_ctr(tmp_path, lake, con):
     assert not any(r["active"] for r in by_user.values())
 
 
-DEMOGRAPHICS = "A,guang dong,21,female,12,5,6\nB,,,,608,3,7\n"
+DEMOGRAPHICS = f"{A},guang dong,21,female,12,5,6\n{B},,,,608,3,7\n"
 
 
 def _features(tmp_path, lake, con, imps, use_leaky_columns=False, windows=WINDOWS) -> dict:
@@ -106,18 +109,18 @@ def _features(tmp_path, lake, con, imps, use_leaky_columns=False, windows=WINDOW
 
 
 EARLY = [
-    Imp("A", _at(1), 1, click=True, like=True, view_comment=True, view_time=3.5),
-    Imp("A", _at(1), 2),
-    Imp("A", _at(10, 5), 1, click=True, share=True, comment=True, homepage=True, view_time=10.25),
-    Imp("B", _at(4)),
-    Imp("C", _at(12), click=True, view_time=1.0),  # first seen after the feature days: not in the population
+    Imp(A, _at(1), 1, click=True, like=True, view_comment=True, view_time=3.5),
+    Imp(A, _at(1), 2),
+    Imp(A, _at(10, 5), 1, click=True, share=True, comment=True, homepage=True, view_time=10.25),
+    Imp(B, _at(4)),
+    Imp(C, _at(12), click=True, view_time=1.0),  # first seen after the feature days: not in the population
 ]
 
 
 def test_features_by_hand(tmp_path, lake, con):
     by_user = _features(tmp_path, lake, con, EARLY)
-    assert set(by_user) == {"A", "B"}
-    a, b = by_user["A"], by_user["B"]
+    assert set(by_user) == {A, B}
+    a, b = by_user[A], by_user[B]
     assert {k: a[k] for k in cs.ACTIVITY_FEATURES} == {
         "clicks": 2, "comments": 1, "homepage_visits": 1, "shares": 1, "comment_views": 1, "likes": 1,
         "view_time_s": 13.75}
@@ -126,23 +129,23 @@ def test_features_by_hand(tmp_path, lake, con):
     # empty demographics stay missing, 608 registered months is impossible
     assert (b["clicks"], b["province"], b["age"], b["gender"], b["registered_months"]) == (0, None, None, None, None)
     assert cs.FOLLOW_COUNT not in a and not a["no_demographics_row"]
-    assert _features(tmp_path / "follow", lake, con, EARLY, use_leaky_columns=True)["A"][cs.FOLLOW_COUNT] == 5.0
+    assert _features(tmp_path / "follow", lake, con, EARLY, use_leaky_columns=True)[A][cs.FOLLOW_COUNT] == 5.0
 
 
 def test_features_use_only_the_feature_days(tmp_path, lake, con):
     before = _features(tmp_path / "before", lake, con, EARLY)
-    later = [Imp("A", _at(11), 3, click=True, like=True, share=True, comment=True, homepage=True, view_comment=True,
-                 view_time=99.0), Imp("B", _at(30), click=True, view_time=1.0)]
+    later = [Imp(A, _at(11), 3, click=True, like=True, share=True, comment=True, homepage=True, view_comment=True,
+                 view_time=99.0), Imp(B, _at(30), click=True, view_time=1.0)]
     assert _features(tmp_path / "after", lake, con, EARLY + later) == before
     # a shorter feature window moves day 10 out of the features
     short = _features(tmp_path / "short", lake, con, EARLY, windows=cs.Windows(5, 20))
-    assert (short["A"]["clicks"], short["A"]["last_feature_dt"]) == (1, 1)
+    assert (short[A]["clicks"], short[A]["last_feature_dt"]) == (1, 1)
 
 
 def test_every_user_gets_the_projects_split_whether_or_not_their_cohort_is_labelled(tmp_path, lake, con):
     """The case study splits by the same seeded hash as user_splits: first seen on day 1 or day 2, labelled
     cohort or not, a user's split is :func:`split_of` of their id, and it is the same on a re-run."""
-    users = [f"U{i:02d}" for i in range(40)]
+    users = [tid(f"U{i:02d}") for i in range(40)]
     imps = [Imp(u, _at(1 + i % 2)) for i, u in enumerate(users)]
     by_user, _ = _labels(tmp_path, lake, con, imps)
     assert {u: by_user[u]["split"] for u in users} == {u: split_of(u, SplitSettings()) for u in users}

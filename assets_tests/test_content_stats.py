@@ -24,18 +24,22 @@ import pytest
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms import cohorts, features
 from churn_dagster.transforms.lake import Lake
-from conftest import CALENDAR, Imp, all_days, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, all_days, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C, C1, C2, C3, X9 = tid("A"), tid("B"), tid("C"), tid("C1"), tid("C2"), tid("C3"), tid("X9")
+K1, K2, K3 = tid("K1"), tid("K2"), tid("K3")
 
 COHORTS = [CALENDAR.day(1), CALENDAR.day(8)]
 ANCHOR = 31
-FILLERS = [f"F{k}" for k in range(1, 9)]
-CARD_STATS = [("C1", 1, 100, 10), ("C2", 1, 1000, 50), *((f, 1, k, 0) for k, f in enumerate(FILLERS, start=1)),
-              ("C1", 2, 60, 3), ("C2", 2, 500, 20), ("C3", 2, 5, 0), ("C1", 3, 200, 30), ("C1", 8, 70, 14)]
-CREATOR_STATS = [("K1", 1, 2), ("K1", 2, 0), ("K1", 3, 1), ("K1", 5, 7), ("K1", 8, 4), ("K2", 1, 1)]
+FILLERS = [tid(f"F{k}") for k in range(1, 9)]
+CARD_STATS = [(C1, 1, 100, 10), (C2, 1, 1000, 50), *((f, 1, k, 0) for k, f in enumerate(FILLERS, start=1)),
+              (C1, 2, 60, 3), (C2, 2, 500, 20), (C3, 2, 5, 0), (C1, 3, 200, 30), (C1, 8, 70, 14)]
+CREATOR_STATS = [(K1, 1, 2), (K1, 2, 0), (K1, 3, 1), (K1, 5, 7), (K1, 8, 4), (K2, 1, 1)]
 # Rows of cohort 1's label period (dt 15..21), read when cohort 8 is built in the same run.
-LABEL_PERIOD_CARD_STATS = [("C1", 15, 99_999, 9_999), ("C2", 20, 5, 5), ("C3", 21, 1, 1)]
-LABEL_PERIOD_CREATOR_STATS = [("K1", 15, 50), ("K2", 21, 9)]
+LABEL_PERIOD_CARD_STATS = [(C1, 15, 99_999, 9_999), (C2, 20, 5, 5), (C3, 21, 1, 1)]
+LABEL_PERIOD_CREATOR_STATS = [(K1, 15, 50), (K2, 21, 9)]
 
 
 def _at(dt: int, hh: int = 10) -> str:
@@ -43,27 +47,27 @@ def _at(dt: int, hh: int = 10) -> str:
 
 
 IMPRESSIONS = [
-    Imp("A", _at(1), 1, card="C1"),
-    Imp("A", _at(1), 2, card="C2", click=True, view_time=5.0),
-    Imp("A", _at(2), 1, card="X9"),
-    Imp("A", _at(3), 1, card="C1", click=True, view_time=5.0),
-    Imp("A", _at(3), 2, card="C3"),
-    Imp("B", _at(1), 1, card="C2"),
-    Imp("B", _at(2), 1, card="C2"),
-    Imp("C", _at(8), 1, card="C1", click=True, view_time=5.0),
-    Imp("C", _at(15), 1, card="C1"),  # inside C's window, in cohort 1's label period
+    Imp(A, _at(1), 1, card=C1),
+    Imp(A, _at(1), 2, card=C2, click=True, view_time=5.0),
+    Imp(A, _at(2), 1, card=X9),
+    Imp(A, _at(3), 1, card=C1, click=True, view_time=5.0),
+    Imp(A, _at(3), 2, card=C3),
+    Imp(B, _at(1), 1, card=C2),
+    Imp(B, _at(2), 1, card=C2),
+    Imp(C, _at(8), 1, card=C1, click=True, view_time=5.0),
+    Imp(C, _at(15), 1, card=C1),  # inside C's window, in cohort 1's label period
 ]
 
 
 def _write_source(folder, card_stats, creator_stats) -> None:
     write_impressions(folder, IMPRESSIONS)
-    write_snapshots(folder, ["A", "B", "C"])
+    write_snapshots(folder, [A, B, C])
     quoted = lambda cols: ",".join(f'"{c}"' for c in cols)  # noqa: E731
-    cards = [("C1", "K1", 31), ("C2", "K2", 30), ("C3", "K1", 40), *((f, "K3", 50) for f in FILLERS)]
+    cards = [(C1, K1, 31), (C2, K2, 30), (C3, K1, 40), *((f, K3, 50) for f in FILLERS)]
     (folder / "mlog_demographics.csv").write_text(quoted(fmt.MLOG_DEMOGRAPHICS.header) + "\n" + "".join(
         f'"{m}","AFBHAHLH","AFBHAHLH","{k}",{p},1,"5000,5006,5036",-1\n' for m, k, p in cards))
     (folder / "creator_demographics.csv").write_text(quoted(fmt.CREATOR_DEMOGRAPHICS.header) + "\n" + "".join(
-        f'"{k}","",30,5,9,0,7\n' for k in ("K1", "K2", "K3")))
+        f'"{k}","",30,5,9,0,7\n' for k in (K1, K2, K3)))
     (folder / "mlog_stats.csv").write_text(",".join(fmt.MLOG_STATS.header) + "\n" + "".join(
         f"{m},{dt},{imp},{clk},0,0,0,0,0,0\n" for m, dt, imp, clk in card_stats))
     (folder / "creator_stats.csv").write_text(quoted(fmt.CREATOR_STATS.header) + "\n" + "".join(
@@ -92,7 +96,7 @@ def lake(tmp_path, con):
 
 
 def test_card_popularity_freshness_and_creator_activity_by_hand(lake):
-    a = _table(lake, COHORTS[0]).loc["A"]
+    a = _table(lake, COHORTS[0]).loc[A]
     # Five impressions; X9 has no card row and no stats, C3 no stats row on dt 3.
     assert isclose(a["card_stats_coverage"], 3 / 5)
     assert isclose(a["mean_card_log_day_impressions"], (log(101) + log(1001) + log(201)) / 3)
@@ -108,7 +112,7 @@ def test_card_popularity_freshness_and_creator_activity_by_hand(lake):
 
 
 def test_a_user_without_clicks_has_no_clicked_card_values(lake):
-    b = _table(lake, COHORTS[0]).loc["B"]
+    b = _table(lake, COHORTS[0]).loc[B]
     assert b["card_stats_coverage"] == 1.0 and b["popular_card_share"] == 1.0
     assert isclose(b["mean_card_window_ctr"], (50 / 1000 + (50 + 20) / (1000 + 500)) / 2)
     # K2 published one card on dt 1: one a day by dt 1, half a day by dt 2.
@@ -120,7 +124,7 @@ def test_a_user_without_clicks_has_no_clicked_card_values(lake):
 
 def test_a_later_cohort_counts_only_its_own_days(lake):
     """C's first day is dt 8: C1's dt 1-3 stats and K1's dt 1-5 publications are before the window."""
-    c = _table(lake, COHORTS[1]).loc["C"]
+    c = _table(lake, COHORTS[1]).loc[C]
     assert isclose(c["clicked_card_mean_log_day_impressions"], log(71))
     assert isclose(c["mean_card_window_ctr"], (14 / 70 + 14 / 70) / 2)  # dt 15 has no C1 row: still 14/70
     assert isclose(c["clicked_creator_log_publish_rate"], log(1 + 4))
@@ -132,7 +136,7 @@ def test_label_period_stats_change_no_feature_of_the_cohort(tmp_path, con, lake)
     leaky = _build(tmp_path, con, "leaky", LABEL_PERIOD_CARD_STATS, LABEL_PERIOD_CREATOR_STATS)
     assert lake.cohort("kpi_features", COHORTS[0]).read_bytes() == leaky.cohort("kpi_features", COHORTS[0]).read_bytes()
     # The same rows are inside cohort 8's window, and there they count (C saw C1 on dt 15).
-    c = _table(leaky, COHORTS[1]).loc["C"]
+    c = _table(leaky, COHORTS[1]).loc[C]
     assert isclose(c["mean_card_window_ctr"], (14 / 70 + (14 + 9_999) / (70 + 99_999)) / 2)
     assert isclose(c["card_stats_coverage"], 1.0)
 

@@ -10,12 +10,15 @@ import re
 from datetime import datetime
 
 import pytest
-from conftest import CALENDAR, SHANGHAI, Imp
+from conftest import CALENDAR, SHANGHAI, Imp, tid
 from continuation_helpers import swipe_list
 from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.transforms import continuation, continuation_checks, labels, sessions
 from churn_dagster.transforms.continuation import ExampleSampling
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C, G, H, L, P, S, T = (tid(u) for u in "ABCGHLPST")
 
 COHORT = CALENDAR.day(1)
 LABELS = ("continues_10min", "continues_20min", "continues_30min")
@@ -25,17 +28,17 @@ LABELS = ("continues_10min", "continues_20min", "continues_30min")
 # The clicked cards of 10:00 and 10:05 were swiped under from 10:01 and 10:12; the clicks at 10:20 and 11:01 have
 # no swipe-down list, so nothing in the log says when they happened.
 USER_A = [
-    Imp("A", "2019-11-01 10:00:00", 1),
-    Imp("A", "2019-11-01 10:00:00", 2, click=True, view_time=30.0, detail=swipe_list("2019-11-01 10:01:00")),
-    Imp("A", "2019-11-01 10:05:00", 1, click=True, like=True,
+    Imp(A, "2019-11-01 10:00:00", 1),
+    Imp(A, "2019-11-01 10:00:00", 2, click=True, view_time=30.0, detail=swipe_list("2019-11-01 10:01:00")),
+    Imp(A, "2019-11-01 10:05:00", 1, click=True, like=True,
         detail=swipe_list("2019-11-01 10:12:00", "2019-11-01 10:13:00")),
-    Imp("A", "2019-11-01 10:10:00", 1), Imp("A", "2019-11-01 10:10:00", 2), Imp("A", "2019-11-01 10:10:00", 3),
-    Imp("A", "2019-11-01 10:20:00", 1, click=True, view_comment=True),
-    Imp("A", "2019-11-01 10:20:01", 2),
-    Imp("A", "2019-11-01 10:30:00", 1),
-    Imp("A", "2019-11-01 11:01:00", 1, click=True),
-    Imp("A", "2019-11-01 11:26:00", 1),
-    Imp("A", "2019-11-01 11:57:00", 1), Imp("A", "2019-11-01 11:57:00", 2),
+    Imp(A, "2019-11-01 10:10:00", 1), Imp(A, "2019-11-01 10:10:00", 2), Imp(A, "2019-11-01 10:10:00", 3),
+    Imp(A, "2019-11-01 10:20:00", 1, click=True, view_comment=True),
+    Imp(A, "2019-11-01 10:20:01", 2),
+    Imp(A, "2019-11-01 10:30:00", 1),
+    Imp(A, "2019-11-01 11:01:00", 1, click=True),
+    Imp(A, "2019-11-01 11:26:00", 1),
+    Imp(A, "2019-11-01 11:57:00", 1), Imp(A, "2019-11-01 11:57:00", 2),
 ]
 # Expected (continues 10, 20, 30) per request time, by hand from the session ends 10:30 and 11:26.
 EXPECTED = {
@@ -54,20 +57,20 @@ EXPECTED = {
 # from 22:55 to 23:45: the old rule (censored iff the session's last request is within 30 minutes of W) kept S's
 # 22:55 and T's 23:15 only because their sessions stopped there, and dropped G's 22:55 because its session went on.
 CENSORING = [
-    Imp(u, "2019-11-01 09:00:00") for u in "BCSTG"] + [
-    Imp("B", "2019-11-14 23:00:00"), Imp("C", "2019-11-14 23:00:01", click=True, view_time=5.0),
-    Imp("S", "2019-11-14 22:55:00"), Imp("T", "2019-11-14 23:15:00"),
-    Imp("G", "2019-11-14 22:55:00"), Imp("G", "2019-11-14 23:20:00"), Imp("G", "2019-11-14 23:45:00"),
+    Imp(u, "2019-11-01 09:00:00") for u in (B, C, S, T, G)] + [
+    Imp(B, "2019-11-14 23:00:00"), Imp(C, "2019-11-14 23:00:01", click=True, view_time=5.0),
+    Imp(S, "2019-11-14 22:55:00"), Imp(T, "2019-11-14 23:15:00"),
+    Imp(G, "2019-11-14 22:55:00"), Imp(G, "2019-11-14 23:20:00"), Imp(G, "2019-11-14 23:45:00"),
 ]
 # (user, local time) -> (censored now, censored by the old rule, labels 10/20/30 as the window shows them)
 CENSORED = {
-    ("B", "23:00:00"): (False, False, (False, False, False)),  # exactly one hour before W
-    ("C", "23:00:01"): (True, False, (False, False, False)),
-    ("S", "22:55:00"): (False, False, (False, False, False)),
-    ("T", "23:15:00"): (True, False, (False, False, False)),   # kept by the old rule because it stopped
-    ("G", "22:55:00"): (False, True, (True, True, True)),      # dropped by the old rule because it went on
-    ("G", "23:20:00"): (True, True, (True, True, False)),
-    ("G", "23:45:00"): (True, True, (False, False, False)),
+    (B, "23:00:00"): (False, False, (False, False, False)),  # exactly one hour before W
+    (C, "23:00:01"): (True, False, (False, False, False)),
+    (S, "22:55:00"): (False, False, (False, False, False)),
+    (T, "23:15:00"): (True, False, (False, False, False)),   # kept by the old rule because it stopped
+    (G, "22:55:00"): (False, True, (True, True, True)),      # dropped by the old rule because it went on
+    (G, "23:20:00"): (True, True, (True, True, False)),
+    (G, "23:45:00"): (True, True, (False, False, False)),
 }
 
 
@@ -124,14 +127,14 @@ def test_prefix_features_by_hand(tmp_path, lake, con):
 # (10:01:00), one from 10:01:01; the next request comes at 10:01:01, one second later. At 11:00 a new session.
 # The card of 10:05 is swiped under from 11:00:30, after session 2 has started.
 PROOFS = [
-    Imp("P", "2019-11-01 10:00:00", 1),
-    Imp("P", "2019-11-01 10:00:00", 2, click=True, detail=swipe_list("2019-11-01 10:00:40")),
-    Imp("P", "2019-11-01 10:01:00", 1, click=True, view_time=8.0),
-    Imp("P", "2019-11-01 10:01:00", 2, click=True, detail=swipe_list("2019-11-01 10:01:00")),
-    Imp("P", "2019-11-01 10:01:00", 3, click=True, detail=swipe_list("2019-11-01 10:01:01", "2019-11-01 10:01:30")),
-    Imp("P", "2019-11-01 10:01:01", 1),
-    Imp("P", "2019-11-01 10:05:00", 1, click=True, detail=swipe_list("2019-11-01 11:00:30")),
-    Imp("P", "2019-11-01 11:00:00", 1), Imp("P", "2019-11-01 11:01:00", 1),
+    Imp(P, "2019-11-01 10:00:00", 1),
+    Imp(P, "2019-11-01 10:00:00", 2, click=True, detail=swipe_list("2019-11-01 10:00:40")),
+    Imp(P, "2019-11-01 10:01:00", 1, click=True, view_time=8.0),
+    Imp(P, "2019-11-01 10:01:00", 2, click=True, detail=swipe_list("2019-11-01 10:01:00")),
+    Imp(P, "2019-11-01 10:01:00", 3, click=True, detail=swipe_list("2019-11-01 10:01:01", "2019-11-01 10:01:30")),
+    Imp(P, "2019-11-01 10:01:01", 1),
+    Imp(P, "2019-11-01 10:05:00", 1, click=True, detail=swipe_list("2019-11-01 11:00:30")),
+    Imp(P, "2019-11-01 11:00:00", 1), Imp(P, "2019-11-01 11:01:00", 1),
 ]
 
 
@@ -221,27 +224,27 @@ def test_censoring_ignores_what_the_session_did(tmp_path, lake, con):
     assert all(not r["censored"] for r in request_rows if _local(r) == "09:00:00")
     examples = rows(con, lake.cohort("continuation_examples", COHORT))
     assert sorted((e["user_id"], _local(e)) for e in examples) == sorted(
-        [(u, "09:00:00") for u in "BCSTG"] + [("B", "23:00:00"), ("G", "22:55:00"), ("S", "22:55:00")])
+        [(u, "09:00:00") for u in (B, C, S, T, G)] + [(B, "23:00:00"), (G, "22:55:00"), (S, "22:55:00")])
     assert {e["split"] for e in examples} <= {"train", "validation", "test"}
 
 
 def _heavy_users() -> list[Imp]:
     """User H with 50 requests (one card each, 2 minutes apart), user L with 3."""
-    heavy = [Imp("H", f"2019-11-0{1 + k // 25} {10 + (k % 25) // 30}:{2 * (k % 25):02d}:00") for k in range(50)]
-    return heavy + [Imp("L", f"2019-11-01 1{k}:00:00") for k in range(3)]
+    heavy = [Imp(H, f"2019-11-0{1 + k // 25} {10 + (k % 25) // 30}:{2 * (k % 25):02d}:00") for k in range(50)]
+    return heavy + [Imp(L, f"2019-11-01 1{k}:00:00") for k in range(3)]
 
 
 def test_the_per_user_cap_holds_and_is_deterministic(tmp_path, lake, con):
     _build(tmp_path, lake, con, _heavy_users(), ExampleSampling(max_requests_per_user=10, seed=7))
     first = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
-    assert sum(e["user_id"] == "H" for e in first) == 10 and sum(e["user_id"] == "L" for e in first) == 3
+    assert sum(e["user_id"] == H for e in first) == 10 and sum(e["user_id"] == L for e in first) == 3
     continuation.build_examples(con, lake, [COHORT], ExampleSampling(max_requests_per_user=10, seed=7))
     again = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
     assert [e["request_ms"] for e in again] == [e["request_ms"] for e in first]
     continuation.build_examples(con, lake, [COHORT], ExampleSampling(max_requests_per_user=10, seed=8))
     other_seed = rows(con, lake.cohort("continuation_examples", COHORT), "ORDER BY user_id, request_ms")
     assert [e["request_ms"] for e in other_seed] != [e["request_ms"] for e in first]
-    heavy_times = [e["request_ms"] for e in first if e["user_id"] == "H"]
+    heavy_times = [e["request_ms"] for e in first if e["user_id"] == H]
     assert max(heavy_times) - min(heavy_times) > 24 * 3600 * 1000  # spread over both days, not the first 10
 
 
@@ -271,7 +274,7 @@ def test_the_window_check_recounts_censoring_from_the_calendar(tmp_path, lake, c
     con.execute(f"""COPY (SELECT * FROM read_parquet('{path}')
                           UNION ALL BY NAME
                           SELECT r.* REPLACE (false AS censored), 'train' AS split, 0 AS sample_rank
-                          FROM read_parquet('{requests}') r WHERE user_id = 'C' AND censored)
+                          FROM read_parquet('{requests}') r WHERE user_id = '{C}' AND censored)
                     TO '{path}' (FORMAT parquet)""")
     sampling = ExampleSampling()
     found = continuation_checks.check_examples(con, lake, CALENDAR, [COHORT], sampling, gap_minutes=30)

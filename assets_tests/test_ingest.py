@@ -7,16 +7,19 @@ import gzip
 import shutil
 
 import pytest
-from conftest import CALENDAR, Imp, all_days, require_real_head, write_impressions
+from conftest import CALENDAR, Imp, all_days, require_real_head, tid, write_impressions
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.ingest import BadInputError, ingest
 
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U1, U2 = tid("U1"), tid("U2")
+
 GOOD = [
-    Imp("U1", "2019-11-01 10:00:00", 1),
-    Imp("U1", "2019-11-01 10:00:00", 2, click=True, view_time=12.340000000000002),
-    Imp("U2", "2019-11-03 23:59:59", 1),
+    Imp(U1, "2019-11-01 10:00:00", 1),
+    Imp(U1, "2019-11-01 10:00:00", 2, click=True, view_time=12.340000000000002),
+    Imp(U2, "2019-11-03 23:59:59", 1),
 ]
 
 
@@ -29,13 +32,13 @@ def test_bad_rows_are_quarantined_with_line_and_reason(tmp_path, lake, con):
     duplicate = GOOD[0].csv_line()
     wrong_day = GOOD[0].csv_line().replace("NA,1,", "NA,2,", 1)  # impressTime is on dt 1
     write_impressions(src, GOOD, extra_lines=[
-        "NA,abc,1,1572573600000,0,0,0,0,0,0,GCHCIC,NA,U3",  # line 5: dt not a number
+        "NA,abc,1,1572573600000,0,0,0,0,0,0,GCHCIC,NA,ICHCJC",  # line 5: dt not a number
         "NA,1,1",  # line 6: too few fields
         duplicate,  # line 7: copy of line 2
         wrong_day,  # line 8
-        "NA,31,1,1575129600000,0,0,0,0,0,0,GCHCIC,NA,U4",  # line 9: dt beyond the 30 days
-        '"[{\'isZan\': \'0\'}]",1,1,1572573601000,1,0,0,0,0,0,GCHCIC,3.5,U5',  # line 10: list without keys
-        "NA,1,2,1572573602000,2,0,0,0,0,0,GCHCIC,NA,U6",  # line 11: isClick not 0/1
+        "NA,31,1,1575129600000,0,0,0,0,0,0,GCHCIC,NA,ICHCKC",  # line 9: dt beyond the 30 days
+        '"[{\'isZan\': \'0\'}]",1,1,1572573601000,1,0,0,0,0,0,GCHCIC,3.5,ICHCLC',  # line 10: list without keys
+        "NA,1,2,1572573602000,2,0,0,0,0,0,GCHCIC,NA,ICHCMC",  # line 11: isClick not 0/1
     ])
     result = ingest(con, fmt.IMPRESSIONS, [src / "impression_data.csv"], lake, CALENDAR, all_days())
 
@@ -60,7 +63,7 @@ def test_bad_rows_are_quarantined_with_line_and_reason(tmp_path, lake, con):
 
 def test_conflicting_rows_are_all_held_back(tmp_path, lake, con):
     src = tmp_path / "src"
-    conflict = GOOD[0].csv_line().replace(",GCHCIC,NA,U1", ",GCHCIC,5.0,U1").replace(",0,0,0,0,0,0,", ",1,0,0,0,0,0,", 1)
+    conflict = GOOD[0].csv_line().replace(",GCHCIC,NA,ICHCHC", ",GCHCIC,5.0,ICHCHC").replace(",0,0,0,0,0,0,", ",1,0,0,0,0,0,", 1)
     write_impressions(src, GOOD, extra_lines=[conflict])
     result = ingest(con, fmt.IMPRESSIONS, [src / "impression_data.csv"], lake, CALENDAR, all_days())
     assert (result.rows_read, result.total_loaded, result.rows_quarantined) == (4, 2, 2)

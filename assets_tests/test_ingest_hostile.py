@@ -10,15 +10,18 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from conftest import CALENDAR, Imp, all_days
+from conftest import CALENDAR, Imp, all_days, tid
 from pipeline_helpers import rows
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.transforms.ingest import ingest
 from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
 
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U1, U7, U8 = tid("U1"), tid("U7"), tid("U8")
+
 HEADER = ",".join(fmt.IMPRESSIONS.header)
-GOOD = Imp("U1", "2019-11-01 10:00:00", 1, click=True, view_time=3.5).csv_line()
+GOOD = Imp(U1, "2019-11-01 10:00:00", 1, click=True, view_time=3.5).csv_line()
 # Field positions in the impression file (0-based): dt 1, impressPosition 2, impressTime 3, isClick 4,
 # isLike 9, mlogId 10, mlogViewTime 11, userId 12.
 FIELD = {"dt": 1, "impressPosition": 2, "impressTime": 3, "isClick": 4, "isLike": 9, "mlogId": 10,
@@ -92,12 +95,12 @@ def test_physical_lines_are_counted_and_numbered_whatever_a_parser_would_merge(t
     next lines into one record; here every physical line is read, numbered and judged on its own."""
     lines = [
         GOOD,                                        # 2 loaded
-        '"[{\'isZan\': \'0\'', '}]",1,1,1572573601000,1,0,0,0,0,0,C,1.0,U5',  # 3, 4: a list split over two lines
+        '"[{\'isZan\': \'0\'', '}]",1,1,1572573601000,1,0,0,0,0,0,GCJC,1.0,ICHCLC',  # 3, 4: a list split over two lines
         "",                                          # 5 blank
-        '"unterminated,1,1,1572573601000,1,0,0,0,0,0,C,1.0,U6',              # 6
-        Imp("U7", "2019-11-01 11:00:00").csv_line(),  # 7 loaded
+        '"unterminated,1,1,1572573601000,1,0,0,0,0,0,GCJC,1.0,ICHCMC',              # 6
+        Imp(U7, "2019-11-01 11:00:00").csv_line(),  # 7 loaded
         "\r",                                        # 8 blank (a lone CR)
-        Imp("U8", "2019-11-01 12:00:00").csv_line(),  # 9 loaded, last line without a newline
+        Imp(U8, "2019-11-01 12:00:00").csv_line(),  # 9 loaded, last line without a newline
     ]
     result = _ingest(tmp_path, lake, con, ("\n".join([HEADER, *lines])).encode())
     assert result.rows_read == 8 == result.total_loaded + result.rows_quarantined and result.total_loaded == 3
@@ -162,8 +165,8 @@ def test_a_well_formed_list_is_parsed_into_typed_entries(tmp_path, lake, con):
     (fmt.MLOG_STATS, None, "GCHC,1,-5,1,0,0,0,0,0,0", "userImprssionCount"),
     (fmt.MLOG_STATS, None, "GCHC,1,5,1,0,0,0,0,0,-1", "userFollowCreatorCount"),
     (fmt.CREATOR_STATS, None, '"HCHC",1,-1', "PushlishMlogCnt"),
-    (fmt.USER_DEMOGRAPHICS, None, "U1,guang dong,21,female,12,-5,6", "followCnt"),
-    (fmt.USER_DEMOGRAPHICS, None, "U1,guang dong,-3,female,12,5,6", "age"),
+    (fmt.USER_DEMOGRAPHICS, None, f"{U1},guang dong,21,female,12,-5,6", "followCnt"),
+    (fmt.USER_DEMOGRAPHICS, None, f"{U1},guang dong,-3,female,12,5,6", "age"),
     (fmt.CREATOR_DEMOGRAPHICS, None, '"HCHC","",30,5,-9,0,7', "followeds"),
     (fmt.MLOG_DEMOGRAPHICS, None, '"GC","AFBHAHLH","AFBHAHLH","HC",-2,2,"5001,5010,5054",-1', "publishTime"),
 ])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp
+from conftest import CALENDAR, Imp, tid
 from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.domain.engagement import (
@@ -15,6 +15,9 @@ from churn_dagster.domain.engagement import (
 )
 from churn_dagster.transforms import labels
 from churn_dagster.transforms.labels import SplitSettings
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A, B, C, D, E = (tid(u) for u in "ABCDE")
 
 COHORT = CALENDAR.day(1)
 ALL_TRAIN = SplitSettings(train_fraction=1.0, validation_fraction=0.0, seed=1)
@@ -32,17 +35,17 @@ def _day(dt: int, hh: int = 12, mm: int = 0) -> str:
 
 
 def test_scores_by_hand(tmp_path, lake, con):
-    imps = [Imp(u, _day(1)) for u in "ABCDE"]  # everyone starts on day 1
+    imps = [Imp(u, _day(1)) for u in (A, B, C, D, E)]  # everyone starts on day 1
     # Label period of cohort day 1 is dt 15..21.
     # B: 2 impressions on 1 day, one click with a like: Qraw = (1 + 2*1) / 2 = 1.5
-    imps += [Imp("B", _day(15), 1, click=True, like=True, view_time=3.0), Imp("B", _day(15), 2)]
+    imps += [Imp(B, _day(15), 1, click=True, like=True, view_time=3.0), Imp(B, _day(15), 2)]
     # C: 4 impressions over 4 days, no action: Qraw = 0
-    imps += [Imp("C", _day(d)) for d in (15, 16, 17, 18)]
+    imps += [Imp(C, _day(d)) for d in (15, 16, 17, 18)]
     # D: 7 days x 2 impressions = 14, one click + one share + one comment: Qraw = (1 + 3 + 4) / 14
-    imps += [Imp("D", _day(d, 9), 1) for d in range(15, 22)] + [Imp("D", _day(d, 10), 2) for d in range(16, 22)]
-    imps += [Imp("D", _day(15, 10), 2, click=True, share=True, comment=True, view_time=5.0)]
+    imps += [Imp(D, _day(d, 9), 1) for d in range(15, 22)] + [Imp(D, _day(d, 10), 2) for d in range(16, 22)]
+    imps += [Imp(D, _day(15, 10), 2, click=True, share=True, comment=True, view_time=5.0)]
     # E: one impression on day 14 (observation) and one on day 22 (after the label period): churned
-    imps += [Imp("E", _day(14)), Imp("E", _day(22))]
+    imps += [Imp(E, _day(14)), Imp(E, _day(22))]
     by_user, t = _label_rows(tmp_path, lake, con, imps)
 
     # P95 over the active training users B, C, D (linear interpolation, as quantile_cont):
@@ -53,9 +56,9 @@ def test_scores_by_hand(tmp_path, lake, con):
     assert t.p95_quality_raw == pytest.approx(p95_q)
     assert t.fitted_on_users == 3
 
-    for user in ("A", "E"):
+    for user in (A, E):
         assert by_user[user]["churned"] and by_user[user]["score"] == 0 and by_user[user]["level"] == 0
-    b, c, d = by_user["B"], by_user["C"], by_user["D"]
+    b, c, d = by_user[B], by_user[C], by_user[D]
     assert (b["frequency"], b["intensity"], b["quality"]) == pytest.approx((1 / 7, 2 / 13, 1.0))  # Q capped at 1
     assert b["score"] == pytest.approx(0.3 / 7 + 0.4 * 2 / 13 + 0.3)
     assert b["level"] == 2  # 0.3616 is in (0.3, 0.5]
@@ -98,24 +101,25 @@ def test_thresholds_are_fit_on_active_users_only_and_undefined_without_any():
 
 
 def test_a_cohort_without_an_active_training_user_has_no_levels_but_loads(tmp_path, lake, con):
-    by_user, t = _label_rows(tmp_path, lake, con, [Imp(u, _day(1)) for u in "AB"])  # nobody returns
+    by_user, t = _label_rows(tmp_path, lake, con, [Imp(u, _day(1)) for u in (A, B)])  # nobody returns
     assert t is None
     assert all(r["churned"] and r["level"] == 0 for r in by_user.values())
 
 
 def test_split_is_a_seeded_hash_of_the_user_and_never_moves_when_labels_change(tmp_path, lake, con):
-    imps = [Imp(f"U{i:03d}", _day(1)) for i in range(200)]
-    returns = [Imp(f"U{i:03d}", _day(16)) for i in range(0, 200, 4)]  # 50 active, 150 churned
+    users = [tid(f"U{i:03d}") for i in range(200)]
+    imps = [Imp(u, _day(1)) for u in users]
+    returns = [Imp(u, _day(16)) for u in users[::4]]  # 50 active, 150 churned
     split = SplitSettings(0.7, 0.15, seed=3)
     _label_rows(tmp_path, lake, con, imps + returns, split)
     first = {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))}
     # By hand: the first 8 hex digits of md5("<user>:3") over 2^32, cut at 0.70 and 0.85.
-    # U000 16bcf9b9 -> 0.0888 train; U002 7bf7306f -> 0.4842 train; U003 ebe2ec31 -> 0.9214 test.
-    assert (first["U000"], first["U002"], first["U003"]) == ("train", "train", "test")
+    # ICHCGCGCJC 505a8c14 -> 0.3139 train; ICHCGCGCGC c2e3f796 -> 0.7613 validation; ICHCGCGCNC f5e00293 -> 0.9604 test.
+    assert (first["ICHCGCGCJC"], first["ICHCGCGCGC"], first["ICHCGCGCNC"]) == ("train", "validation", "test")
     assert first == {u: labels.split_of(u, split) for u in first}
     assert set(first.values()) == {"train", "validation", "test"}
     # Re-ingesting the label days with other content (now every user returns, or nobody does) moves nobody.
-    for label_rows in (imps + [Imp(f"U{i:03d}", _day(17)) for i in range(200)], imps):
+    for label_rows in (imps + [Imp(u, _day(17)) for u in users], imps):
         _label_rows(tmp_path / f"again_{len(label_rows)}", lake, con, label_rows, split)
         assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} == first
     # Another seed gives another assignment.

@@ -8,10 +8,13 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 
 from churn_dagster.transforms.labels import SplitSettings
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U01, U05, U09 = tid("U01"), tid("U05"), tid("U09")
 
 COHORT = CALENDAR.day(1)
 FEATURE_TABLES = ("sessions", "static_features", "kpi_features")
@@ -25,7 +28,7 @@ def _population() -> list[Imp]:
     """40 users starting on day 1 with varied habits; every fourth returns in the label period."""
     imps = []
     for i in range(40):
-        user = f"U{i:02d}"
+        user = tid(f"U{i:02d}")
         for d in range(1, 1 + i % 14 + 1):
             imps.append(Imp(user, _day(d, 8 + i % 12), 1, click=i % 3 == 0, view_time=10.0 + i if i % 3 == 0 else None))
             imps.append(Imp(user, _day(d, 8 + i % 12, 5), 2))
@@ -37,7 +40,7 @@ def _population() -> list[Imp]:
 def _build(tmp_path, name, con, lake_cls, imps):
     src = tmp_path / f"src_{name}"
     write_impressions(src, imps)
-    write_snapshots(src, [f"U{i:02d}" for i in range(0, 40, 2)])
+    write_snapshots(src, [tid(f"U{i:02d}") for i in range(0, 40, 2)])
     lake = lake_cls(tmp_path / f"lake_{name}")
     ingest_folder(con, src, lake)
     build_cohort_graph(con, lake, [COHORT], split=SplitSettings(0.6, 0.2, seed=5))
@@ -49,9 +52,9 @@ def _build(tmp_path, name, con, lake_cls, imps):
 def two_lakes(tmp_path, con, lake):
     base = _population()
     leaky = base + [
-        Imp("U01", _day(15, 1), 1, click=True, like=True, share=True, view_time=99.0),  # first label day
-        Imp("U05", _day(21, 23, 59), 3),  # last label day
-        Imp("U09", _day(25, 12), 1),  # after the label period
+        Imp(U01, _day(15, 1), 1, click=True, like=True, share=True, view_time=99.0),  # first label day
+        Imp(U05, _day(21, 23, 59), 3),  # last label day
+        Imp(U09, _day(25, 12), 1),  # after the label period
     ]
     return _build(tmp_path, "base", con, type(lake), base), _build(tmp_path, "leaky", con, type(lake), leaky)
 
@@ -68,9 +71,9 @@ def test_but_they_do_change_the_labels(two_lakes):
     base, leaky = two_lakes
     a = pq.read_table(base.cohort("label_scores", COHORT)).to_pandas().set_index("user_id")
     b = pq.read_table(leaky.cohort("label_scores", COHORT)).to_pandas().set_index("user_id")
-    assert a.loc["U01", "churned"] and not b.loc["U01", "churned"]
-    assert a.loc["U05", "churned"] and not b.loc["U05", "churned"]
-    assert a.loc["U09", "churned"] and b.loc["U09", "churned"]  # day 25 is after the label period
+    assert a.loc[U01, "churned"] and not b.loc[U01, "churned"]
+    assert a.loc[U05, "churned"] and not b.loc[U05, "churned"]
+    assert a.loc[U09, "churned"] and b.loc[U09, "churned"]  # day 25 is after the label period
 
 
 def test_ragged_layout_keeps_the_latest_sessions(two_lakes):
@@ -85,7 +88,7 @@ def test_ragged_layout_keeps_the_latest_sessions(two_lakes):
     # U13 is active on 14 days with one session a day: only days 11..14 are kept, in order.
     meta = json.loads((folder / "normalization.json").read_text())
     day_col = meta["sequence"]["features"].index("day_num")
-    row = users.index[users["user_id"] == "U13"][0]
+    row = users.index[users["user_id"] == tid("U13")][0]
     assert list(seq[offsets[row] : offsets[row + 1], day_col]) == [11, 12, 13, 14]  # raw values
 
 
@@ -105,7 +108,7 @@ def test_stored_moments_are_those_of_the_training_sessions_and_missing_stays_mis
     # Users without a demographics row (the odd ones) have no age: NaN, flagged, never imputed here.
     features = meta["static"]["features"]
     assert "follow_count" not in features  # measured after the label period: off by default
-    no_age = users["user_id"].isin([f"U{i:02d}" for i in range(1, 40, 2)]).to_numpy()
+    no_age = users["user_id"].isin([tid(f"U{i:02d}") for i in range(1, 40, 2)]).to_numpy()
     assert np.isnan(static[no_age, features.index("age")]).all()
     assert (static[no_age, features.index("age_missing")] == 1).all()
     assert not np.isnan(static[~no_age]).any()

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 
 from churn_dagster.domain.engagement import Thresholds, fit_thresholds, level_labels
@@ -193,12 +193,12 @@ def test_reads_the_tensors_and_kpis_the_pipeline_writes(tmp_path, con, lake):
     imps = []
     for i in range(24):
         for d in range(1, 2 + i % 9):
-            imps += [Imp(f"U{i:02d}", f"{CALENDAR.day(d).isoformat()} {8 + i % 10:02d}:00:00", 1, click=i % 2 == 0),
-                     Imp(f"U{i:02d}", f"{CALENDAR.day(d).isoformat()} 21:00:00", 2)]
+            imps += [Imp(tid(f"U{i:02d}"), f"{CALENDAR.day(d).isoformat()} {8 + i % 10:02d}:00:00", 1, click=i % 2 == 0),
+                     Imp(tid(f"U{i:02d}"), f"{CALENDAR.day(d).isoformat()} 21:00:00", 2)]
         if i % 3 == 0:
-            imps.append(Imp(f"U{i:02d}", f"{CALENDAR.day(17).isoformat()} 12:00:00", 1))
+            imps.append(Imp(tid(f"U{i:02d}"), f"{CALENDAR.day(17).isoformat()} 12:00:00", 1))
     write_impressions(tmp_path / "src", imps)
-    write_snapshots(tmp_path / "src", [f"U{i:02d}" for i in range(0, 24, 2)])
+    write_snapshots(tmp_path / "src", [tid(f"U{i:02d}") for i in range(0, 24, 2)])
     ingest_folder(con, tmp_path / "src", lake)
     cohort = CALENDAR.day(1)
     build_cohort_graph(con, lake, [cohort], split=SplitSettings(0.6, 0.2, seed=3))
@@ -221,7 +221,7 @@ def test_reads_the_tensors_and_kpis_the_pipeline_writes(tmp_path, con, lake):
 def test_a_rebuild_during_training_never_mixes_versions(tmp_path, con, lake):
     """A reader resolves the tensor folder once; rebuilds (two of them, the second removing the version the
     reader holds) change nothing it reads."""
-    imps = [Imp(f"U{i:02d}", f"{CALENDAR.day(d).isoformat()} {8 + d:02d}:00:00") for i in range(12) for d in range(1, 3 + i)]
+    imps = [Imp(tid(f"U{i:02d}"), f"{CALENDAR.day(d).isoformat()} {8 + d:02d}:00:00") for i in range(12) for d in range(1, 3 + i)]
     write_impressions(tmp_path / "src", imps)
     write_snapshots(tmp_path / "src")
     ingest_folder(con, tmp_path / "src", lake)

@@ -7,7 +7,7 @@ import os
 
 import dagster as dg
 import pytest
-from conftest import CALENDAR, Imp, resources_for, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, resources_for, tid, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 from test_faults import digest
 
@@ -15,6 +15,9 @@ from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
 from churn_dagster.transforms.duck import atomic_dir, literal_path
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U1 = tid("U1")
 
 
 def _data_graph(source, root):
@@ -40,8 +43,8 @@ def test_a_folder_named_like_a_glob_reads_only_its_own_files(tmp_path, odd_name)
 
 def test_replacing_a_linked_partition_replaces_only_the_link(tmp_path, lake, con):
     src = tmp_path / "src"
-    write_impressions(src, [Imp("U1", "2019-11-01 10:00:00")])
-    write_snapshots(src, ["U1"])
+    write_impressions(src, [Imp(U1, "2019-11-01 10:00:00")])
+    write_snapshots(src, [U1])
     precious = tmp_path / "elsewhere" / "keep.parquet"
     precious.parent.mkdir()
     precious.write_bytes(b"not ours")

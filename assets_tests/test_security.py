@@ -7,13 +7,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.transforms import cohorts, sessions
 from churn_dagster.transforms.duck import DuckSettings, connect
 from churn_dagster.transforms.lake import Lake
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+U1 = tid("U1")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,8 +25,8 @@ def test_paths_with_quotes_and_spaces_are_parameters(tmp_path):
     """A folder named like an injection attempt is just a folder: every path is a bound parameter."""
     odd = tmp_path / "it's a lake'); DROP TABLE x; --"
     source = odd / "source"
-    write_impressions(source, [Imp("U1", "2019-11-01 10:00:00"), Imp("U1", "2019-11-01 10:05:00", 2)])
-    write_snapshots(source, ["U1"])
+    write_impressions(source, [Imp(U1, "2019-11-01 10:00:00"), Imp(U1, "2019-11-01 10:05:00", 2)])
+    write_snapshots(source, [U1])
     lake = Lake(odd / "data")
     con = connect(DuckSettings(memory_limit="1GB", threads=1, temp_directory=odd / "tmp"))
     results = ingest_folder(con, source, lake)

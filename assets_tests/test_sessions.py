@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.transforms import cohorts, sessions
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+A = tid("A")
 
 COHORT = CALENDAR.day(1)
 
@@ -20,16 +23,16 @@ COHORT = CALENDAR.day(1)
 #   4: 08:00:00 on 2 Nov: the first session that *starts* on day 2
 #   (15 Nov, day 15, is in the label period and must not appear)
 USER_A = [
-    Imp("A", "2019-11-01 10:00:00", 1),
-    Imp("A", "2019-11-01 10:00:00", 2, click=True, like=True, view_time=20.0),
-    Imp("A", "2019-11-01 10:00:00", 3),
-    Imp("A", "2019-11-01 10:29:59", 4, click=True, view_time=12.5),
-    Imp("A", "2019-11-01 10:59:59", 1),
-    Imp("A", "2019-11-01 23:50:00", 1),
-    Imp("A", "2019-11-02 00:10:00", 2, click=True, share=True, comment=True, view_time=60.0),
-    Imp("A", "2019-11-02 08:00:00", 1),
-    Imp("A", "2019-11-14 21:00:00", 5),  # day 14: last observation day, included
-    Imp("A", "2019-11-15 09:00:00", 1),  # day 15: label period, excluded
+    Imp(A, "2019-11-01 10:00:00", 1),
+    Imp(A, "2019-11-01 10:00:00", 2, click=True, like=True, view_time=20.0),
+    Imp(A, "2019-11-01 10:00:00", 3),
+    Imp(A, "2019-11-01 10:29:59", 4, click=True, view_time=12.5),
+    Imp(A, "2019-11-01 10:59:59", 1),
+    Imp(A, "2019-11-01 23:50:00", 1),
+    Imp(A, "2019-11-02 00:10:00", 2, click=True, share=True, comment=True, view_time=60.0),
+    Imp(A, "2019-11-02 08:00:00", 1),
+    Imp(A, "2019-11-14 21:00:00", 5),  # day 14: last observation day, included
+    Imp(A, "2019-11-15 09:00:00", 1),  # day 15: label period, excluded
 ]
 
 
@@ -39,7 +42,7 @@ def session_rows(tmp_path, lake, con):
     random.Random(7).shuffle(shuffled)  # the real file is not time-ordered within a user
     src = tmp_path / "src"
     write_impressions(src, shuffled)
-    write_snapshots(src, ["A"])
+    write_snapshots(src, [A])
     ingest_folder(con, src, lake, stems={"impression_data"})
     for d in range(1, 31):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
@@ -92,5 +95,5 @@ def test_session_totals_and_rates(session_rows):
 
 
 def test_no_session_reads_the_label_period(session_rows):
-    label_start_ms = Imp("A", "2019-11-15 00:00:00").epoch_ms
+    label_start_ms = Imp(A, "2019-11-15 00:00:00").epoch_ms
     assert max(s["end_ms"] for s in session_rows) < label_start_ms

@@ -16,12 +16,15 @@ Median of period-1 sessions over the six users: sorted 1 1 2 2 2 3 -> (2 + 2) / 
 from __future__ import annotations
 
 import pytest
-from conftest import CALENDAR, Imp
+from conftest import CALENDAR, Imp, tid
 from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.transforms import sessions, trends
 from churn_dagster.transforms.trends import TrendSettings, TrendWindowError
+
+# The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
+S, I, D, M, F, B, L = (tid(u) for u in "SIDMFBL")
 
 COHORT = CALENDAR.day(1)
 DEFAULTS = TrendSettings()
@@ -32,12 +35,12 @@ def _at(dt: int, hh: int = 10, mm: int = 0) -> str:
 
 
 MAIN = [
-    Imp("S", _at(1)), Imp("S", _at(2)), Imp("S", _at(15)), Imp("S", _at(16)), Imp("S", _at(29)),
-    Imp("I", _at(1)), Imp("I", _at(15)), Imp("I", _at(20)),
-    Imp("D", _at(1)), Imp("D", _at(2)), Imp("D", _at(3)), Imp("D", _at(15)), Imp("D", _at(16)),
-    Imp("M", _at(1)), Imp("M", _at(15)), Imp("M", _at(15, 11)),
-    Imp("F", _at(1)), Imp("F", _at(1, 10, 30)), Imp("F", _at(15)), Imp("F", _at(15, 10, 29)),
-    Imp("B", _at(1)), Imp("B", _at(14, 23, 50)), Imp("B", _at(15, 0, 10)),
+    Imp(S, _at(1)), Imp(S, _at(2)), Imp(S, _at(15)), Imp(S, _at(16)), Imp(S, _at(29)),
+    Imp(I, _at(1)), Imp(I, _at(15)), Imp(I, _at(20)),
+    Imp(D, _at(1)), Imp(D, _at(2)), Imp(D, _at(3)), Imp(D, _at(15)), Imp(D, _at(16)),
+    Imp(M, _at(1)), Imp(M, _at(15)), Imp(M, _at(15, 11)),
+    Imp(F, _at(1)), Imp(F, _at(1, 10, 30)), Imp(F, _at(15)), Imp(F, _at(15, 10, 29)),
+    Imp(B, _at(1)), Imp(B, _at(14, 23, 50)), Imp(B, _at(15, 0, 10)),
 ]
 
 
@@ -52,22 +55,22 @@ def test_labels_at_the_class_boundaries(tmp_path, lake, con):
     summaries, by_cohort = _build(tmp_path, lake, con, MAIN, [COHORT])
     got = by_cohort[COHORT]
     expected = {  # active days, sessions, day_trend, session_trend
-        "S": ((2, 2), (2, 2), 1, 0),
-        "I": ((1, 2), (1, 2), 2, 0),
-        "D": ((3, 2), (3, 2), 0, 1),
-        "M": ((1, 1), (1, 2), 1, 0),
-        "F": ((1, 1), (2, 1), 1, 1),
-        "B": ((2, 1), (2, 0), 0, 1),
+        S: ((2, 2), (2, 2), 1, 0),
+        I: ((1, 2), (1, 2), 2, 0),
+        D: ((3, 2), (3, 2), 0, 1),
+        M: ((1, 1), (1, 2), 1, 0),
+        F: ((1, 1), (2, 1), 1, 1),
+        B: ((2, 1), (2, 0), 0, 1),
     }
     for user, (days, n_sessions, day_trend, session_trend) in expected.items():
         r = got[user]
         assert (r["first_active_days"], r["second_active_days"]) == days, user
         assert (r["first_sessions"], r["second_sessions"]) == n_sessions, user
         assert (r["day_trend"], r["session_trend"]) == (day_trend, session_trend), user
-    assert got["D"]["first_sessions_per_day"] == pytest.approx(3 / 14)
-    assert got["S"]["first_active_rate"] == pytest.approx(2 / 14)
+    assert got[D]["first_sessions_per_day"] == pytest.approx(3 / 14)
+    assert got[S]["first_active_rate"] == pytest.approx(2 / 14)
 
-    assert {u for u, r in got.items() if r["kept_by_filter"]} == {"S", "D", "F", "B"}
+    assert {u for u, r in got.items() if r["kept_by_filter"]} == {S, D, F, B}
     assert all(r["first_sessions_median"] == 2.0 for r in got.values())
     s = summaries[COHORT]
     assert (s.users, s.kept, s.first_sessions_median) == (6, 4, 2.0)
@@ -89,11 +92,11 @@ def test_unequal_periods_compare_per_day_rates(tmp_path, lake, con):
     # 14 + 7: period 2 is dt 15..21, so I's dt-20 impression still counts and S's dt 15, 16 give a higher rate.
     _, by_cohort = _build(tmp_path, lake, con, MAIN, [COHORT], TrendSettings(14, 7))
     got = by_cohort[COHORT]
-    b = got["B"]  # 2 active days of 14 vs 1 of 7: equal rates -> same; 2 sessions vs 0 -> decrease
+    b = got[B]  # 2 active days of 14 vs 1 of 7: equal rates -> same; 2 sessions vs 0 -> decrease
     assert (b["first_active_days"], b["second_active_days"], b["day_trend"], b["session_trend"]) == (2, 1, 1, 1)
-    assert got["S"]["day_trend"] == 2  # 2/14 < 2/7
-    assert got["S"]["second_sessions_per_day"] == pytest.approx(2 / 7)
-    assert got["D"]["session_trend"] == 0  # 3/14 < 2/7: not a decrease per day, though fewer sessions
+    assert got[S]["day_trend"] == 2  # 2/14 < 2/7
+    assert got[S]["second_sessions_per_day"] == pytest.approx(2 / 7)
+    assert got[D]["session_trend"] == 0  # 3/14 < 2/7: not a decrease per day, though fewer sessions
 
 
 def _sessions_on_first_day(user: str, dt: int, n: int) -> list[Imp]:
@@ -102,14 +105,14 @@ def _sessions_on_first_day(user: str, dt: int, n: int) -> list[Imp]:
 
 def test_median_filter_even_and_odd_cohorts(tmp_path, lake, con):
     even, odd = CALENDAR.day(2), CALENDAR.day(3)
-    imps = [imp for u, n in (("E1", 1), ("E2", 2), ("E4", 4), ("E5", 5)) for imp in _sessions_on_first_day(u, 2, n)]
-    imps += [imp for u, n in (("O1", 1), ("O2", 2), ("O3", 3), ("O4", 4), ("O5", 5)) for imp in _sessions_on_first_day(u, 3, n)]
+    imps = [imp for u, n in (("E1", 1), ("E2", 2), ("E4", 4), ("E5", 5)) for imp in _sessions_on_first_day(tid(u), 2, n)]
+    imps += [imp for u, n in (("O1", 1), ("O2", 2), ("O3", 3), ("O4", 4), ("O5", 5)) for imp in _sessions_on_first_day(tid(u), 3, n)]
     summaries, by_cohort = _build(tmp_path, lake, con, imps, [even, odd])
     # Even: 1 2 4 5 -> (2 + 4) / 2 = 3, nobody has exactly 3. Odd: 1 2 3 4 5 -> 3, and 3 itself is kept.
     assert summaries[even].first_sessions_median == 3.0
-    assert {u for u, r in by_cohort[even].items() if r["kept_by_filter"]} == {"E4", "E5"}
+    assert {u for u, r in by_cohort[even].items() if r["kept_by_filter"]} == {tid("E4"), tid("E5")}
     assert summaries[odd].first_sessions_median == 3.0
-    assert {u for u, r in by_cohort[odd].items() if r["kept_by_filter"]} == {"O3", "O4", "O5"}
+    assert {u for u, r in by_cohort[odd].items() if r["kept_by_filter"]} == {tid("O3"), tid("O4"), tid("O5")}
     assert (summaries[even].kept, summaries[odd].kept) == (2, 3)
     # Nobody returns in period 2: all decrease, on both tasks.
     assert summaries[odd].day_trend_counts == (3, 0, 0) and summaries[odd].session_decrease == 3
@@ -133,6 +136,6 @@ def test_labellable_cohorts():
 def test_a_cohort_whose_second_period_does_not_fit_is_not_labelled(tmp_path, lake, con):
     late = CALENDAR.day(4)  # dt 4 + 27 = dt 31, past the last day
     with pytest.raises(TrendWindowError, match="2019-11-04"):
-        _build(tmp_path, lake, con, [Imp("L", _at(4))], [COHORT, late])
+        _build(tmp_path, lake, con, [Imp(L, _at(4))], [COHORT, late])
     assert not lake.cohort("trend_labels", late).exists()
     assert not lake.cohort("trend_labels", COHORT).exists()

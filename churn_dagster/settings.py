@@ -238,7 +238,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         values.setdefault("trend_first_days", min(half, values.get("observation_days", OBSERVATION_DAYS)))
         values.setdefault("trend_second_days", half)
         problems += _calendar_problems(values)
-        problems += _case_study_problems(values, days, failed)
+        if days >= 1:  # a first day after the last is the one problem of the calendar; no window can fit it
+            problems += _case_study_problems(values, days, failed)
     if problems:
         raise SettingsError(problems)
     data_dir = Path(environ.get("CHURN_DATA_DIR") or "data").resolve()

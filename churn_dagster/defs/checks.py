@@ -1,7 +1,8 @@
 """Data checks, each a query over the files an asset just wrote (and its inputs where a check recounts).
 
 They return ``AssetCheckResult``s that the assets attach to their materialization, so a failing check
-shows next to the run that produced the data.
+shows next to the run that produced the data. A count over no rows is 0 here (DuckDB's ``count_if`` and
+``sum`` give NULL), so a run whose cohorts or days are all empty passes its checks.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def nothing_from_label_period(con, calendar: Calendar, files, cohort_files, colu
     ``label_start_dt`` of ``cohort_files``)."""
     bad, users = _one(
         con,
-        f"""SELECT count_if(x.{column} >= {label_start_ms_sql(calendar, 'u.label_start_dt')}), count(*)
+        f"""SELECT coalesce(count_if(x.{column} >= {label_start_ms_sql(calendar, 'u.label_start_dt')}), 0), count(*)
             FROM read_parquet($f, hive_partitioning = false) x
             JOIN read_parquet($u, hive_partitioning = false) u USING (user_id)""",
         f=_files(files),
@@ -62,7 +63,7 @@ def nothing_from_label_period(con, calendar: Calendar, files, cohort_files, colu
 
 def all_finite(con, name: str, files, columns: list[str]) -> dg.AssetCheckResult:
     """No NaN or infinite value in the numeric columns (NULL is allowed only where a column says missing)."""
-    conds = " + ".join(f"count_if(coalesce(isnan({c}::DOUBLE) OR isinf({c}::DOUBLE), false))" for c in columns)
+    conds = " + ".join(f"coalesce(count_if(isnan({c}::DOUBLE) OR isinf({c}::DOUBLE)), 0)" for c in columns)
     bad = _one(con, f"SELECT {conds} FROM read_parquet($f, hive_partitioning = false)", f=_files(files))[0]
     return check(name, bad == 0, f"{bad} NaN or infinite values in {len(columns)} numeric columns", violations=bad)
 

@@ -51,7 +51,8 @@ class NcmSourceResource(dg.ConfigurableResource):
     directory: str = Field(description="Folder with the published CSV files (or day=YYYY-MM-DD sub-folders).")
 
     def _one(self, folder: Path, stem: str) -> Path | None:
-        found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists()]
+        # A symbolic link that loops or leads nowhere is there too: reading it says what is wrong with it.
+        found = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists() or p.is_symlink()]
         if len(found) > 1:
             raise DuplicateSourceError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one")
         return found[0] if found else None
@@ -59,6 +60,10 @@ class NcmSourceResource(dg.ConfigurableResource):
     def files_for(self, spec: fmt.NcmFile, days: list[date] | None) -> list[SourceFile]:
         """The whole file if the folder holds one, else one delivered file per day of the run."""
         root = Path(self.directory)
+        if not root.is_dir():
+            why = ("is a symbolic link that loops or leads nowhere" if root.is_symlink() else
+                   "is a file, not a folder" if root.exists() else "does not exist")
+            raise MissingSourceError(f"{root}: the source folder {why}")
         whole = self._one(root, spec.stem)
         if whole is not None:
             return [SourceFile(whole)]

@@ -9,6 +9,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Every ID of the published files (user, card, creator, song, artist; the card IDs inside the swipe-down
+# lists too) is a decimal number written one token per digit: a letter G..P for 0..9, each followed by C, so
+# "GCHC" is 01 (ncm_data_facts.md §0). The real heads hold 1 to 10 digits (2 to 20 characters: artistId
+# "OC" to userId "PCNCGCGCLCOCOCOCJCGC"); anything else, a space, a tab, a look-alike letter, a zero-width
+# character or a longer run, is not an ID of these files and would load as a new user or card.
+ID_DIGIT_LETTERS = "GHIJKLMNOP"
+ID_TOKEN_END = "C"
+MAX_ID_DIGITS = 10
+NO_SONG_SENTINEL = "AFBHAHLH"
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What a text column's every non-null value must be: ``pattern`` (RE2, matched against the whole
+    field after unquoting) and ``described``, the words the quarantine reason uses for it
+    (``<column> is not <described>``)."""
+
+    pattern: str
+    described: str
+
+
+ID_GRAMMAR = Grammar(
+    f"([{ID_DIGIT_LETTERS[0]}-{ID_DIGIT_LETTERS[-1]}]{ID_TOKEN_END}){{1,{MAX_ID_DIGITS}}}",
+    f"an ID as published (1 to {MAX_ID_DIGITS} tokens, each a letter G..P followed by C)",
+)
+# songId and artistId write "no song" (video cards) as a sentinel outside the ID alphabet.
+SONG_ID_GRAMMAR = Grammar(f"{ID_GRAMMAR.pattern}|{NO_SONG_SENTINEL}",
+                          f"{ID_GRAMMAR.described} or the no-song sentinel {NO_SONG_SENTINEL}")
+# contentId is a category path of three levels, e.g. "5001,5010,5054" (quoted in the file for its commas).
+_CATEGORY = "[1-9][0-9]{0,9}"
+CONTENT_PATH_GRAMMAR = Grammar(f"{_CATEGORY},{_CATEGORY},{_CATEGORY}",
+                               "a category path as published (three comma-separated numbers such as 5001,5010,5054)")
+
 
 @dataclass(frozen=True)
 class Column:
@@ -18,7 +51,9 @@ class Column:
     accept (the documented ones), ``name`` is the canonical snake_case name used in Parquet, and
     ``duck_type`` is the stored type; a value that is not strictly of that type (see
     ``transforms/ingest/fields.py``) is quarantined with its line and column instead of being coerced.
-    ``identifier`` marks an ID: an empty value is a missing ID, never the ID ``''``.
+    ``identifier`` marks an ID: an empty value is a missing ID, never the ID ``''``. ``grammar`` is what
+    every value of a text column must match (:data:`ID_GRAMMAR` for the IDs); a value that does not is
+    quarantined with the column named, never loaded as another user or card.
     """
 
     source: str
@@ -26,6 +61,7 @@ class Column:
     duck_type: str
     aliases: tuple[str, ...] = ()
     identifier: bool = False
+    grammar: Grammar | None = None
 
     @property
     def is_string(self) -> bool:
@@ -68,8 +104,8 @@ def _flags(*pairs: tuple[str, str]) -> tuple[Column, ...]:
     return tuple(Column(src, name, "BOOLEAN") for src, name in pairs)
 
 
-def _id(source: str, name: str) -> Column:
-    return Column(source, name, "VARCHAR", identifier=True)
+def _id(source: str, name: str, grammar: Grammar = ID_GRAMMAR) -> Column:
+    return Column(source, name, "VARCHAR", identifier=True, grammar=grammar)
 
 
 IMPRESSIONS = NcmFile(
@@ -116,12 +152,12 @@ MLOG_DEMOGRAPHICS = NcmFile(
     stem="mlog_demographics",
     columns=(
         _id("mlogId", "mlog_id"),
-        _id("songId", "song_id"),
-        _id("artistId", "artist_id"),
+        _id("songId", "song_id", SONG_ID_GRAMMAR),
+        _id("artistId", "artist_id", SONG_ID_GRAMMAR),
         _id("creatorId", "creator_id"),
         Column("publishTime", "publish_time", "INTEGER"),
         Column("type", "type", "INTEGER"),
-        Column("contentId", "content_id", "VARCHAR"),
+        Column("contentId", "content_id", "VARCHAR", grammar=CONTENT_PATH_GRAMMAR),
         Column("talkId", "talk_id", "BIGINT"),
     ),
     null_token="",
@@ -189,8 +225,7 @@ ALL_FILES: tuple[NcmFile, ...] = (
 )
 FILES_BY_STEM = {f.stem: f for f in ALL_FILES}
 
-# Sentinels of the real files (ncm_data_facts.md §3, §8).
-NO_SONG_SENTINEL = "AFBHAHLH"
+# Sentinels of the real files (ncm_data_facts.md §3, §8); the no-song sentinel is declared with the IDs.
 NO_TALK_SENTINEL = -1
 MAX_VALID_REGISTERED_MONTHS = 80
 # Keys of every dict inside detailMlogInfoList, in the order the real file writes them; all values are strings.

@@ -1,11 +1,12 @@
 """Obfuscated identifiers in the alphabet of the real files.
 
 The published files replace every decimal digit of an ID by a two-character token (``G``..``P`` for 0..9,
-each followed by ``C``), so ``GCHC`` is "01". The real IDs also differ in length by entity (user IDs are mostly
-9 or 10 digits, card IDs 7 or 6) and some length classes keep leading zeros. :class:`IdSpec` records those
-classes; :func:`make_ids` draws one unique ID per entity and returns them as an Arrow string array, so the
-writer can gather them for millions of rows with ``pyarrow.compute.take`` instead of formatting strings in
-Python.
+each followed by ``C``), so ``GCHC`` is "01"; the grammar, 1 to 10 digits, is declared once in
+:mod:`churn_dagster.domain.ncm_format` (``ID_GRAMMAR``), which the loader enforces and every class here must
+fit. The real IDs also differ in length by entity (user IDs are mostly 9 or 10 digits, card IDs 7 or 6) and
+some length classes keep leading zeros. :class:`IdSpec` records those classes; :func:`make_ids` draws one
+unique ID per entity and returns them as an Arrow string array, so the writer can gather them for millions of
+rows with ``pyarrow.compute.take`` instead of formatting strings in Python.
 
 Uniqueness comes from a bijection rather than from rejection sampling: inside a length class the k-th entity
 gets ``lo + (k * a + b) mod span`` with ``a`` coprime to ``span``, which never repeats and still looks random.
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-_DIGIT_BASE = ord("G")  # G..P encode 0..9
-_SEPARATOR = ord("C")
+from churn_dagster.domain import ncm_format as fmt
+
+_DIGIT_BASE = ord(fmt.ID_DIGIT_LETTERS[0])  # G..P encode 0..9
+_SEPARATOR = ord(fmt.ID_TOKEN_END)
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class IdClass:
     share: float
     lo: int
     hi: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.digits <= fmt.MAX_ID_DIGITS or self.hi > 10**self.digits:
+            raise ValueError(f"{self} does not fit the published ID grammar (1 to {fmt.MAX_ID_DIGITS} digits)")
 
     @property
     def span(self) -> int:

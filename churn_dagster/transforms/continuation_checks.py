@@ -119,9 +119,9 @@ def sessions_disagreeing(con: duckdb.DuckDBPyConnection, lake: Lake, cohorts: li
         WITH r AS (SELECT user_id, global_session_idx, min(session_start_ms) AS start_ms,
                           max(session_end_ms) AS end_ms, sum(cards) AS cards, count(*) AS requests
                    FROM read_parquet($r, hive_partitioning = false) GROUP BY user_id, global_session_idx)
-        SELECT count_if(r.user_id IS NULL OR s.user_id IS NULL OR r.start_ms <> s.start_ms
+        SELECT coalesce(count_if(r.user_id IS NULL OR s.user_id IS NULL OR r.start_ms <> s.start_ms
                         OR r.end_ms <> s.last_request_ms OR r.cards <> s.total_impressions
-                        OR r.requests <> s.feed_requests), count(*)
+                        OR r.requests <> s.feed_requests), 0), count(*)
         FROM r FULL JOIN read_parquet($s, hive_partitioning = false) s USING (user_id, global_session_idx)""",
         {"r": cohort_paths(lake, "continuation_requests", cohorts, "continuation check"),
          "s": cohort_paths(lake, "sessions", cohorts, "continuation check")}).fetchone()
@@ -132,7 +132,7 @@ def unmonotone_labels(con: duckdb.DuckDBPyConnection, paths: list[str]) -> int:
     """Rows where a session goes on for a longer horizon but not for a shorter one (impossible by definition)."""
     pairs = zip(LABEL_COLUMNS, LABEL_COLUMNS[1:], strict=False)
     nested = " OR ".join(f"({longer} AND NOT {shorter})" for shorter, longer in pairs)
-    return int(con.execute(f"SELECT count_if({nested}) FROM read_parquet($f, hive_partitioning = false)",
+    return int(con.execute(f"SELECT coalesce(count_if({nested}), 0) FROM read_parquet($f, hive_partitioning = false)",
                            {"f": paths}).fetchone()[0])
 
 

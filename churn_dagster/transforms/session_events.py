@@ -184,10 +184,11 @@ def check_session_events(
         return int(con.execute(sql, used_params(sql, params)).fetchone()[0])
 
     leaks = one(
-        f"""SELECT (SELECT count_if(e.last_event_ms >= {_LABEL_START_MS} OR e.day_num NOT BETWEEN 1 AND $observation_days)
+        f"""SELECT (SELECT coalesce(count_if(e.last_event_ms >= {_LABEL_START_MS}
+                                          OR e.day_num NOT BETWEEN 1 AND $observation_days), 0)
                     FROM read_parquet($e, hive_partitioning = false) e JOIN read_parquet($u, hive_partitioning = false) u
                     USING (user_id))
-                 + (SELECT count_if(d.dt > u.observation_end_dt OR d.dt < u.first_dt)
+                 + (SELECT coalesce(count_if(d.dt > u.observation_end_dt OR d.dt < u.first_dt), 0)
                     FROM read_parquet($d, hive_partitioning = false) d JOIN read_parquet($u, hive_partitioning = false) u
                     USING (user_id))"""
     )

@@ -79,8 +79,9 @@ def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, feature
         scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
         users, churn_share, bad_levels, out_of_range = con.execute(
             f"""SELECT count(*), coalesce(avg(churned::INT), 0),
-                count_if(level <> {_LEVEL_FROM_SCORE}),
-                count_if(greatest(frequency, intensity, quality, score) > 1 OR least(frequency, intensity, quality, score) < 0)
+                coalesce(count_if(level <> {_LEVEL_FROM_SCORE}), 0),
+                coalesce(count_if(greatest(frequency, intensity, quality, score) > 1
+                                  OR least(frequency, intensity, quality, score) < 0), 0)
                 FROM read_parquet($f, hive_partitioning = false)""",
             {"f": literal_paths(scores)},
         ).fetchone()

@@ -37,7 +37,7 @@ def sessions(context: dg.AssetExecutionContext, lake: LakeResource, features: Fe
         out = checks.lake_paths(lake.lake, "sessions", cohorts)
         users = checks.lake_paths(lake.lake, "cohort_users", cohorts)
         in_sessions, short_gaps = con.execute(
-            "SELECT sum(total_impressions), count_if(gap_min >= 0 AND gap_min < $gap) "
+            "SELECT coalesce(sum(total_impressions), 0), coalesce(count_if(gap_min >= 0 AND gap_min < $gap), 0) "
             "FROM read_parquet($f, hive_partitioning = false)",
             {"f": literal_paths(out), "gap": features.session_gap_minutes},
         ).fetchone()

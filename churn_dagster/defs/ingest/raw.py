@@ -88,15 +88,19 @@ def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, 
 
 
 def _impression_extras(con, path) -> dict:
-    """Cheap figures of one day's loaded impressions: pooled CTR, parsed swipe-down lists, actions without a click."""
+    """Cheap figures of one day's loaded impressions: pooled CTR, parsed swipe-down lists, actions without a click.
+
+    A day without impressions is a normal day: its counts are 0 and its CTR, which has no impression to be a
+    share of, is empty (``count_if`` over no rows is NULL, hence the ``coalesce``)."""
     rows, clicks, lists, unclicked_actions = con.execute(
-        """SELECT count(*), count_if(is_click), count(detail_items),
-                  count_if(NOT is_click AND (is_like OR is_comment OR is_share OR is_view_comment OR is_into_homepage))
+        """SELECT count(*), coalesce(count_if(is_click), 0), count(detail_items),
+                  coalesce(count_if(NOT is_click AND
+                                    (is_like OR is_comment OR is_share OR is_view_comment OR is_into_homepage)), 0)
            FROM read_parquet($f, hive_partitioning = false)""",
         {"f": literal_paths([path])},
     ).fetchone()
     return {
-        "pooled_ctr": dg.MetadataValue.float(clicks / max(rows, 1)),
+        "pooled_ctr": dg.MetadataValue.float(clicks / rows if rows else None),
         "detail_lists_parsed": dg.MetadataValue.int(lists),
         "actions_without_click": dg.MetadataValue.int(unclicked_actions),
     }

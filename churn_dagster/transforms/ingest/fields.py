@@ -11,7 +11,9 @@ alone:
   in the others); an empty identifier is NULL too, so it is missing rather than the ID ``''``;
 - an integer must be written exactly as its canonical base-10 form (digits, an optional minus, no leading
   zeros, and it must fit its 32 or 64 bits); a flag must be ``0`` or ``1``; a float must be a finite
-  decimal number.
+  decimal number; an ID (and the card's category path) must match its column's grammar
+  (:class:`churn_dagster.domain.ncm_format.Grammar`), so that ``U1``, an ID with a space, a tab, a
+  zero-width or look-alike character, or 10,000 characters is never loaded as a new user or card.
 
 Each problem is a :class:`Rule`: a SQL condition, the reason stored in the quarantine file and the source
 column it is about (``(line)`` for problems of the whole line). The rules here come first, in this order;
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
+from churn_dagster.transforms.ingest.lines import CR_INSIDE, MAX_LINE_BYTES
 
 LINE_COLUMN = "(line)"
 DECIMAL_PATTERN = r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"
@@ -71,6 +73,12 @@ def _value(spec: fmt.NcmFile, column: fmt.Column, position: int) -> str:
     return f"nullif({value}, '')" if column.identifier else value
 
 
+def _grammar_is_fast(column: fmt.Column) -> bool:
+    """Whether the fast pattern checks the column's grammar itself: not for a grammar with commas (the
+    category path), which only a quoted field can hold and a quoted line never takes the fast path."""
+    return column.grammar is not None and "," not in column.grammar.pattern
+
+
 def _typed(column: fmt.Column) -> tuple[str, str | None, str | None]:
     """(typed value, condition that the text is acceptable, reason when it is not) of ``_v_<name>``.
 
@@ -92,7 +100,15 @@ def _typed(column: fmt.Column) -> tuple[str, str | None, str | None]:
         ok = (f"{text} IS NULL OR CASE WHEN _fast THEN isfinite({typed}) "
               f"ELSE coalesce(regexp_full_match({text}, '{DECIMAL_PATTERN}') AND isfinite({typed}), false) END")
         return typed, ok, f"{column.source} is not a finite decimal number"
+    if column.grammar is not None:
+        matches = f"regexp_full_match({text}, '{_sql_pattern(column.grammar.pattern)}')"
+        ok = f"{text} IS NULL OR " + (f"_fast OR {matches}" if _grammar_is_fast(column) else matches)
+        return text, ok, f"{column.source} is not {column.grammar.described}"
     return text, None, None
+
+
+def _sql_pattern(pattern: str) -> str:
+    return f"(?:{pattern})".replace("'", "''")
 
 
 _STRICT_PATTERNS = {
@@ -111,9 +127,16 @@ def _fast_pattern(spec: fmt.NcmFile, file_order: list[fmt.Column]) -> str:
     which field is wrong."""
     def field(column: fmt.Column) -> str:
         nulls = [t for t in spec.null_spellings if '"' not in t]
-        return "(" + "|".join([*nulls, _STRICT_PATTERNS[column.duck_type]]) + ")"
+        value = f"(?:{column.grammar.pattern})" if _grammar_is_fast(column) else _STRICT_PATTERNS[column.duck_type]
+        return "(" + "|".join([*nulls, value]) + ")"
 
     return ",".join(field(c) for c in file_order).replace("'", "''")
+
+
+# A CR before the line's own terminator: lines ending with CR alone inside an LF or CRLF file, run together.
+_INNER_CR = "contains(_line_text, chr(13))"
+# A byte-order mark opening a data line: files concatenated with their BOMs.
+_LINE_BOM = "starts_with(_line_text, chr(65279))"
 
 
 def structural_rules(n_fields: int) -> list[Rule]:
@@ -121,12 +144,16 @@ def structural_rules(n_fields: int) -> list[Rule]:
         Rule("_too_long", f"line longer than {MAX_LINE_BYTES // (1 << 20)} MiB", LINE_COLUMN),
         Rule("_text IS NULL", "the line is not valid UTF-8", LINE_COLUMN),
         Rule("_line_text = ''", "blank line", LINE_COLUMN),
+        Rule(_INNER_CR, f"{CR_INSIDE}: lines ending with CR alone run into the next (CR mixed with LF or CRLF)",
+             LINE_COLUMN),
+        Rule(_LINE_BOM, "a byte-order mark (BOM) opens the line (a file appended with its own BOM)", LINE_COLUMN),
         Rule(f"_n_fields <> {n_fields}", f"wrong number of fields (expected {n_fields})", LINE_COLUMN),
         Rule("_bad_quoting", "malformed quoting", LINE_COLUMN),
     ]
 
 
-STRUCTURE_OK = "NOT (_too_long OR _text IS NULL OR _line_text = '' OR _n_fields <> {n} OR _bad_quoting)"
+STRUCTURE_OK = (f"NOT (_too_long OR _text IS NULL OR _line_text = '' OR {_INNER_CR} OR {_LINE_BOM} "
+                "OR _n_fields <> {n} OR _bad_quoting)")
 
 
 def typed_rows_sql(spec: fmt.NcmFile, file_order: list[fmt.Column], lines_table: str) -> tuple[str, list[Rule]]:

@@ -55,14 +55,22 @@ def open_source(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+CR_INSIDE = "a carriage return (CR) inside the line"
+BARE_CR_LINES = (f"{CR_INSIDE}: the lines end with CR alone (classic Mac line endings), which are not read; "
+                 "convert them to LF or CRLF")
+
+
 def read_header(stream: BinaryIO) -> bytes | None:
-    """The first line, without its line terminator; ``None`` for an empty file."""
+    """The first line, without its line terminator; ``None`` for an empty file. A header holding a CR is the
+    first line of a file whose lines end with CR alone: the whole file would be one line."""
     line = stream.readline(MAX_LINE_BYTES + 1)
     if not line:
         return None
+    if b"\r" in line.removesuffix(b"\n").removesuffix(b"\r"):
+        raise ValueError(BARE_CR_LINES)
     if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
         raise ValueError(f"the header line is longer than {MAX_LINE_BYTES} bytes")
-    return line.rstrip(b"\r\n")
+    return line.removesuffix(b"\n").removesuffix(b"\r")
 
 
 def _table(first_line: int, lines: pa.Array) -> pa.Table:

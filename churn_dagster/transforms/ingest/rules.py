@@ -9,7 +9,8 @@ row, about 0.06% of action rows) are kept and counted by the asset checks instea
 The swipe-down list (``detailMlogInfoList``) is a Python literal of dicts whose values are all strings;
 with its single quotes turned into double quotes it is JSON. Each dict is read as a map so that an unknown
 or missing key is seen (a struct would drop the one and fill the other with NULL); every value must be as
-published (flags ``0``/``1``, integer position and log time, a finite view time, a card ID).
+published (flags ``0``/``1``, integer position and log time, a finite view time, a card ID of the ID grammar
+of :mod:`churn_dagster.domain.ncm_format`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _ENTRY_VALUES_OK = " AND ".join([
     _canonical_int("m['logtime']", "BIGINT"),
     f"coalesce(regexp_full_match(m['mlogViewTime'], '{DECIMAL_PATTERN}') "
     "AND isfinite(TRY_CAST(m['mlogViewTime'] AS DOUBLE)), false)",
-    "coalesce(m['mlogId'] <> '', false)",
+    f"coalesce(regexp_full_match(m['mlogId'], '(?:{fmt.ID_GRAMMAR.pattern})'), false)",
 ])
 DETAIL_ITEMS_SQL = """list_transform(_detail_maps, lambda m: struct_pack(
     mlog_id := m['mlogId'],

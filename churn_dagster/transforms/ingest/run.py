@@ -13,7 +13,9 @@ bytes) = rows loaded + rows quarantined + rows of days outside the run.
 from __future__ import annotations
 
 import resource
+import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +30,7 @@ from churn_dagster.domain.calendar import Calendar
 from churn_dagster.errors import UserError
 from churn_dagster.transforms.duck import literal_paths, used_params
 from churn_dagster.transforms.ingest import duplicates
-from churn_dagster.transforms.ingest.header import file_columns
+from churn_dagster.transforms.ingest.header import file_columns, unreadable
 from churn_dagster.transforms.ingest.lines import (
     LineCount,
     line_tables,
@@ -166,16 +168,25 @@ def _stream(run: _Run, source: SourceFile, params: dict) -> int:
         params = {**params, "delivered_dt": run.calendar.dt(source.delivered_day)}
     bound = used_params(query.sql, params)
     count = LineCount()
-    with open_source(source.path) as stream:
-        read_header(stream)
-        for lines in line_tables(stream, count):
-            run.con.register(LINES_TABLE, lines)
-            try:
-                rows = sort_block(run.con.sql(query.sql, params=bound).to_arrow_table())
-            finally:
-                run.con.unregister(LINES_TABLE)
-            run.take(rows, query, source)
+    for lines in _lines_after_header(source.path, count):
+        run.con.register(LINES_TABLE, lines)
+        try:
+            rows = sort_block(run.con.sql(query.sql, params=bound).to_arrow_table())
+        finally:
+            run.con.unregister(LINES_TABLE)
+        run.take(rows, query, source)
     return count.lines
+
+
+def _lines_after_header(path: Path, count: LineCount) -> Iterator[pa.Table]:
+    """The file's line tables; a read that fails part-way (a gzip cut short or damaged, a file that became
+    unreadable) is bad input named with the last line read, never a bare ``EOFError``."""
+    try:
+        with open_source(path) as stream:
+            read_header(stream)
+            yield from line_tables(stream, count)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise unreadable(path, exc, after_line=1 + count.newlines) from exc
 
 
 def ingest(
