@@ -4,6 +4,7 @@ evaluation report and the risk scores."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -148,3 +149,26 @@ def test_versions_record_their_evidence_protocols_and_label_dates(trained):
         run = client.get_run(version.run_id)
         assert run.data.tags["registry_decision"] == metrics["champion_decision"]
         assert metrics["champion_decision"].startswith(f"v{version.version}: ")
+
+
+def test_a_training_step_resolves_each_tensor_folder_once(trained, monkeypatch):
+    """Both protocols and the registry's comparison read one build of each cohort's tensors: a rebuild during
+    training can swap the link but not mix two builds into one model."""
+    from churn_dagster.ml import data as ml_data
+
+    data, _, _, _, _ = trained
+    opened = []
+    original = ml_data.CohortTensors.__init__
+
+    def counting(self, folder):
+        opened.append(Path(folder).name)
+        original(self, folder)
+
+    monkeypatch.setattr(ml_data.CohortTensors, "__init__", counting)
+    defs = build_definitions(resources_for(data.parent / "source", data.parent))
+    result = defs.resolve_job_def("training_job").execute_in_process(
+        partition_key=LAST.isoformat(), asset_selection=[dg.AssetKey("lstm_churn")],
+        run_config={"ops": {"lstm_churn": {"config": {"epochs": 1}}}}, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    # 2019-11-10 trains on 11-04 .. 11-10 and, out of time, on 11-01 .. 11-03: ten folders, each opened once.
+    assert sorted(opened) == [f"cohort=2019-11-{d:02d}" for d in range(1, 11)]
