@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-from conftest import CALENDAR, Imp
+from conftest import CALENDAR, Imp, tid
 from pipeline_helpers import cohorts_from_impressions
 
 from churn_dagster.domain import ncm_format as fmt
@@ -42,7 +42,7 @@ def planted_impressions(users: int = 240, seed: int = 0) -> list[Imp]:
     rng = random.Random(seed)
     rows = []
     for u in range(users):
-        user, keen = f"U{u:04d}", rng.random() < 0.5
+        user, keen = tid(f"U{u:04d}"), rng.random() < 0.5
         for day in (1, 2, 3, 5, 8, 11):
             if day > 1 and rng.random() < 0.3:
                 continue

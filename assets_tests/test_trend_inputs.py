@@ -26,7 +26,7 @@ C's dt-15 entry is the churn label period's: the churn KPIs count only the 23:58
 
 from __future__ import annotations
 
-from conftest import CALENDAR, Imp, write_impressions, write_snapshots
+from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
@@ -37,6 +37,8 @@ from churn_dagster.transforms.trends import TrendSettings
 
 COHORT = CALENDAR.day(1)
 PERIODS = TrendSettings(10, 10)
+A, B, C = (tid(u) for u in "ABC")
+V1, P1 = tid("V1"), tid("P1")
 
 
 def _at(dt: int, hh: int, mm: int = 0) -> str:
@@ -55,26 +57,26 @@ def _detail(*entries: tuple[str, int, int, int, bool]) -> str:
 
 
 LOG = [
-    Imp("A", _at(1, 10), card="V1", click=True, view_time=20.0),
-    Imp("A", _at(10, 23, 50), card="P1", click=True, view_time=3.0,
-        detail=_detail(("V1", 10, 23, 55, False), ("V1", 11, 0, 5, True))),
-    Imp("A", _at(11, 0, 10), card="P1"),
-    Imp("A", _at(12, 9), card="V1", click=True, like=True, view_time=9.0),
-    Imp("B", _at(1, 12), card="P1"),
-    Imp("C", _at(1, 8), card="P1"),
-    Imp("C", _at(14, 23, 55), card="P1", click=True, view_time=2.0,
-        detail=_detail(("V1", 14, 23, 58, False), ("V1", 15, 0, 5, False))),
+    Imp(A, _at(1, 10), card=V1, click=True, view_time=20.0),
+    Imp(A, _at(10, 23, 50), card=P1, click=True, view_time=3.0,
+        detail=_detail((V1, 10, 23, 55, False), (V1, 11, 0, 5, True))),
+    Imp(A, _at(11, 0, 10), card=P1),
+    Imp(A, _at(12, 9), card=V1, click=True, like=True, view_time=9.0),
+    Imp(B, _at(1, 12), card=P1),
+    Imp(C, _at(1, 8), card=P1),
+    Imp(C, _at(14, 23, 55), card=P1, click=True, view_time=2.0,
+        detail=_detail((V1, 14, 23, 58, False), (V1, 15, 0, 5, False))),
 ]
 
 
 def _build(tmp_path, lake, con):
     src = tmp_path / "src"
     write_impressions(src, LOG)
-    write_snapshots(src, ["A", "B", "C"])
+    write_snapshots(src, [A, B, C])
     quoted = ",".join(f'"{c}"' for c in fmt.MLOG_DEMOGRAPHICS.header)
     (src / "mlog_demographics.csv").write_text(
-        f'{quoted}\n"V1","AFBHAHLH","AFBHAHLH","HCHC",20,2,"5001,5010,5054",-1\n'
-        '"P1","GC","GC","HCHC",20,1,"5000,5006,5036",-1\n'
+        f'{quoted}\n"{V1}","AFBHAHLH","AFBHAHLH","HCHC",20,2,"5001,5010,5054",-1\n'
+        f'"{P1}","GC","GC","HCHC",20,1,"5000,5006,5036",-1\n'
     )
     ingest_folder(con, src, lake)
     for d in range(1, CALENDAR.num_days + 1):
@@ -104,35 +106,35 @@ def test_the_period_one_tables_stop_at_the_end_of_period_one(tmp_path, lake, con
     assert written["users"] == written["macro"] == {COHORT: 3} and written["user_day_events"] == {COHORT: 30}
     bounds = {u: (r[0]["observation_end_dt"], r[0]["label_start_dt"], r[0]["label_end_dt"])
               for u, r in _by_user(con, area.cohort("cohort_users", COHORT)).items()}
-    assert bounds == dict.fromkeys("ABC", (10, 11, 20))
+    assert bounds == dict.fromkeys((A, B, C), (10, 11, 20))
 
     trend = _by_user(con, area.cohort("sessions", COHORT), "ORDER BY user_id, global_session_idx")
     churn = _by_user(con, lake.cohort("sessions", COHORT), "ORDER BY user_id, global_session_idx")
-    assert [(s["day_num"], s["total_impressions"]) for s in trend["A"]] == [(1, 1), (10, 1)]
-    assert trend["A"][1]["last_request_ms"] == Imp("A", _at(10, 23, 50)).epoch_ms
-    assert [(s["day_num"], s["total_impressions"]) for s in churn["A"]] == [(1, 1), (10, 2), (12, 1)]
-    assert [s["day_num"] for s in trend["C"]] == [1]
+    assert [(s["day_num"], s["total_impressions"]) for s in trend[A]] == [(1, 1), (10, 1)]
+    assert trend[A][1]["last_request_ms"] == Imp(A, _at(10, 23, 50)).epoch_ms
+    assert [(s["day_num"], s["total_impressions"]) for s in churn[A]] == [(1, 1), (10, 2), (12, 1)]
+    assert [s["day_num"] for s in trend[C]] == [1]
 
     events = _by_user(con, area.cohort("session_events", COHORT), "ORDER BY user_id, global_session_idx")
-    late = events["A"][1]
+    late = events[A][1]
     assert (late["impressions"], late["clicks"], late["likes"], late["swipe_views"], late["swipe_actions"]) == (1, 1, 0, 1, 0)
     assert session_events.check_session_events(con, area, first_period_calendar(CALENDAR, PERIODS), [COHORT]).passed
 
     days = _by_user(con, area.cohort("user_day_events", COHORT), "ORDER BY user_id, day_num")
-    assert [r["day_num"] for r in days["A"]] == list(range(1, 11))
-    assert [r["impressions"] for r in days["A"]] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
-    assert sum(r[c] for r in days["C"] for c in EVENT_COLUMNS) == 1
+    assert [r["day_num"] for r in days[A]] == list(range(1, 11))
+    assert [r["impressions"] for r in days[A]] == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert sum(r[c] for r in days[C] for c in EVENT_COLUMNS) == 1
 
 
 def test_the_macro_features_count_period_one_only(tmp_path, lake, con):
     _, area = _build(tmp_path, lake, con)
     trend = {u: r[0] for u, r in _by_user(con, area.cohort("kpi_features", COHORT)).items()}
     churn = {u: r[0] for u, r in _by_user(con, lake.cohort("kpi_features", COHORT)).items()}
-    a = trend["A"]
+    a = trend[A]
     assert (a["impressions"], a["clicks"], a["likes"], a["active_days"], a["swipe_items"]) == (2, 2, 0, 2, 1)
     assert (a["impressions_first_half"], a["impressions_second_half"], a["days_since_last_active"]) == (1, 1, 0)
-    assert a["last_impression_ms"] == Imp("A", _at(10, 23, 50)).epoch_ms
-    assert (churn["A"]["impressions"], churn["A"]["clicks"], churn["A"]["likes"], churn["A"]["swipe_items"]) == (4, 3, 1, 2)
+    assert a["last_impression_ms"] == Imp(A, _at(10, 23, 50)).epoch_ms
+    assert (churn[A]["impressions"], churn[A]["clicks"], churn[A]["likes"], churn[A]["swipe_items"]) == (4, 3, 1, 2)
     # C: the entry logged after midnight starting the churn label period is not an observation-window event.
-    assert (churn["C"]["swipe_lists"], churn["C"]["swipe_items"]) == (1, 1)
-    assert (trend["C"]["impressions"], trend["C"]["swipe_items"]) == (1, 0)
+    assert (churn[C]["swipe_lists"], churn[C]["swipe_items"]) == (1, 1)
+    assert (trend[C]["impressions"], trend[C]["swipe_items"]) == (1, 0)
