@@ -173,6 +173,24 @@ def test_select_runs_only_those_assets_and_failed_checks_warn(prepared, tmp_path
     assert (listed["parentPipelineSnapshotId"] or listed["pipelineSnapshotId"]) == job["pipelineSnapshotId"]
 
 
+def test_a_dagster_home_of_dagster_defaults_runs_and_a_missing_one_is_one_line(prepared, tmp_path):
+    """A DAGSTER_HOME without a dagster.yaml is Dagster's defaults, as for ``dagster dev``: the command runs in
+    it; a DAGSTER_HOME that is not a folder is named with what to do before anything starts."""
+    bare = tmp_path / "bare_home"
+    bare.mkdir()
+    done = churn_dagster(bare, "materialize", "--source", str(prepared / "source"), "--data-dir",
+                         str(tmp_path / "data"), "--select", "raw_creator_stats")
+    assert done.returncode == 0, done.stderr
+    assert (bare / "history" / "runs.db").exists() and not (bare / "dagster.yaml").exists()
+    missing = tmp_path / "no_such_home"
+    done = churn_dagster(missing, "materialize", "--source", str(prepared / "source"), "--data-dir",
+                         str(tmp_path / "data"))
+    assert done.returncode == 2 and error_lines(done.stderr) == [
+        f"churn-dagster: error: DAGSTER_HOME={missing} is not a folder; create it (mkdir -p {missing}) or point "
+        "DAGSTER_HOME at the project folder, which holds its dagster.yaml"]
+    assert not missing.exists()
+
+
 def _graphql(home: Path, query: str, **env: str) -> dict:
     """``query`` answered by the code location as ``dagster dev`` loads it (workspace.yaml), in DAGSTER_HOME."""
     done = subprocess.run([str(Path(sys.executable).with_name("dagster-graphql")), "-w", str(REPO / "workspace.yaml"),

@@ -74,6 +74,9 @@ def _dagster_home() -> Path:
     """DAGSTER_HOME, defaulting to the current folder when it holds the project's dagster.yaml."""
     home = os.environ.get("DAGSTER_HOME")
     if home:
+        if not Path(home).is_dir():
+            raise SettingsError([f"DAGSTER_HOME={home} is not a folder; create it (mkdir -p {home}) or point "
+                                 "DAGSTER_HOME at the project folder, which holds its dagster.yaml"])
         return Path(home)
     if Path("dagster.yaml").exists():
         os.environ["DAGSTER_HOME"] = str(Path.cwd())

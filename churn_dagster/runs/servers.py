@@ -87,7 +87,8 @@ def _pinned(value, home: Path):
 def launching_instance(home: Path) -> dict:
     """The instance configuration of ``home/dagster.yaml`` with runs launched at once rather than queued, and
     every place it stores anything pinned to ``home``: the same runs, event logs and compute logs."""
-    config = _pinned(yaml.safe_load((home / "dagster.yaml").read_text()) or {}, home)
+    source = home / "dagster.yaml"  # optional, as in Dagster: without it every setting is Dagster's default
+    config = _pinned((yaml.safe_load(source.read_text()) if source.exists() else None) or {}, home)
     config["run_coordinator"] = {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}
     config.setdefault("storage", {"sqlite": {"base_dir": str(home)}})
     config.setdefault("local_artifact_storage", {
