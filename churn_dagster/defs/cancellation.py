@@ -7,6 +7,11 @@ this happens during MLflow's SQLAlchemy setup at the start of a training step, a
 100,000 epochs trains on with its run shown as CANCELING for good. So long steps run inside
 :func:`interrupt_when_canceled`, which watches the run's status and interrupts the step again every
 :data:`REPEAT_SECONDS` until the step leaves the block.
+
+The watcher leaves Dagster's own interrupt :data:`GRACE_SECONDS` to arrive first. That interrupt reaches the
+run worker, whose executor then starts no further step; a step that stopped itself before it would release
+its ``gpu`` pool slot, and the executor, not yet told of the termination, would start the next training step
+of the canceled run (seen under load in CI: ``lstm_level`` started after ``lstm_churn`` was stopped).
 """
 
 from __future__ import annotations
@@ -20,16 +25,17 @@ from contextlib import contextmanager
 import dagster as dg
 
 POLL_SECONDS = 1.0
+GRACE_SECONDS = 5.0  # Dagster's interrupt travels webserver -> code server -> run worker -> step
 REPEAT_SECONDS = 2.0  # long enough for the step to unwind from the first interrupt before the next one lands
 STOPPING = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
 
 
 @contextmanager
 def interrupt_while(canceled: Callable[[], bool], poll_seconds: float = POLL_SECONDS,
-                    repeat_seconds: float = REPEAT_SECONDS) -> Iterator[None]:
-    """Within the block, SIGINT this process once ``canceled()`` turns true, and again every
-    ``repeat_seconds`` until the block is left. Off the main thread nothing is watched: signals reach only the
-    main thread."""
+                    repeat_seconds: float = REPEAT_SECONDS, grace_seconds: float = GRACE_SECONDS) -> Iterator[None]:
+    """Within the block, SIGINT this process ``grace_seconds`` after ``canceled()`` turns true, and again
+    every ``repeat_seconds`` until the block is left. Off the main thread nothing is watched: signals reach
+    only the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -37,10 +43,13 @@ def interrupt_while(canceled: Callable[[], bool], poll_seconds: float = POLL_SEC
     lock = threading.Lock()
 
     def watch() -> None:
-        wait = poll_seconds
+        while not left.wait(poll_seconds):
+            if canceled():
+                break
+        else:
+            return
+        wait = grace_seconds
         while not left.wait(wait):
-            if not canceled():
-                continue
             with lock:
                 if left.is_set():
                     return
