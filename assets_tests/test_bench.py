@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,19 @@ def test_training_throughput_runs_on_the_lake_the_command_leaves(one_command):
     assert "7 cohorts (cohort=2019-11-01 .. cohort=2019-11-07)" in out.stdout
     assert [line.split(" | ")[0] for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line][
         1:] == ["| lstm", "| hybrid"]
+
+
+def test_the_protocol_table_compares_the_deployed_and_the_adjacent_windows_of_the_last_cohort():
+    """November 2019, 14 + 7 days: the last labelled cohort is 11-10, its observation window closes on
+    11-23, and only the cohorts whose label days end by then (c + 20 <= 11-23: 11-01..03) were labelled."""
+    from bench.model_protocols import partition_protocols
+    from churn_dagster.domain.calendar import Calendar
+
+    days = [date(2019, 11, d) for d in range(1, 31)]
+    random, deployed, adjacent = partition_protocols(Calendar(days[0], days[-1], 14, 7), 7)
+    assert (random.scheme, random.train_cohorts, random.test_cohorts) == ("random", tuple(days[3:10]), tuple(days[3:10]))
+    assert (deployed.scheme, deployed.train_cohorts, deployed.test_cohorts) == ("out_of_time", tuple(days[:3]),
+                                                                                (days[9],))
+    # The adjacent variant's training labels end on 11-09 + 20 = 11-29, inside 11-10's label period.
+    assert (adjacent.train_cohorts, adjacent.test_cohorts) == (tuple(days[3:9]), (days[9],))
+    assert deployed.test_split is None and random.test_split == "test"

@@ -8,7 +8,7 @@
   that day: the last N cohorts whose label periods had closed by then, X-L-N+1 .. X-L (L the label days;
   their train split for fitting, their validation split for early stopping). The last training cohort thus
   starts L days before the test cohort and its labels close the day the test cohort is scored.
-- ``out_of_time_adjacent`` (not run by the assets; ``bench/oot_protocols.py`` measures it for comparison):
+- ``out_of_time_adjacent`` (not run by the assets; ``bench/model_protocols.py`` measures it for comparison):
   the earlier protocol, training on X-N+1 .. X-1 right before the test cohort. Their label periods reach
   X + O + L - 2, into the test cohort's own label period, so no deployed model could have been trained
   that way, and its test figures are optimistic.
