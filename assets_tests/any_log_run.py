@@ -16,10 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import resources_for  # noqa: E402
 
+from churn_dagster.core.partitions import CALENDAR, TRAINING_COHORTS, training_cohorts  # noqa: E402
 from churn_dagster.definitions import build_definitions  # noqa: E402
-from churn_dagster.defs.models.config import FAMILIES, model_name  # noqa: E402
-from churn_dagster.defs.partitions import CALENDAR, TRAINING_COHORTS, training_cohorts  # noqa: E402
 from churn_dagster.runs.runner import run_steps, whole_graph_steps  # noqa: E402
+from churn_dagster.studies.churn.config import FAMILIES, model_name  # noqa: E402
 
 
 def main(source: Path, root: Path) -> None:

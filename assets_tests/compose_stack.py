@@ -165,7 +165,7 @@ def in_data_volume(stack: ComposeStack, script: str, *args: str):
     return json.loads(stack.exec("code", "python", "-", *args, input=script))
 
 
-# Folders written as a whole are links to a versioned sibling under .versions (transforms/duck.py): files are
+# Folders written as a whole are links to a versioned sibling under .versions (storage/duck.py): files are
 # read through the link, by the path a reader uses, and the versions themselves are not listed.
 COHORT_FILES = r"""
 import hashlib, json, os, sys

@@ -13,8 +13,8 @@ import pytest
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.transforms.duck import DuckSettings, connect
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.storage.duck import DuckSettings, connect
+from churn_dagster.storage.lake import Lake
 
 SHANGHAI = timezone(timedelta(hours=8))
 REAL_HEAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncm_head_10k"
@@ -130,8 +130,8 @@ def resources_for(source: Path, root: Path, min_validation_users: int = 30, prom
     """Every resource of the code location, pointed at folders under ``root`` (MLflow included); the registry's
     evidence rule asks for ``min_validation_users`` positives and negatives (tests on small sets ask fewer, to
     exercise the registry's path)."""
-    from churn_dagster.defs.mlflow_resource import MlflowResource
-    from churn_dagster.defs.resources import (
+    from churn_dagster.core.mlflow_resource import MlflowResource
+    from churn_dagster.core.resources import (
         FeatureSettingsResource,
         LakeResource,
         NcmSourceResource,

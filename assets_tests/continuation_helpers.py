@@ -20,9 +20,11 @@ from conftest import CALENDAR, Imp, tid
 from pipeline_helpers import cohorts_from_impressions
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import continuation, labels, sessions
-from churn_dagster.transforms.continuation import ExampleSampling
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.stages.cohorts.sql import labels
+from churn_dagster.stages.features.sql import sessions
+from churn_dagster.storage.lake import Lake
+from churn_dagster.studies.continuation.sql import examples as continuation
+from churn_dagster.studies.continuation.sql.examples import ExampleSampling
 
 COHORT = CALENDAR.day(1)
 

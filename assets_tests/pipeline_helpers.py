@@ -8,9 +8,11 @@ import duckdb
 from conftest import CALENDAR, all_days
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import cohorts, features, labels, sessions, tensors
-from churn_dagster.transforms.ingest import ingest
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.stages.cohorts.sql import cohorts, labels
+from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.stages.ingest.sql import ingest
+from churn_dagster.stages.tensors.sql import tensors
+from churn_dagster.storage.lake import Lake
 
 
 def ingest_folder(con: duckdb.DuckDBPyConnection, folder: Path, lake: Lake, stems=None) -> dict:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from mlflow import MlflowClient
 
-from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.core.partitions import CALENDAR
 
 LOCATION = {"repositoryLocationName": "churn_dagster", "repositoryName": "__repository__"}
 LAUNCH = """

@@ -11,11 +11,11 @@ import dagster as dg
 import pytest
 from conftest import resources_for
 
-from churn_dagster.defs.automation.retrain import daily_retrain_schedule
-from churn_dagster.defs.ingest.landing import landing_sensor
-from churn_dagster.defs.models.config import FAMILIES, model_name
-from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.automation.landing import landing_sensor
+from churn_dagster.automation.retrain import daily_retrain_schedule
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
+from churn_dagster.studies.churn.config import FAMILIES, model_name
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days
 

@@ -10,10 +10,11 @@ import pytest
 from conftest import CALENDAR, Imp, all_days, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
-from churn_dagster.defs.resources import NcmSourceResource
+from churn_dagster.core.resources import NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import cohorts, features
-from churn_dagster.transforms.ingest import BadInputError, ingest
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import features
+from churn_dagster.stages.ingest.sql import BadInputError, ingest
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1, U2, KNOWN, STRANGER = tid("U1"), tid("U2"), tid("K"), tid("S")

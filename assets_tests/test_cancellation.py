@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from churn_dagster.defs.cancellation import GRACE_SECONDS, REPEAT_SECONDS, interrupt_when_canceled, interrupt_while
+from churn_dagster.training.cancellation import GRACE_SECONDS, REPEAT_SECONDS, interrupt_when_canceled, interrupt_while
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +78,7 @@ def test_the_run_status_in_the_instance_is_what_is_watched():
 def test_a_training_step_uses_the_configured_torch_threads_and_restores_them(monkeypatch):
     import torch
 
-    from churn_dagster.defs.training_step import training_step
+    from churn_dagster.training.step import training_step
 
     # What training_step reads of an AssetExecutionContext; the watcher's status polls fail and mean "go on".
     context = SimpleNamespace(instance=None, run=SimpleNamespace(run_id="r"))

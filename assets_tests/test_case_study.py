@@ -10,9 +10,9 @@ from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.settings import SettingsError, settings_from_env
-from churn_dagster.transforms import case_study as cs
-from churn_dagster.transforms.cohorts import build_user_day_activity
-from churn_dagster.transforms.labels import SplitSettings, split_of
+from churn_dagster.stages.cohorts.sql.cohorts import build_user_day_activity
+from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_of
+from churn_dagster.studies.case_study.sql import data as cs
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A, B, C = (tid(u) for u in "ABC")  # the feature tests' users (the label tests name theirs by role, U)

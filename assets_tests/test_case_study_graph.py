@@ -13,13 +13,13 @@ from conftest import CALENDAR, resources_for
 from mlflow import MlflowClient
 
 from churn_dagster.definitions import build_definitions, defs
-from churn_dagster.defs.case_study.models import FAMILIES
-from churn_dagster.defs.case_study.names import asset_name, registered_name
-from churn_dagster.defs.models.registry import champion_version
-from churn_dagster.ml import case_study as cs
-from churn_dagster.ml import case_study_report as report
 from churn_dagster.runs.runner import Step, data_graph_steps, run_steps, select_steps, whole_graph_steps
+from churn_dagster.studies.case_study.ml import models as cs
+from churn_dagster.studies.case_study.ml import report
+from churn_dagster.studies.case_study.models import FAMILIES
+from churn_dagster.studies.case_study.names import asset_name, registered_name
 from churn_dagster.synth.generator import generate
+from churn_dagster.training.registry import champion_version
 
 GROUP = {"case_study_features", "case_study_labels", "case_study_report", *(asset_name(f) for f in FAMILIES)}
 
@@ -129,7 +129,7 @@ def test_the_lineage_shows_the_days_read_and_training_is_in_the_gpu_pool():
 
 
 def test_hyperparameters_are_run_config_with_the_case_studys_defaults():
-    from churn_dagster.defs.case_study.models import CONFIG_CLASSES, hyperparameters
+    from churn_dagster.studies.case_study.models import CONFIG_CLASSES, hyperparameters
 
     config = {"ops": {"case_study_mlp": {"config": {"hidden_layers": [16, 8], "upsample_factor": 3}},
                       "case_study_svm": {"config": {"C": 0.1, "calibration_folds": 5}}}}

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_dagster.ml import case_study as cs
-from churn_dagster.ml import case_study_report as report
-from churn_dagster.ml.case_study_hyperparameters import (
+from churn_dagster.studies.case_study.ml import models as cs
+from churn_dagster.studies.case_study.ml import report
+from churn_dagster.studies.case_study.ml.hyperparameters import (
     MlpConfig,
     NaiveBayesConfig,
     SvmConfig,
     TreeConfig,
     UpsamplingConfig,
 )
-from churn_dagster.ml.champions import EvaluationRows
-from churn_dagster.transforms.case_study import ACTIVITY_FEATURES
+from churn_dagster.studies.case_study.sql.data import ACTIVITY_FEATURES
+from churn_dagster.training.ml.champions import EvaluationRows
 
 SETTINGS = {"svm": SvmConfig(), "naive_bayes": NaiveBayesConfig(), "decision_tree": TreeConfig(max_depth=4),
             "mlp": MlpConfig(max_epochs=100, batch_size=64)}

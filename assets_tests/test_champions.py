@@ -15,8 +15,11 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.models.registry import (
+from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.studies.churn.ml.experiments import Protocol, SchemeResult
+from churn_dagster.training.ml.champions import Candidate, EvaluationRows, judge
+from churn_dagster.training.ml.evidence import AUC, EvidencePolicy, assess
+from churn_dagster.training.registry import (
     CHAMPION,
     best_champion,
     champion_as_of,
@@ -26,9 +29,6 @@ from churn_dagster.defs.models.registry import (
     register_and_promote,
     register_version,
 )
-from churn_dagster.ml.champions import Candidate, EvaluationRows, judge
-from churn_dagster.ml.evidence import AUC, EvidencePolicy, assess
-from churn_dagster.ml.experiments import Protocol, SchemeResult
 
 RNG = np.random.default_rng(0)
 X = pd.DataFrame({"signal": RNG.normal(size=400), "noise": RNG.normal(size=400)})
@@ -147,7 +147,7 @@ def test_the_best_champion_across_families_is_chosen_on_the_same_users(resource)
     strong one wins."""
     import mlflow
 
-    from churn_dagster.ml.classical import XGBConfig, fit_xgboost
+    from churn_dagster.training.ml.classical import XGBConfig, fit_xgboost
 
     strong = fit_xgboost(X.iloc[:150], Y[:150], X.iloc[150:200], Y[150:200], XGBConfig(n_estimators=50, n_jobs=1))
     _champion_version(resource, "weak", _model(0.3), mlflow.sklearn, 0.99, "2019-11-20")
@@ -179,8 +179,8 @@ def test_a_scoring_window_uses_only_champions_whose_labels_closed_by_its_day(res
 def _result(model, test_labels_flipped: bool = False) -> SchemeResult:
     """A random-protocol result validated on ROWS; its test users are the same users, with every label flipped
     on request (a test AUC below chance that no decision may read)."""
-    from churn_dagster.ml.experiments import prediction_frame
-    from churn_dagster.ml.metrics import metrics_for
+    from churn_dagster.studies.churn.ml.experiments import prediction_frame
+    from churn_dagster.training.ml.metrics import metrics_for
 
     p = model.predict_proba(ROWS.kpi)[:, 1]
     test_y = 1 - ROWS.y if test_labels_flipped else ROWS.y
@@ -190,14 +190,14 @@ def _result(model, test_labels_flipped: bool = False) -> SchemeResult:
 
 
 def _asset_for(model, resource, tmp_path, test_labels_flipped: bool = False):
-    from churn_dagster.defs.models.training import _train_and_register
-    from churn_dagster.transforms.lake import Lake
+    from churn_dagster.storage.lake import Lake
+    from churn_dagster.studies.churn.training import _train_and_register
 
     day = date(2019, 11, 1)
 
     @dg.asset(name="m", check_specs=[dg.AssetCheckSpec("model_sane", asset="m", blocking=True)])
     def _asset(context):
-        from churn_dagster.defs.models import training as model_training
+        from churn_dagster.studies.churn import training as model_training
 
         yield from _train_and_register(
             context, "logreg", "binary", day, [Protocol("random", (day,), (day,))], resource, {},

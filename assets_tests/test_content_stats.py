@@ -20,12 +20,13 @@ from math import isclose, log
 
 import pyarrow.parquet as pq
 import pytest
-
-from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import cohorts, features
-from churn_dagster.transforms.lake import Lake
 from conftest import CALENDAR, Imp, all_days, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import features
+from churn_dagster.storage.lake import Lake
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A, B, C, C1, C2, C3, X9 = tid("A"), tid("B"), tid("C"), tid("C1"), tid("C2"), tid("C3"), tid("X9")

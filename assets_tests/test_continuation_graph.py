@@ -14,13 +14,13 @@ import torch
 from conftest import resources_for
 from mlflow import MlflowClient
 
+from churn_dagster.core.partitions import CALENDAR, training_cohorts
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.continuation.config import FAMILIES, asset_name, epoch_cap_config, registered_name
-from churn_dagster.defs.models.registry import champion_version
-from churn_dagster.defs.partitions import CALENDAR, training_cohorts
 from churn_dagster.runs.runner import Step, run_steps
+from churn_dagster.studies.continuation.config import FAMILIES, asset_name, epoch_cap_config, registered_name
+from churn_dagster.studies.continuation.sql.examples import HORIZONS_MIN
 from churn_dagster.synth.generator import generate
-from churn_dagster.transforms.continuation import HORIZONS_MIN
+from churn_dagster.training.registry import champion_version
 
 LAST = CALENDAR.last_labelled_cohort
 DATA = ("raw_impressions", "user_day_activity")
@@ -119,10 +119,10 @@ def test_the_report_lists_every_model_and_horizon(materialized):
 def test_a_registered_lstm_scores_as_it_did_in_training(materialized):
     """The champion rule's path: the version loaded back from the registry, with its normalisation, scores the
     test examples rebuilt from the lake exactly as the trained network did."""
-    from churn_dagster.defs.models.registry import load_version, register_version
-    from churn_dagster.ml.continuation_data import Prefixes, labels
-    from churn_dagster.ml.continuation_models import PrefixRows
-    from churn_dagster.transforms.lake import Lake, read_cohort_tables
+    from churn_dagster.storage.lake import Lake, read_cohort_tables
+    from churn_dagster.studies.continuation.ml.data import Prefixes, labels
+    from churn_dagster.studies.continuation.ml.models import PrefixRows
+    from churn_dagster.training.registry import load_version, register_version
 
     data, mlflow, _, _, _ = materialized
     window, lake = training_cohorts(LAST), Lake(data)

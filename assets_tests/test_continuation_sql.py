@@ -14,8 +14,11 @@ from conftest import CALENDAR, SHANGHAI, Imp, tid
 from continuation_helpers import swipe_list
 from pipeline_helpers import cohorts_from_impressions, rows
 
-from churn_dagster.transforms import continuation, continuation_checks, labels, sessions
-from churn_dagster.transforms.continuation import ExampleSampling
+from churn_dagster.stages.cohorts.sql import labels
+from churn_dagster.stages.features.sql import sessions
+from churn_dagster.studies.continuation.sql import checks as continuation_checks
+from churn_dagster.studies.continuation.sql import examples as continuation
+from churn_dagster.studies.continuation.sql.examples import ExampleSampling
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A, B, C, G, H, L, P, S, T = (tid(u) for u in "ABCGHLPST")

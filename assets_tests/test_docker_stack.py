@@ -33,7 +33,7 @@ from stack_client import (
     partition_range,
 )
 
-from churn_dagster.defs.partitions import CALENDAR
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
 
 pytestmark = pytest.mark.stack

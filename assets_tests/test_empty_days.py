@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from conftest import resources_for
 
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
 

@@ -6,7 +6,7 @@ import time
 import mlflow
 import pytest
 
-from churn_dagster.defs.models.mlflow_logging import epoch_logger
+from churn_dagster.training.mlflow_logging import epoch_logger
 
 
 @pytest.fixture(autouse=True)

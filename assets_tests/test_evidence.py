@@ -1,4 +1,4 @@
-"""The registry's evidence rule (ml/evidence.py) by hand, the protocols' cohorts, and the promise that the test
+"""The registry's evidence rule (training/ml/evidence.py) by hand, the protocols' cohorts, and the promise that the test
 split takes part in no decision: a model, its validation metrics and the rule's verdict do not move when every
 test label is flipped."""
 
@@ -12,9 +12,9 @@ import pytest
 
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.domain.engagement import LEVEL_NAMES
-from churn_dagster.ml import classical
-from churn_dagster.ml.evidence import AUC, MACRO_F1, EvidencePolicy, assess, chance_score, decision_score
-from churn_dagster.ml.experiments import Protocol, adjacent_protocol, classical_experiment, protocols
+from churn_dagster.studies.churn.ml.experiments import Protocol, adjacent_protocol, classical_experiment, protocols
+from churn_dagster.training.ml import classical
+from churn_dagster.training.ml.evidence import AUC, MACRO_F1, EvidencePolicy, assess, chance_score, decision_score
 
 POLICY = EvidencePolicy()
 BINARY = ("active", "churned")

@@ -19,12 +19,12 @@ import pytest
 from conftest import resources_for
 from local_servers import free_port
 
+from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.core.resources import LakeResource
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.models import assets as model_assets
-from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.resources import LakeResource
 from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.studies.churn import models as model_assets
 from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,10 +11,10 @@ from conftest import CALENDAR, REAL_HEAD, Imp, all_days, tid
 from pipeline_helpers import cohorts_from_impressions, ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.stages.cohorts.sql import labels
+from churn_dagster.stages.ingest.sql import ingest
+from churn_dagster.storage.lake import Lake
 from churn_dagster.synth.generator import generate
-from churn_dagster.transforms import labels
-from churn_dagster.transforms.ingest import ingest
-from churn_dagster.transforms.lake import Lake
 
 USER = tid("U1")  # ICHCHC
 HOSTILE = {

@@ -3,17 +3,26 @@
 Independent of where modules live: every ``.py`` under ``churn_dagster/`` is parsed, relative imports are
 resolved, ``from churn_dagster.x import y`` counts as importing the submodule ``churn_dagster.x.y`` when
 there is one, and imports inside functions count like top-level ones (a cycle through a function-level
-import is still a cycle for the reader). Rules:
+import is still a cycle for the reader). The layout they pin down:
+
+- ``domain/``, ``storage/``, ``synth/`` and the plain top-level modules (``settings``, ``errors``,
+  ``interrupts``) hold facts and tools; ``core/`` is the Dagster kit every asset shares (partitions,
+  resources, metadata, checks); ``stages/`` the shared data graph; ``training/`` the shared training kit;
+  ``studies/`` the four task families; ``jobs``, ``automation``, ``definitions``, ``runs/`` and ``cli`` the top.
+- Inside ``stages/``, ``training/`` and ``studies/``, a package's ``sql/`` and ``ml/`` hold its plain code.
+
+Rules:
 
 - no import cycle inside ``churn_dagster``;
 - no private Dagster module (``dagster._...``, ``dagster_*._...``, ``from dagster import _x``, ``dg._x``)
   in ``churn_dagster/``, ``bench/`` or ``assets_tests/``;
-- the domain code (``domain/``, ``ml/``, ``transforms/``, ``synth/`` and the top-level modules other than the
-  Dagster entry points) imports no Dagster at all;
-- the domain code never imports the orchestration (``churn_dagster.defs``, ``churn_dagster.runs``,
-  ``churn_dagster.cli``, ``churn_dagster.definitions``);
-- production code (``domain/``, ``defs/``, ``runs/``, ``transforms/``, ``ml/``) never imports the synthetic
-  generator ``churn_dagster.synth``.
+- plain code (``domain/``, ``storage/``, ``synth/``, every ``sql/`` and ``ml/`` package, the plain top-level
+  modules) imports no Dagster and no Dagster wiring: only other plain code;
+- no study imports another study, and nothing shared (``core/``, ``stages/``, ``training/``, the plain code)
+  imports a study;
+- nothing imports upward: the stages not the training kit, and nothing below the top imports the top;
+- production code never imports the synthetic generator ``churn_dagster.synth`` (only the CLI's ``generate``,
+  ``land`` and ``calibrate`` do).
 """
 
 from __future__ import annotations
@@ -25,14 +34,13 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "churn_dagster"
-# Top-level modules of the package that are Dagster entry points rather than domain code.
-DAGSTER_ENTRY_MODULES = {f"{PACKAGE}.cli", f"{PACKAGE}.definitions"}
-DOMAIN_PACKAGES = ("domain", "ml", "transforms", "synth")
-ORCHESTRATION = (f"{PACKAGE}.defs", f"{PACKAGE}.runs", f"{PACKAGE}.cli", f"{PACKAGE}.definitions")
-PRODUCTION_PACKAGES = ("domain", "defs", "runs", "transforms", "ml")
+# The top of the package: what assembles the code location and drives it.
+TOP = tuple(f"{PACKAGE}.{m}" for m in ("jobs", "automation", "definitions", "runs", "cli"))
+PLAIN_FOLDERS = ("domain", "storage", "synth")
+PLAIN_TOP_MODULES = tuple(f"{PACKAGE}.{m}" for m in ("settings", "errors", "interrupts"))
+STUDIES = f"{PACKAGE}.studies"
 SYNTH = f"{PACKAGE}.synth"
 
 
@@ -212,12 +220,48 @@ def in_folder(module: str, *packages: str) -> bool:
     return any(module == f"{PACKAGE}.{p}" or module.startswith(f"{PACKAGE}.{p}.") for p in packages)
 
 
-def is_domain(module: str) -> bool:
-    """ml/, transforms/, synth/, and the plain modules directly under the package (not a sub-package such as
-    defs/, nor a Dagster entry point)."""
-    path = package_modules()[module]
-    top_level_file = path.parent == ROOT / PACKAGE and module not in DAGSTER_ENTRY_MODULES
-    return top_level_file or in_folder(module, *DOMAIN_PACKAGES)
+def under(module: str, *prefixes: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def is_plain(module: str) -> bool:
+    """Code without Dagster: domain/, storage/, synth/, the plain top-level modules, and every sql/ or ml/
+    package of a stage, the training kit or a study."""
+    parts = module.split(".")
+    return (in_folder(module, *PLAIN_FOLDERS) or module in PLAIN_TOP_MODULES
+            or (in_folder(module, "stages", "training", "studies") and ("sql" in parts[2:] or "ml" in parts[2:])))
+
+
+def study_of(module: str) -> str | None:
+    """``trends`` for ``churn_dagster.studies.trends.ml.lda``; None outside ``studies/``."""
+    parts = module.split(".")
+    return parts[2] if module.startswith(STUDIES + ".") and len(parts) > 2 else None
+
+
+def internal_edges() -> list[tuple[str, str, Import]]:
+    return [(m, t, imp) for m, targets in import_graph().items() for t, imp in sorted(targets.items())]
+
+
+def layering_offenders() -> list[str]:
+    """Every import that breaks the layout (module docstring): plain code importing Dagster wiring, a study
+    importing another, shared code importing a study, a stage importing the training kit, anything below the
+    top importing the top."""
+    found = []
+    for m, t, imp in internal_edges():
+        why = None
+        if is_plain(m) and not is_plain(t):
+            why = "plain code imports Dagster wiring"
+        elif study_of(m) and study_of(t) and study_of(m) != study_of(t):
+            why = "a study imports another study"
+        elif study_of(t) and not study_of(m) and not under(m, *TOP):
+            why = "shared code imports a study"
+        elif in_folder(m, "stages") and in_folder(t, "training"):
+            why = "a stage imports the training kit"
+        elif under(t, *TOP) and not under(m, *TOP):
+            why = "an import of the top from below it"
+        if why:
+            found.append(f"{imp.where()} {t}: {why}")
+    return sorted(found)
 
 
 def private_offenders() -> list[str]:
@@ -226,32 +270,42 @@ def private_offenders() -> list[str]:
 
 
 def synth_offenders() -> list[str]:
-    return sorted(f"{imp.where()} {t}" for m, p in package_modules().items() if in_folder(m, *PRODUCTION_PACKAGES)
+    return sorted(f"{imp.where()} {t}" for m, p in package_modules().items() if not in_folder(m, "synth") and m != f"{PACKAGE}.cli"
                   for imp in imports_of(p) for t in sorted(internal_targets(imp))
                   if t == SYNTH or t.startswith(SYNTH + "."))
 
 
 def test_every_module_parses_and_is_seen():
     modules = package_modules()
-    assert f"{PACKAGE}.definitions" in modules and f"{PACKAGE}.ml" in modules
+    assert f"{PACKAGE}.definitions" in modules and f"{PACKAGE}.studies.trends.ml.digmn" in modules
     assert all(imports_of(p) is not None for p in modules.values())
 
 
 def test_import_graph_resolves_relative_and_submodule_imports():
     """The resolution rules themselves, on the real package: ``from churn_dagster.x import y`` names the
     submodule when there is one, the package otherwise."""
-    imp = Import("churn_dagster.a", "a.py", 1, "churn_dagster.transforms", ("lake", "not_a_module"))
-    assert internal_targets(imp) == {"churn_dagster.transforms.lake", "churn_dagster.transforms"}
-    deep = Import("m", "m.py", 1, "churn_dagster.ml.metrics.something")
-    assert internal_targets(deep) == {"churn_dagster.ml.metrics"}
+    imp = Import("churn_dagster.a", "a.py", 1, "churn_dagster.storage", ("lake", "not_a_module"))
+    assert internal_targets(imp) == {"churn_dagster.storage.lake", "churn_dagster.storage"}
+    deep = Import("m", "m.py", 1, "churn_dagster.training.ml.metrics.something")
+    assert internal_targets(deep) == {"churn_dagster.training.ml.metrics"}
     assert internal_targets(Import("m", "m.py", 1, "dagster")) == set()
-    assert _resolve_relative("churn_dagster.ml.train", False, 1, "metrics") == "churn_dagster.ml.metrics"
-    assert _resolve_relative("churn_dagster.ml", True, 1, "metrics") == "churn_dagster.ml.metrics"
-    assert _resolve_relative("churn_dagster.ml.train", False, 2, None) == "churn_dagster"
+    assert _resolve_relative("churn_dagster.training.ml.train", False, 1, "metrics") == "churn_dagster.training.ml.metrics"
+    assert _resolve_relative("churn_dagster.training.ml", True, 1, "metrics") == "churn_dagster.training.ml.metrics"
+    assert _resolve_relative("churn_dagster.training.ml.train", False, 3, None) == "churn_dagster"
     graph = {"a": {"b": Import("a", "a.py", 3, "b")}, "b": {"c": Import("b", "b.py", 4, "c")},
              "c": {"a": Import("c", "c.py", 5, "a")}, "d": {"a": Import("d", "d.py", 1, "a")}}
     assert strongly_connected(graph) == [["a", "b", "c"]]
     assert shortest_cycle(graph, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+
+
+def test_the_layout_classifies_modules_as_the_tree_says():
+    """What counts as plain code and which study a module belongs to, on modules of the real tree."""
+    assert is_plain("churn_dagster.studies.trends.ml.lda") and is_plain("churn_dagster.stages.cohorts.sql.labels")
+    assert is_plain("churn_dagster.domain.calendar") and is_plain("churn_dagster.settings")
+    assert not is_plain("churn_dagster.studies.trends.labels") and not is_plain("churn_dagster.core.partitions")
+    assert not is_plain("churn_dagster.training.registry")
+    assert study_of("churn_dagster.studies.trends.ml.lda") == "trends" and study_of("churn_dagster.studies") is None
+    assert study_of("churn_dagster.training.ml.train") is None
 
 
 def test_no_import_cycles():
@@ -264,22 +318,19 @@ def test_no_private_dagster_imports():
     assert not offenders, "private Dagster modules (use the public `dagster` API):\n" + "\n".join(offenders)
 
 
-def test_domain_code_imports_no_dagster():
-    offenders = sorted(f"{imp.where()} {imp.target}" for m, p in package_modules().items() if is_domain(m)
+def test_plain_code_imports_no_dagster():
+    offenders = sorted(f"{imp.where()} {imp.target}" for m, p in package_modules().items() if is_plain(m)
                        for imp in imports_of(p)
                        if imp.target.split(".")[0] == "dagster" or imp.target.startswith("dagster_"))
-    assert not offenders, ("Dagster imported by domain code (ml/, transforms/, synth/, top-level):\n"
+    assert not offenders, ("Dagster imported by plain code (domain/, storage/, synth/, sql/, ml/, top-level):\n"
                            + "\n".join(offenders))
 
 
-def test_domain_code_imports_no_orchestration():
-    offenders = sorted(f"{imp.where()} {t}" for m, p in package_modules().items() if in_folder(m, *DOMAIN_PACKAGES)
-                       for imp in imports_of(p) for t in sorted(internal_targets(imp))
-                       if any(t == o or t.startswith(o + ".") for o in ORCHESTRATION))
-    assert not offenders, "ml/, transforms/ or synth/ import the orchestration:\n" + "\n".join(offenders)
+def test_studies_are_isolated_and_nothing_imports_upward():
+    offenders = layering_offenders()
+    assert not offenders, "imports against the layout:\n" + "\n".join(offenders)
 
 
 def test_production_code_imports_no_synth():
     offenders = synth_offenders()
-    assert not offenders, ("production code (defs/, transforms/, ml/) imports the synthetic generator:\n"
-                           + "\n".join(offenders))
+    assert not offenders, "production code imports the synthetic generator:\n" + "\n".join(offenders)

@@ -11,7 +11,7 @@ from conftest import CALENDAR, Imp, all_days, require_real_head, tid, write_impr
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms.ingest import BadInputError, ingest
+from churn_dagster.stages.ingest.sql import BadInputError, ingest
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1, U2 = tid("U1"), tid("U2")

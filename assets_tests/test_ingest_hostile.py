@@ -14,8 +14,8 @@ from conftest import CALENDAR, Imp, all_days, tid
 from pipeline_helpers import rows
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms.ingest import ingest
-from churn_dagster.transforms.ingest.lines import MAX_LINE_BYTES
+from churn_dagster.stages.ingest.sql import ingest
+from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1, U7, U8 = tid("U1"), tid("U7"), tid("U8")

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import CALENDAR, Imp, all_days, tid
 
-from churn_dagster.defs.resources import MissingSourceError, NcmSourceResource
+from churn_dagster.core.resources import MissingSourceError, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.settings import SettingsError, settings_from_env
+from churn_dagster.stages.ingest.sql import BadInputError, ingest
 from churn_dagster.synth.generator import generate
-from churn_dagster.transforms.ingest import BadInputError, ingest
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(fmt.IMPRESSIONS.header)
@@ -117,7 +117,7 @@ def test_a_file_without_read_permission_is_named():
         folder.chmod(0o755)
         (folder / "impression_data.csv").write_bytes(CSV)
         (folder / "impression_data.csv").chmod(0)
-        code = ("import os, sys; from pathlib import Path; from churn_dagster.transforms.ingest import BadInputError, "
+        code = ("import os, sys; from pathlib import Path; from churn_dagster.stages.ingest.sql import BadInputError, "
                 "file_columns; from churn_dagster.domain import ncm_format as fmt\n"
                 "if os.geteuid() == 0: os.setegid(65534); os.seteuid(65534)\n"
                 "try: file_columns(fmt.IMPRESSIONS, Path(sys.argv[1]))\n"

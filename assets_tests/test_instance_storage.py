@@ -12,7 +12,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-
 from local_servers import deployment_home, postgres_cluster
 
 REPO = Path(__file__).resolve().parents[1]

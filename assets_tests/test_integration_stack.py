@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from churn_dagster.synth.generator import generate
 from local_servers import (
     Process,
     deployment_home,
@@ -30,6 +28,8 @@ from local_servers import (
     wait_until,
 )
 from stack_client import DagsterGraphQL, check_lstm_training_in_mlflow, launch_data_graph_and_one_model
+
+from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

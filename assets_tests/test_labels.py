@@ -13,8 +13,8 @@ from churn_dagster.domain.engagement import (
     levels,
     score_components,
 )
-from churn_dagster.transforms import labels
-from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.stages.cohorts.sql import labels
+from churn_dagster.stages.cohorts.sql.labels import SplitSettings
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A, B, C, D, E = (tid(u) for u in "ABCDE")

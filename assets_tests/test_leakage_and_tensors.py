@@ -11,7 +11,7 @@ import pytest
 from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 
-from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.stages.cohorts.sql.labels import SplitSettings
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U01, U05, U09 = tid("U01"), tid("U05"), tid("U09")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import require_real_head, resources_for
 
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 
 

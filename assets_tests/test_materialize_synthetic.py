@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 from conftest import resources_for
 
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.partitions import CALENDAR
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
-
 
 # asset -> (folder under the data directory, partition folder prefix) of the Parquet it writes per partition.
 ROW_TABLES = {

@@ -8,8 +8,9 @@ import pytest
 import torch
 from continuation_helpers import build_tables, planted_impressions
 
-from churn_dagster.ml.continuation_config import PrefixNetwork, prefix_training
-from churn_dagster.ml.continuation_data import (
+from churn_dagster.stages.tensors.ml.data import collate
+from churn_dagster.studies.continuation.ml.config import PrefixNetwork, prefix_training
+from churn_dagster.studies.continuation.ml.data import (
     HORIZONS_MIN,
     STEP_COLUMNS,
     TABULAR_COLUMNS,
@@ -18,21 +19,20 @@ from churn_dagster.ml.continuation_data import (
     labels,
     tabular_features,
 )
-from churn_dagster.ml.continuation_models import (
+from churn_dagster.studies.continuation.ml.models import (
     build_prefix_lstm,
     train_prefix_lstm,
     train_tabular,
 )
-from churn_dagster.ml.data import collate
-from churn_dagster.ml.hyperparameters import XGBConfig
+from churn_dagster.training.ml.hyperparameters import XGBConfig
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     from conftest import CALENDAR  # noqa: F401 - the calendar of the tables
 
-    from churn_dagster.transforms.duck import DuckSettings, connect
-    from churn_dagster.transforms.lake import Lake
+    from churn_dagster.storage.duck import DuckSettings, connect
+    from churn_dagster.storage.lake import Lake
 
     root = tmp_path_factory.mktemp("continuation_ml")
     con = connect(DuckSettings(memory_limit="1GB", threads=2, temp_directory=root / "duck_tmp"))

@@ -17,8 +17,8 @@ from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import build_all_tensors, build_cohort_graph, ingest_folder
 
 from churn_dagster.domain.engagement import Thresholds, fit_thresholds, level_labels
-from churn_dagster.ml.classical import kpi_design
-from churn_dagster.ml.data import (
+from churn_dagster.stages.cohorts.sql.labels import SplitSettings
+from churn_dagster.stages.tensors.ml.data import (
     STATIC_DIM,
     CohortTensors,
     SequenceDataset,
@@ -26,8 +26,8 @@ from churn_dagster.ml.data import (
     fit_normalization,
     make_loader,
 )
-from churn_dagster.ml.models import HybridLSTM, LSTMClassifier
-from churn_dagster.transforms.labels import SplitSettings
+from churn_dagster.training.ml.classical import kpi_design
+from churn_dagster.training.ml.networks import HybridLSTM, LSTMClassifier
 
 TREND_COL = 11  # total_impressions in the real feature order
 CHURN_SHARE = 0.55

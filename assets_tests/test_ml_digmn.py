@@ -1,4 +1,4 @@
-"""DIGMN (ml/digmn.py) and the training loop's hooks for it: hand-checkable layer maths, mask-awareness,
+"""DIGMN (studies/trends/ml/digmn.py) and the training loop's hooks for it: hand-checkable layer maths, mask-awareness,
 the static ablation's parameter count, the optimizer groups, and learning a planted intent x behaviour rule."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from churn_dagster.ml.data import make_loader
-from churn_dagster.ml.digmn import (
+from churn_dagster.stages.tensors.ml.data import make_loader
+from churn_dagster.studies.trends.ml.digmn import (
     DIGMN,
     FCD,
     MetaNetwork,
@@ -19,8 +19,8 @@ from churn_dagster.ml.digmn import (
     parameter_counts,
     session_intents,
 )
-from churn_dagster.ml.hyperparameters import DigmnConfig, TrainConfig
-from churn_dagster.ml.train import _optimizer_groups, fit, predict_proba, seed_everything
+from churn_dagster.training.ml.hyperparameters import DigmnConfig, TrainConfig
+from churn_dagster.training.ml.train import _optimizer_groups, fit, predict_proba, seed_everything
 
 N_BEHAVIOUR, N_INTENTS, N_STATIC = 6, 3, 5
 ATOL = 1e-5

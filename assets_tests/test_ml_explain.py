@@ -8,10 +8,11 @@ import pytest
 from test_ml_data import one_torch_thread, planted_thresholds, write_planted_cohort  # noqa: F401 (a fixture)
 
 from churn_dagster.domain.engagement import LEVEL_NAMES
-from churn_dagster.ml import classical, explain, plots
-from churn_dagster.ml.data import SequenceDataset, make_loader
-from churn_dagster.ml.metrics import binary_metrics, multiclass_metrics
-from churn_dagster.ml.train import TrainConfig, predict_proba, train_model
+from churn_dagster.stages.tensors.ml.data import SequenceDataset, make_loader
+from churn_dagster.studies.churn.ml import explain
+from churn_dagster.training.ml import classical, plots
+from churn_dagster.training.ml.metrics import binary_metrics, multiclass_metrics
+from churn_dagster.training.ml.train import TrainConfig, predict_proba, train_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

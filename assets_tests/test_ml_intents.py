@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from churn_dagster.ml import plots
-from churn_dagster.ml.hyperparameters import IntentConfig
-from churn_dagster.ml.intents import (
+from churn_dagster.studies.trends.ml.intents import (
     IntentModel,
     choose_k,
     fit_intents,
     user_intent_profile,
 )
+from churn_dagster.training.ml import plots
+from churn_dagster.training.ml.hyperparameters import IntentConfig
 
 EVENTS = [f"event_{e}" for e in range(9)]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

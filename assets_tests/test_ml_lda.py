@@ -1,4 +1,4 @@
-"""Our vectorised LDA (churn_dagster.ml.lda) against scikit-learn's, a hand-computed one-topic fit, and weights."""
+"""Our vectorised LDA (churn_dagster.studies.trends.ml.lda) against scikit-learn's, a hand-computed one-topic fit, and weights."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import LatentDirichletAllocation
 
-from churn_dagster.ml.lda import distinct_documents, fit_lda
+from churn_dagster.studies.trends.ml.lda import distinct_documents, fit_lda
 
 
 def corpus(n: int = 400, words: int = 7, seed: int = 1) -> np.ndarray:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from churn_dagster.ml.metrics import binary_metrics, flatten_metrics, multiclass_metrics
+from churn_dagster.training.ml.metrics import binary_metrics, flatten_metrics, multiclass_metrics
 
 
 def test_binary_confusion_matrix_and_rates_by_hand():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from churn_dagster.ml.data import STATIC_DIM
-from churn_dagster.ml.models import HybridLSTM, LSTMClassifier, build_model
+from churn_dagster.stages.tensors.ml.data import STATIC_DIM
+from churn_dagster.training.ml.networks import HybridLSTM, LSTMClassifier, build_model
 
 KINDS = ("lstm", "hybrid")
 ATOL = 1e-5

@@ -16,11 +16,11 @@ import pytest
 from test_ml_data import one_torch_thread  # noqa: F401 (a fixture)
 from torch.utils.data import Dataset
 
-from churn_dagster.ml import classical
-from churn_dagster.ml.data import SEQUENCE_DIM, STATIC_DIM, make_loader
-from churn_dagster.ml.metrics import binary_metrics
-from churn_dagster.ml.models import build_model
-from churn_dagster.ml.train import TrainConfig, fit, predict_proba, seed_everything
+from churn_dagster.stages.tensors.ml.data import SEQUENCE_DIM, STATIC_DIM, make_loader
+from churn_dagster.training.ml import classical
+from churn_dagster.training.ml.metrics import binary_metrics
+from churn_dagster.training.ml.networks import build_model
+from churn_dagster.training.ml.train import TrainConfig, fit, predict_proba, seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_ml_data import one_torch_thread, write_planted_cohort  # noqa: F401 (a fixture)
 
-from churn_dagster.ml.data import SequenceDataset, make_loader
-from churn_dagster.ml.models import build_model
-from churn_dagster.ml.train import (
+from churn_dagster.stages.tensors.ml.data import SequenceDataset, make_loader
+from churn_dagster.training.ml.networks import build_model
+from churn_dagster.training.ml.train import (
     TrainConfig,
     evaluate,
     fit,

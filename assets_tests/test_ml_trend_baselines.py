@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from churn_dagster.ml.trend_baselines import ActivityLSTM, MultiChannelNet, fit_mlp
+from churn_dagster.studies.trends.ml.baselines import ActivityLSTM, MultiChannelNet, fit_mlp
 
 
 def test_output_shapes_follow_the_task():

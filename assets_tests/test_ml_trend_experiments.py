@@ -1,4 +1,4 @@
-"""The DIGMN comparison (ml/trend_experiments.py) on a small TrendData built by hand: every model trains for
+"""The DIGMN comparison (studies/trends/ml/experiments.py) on a small TrendData built by hand: every model trains for
 both tasks through one entry point, a seed reproduces its result, only training rows are fitted, mean ± std
 by hand, and the comparison table beside the paper."""
 
@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 import torch
 
-from churn_dagster.ml.hyperparameters import TrainConfig, XGBConfig
-from churn_dagster.ml.train import _optimizer_groups
-from churn_dagster.ml.trend_data import MacroScaling, TrendData
-from churn_dagster.ml.trend_experiments import TrendResult, summarize, train_trend_model
-from churn_dagster.ml.trend_hyperparameters import (
+from churn_dagster.studies.trends.ml.data import MacroScaling, TrendData
+from churn_dagster.studies.trends.ml.experiments import TrendResult, summarize, train_trend_model
+from churn_dagster.studies.trends.ml.hyperparameters import (
     CLASSICAL_MODELS,
     TREND_DEFAULTS,
     TREND_MODELS,
     TrendSeeds,
 )
-from churn_dagster.ml.trend_networks import TrendDigmnNet
-from churn_dagster.ml.trend_report import comparison_table, display_table
+from churn_dagster.studies.trends.ml.networks import TrendDigmnNet
+from churn_dagster.studies.trends.ml.report import comparison_table, display_table
+from churn_dagster.training.ml.hyperparameters import TrainConfig, XGBConfig
+from churn_dagster.training.ml.train import _optimizer_groups
 
 EVENTS, DAYS, INTENTS = 4, 14, 3
 

@@ -13,8 +13,8 @@ from test_faults import digest
 
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.storage.duck import atomic_dir, literal_path
 from churn_dagster.synth.generator import generate
-from churn_dagster.transforms.duck import atomic_dir, literal_path
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1 = tid("U1")

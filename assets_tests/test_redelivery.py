@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from conftest import CALENDAR, resources_for
 
+from churn_dagster.automation.landing import REDELIVERED_TAG, REDELIVERY_REASON_TAG, landing_sensor
+from churn_dagster.core.resources import NcmSourceResource
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.ingest.landing import REDELIVERED_TAG, REDELIVERY_REASON_TAG, landing_sensor
-from churn_dagster.defs.resources import NcmSourceResource
 from churn_dagster.domain.delivery import READY_MARKER
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days

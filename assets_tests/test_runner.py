@@ -12,11 +12,10 @@ import dagster as dg
 import pytest
 from local_servers import free_port
 
+from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.core.resources import LakeResource
 from churn_dagster.definitions import defs as code_location
-from churn_dagster.defs.models import assets as model_assets
-from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.partitions import CALENDAR
-from churn_dagster.defs.resources import LakeResource
 from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted
 from churn_dagster.runs.runner import (
@@ -29,7 +28,8 @@ from churn_dagster.runs.runner import (
     whole_graph_steps,
 )
 from churn_dagster.settings import SettingsError
-from churn_dagster.transforms.ingest import BadInputError
+from churn_dagster.stages.ingest.sql import BadInputError
+from churn_dagster.studies.churn import models as model_assets
 
 BAD_INPUT = "/data/impression_data.csv, line 7, column dt: expected a whole number from 1 to 30, got 'x1'"
 

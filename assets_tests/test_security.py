@@ -11,9 +11,10 @@ from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain.calendar import parse_day
-from churn_dagster.transforms import cohorts, sessions
-from churn_dagster.transforms.duck import DuckSettings, connect
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import sessions
+from churn_dagster.storage.duck import DuckSettings, connect
+from churn_dagster.storage.lake import Lake
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1 = tid("U1")

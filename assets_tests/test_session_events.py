@@ -21,8 +21,10 @@ from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import cohorts, session_events, sessions
-from churn_dagster.transforms.session_events import EVENT_COLUMNS
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import sessions
+from churn_dagster.studies.trends.sql import session_events
+from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A, B, P1, V1, X9 = tid("A"), tid("B"), tid("P1"), tid("V1"), tid("X9")

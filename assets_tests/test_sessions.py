@@ -9,7 +9,8 @@ import pytest
 from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
-from churn_dagster.transforms import cohorts, sessions
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import sessions
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A = tid("A")

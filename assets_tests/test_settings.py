@@ -9,11 +9,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import dagster as dg
+import duckdb
 import pytest
 
-from churn_dagster.defs.resources import environment_resources
+from churn_dagster.core.resources import environment_resources
 from churn_dagster.domain.calendar import Calendar, calendar_from_env
 from churn_dagster.settings import (
     SettingsError,

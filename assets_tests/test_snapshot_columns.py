@@ -18,10 +18,14 @@ from conftest import CALENDAR
 from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain import snapshots
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.storage.lake import Lake
+from churn_dagster.studies.case_study.sql import data as case_study
+from churn_dagster.studies.continuation.sql import examples as continuation
+from churn_dagster.studies.trends.sql import inputs as trend_inputs
+from churn_dagster.studies.trends.sql.trends import TrendSettings
 from churn_dagster.synth.generator import generate
-from churn_dagster.transforms import case_study, cohorts, continuation, features, sessions, trend_inputs
-from churn_dagster.transforms.lake import Lake
-from churn_dagster.transforms.trends import TrendSettings
 
 COHORTS = [CALENDAR.day(1), CALENDAR.day(2)]
 KEYS = {c.column for c in snapshots.SNAPSHOT_COLUMNS if c.why.startswith("an identifier")}
@@ -70,7 +74,7 @@ def _perturb(con, path, column: str, dtype: str) -> None:
 @pytest.fixture(scope="module")
 def reach(tmp_path_factory):
     """(setting, snapshot column) -> the feature columns it changes, for both settings of the leakage switch."""
-    from churn_dagster.transforms.duck import DuckSettings, connect
+    from churn_dagster.storage.duck import DuckSettings, connect
 
     root = tmp_path_factory.mktemp("snapshots")
     generate(root / "source", users=300, seed=3)

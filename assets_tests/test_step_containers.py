@@ -1,4 +1,4 @@
-"""The executor the deployment chooses (churn_dagster/defs/step_containers.py): Dagster's default unless
+"""The executor the deployment chooses (churn_dagster/core/step_containers.py): Dagster's default unless
 CHURN_STEP_IMAGE is set, then dagster-docker's docker_executor with the network, volumes and variables the
 steps need; wrong settings fail with one line that names the variable. test_docker_stack runs it for real."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from churn_dagster.defs.step_containers import (
+from churn_dagster.core.step_containers import (
     StepContainerSettingError,
     step_container_config,
     step_executor,

@@ -13,13 +13,13 @@ import pytest
 from conftest import resources_for
 from mlflow import MlflowClient
 
+from churn_dagster.core.partitions import CALENDAR, training_cohorts
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.continuation.config import epoch_cap_config as continuation_epoch_cap
-from churn_dagster.defs.models.config import FAMILIES, model_name
-from churn_dagster.defs.models.registry import champion_version
-from churn_dagster.defs.partitions import CALENDAR, training_cohorts
 from churn_dagster.runs.runner import Step, run_steps, whole_graph_steps
+from churn_dagster.studies.churn.config import FAMILIES, model_name
+from churn_dagster.studies.continuation.config import epoch_cap_config as continuation_epoch_cap
 from churn_dagster.synth.generator import generate
+from churn_dagster.training.registry import champion_version
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
 LAST = CALENDAR.last_labelled_cohort
@@ -154,7 +154,7 @@ def test_versions_record_their_evidence_protocols_and_label_dates(trained):
 def test_a_training_step_resolves_each_tensor_folder_once(trained, monkeypatch):
     """Both protocols and the registry's comparison read one build of each cohort's tensors: a rebuild during
     training can swap the link but not mix two builds into one model."""
-    from churn_dagster.ml import data as ml_data
+    from churn_dagster.stages.tensors.ml import data as ml_data
 
     data, _, _, _, _ = trained
     opened = []

@@ -9,12 +9,12 @@ import pytest
 import torch
 from test_ml_trend_experiments import EVENTS, planted, small
 
-from churn_dagster.defs.mlflow_resource import MlflowResource
-from churn_dagster.defs.models.registry import CHAMPION, register_version
-from churn_dagster.defs.trends.registry import input_signature, load_trend_version, log_trend_model, promote_trend
-from churn_dagster.ml.evidence import AUC, EvidencePolicy, decision_score
-from churn_dagster.ml.intents import IntentModel
-from churn_dagster.ml.trend_experiments import predict, train_trend_model
+from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.studies.trends.ml.experiments import predict, train_trend_model
+from churn_dagster.studies.trends.ml.intents import IntentModel
+from churn_dagster.studies.trends.registry import input_signature, load_trend_version, log_trend_model, promote_trend
+from churn_dagster.training.ml.evidence import AUC, EvidencePolicy, decision_score
+from churn_dagster.training.registry import CHAMPION, register_version
 
 NAMES = tuple(f"e{k}" for k in range(EVENTS))
 POLICY = EvidencePolicy(5, 5, 0.0)

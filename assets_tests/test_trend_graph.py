@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from conftest import resources_for
 
+from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.partitions import CALENDAR, TREND_WINDOWS, trend_partitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.studies.trends.partitions import TREND_WINDOWS, trend_partitions
 from churn_dagster.synth.generator import generate
 
 SMALL_LDA = {"ops": {"intent_topics": {"config": {"k_max": 4, "max_iter": 5, "max_sessions": 5000}}}}
@@ -67,10 +68,10 @@ def test_labels_intents_and_profiles_line_up(trend_graph):
 
 
 def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
-    from churn_dagster.ml.intents import IntentModel
-    from churn_dagster.ml.trend_data import CONTEXT_FEATURES, load_trend_data
-    from churn_dagster.transforms.lake import Lake
-    from churn_dagster.transforms.session_events import EVENT_COLUMNS
+    from churn_dagster.storage.lake import Lake
+    from churn_dagster.studies.trends.ml.data import CONTEXT_FEATURES, load_trend_data
+    from churn_dagster.studies.trends.ml.intents import IntentModel
+    from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
 
     data, _, _, _ = trend_graph
     cohorts = [CALENDAR.day(dt) for dt in (1, 2, 3)]
@@ -101,10 +102,10 @@ def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
 
 
 def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_graph):
-    from churn_dagster.ml.intents import IntentModel
-    from churn_dagster.ml.trend_data import MacroScaling, TrendBatches, load_trend_data
-    from churn_dagster.transforms.lake import Lake
-    from churn_dagster.transforms.session_events import EVENT_COLUMNS
+    from churn_dagster.storage.lake import Lake
+    from churn_dagster.studies.trends.ml.data import MacroScaling, TrendBatches, load_trend_data
+    from churn_dagster.studies.trends.ml.intents import IntentModel
+    from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
 
     data, _, _, _ = trend_graph
     intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
@@ -133,7 +134,7 @@ RETRAINED = ("trend_digmn_session", "trend_mlp_day", "trend_xgboost_day")  # one
 
 def _small_training(names) -> dict:
     """Two seeds, the networks capped at EPOCHS, fewer boosting rounds: the whole subgraph in seconds."""
-    from churn_dagster.defs.trends.model_config import trend_run_config
+    from churn_dagster.studies.trends.config import trend_run_config
 
     capped = trend_run_config(EPOCHS, seeds=len(SEEDS))["ops"]
     return {"ops": {n: {"config": {**capped[n]["config"], **({"n_estimators": 100} if "xgboost" in n else {})}}
@@ -146,8 +147,8 @@ def trend_models(trend_graph):
     retrained, which meets the champion each registered the first time."""
     import torch
 
-    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
     from churn_dagster.runs.runner import trend_steps
+    from churn_dagster.studies.trends.config import TREND_MODEL_NAMES
 
     data, _, _, _ = trend_graph
     root = data.parent
@@ -173,7 +174,7 @@ def trend_models(trend_graph):
 
 
 def test_the_trend_step_trains_every_model_of_the_last_trend_cohort(trend_models):
-    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
+    from churn_dagster.studies.trends.config import TREND_MODEL_NAMES
 
     _, _, step, _, again, checks, report = trend_models
     assert (step.job, step.first, step.last) == ("trend_training_job", "2019-11-03", "2019-11-03")
@@ -188,8 +189,8 @@ def test_the_trend_step_trains_every_model_of_the_last_trend_cohort(trend_models
 def test_one_mlflow_run_per_model_and_seed_and_the_best_seed_registered(trend_models):
     from mlflow import MlflowClient
 
-    from churn_dagster.defs.models.registry import champion_version
-    from churn_dagster.defs.trends.model_config import TREND_MODEL_NAMES
+    from churn_dagster.studies.trends.config import TREND_MODEL_NAMES
+    from churn_dagster.training.registry import champion_version
 
     data, mlflow, _, run_id, _, _, _ = trend_models
     client = MlflowClient(mlflow.tracking_uri)
@@ -234,7 +235,7 @@ def test_a_retrained_model_meets_the_champion_on_the_same_validation_users(trend
 
     from mlflow import MlflowClient
 
-    from churn_dagster.defs.models.registry import champion_version
+    from churn_dagster.training.registry import champion_version
 
     _, mlflow, _, _, _, _, _ = trend_models
     client = MlflowClient(mlflow.tracking_uri)
@@ -262,7 +263,7 @@ def test_the_report_sets_every_model_beside_the_paper(trend_models):
 
 
 def test_trend_run_config_caps_the_networks_and_sets_the_seeds_of_every_model():
-    from churn_dagster.defs.trends.model_config import trend_run_config
+    from churn_dagster.studies.trends.config import trend_run_config
 
     assert trend_run_config() == {}
     ops = trend_run_config(3, seeds=2)["ops"]

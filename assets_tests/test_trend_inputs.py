@@ -30,10 +30,12 @@ from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms import cohorts, features, session_events, sessions
-from churn_dagster.transforms.session_events import EVENT_COLUMNS
-from churn_dagster.transforms.trend_inputs import build_trend_inputs, first_period_calendar
-from churn_dagster.transforms.trends import TrendSettings
+from churn_dagster.stages.cohorts.sql import cohorts
+from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.studies.trends.sql import session_events
+from churn_dagster.studies.trends.sql.inputs import build_trend_inputs, first_period_calendar
+from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
+from churn_dagster.studies.trends.sql.trends import TrendSettings
 
 COHORT = CALENDAR.day(1)
 PERIODS = TrendSettings(10, 10)

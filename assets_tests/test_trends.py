@@ -20,8 +20,9 @@ from conftest import CALENDAR, Imp, tid
 from pipeline_helpers import cohorts_from_impressions, rows
 
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.transforms import sessions, trends
-from churn_dagster.transforms.trends import TrendSettings, TrendWindowError
+from churn_dagster.stages.features.sql import sessions
+from churn_dagster.studies.trends.sql import trends
+from churn_dagster.studies.trends.sql.trends import TrendSettings, TrendWindowError
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 S, I, D, M, F, B, L = (tid(u) for u in "SIDMFBL")

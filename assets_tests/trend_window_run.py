@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import resources_for  # noqa: E402
 
+from churn_dagster.core.partitions import CALENDAR  # noqa: E402
 from churn_dagster.definitions import build_definitions  # noqa: E402
-from churn_dagster.defs.partitions import CALENDAR, TREND_WINDOWS, trend_partitions  # noqa: E402
-from churn_dagster.defs.trends.training import partition_trend_data  # noqa: E402
 from churn_dagster.domain.calendar import parse_day  # noqa: E402
 from churn_dagster.runs.runner import data_graph_steps, run_steps, trend_steps  # noqa: E402
-from churn_dagster.transforms.lake import Lake  # noqa: E402
+from churn_dagster.storage.lake import Lake  # noqa: E402
+from churn_dagster.studies.trends.partitions import TREND_WINDOWS, trend_partitions  # noqa: E402
+from churn_dagster.studies.trends.training import partition_trend_data  # noqa: E402
 
 SMALL_LDA = {"ops": {"intent_topics": {"config": {"k_max": 4, "max_iter": 5}}}}
 INPUTS = {"trend_sessions": ("raw_impressions",),

@@ -24,9 +24,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from churn_dagster.ml import case_study as cs
-from churn_dagster.ml.case_study_hyperparameters import MlpConfig, NaiveBayesConfig, SvmConfig, TreeConfig
-from churn_dagster.transforms.case_study import ACTIVITY_FEATURES
+from churn_dagster.studies.case_study.ml import models as cs
+from churn_dagster.studies.case_study.ml.hyperparameters import MlpConfig, NaiveBayesConfig, SvmConfig, TreeConfig
+from churn_dagster.studies.case_study.sql.data import ACTIVITY_FEATURES
 
 SETTINGS = {"svm": SvmConfig(), "naive_bayes": NaiveBayesConfig(), "decision_tree": TreeConfig(), "mlp": MlpConfig()}
 SEED = 1
@@ -69,7 +69,7 @@ def their_protocol(table: pd.DataFrame, leak: bool, upsample_first: bool, sample
 
 
 def ours(features: pd.DataFrame, labels: pd.DataFrame) -> dict[str, dict]:
-    from churn_dagster.ml.case_study_hyperparameters import UpsamplingConfig
+    from churn_dagster.studies.case_study.ml.hyperparameters import UpsamplingConfig
 
     d = cs.design(features, labels)
     return {f: cs.run_variant(f, SETTINGS[f], UpsamplingConfig(), d, "upsampled").test_metrics for f in cs.FAMILIES}

@@ -27,17 +27,17 @@ import sys
 import dagster as dg
 
 from bench.rss import RssSampler
-from churn_dagster.definitions import build_definitions
-from churn_dagster.defs.mlflow_resource import (
+from churn_dagster.core.mlflow_resource import (
     MlflowResource,
     local_artifact_root,
     local_tracking_uri,
 )
-from churn_dagster.defs.resources import (
+from churn_dagster.core.resources import (
     FeatureSettingsResource,
     LakeResource,
     NcmSourceResource,
 )
+from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import Step, run_steps
 
 PARTS = ("snapshots", "daily", "cohorts")

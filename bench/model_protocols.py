@@ -20,14 +20,20 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
-from churn_dagster.defs.models.config import DEFAULTS, FAMILIES
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.domain.snapshots import LEAKY_FEATURES
-from churn_dagster.ml.data import CohortTensors
-from churn_dagster.ml.experiments import Protocol, adjacent_protocol, classical_experiment, protocols, sequence_experiment
-from churn_dagster.ml.metrics import headline_auc
 from churn_dagster.settings import settings_from_env
-from churn_dagster.transforms.lake import Lake, read_cohort_tables
+from churn_dagster.stages.tensors.ml.data import CohortTensors
+from churn_dagster.storage.lake import Lake, read_cohort_tables
+from churn_dagster.studies.churn.config import DEFAULTS, FAMILIES
+from churn_dagster.studies.churn.ml.experiments import (
+    Protocol,
+    adjacent_protocol,
+    classical_experiment,
+    protocols,
+    sequence_experiment,
+)
+from churn_dagster.training.ml.metrics import headline_auc
 
 TARGETS = ("binary", "level")
 

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from churn_dagster.ml.data import (
+from churn_dagster.stages.tensors.ml.data import (
     CohortTensors,
     SequenceDataset,
     fit_normalization,
     make_loader,
 )
-from churn_dagster.ml.hyperparameters import TrainConfig
-from churn_dagster.ml.train import predict_proba, train_model
+from churn_dagster.training.ml.hyperparameters import TrainConfig
+from churn_dagster.training.ml.train import predict_proba, train_model
 
 
 def main() -> None:

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import torch
 
-from churn_dagster.defs.trends.training import partition_trend_data
 from churn_dagster.domain.calendar import parse_day
-from churn_dagster.ml.hyperparameters import DigmnConfig, TrainConfig
-from churn_dagster.ml.train import evaluate, fit, seed_everything
-from churn_dagster.ml.trend_data import MacroScaling, TrendBatches
-from churn_dagster.ml.trend_experiments import CLASS_NAMES
-from churn_dagster.ml.trend_hyperparameters import BaselineShape, SessionWindow
-from churn_dagster.ml.trend_networks import build_network, trend_loader
-from churn_dagster.transforms.lake import Lake
+from churn_dagster.storage.lake import Lake
+from churn_dagster.studies.trends.ml.data import MacroScaling, TrendBatches
+from churn_dagster.studies.trends.ml.experiments import CLASS_NAMES
+from churn_dagster.studies.trends.ml.hyperparameters import BaselineShape, SessionWindow
+from churn_dagster.studies.trends.ml.networks import build_network, trend_loader
+from churn_dagster.studies.trends.training import partition_trend_data
+from churn_dagster.training.ml.hyperparameters import DigmnConfig, TrainConfig
+from churn_dagster.training.ml.train import evaluate, fit, seed_everything
 
 NETWORKS = ("digmn", "digmn_static", "multichannel", "activity_lstm")
 

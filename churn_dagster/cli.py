@@ -21,8 +21,8 @@ from pathlib import Path
 
 from churn_dagster.errors import RunFailed, UserError
 from churn_dagster.interrupts import Interrupted, stop_signals
-from churn_dagster.ml.trend_hyperparameters import TREND_SEEDS
 from churn_dagster.settings import SettingsError, settings_from_env
+from churn_dagster.studies.trends.ml.hyperparameters import TREND_SEEDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,12 +132,9 @@ def _materialize(args: argparse.Namespace) -> None:
 
     import dagster as dg
 
+    from churn_dagster.core.mlflow_resource import local_tracking_uri
+    from churn_dagster.core.partitions import CALENDAR
     from churn_dagster.definitions import defs
-    from churn_dagster.defs.continuation.config import (
-        epoch_cap_config as continuation_epoch_cap,
-    )
-    from churn_dagster.defs.mlflow_resource import local_tracking_uri
-    from churn_dagster.defs.partitions import CALENDAR
     from churn_dagster.runs.launch import launch_steps
     from churn_dagster.runs.runner import (
         data_graph_steps,
@@ -145,6 +142,9 @@ def _materialize(args: argparse.Namespace) -> None:
         training_config,
         trend_training_config,
         whole_graph_steps,
+    )
+    from churn_dagster.studies.continuation.config import (
+        epoch_cap_config as continuation_epoch_cap,
     )
 
     data_dir = checked.data_dir  # what the resources read when the runs start

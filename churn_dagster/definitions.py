@@ -1,37 +1,36 @@
 """The code location: every asset, check, job, sensor, schedule and resource of churn_dagster in one
-``Definitions``, gathered stage by stage from :mod:`churn_dagster.defs`, with the executor the deployment
-chose for the jobs that do not pin their own (:mod:`churn_dagster.defs.step_containers`)."""
+``Definitions``, gathered from the shared stages (:mod:`churn_dagster.stages`), the four studies (:mod:`churn_dagster.studies`) and the automation, with the executor the deployment
+chose for the jobs that do not pin their own (:mod:`churn_dagster.core.step_containers`)."""
 
 import dagster as dg
 
-from churn_dagster.defs.automation import retrain
-from churn_dagster.defs.case_study import case_study_assets
-from churn_dagster.defs.cohorts.labels import label_targets
-from churn_dagster.defs.cohorts.membership import cohort_users
-from churn_dagster.defs.continuation.examples import (
+from churn_dagster.automation import landing, retrain
+from churn_dagster.core.resources import environment_resources
+from churn_dagster.core.step_containers import step_executor
+from churn_dagster.jobs import all_jobs
+from churn_dagster.stages.cohorts.labels import label_targets
+from churn_dagster.stages.cohorts.membership import cohort_users
+from churn_dagster.stages.features.sessions import sessions
+from churn_dagster.stages.features.user_features import kpi_features, static_features
+from churn_dagster.stages.ingest.activity import user_day_activity
+from churn_dagster.stages.ingest.raw import raw_assets
+from churn_dagster.stages.tensors.sequences import sequence_tensors
+from churn_dagster.studies.case_study import case_study_assets
+from churn_dagster.studies.churn.models import model_assets
+from churn_dagster.studies.churn.report import evaluation_report
+from churn_dagster.studies.churn.risk_scores import churn_risk_scores
+from churn_dagster.studies.churn.scoring_window import scoring_window
+from churn_dagster.studies.continuation.examples import (
     continuation_examples,
     continuation_requests,
 )
-from churn_dagster.defs.continuation.models import continuation_models
-from churn_dagster.defs.continuation.report import continuation_report
-from churn_dagster.defs.features.sessions import sessions
-from churn_dagster.defs.features.user_features import kpi_features, static_features
-from churn_dagster.defs.ingest import landing
-from churn_dagster.defs.ingest.activity import user_day_activity
-from churn_dagster.defs.ingest.raw import raw_assets
-from churn_dagster.defs.jobs import all_jobs
-from churn_dagster.defs.models.assets import model_assets
-from churn_dagster.defs.report.evaluation import evaluation_report
-from churn_dagster.defs.resources import environment_resources
-from churn_dagster.defs.scoring.risk_scores import churn_risk_scores
-from churn_dagster.defs.scoring.window import scoring_window
-from churn_dagster.defs.step_containers import step_executor
-from churn_dagster.defs.tensors.sequences import sequence_tensors
-from churn_dagster.defs.trends.events import trend_period_inputs
-from churn_dagster.defs.trends.intents import intent_profiles, intent_topics
-from churn_dagster.defs.trends.labels import trend_labels
-from churn_dagster.defs.trends.models import trend_model_assets
-from churn_dagster.defs.trends.report import trend_report
+from churn_dagster.studies.continuation.models import continuation_models
+from churn_dagster.studies.continuation.report import continuation_report
+from churn_dagster.studies.trends.events import trend_period_inputs
+from churn_dagster.studies.trends.intents import intent_profiles, intent_topics
+from churn_dagster.studies.trends.labels import trend_labels
+from churn_dagster.studies.trends.models import trend_model_assets
+from churn_dagster.studies.trends.report import trend_report
 
 ASSETS = [
     *raw_assets, user_day_activity,                             # ingest

@@ -4,7 +4,7 @@ Score = 0.3·F + 0.4·I + 0.3·Q over the label period, with F = active days / l
 / P95, 1) and Q = min(Qraw / P95, 1). The two P95 thresholds are fit on the active users of a *training
 population* and then applied, unchanged, to every user labelled with them: the per-cohort view in
 ``label_scores`` fits them on the cohort's training split, and each model fits them on the training users
-of its own protocol (see ``ml/experiments.py``), so a test cohort never shapes its own levels.
+of its own protocol (see ``studies/churn/ml/experiments.py``), so a test cohort never shapes its own levels.
 
 Plain NumPy, so the label asset, the models and the tests share one implementation.
 """

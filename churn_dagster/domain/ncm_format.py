@@ -1,6 +1,6 @@
 """The six NetEase Cloud Music files exactly as published: one declaration used by the reader and the writer.
 
-The loader (``transforms/ingest.py``) and the synthetic generator (``synth/``) both read this module, so a
+The loader (``stages/ingest/sql/``) and the synthetic generator (``synth/``) both read this module, so a
 quirk of the real files is written down once: column order, the header typos, the per-file null token and
 quoting style. See ``docs/DATA_FORMAT.md`` for the evidence behind each entry.
 """
@@ -50,7 +50,7 @@ class Column:
     ``source`` is the header spelling in the real file (typos included), ``aliases`` are other spellings we
     accept (the documented ones), ``name`` is the canonical snake_case name used in Parquet, and
     ``duck_type`` is the stored type; a value that is not strictly of that type (see
-    ``transforms/ingest/fields.py``) is quarantined with its line and column instead of being coerced.
+    ``stages/ingest/sql/fields.py``) is quarantined with its line and column instead of being coerced.
     ``identifier`` marks an ID: an empty value is a missing ID, never the ID ``''``. ``grammar`` is what
     every value of a text column must match (:data:`ID_GRAMMAR` for the IDs); a value that does not is
     quarantined with the column named, never loaded as another user or card.

@@ -3,7 +3,7 @@
 The runs are created through the code location as the UI creates them (:mod:`churn_dagster.runs.servers`), so
 they carry its origin: they are listed on their job's Runs tab and in the Overview timeline, and the UI
 re-executes them without warning that the job may be a different version. Each run's config carries this
-process's settings (the ``resources`` section, :func:`~churn_dagster.defs.resources.settings_run_config`), so
+process's settings (the ``resources`` section, :func:`~churn_dagster.core.resources.settings_run_config`), so
 that a re-execution from the UI reads and writes the same folders whatever the UI's environment, and runs its
 steps in one process, as the command always has.
 
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import dagster as dg
 
-from churn_dagster.defs.resources import settings_run_config
+from churn_dagster.core.resources import settings_run_config
 from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted, stop_signals
 from churn_dagster.runs.run_report import check_outcome

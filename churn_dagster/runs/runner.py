@@ -13,15 +13,16 @@ from dataclasses import dataclass, replace
 
 import dagster as dg
 
-from churn_dagster.defs.constants import TRIGGER_TAG, partition_range_tags
-from churn_dagster.defs.models.config import epoch_cap_config
-from churn_dagster.defs.partitions import TRAINING_COHORTS, TREND_WINDOWS
-from churn_dagster.defs.trends.model_config import trend_run_config
+from churn_dagster.core.constants import TRIGGER_TAG, partition_range_tags
+from churn_dagster.core.partitions import TRAINING_COHORTS
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
 from churn_dagster.runs.run_report import check_outcome
 from churn_dagster.settings import SettingsError
-from churn_dagster.transforms.trends import trend_cohorts
+from churn_dagster.studies.churn.config import epoch_cap_config
+from churn_dagster.studies.trends.config import trend_run_config
+from churn_dagster.studies.trends.partitions import TREND_WINDOWS
+from churn_dagster.studies.trends.sql.trends import trend_cohorts
 
 # The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
 # the Dagster UI shows in full.

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.transforms.duck import literal_path
+from churn_dagster.storage.duck import literal_path
 
 TOLERANCE = 0.20
 

@@ -20,8 +20,8 @@ from churn_dagster.domain.delivery import (
     SNAPSHOT_FILES,
     day_folder,
 )
+from churn_dagster.storage.duck import literal_path
 from churn_dagster.synth import writer
-from churn_dagster.transforms.duck import literal_path
 
 
 def _day_rows(con: duckdb.DuckDBPyConnection, source: Path, f: fmt.NcmFile, dt: int):

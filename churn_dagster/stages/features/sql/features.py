@@ -1,0 +1,304 @@
+"""Per-user features of the observation window: the static vector and the KPI aggregates.
+
+Both read only the observation window (days ``f .. f+observation_days-1``) of each cohort user; nothing of
+the label period is in their inputs, which the assets' leakage checks verify through
+``last_impression_ms``. Values are raw here: imputation, log transforms and standardisation are fit on the
+training split by the consumers (tensors, models), never on all users.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
+from churn_dagster.stages.cohorts.sql.cohorts import (
+    activity_paths,
+    cohort_days_dts,
+    cohort_paths,
+)
+from churn_dagster.storage.duck import literal_path, literal_paths, write_partitions
+from churn_dagster.storage.lake import Lake, require
+
+
+def demographics_sql(use_leaky_columns: bool) -> str:
+    """Demographic columns shared by both feature sets.
+
+    registeredMonthCnt above 80 is impossible (the app is younger) and treated as missing. The snapshot is
+    taken on 1 Dec 2019, after every label period (:mod:`churn_dagster.domain.snapshots` classifies each
+    column): `level` is never used, and the follow count only when ``use_leaky_columns`` asks for it (it counts
+    follows made during the label period, so it leaks; kept for measuring that). registeredMonthCnt is a
+    registration date: the later measurement adds the same offset to every user of a cohort and nothing of
+    their behaviour, so it stays.
+    """
+    follow = "\n    d.follow_cnt AS follow_count," if use_leaky_columns else ""
+    return f"""
+    coalesce(d.gender = 'male', false)::INT AS gender_male,
+    coalesce(d.gender = 'female', false)::INT AS gender_female,
+    (d.gender IS NULL OR d.gender NOT IN ('male', 'female'))::INT AS gender_unknown,
+    d.age AS age,
+    (d.age IS NULL)::INT AS age_missing,
+    CASE WHEN d.registered_month_cnt <= {fmt.MAX_VALID_REGISTERED_MONTHS} THEN d.registered_month_cnt END
+        AS registered_months,{follow}
+    (d.user_id IS NULL)::INT AS no_demographics_row"""
+
+STATIC_SQL = """
+CREATE OR REPLACE TEMP TABLE _static AS
+WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
+days AS (
+    SELECT u.user_id, count(*) AS active_days, max(a.last_impression_ms) AS last_impression_ms
+    FROM users u JOIN read_parquet($activity_paths, hive_partitioning = false) a
+      ON a.user_id = u.user_id AND a.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY u.user_id
+),
+s AS (
+    SELECT user_id, count(*) AS total_sessions,
+           avg(total_impressions) AS avg_session_impressions, avg(duration_min) AS avg_session_duration_min,
+           avg(total_clicks) AS avg_session_clicks, avg(view_time_s) / 60 AS avg_session_watch_min,
+           avg(total_likes) AS avg_session_likes, avg(total_shares) AS avg_session_shares,
+           avg(total_comments) AS avg_session_comments,
+           sum(total_clicks) / sum(total_impressions) AS user_ctr
+    FROM read_parquet($session_paths, hive_partitioning = false) GROUP BY user_id
+)
+SELECT u.user_id, u.cohort_day, {demographics},
+       days.active_days, s.total_sessions, s.total_sessions / days.active_days AS avg_daily_sessions,
+       s.avg_session_impressions, s.avg_session_duration_min, s.avg_session_clicks, s.avg_session_watch_min,
+       s.avg_session_likes, s.avg_session_shares, s.avg_session_comments, s.user_ctr,
+       days.last_impression_ms
+FROM users u JOIN days USING (user_id) JOIN s USING (user_id)
+LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = u.user_id
+"""
+
+# The creators' follower counts and account types are measured on 1 Dec 2019, after every label period
+# (domain/snapshots.py): their two columns exist only with use_leaky_columns.
+LEAKY_CARD_COLUMNS = """avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
+        avg((c.creator_type <> 0)::INT) AS special_creator_share,
+        """
+
+# Local midnight starting a user's first label day, in epoch ms (Asia/Shanghai).
+_LABEL_START_MS = f"(($first_epoch_day + observation_end_dt)::BIGINT * 86400 - {fmt.SHANGHAI_UTC_OFFSET_SECONDS}) * 1000"
+
+# Day-level totals come from user_day_activity (one row per user and day), so the impression-level pass
+# only computes what needs impressions: positions, swipe-down lists, content and creators. The trend compares
+# the first and the second half of the observation window ($half days, then the rest), per day. A swipe-down
+# entry carries its own log time, up to about an hour after the card was opened: one logged at or after local
+# midnight of the first label day is an event of the label period and is not counted.
+KPI_SQL = """
+CREATE OR REPLACE TEMP TABLE _kpi AS
+WITH users AS (
+    SELECT user_id, cohort_day, first_dt, observation_end_dt, {label_start_ms} AS label_start_ms
+    FROM read_parquet($cohort_paths, hive_partitioning = false)
+),
+days AS (
+    SELECT u.user_id, any_value(u.cohort_day) AS cohort_day,
+        sum(a.impressions) AS impressions, sum(a.clicks) AS clicks, sum(a.likes) AS likes,
+        sum(a.shares) AS shares, sum(a.comments) AS comments, sum(a.view_comments) AS view_comments,
+        sum(a.homepage_visits) AS homepage_visits, sum(a.view_time_s) / 60 AS watch_min,
+        sum(a.feed_requests) AS feed_requests, count(*) AS active_days,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt < $half), 0) AS impressions_first_half,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt >= $half), 0) AS impressions_second_half,
+        count(*) FILTER (WHERE a.dt - u.first_dt < $half) AS active_days_first_half,
+        count(*) FILTER (WHERE a.dt - u.first_dt >= $half) AS active_days_second_half,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt < $half), 0) AS clicks_first_half,
+        coalesce(sum(a.clicks) FILTER (WHERE a.dt - u.first_dt >= $half), 0) AS clicks_second_half,
+        coalesce(sum(a.impressions) FILTER (WHERE a.dt = u.first_dt), 0) AS impressions_first_day,
+        any_value(u.observation_end_dt) - max(a.dt) AS days_since_last_active,
+        max(a.last_impression_ms) AS last_impression_ms
+    FROM users u JOIN read_parquet($activity_paths, hive_partitioning = false) a
+      ON a.user_id = u.user_id AND a.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY u.user_id
+),
+cards AS (
+    SELECT m.mlog_id, m.type, m.publish_time, split_part(m.content_id, ',', 1) AS category,
+           m.creator_id, c.followeds, c.creator_type
+    FROM read_parquet($cards_path, hive_partitioning = false) m
+    LEFT JOIN read_parquet($creators_path, hive_partitioning = false) c USING (creator_id)
+),{content_stats_ctes}
+content AS (
+    SELECT i.user_id,
+        avg(i.impress_position) AS mean_position, max(i.impress_position) AS max_position,
+        avg((i.impress_position > 4)::INT) AS deep_position_share,
+        count_if(i.detail_items IS NOT NULL) AS swipe_lists,
+        coalesce(sum(len(list_filter(i.detail_items, lambda x: x.logtime_ms < u.label_start_ms))), 0) AS swipe_items,
+        avg((c.type = 2)::INT) AS video_share,
+        count_if(i.is_click AND c.type = 2) / greatest(count_if(c.type = 2), 1) AS video_ctr,
+        count_if(i.is_click AND c.type = 1) / greatest(count_if(c.type = 1), 1) AS image_ctr,
+        count(DISTINCT c.creator_id) AS distinct_creators, count(DISTINCT c.category) AS distinct_categories,
+        avg(i.dt - ($publish_anchor - c.publish_time)) AS mean_card_age_days,
+        {leaky_card_columns}avg((c.mlog_id IS NULL)::INT) AS unknown_card_share,
+        count_if(NOT i.is_click AND (i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage))
+            AS actions_without_click{content_stats_columns}
+    FROM read_parquet($impression_paths, hive_partitioning = false) i
+    JOIN users u ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
+    LEFT JOIN cards c ON c.mlog_id = i.mlog_id{content_stats_joins}
+    GROUP BY i.user_id
+)
+SELECT a.* EXCLUDE (last_impression_ms), k.* EXCLUDE (user_id),
+       a.clicks / a.impressions AS ctr,
+       a.likes / greatest(a.clicks, 1) AS like_per_click, a.view_comments / greatest(a.clicks, 1) AS view_comment_per_click,
+       (a.likes + a.shares + a.comments + a.view_comments + a.homepage_visits) / a.impressions AS interaction_rate,
+       a.impressions / a.active_days AS impressions_per_active_day, a.clicks / a.active_days AS clicks_per_active_day,
+       a.feed_requests / a.active_days AS requests_per_active_day,
+       (a.impressions_second_half / $second_half_days - a.impressions_first_half / $half)
+           / (a.impressions_second_half / $second_half_days + a.impressions_first_half / $half) AS impression_trend,
+       a.active_days_second_half / $second_half_days - a.active_days_first_half / $half AS active_day_trend,
+       {demographics},
+       a.last_impression_ms
+FROM days a JOIN content k USING (user_id) LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.user_id = a.user_id
+"""
+
+
+# Card and creator statistics of the observation days (``use_content_stats``). Both daily tables are made dense
+# over the days the build reads ($stats_dts: every observation day of the cohorts built, zero where a card or
+# creator has no row) so that a running sum per card or creator gives, by two equality joins, the total over
+# the user's own days f .. d, d being the impression's day: the running sum at d minus the running sum before
+# f (at f, less day f itself). Only days up to the impression's day, inside the observation window, reach a
+# feature, whatever later days the same run read (another cohort's window, this cohort's label period).
+# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions.
+POPULAR_TOP_SHARE = 0.10
+
+CONTENT_STATS_CTES = """
+stats_days AS (SELECT unnest($stats_dts) AS dt),
+card_day AS (
+    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks,
+           cume_dist() OVER (PARTITION BY dt ORDER BY user_impression_count) > $popular_cume_dist AS popular
+    FROM read_parquet($mlog_stats_paths, hive_partitioning = false)
+),
+card_panel AS (
+    SELECT *, run_impressions - coalesce(day_impressions, 0) AS impressions_before,
+           run_clicks - coalesce(day_clicks, 0) AS clicks_before
+    FROM (
+        SELECT k.mlog_id, d.dt, s.day_impressions, s.day_clicks, s.popular,
+               sum(coalesce(s.day_impressions, 0)) OVER w AS run_impressions,
+               sum(coalesce(s.day_clicks, 0)) OVER w AS run_clicks
+        FROM (SELECT DISTINCT mlog_id FROM card_day) k CROSS JOIN stats_days d
+        LEFT JOIN card_day s ON s.mlog_id = k.mlog_id AND s.dt = d.dt
+        WINDOW w AS (PARTITION BY k.mlog_id ORDER BY d.dt)
+    )
+),
+creator_day AS (
+    SELECT creator_id, dt, publish_mlog_count AS day_published
+    FROM read_parquet($creator_stats_paths, hive_partitioning = false)
+),
+creator_panel AS (
+    SELECT *, run_published - coalesce(day_published, 0) AS published_before
+    FROM (
+        SELECT k.creator_id, d.dt, s.day_published, sum(coalesce(s.day_published, 0)) OVER w AS run_published
+        FROM (SELECT DISTINCT creator_id FROM creator_day) k CROSS JOIN stats_days d
+        LEFT JOIN creator_day s ON s.creator_id = k.creator_id AND s.dt = d.dt
+        WINDOW w AS (PARTITION BY k.creator_id ORDER BY d.dt)
+    )
+),"""
+
+# cd/cf: the card's panel rows on the impression's day and on the user's first day; pd/pf: the creator's.
+CONTENT_STATS_JOINS = """
+    LEFT JOIN card_panel cd ON cd.mlog_id = i.mlog_id AND cd.dt = i.dt
+    LEFT JOIN card_panel cf ON cf.mlog_id = i.mlog_id AND cf.dt = u.first_dt
+    LEFT JOIN creator_panel pd ON pd.creator_id = c.creator_id AND pd.dt = i.dt
+    LEFT JOIN creator_panel pf ON pf.creator_id = c.creator_id AND pf.dt = u.first_dt"""
+
+# A creator known from the card table but without a creator_stats row on the days counts as publishing nothing
+# (the real file leaves out most zero days); an impression whose card is unknown has no creator and is skipped.
+_CREATOR_RATE = "ln(1 + coalesce(pd.run_published - pf.published_before, 0) / (i.dt - u.first_dt + 1))"
+CONTENT_STATS_COLUMNS = f""",
+        avg((cd.day_impressions IS NOT NULL)::INT) AS card_stats_coverage,
+        avg(ln(1 + cd.day_impressions)) AS mean_card_log_day_impressions,
+        avg(cd.popular::INT) AS popular_card_share,
+        avg((cd.run_clicks - cf.clicks_before) / nullif(cd.run_impressions - cf.impressions_before, 0))
+            AS mean_card_window_ctr,
+        avg(ln(1 + cd.day_impressions)) FILTER (WHERE i.is_click) AS clicked_card_mean_log_day_impressions,
+        avg(i.dt - ($publish_anchor - c.publish_time)) FILTER (WHERE i.is_click) AS clicked_card_mean_age_days,
+        avg({_CREATOR_RATE}) FILTER (WHERE c.creator_id IS NOT NULL) AS mean_creator_log_publish_rate,
+        avg({_CREATOR_RATE}) FILTER (WHERE i.is_click AND c.creator_id IS NOT NULL) AS clicked_creator_log_publish_rate"""
+
+# The columns CONTENT_STATS_COLUMNS adds, in table order (absent when use_content_stats is off).
+CONTENT_STATS_FEATURES = (
+    "card_stats_coverage", "mean_card_log_day_impressions", "popular_card_share", "mean_card_window_ctr",
+    "clicked_card_mean_log_day_impressions", "clicked_card_mean_age_days", "mean_creator_log_publish_rate",
+    "clicked_creator_log_publish_rate",
+)
+
+
+def _common_params(lake: Lake, calendar: Calendar, cohorts: list[date], what: str) -> dict:
+    return {
+        "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, what),
+        "demographics_path": literal_path(require([lake.raw_snapshot(fmt.USER_DEMOGRAPHICS.stem)], what)[0]),
+    }
+
+
+def build_static_features(
+    con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date], use_leaky_columns: bool = False
+) -> dict[date, int]:
+    params = {
+        **_common_params(lake, calendar, cohorts, "static_features"),
+        "activity_paths": activity_paths(
+            lake, calendar, cohort_days_dts(calendar, cohorts, "observation"), "static_features"
+        ),
+        "session_paths": cohort_paths(lake, "sessions", cohorts, "static_features"),
+    }
+    con.execute(STATIC_SQL.format(demographics=demographics_sql(use_leaky_columns)), params)
+    targets = {c: lake.cohort("static_features", c) for c in cohorts}
+    written = write_partitions(con, "_static", "cohort_day", targets, "user_id")
+    con.execute("DROP TABLE _static")
+    return written
+
+
+def build_kpi_features(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    calendar: Calendar,
+    cohorts: list[date],
+    publish_day_anchor: int,
+    use_leaky_columns: bool = False,
+    use_content_stats: bool = True,
+) -> dict[date, int]:
+    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime).
+
+    With ``use_content_stats`` (the default) the table also holds :data:`CONTENT_STATS_FEATURES`, the
+    popularity and freshness of the cards each user was shown or clicked and the publishing activity of their
+    creators, from ``mlog_stats`` and ``creator_stats`` of the observation days only: a card's figures on the
+    impression's day d, or summed over the user's days f .. d, and a creator's publications over f .. d. The
+    stats of day d include that day's own activity (the user's impression among it), which lies inside the
+    observation window; nothing of a day after d, and so nothing of the label period, is used. Where a user
+    has nothing to average (no card with stats, no click) the column is NULL, which the models impute on
+    their training users.
+    """
+    dts = cohort_days_dts(calendar, cohorts, "observation")
+    params = {
+        **_common_params(lake, calendar, cohorts, "kpi_features"),
+        "impression_paths": literal_paths(
+            require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
+        ),
+        "activity_paths": activity_paths(lake, calendar, dts, "kpi_features"),
+        "cards_path": literal_path(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "creators_path": literal_path(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),
+        "publish_anchor": publish_day_anchor,
+        "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
+        "half": float(calendar.observation_days // 2 or 1),
+        "second_half_days": float(calendar.observation_days - (calendar.observation_days // 2 or 1) or 1),
+    }
+    if use_content_stats:
+        params.update({
+            "stats_dts": list(dts),
+            "mlog_stats_paths": literal_paths(
+                require((lake.raw_day(fmt.MLOG_STATS.stem, calendar.day(d)) for d in dts), "kpi_features")
+            ),
+            "creator_stats_paths": literal_paths(
+                require((lake.raw_day(fmt.CREATOR_STATS.stem, calendar.day(d)) for d in dts), "kpi_features")
+            ),
+            "popular_cume_dist": 1.0 - POPULAR_TOP_SHARE,
+        })
+    sql = KPI_SQL.format(
+        label_start_ms=_LABEL_START_MS,
+        demographics=demographics_sql(use_leaky_columns),
+        leaky_card_columns=LEAKY_CARD_COLUMNS if use_leaky_columns else "",
+        content_stats_ctes=CONTENT_STATS_CTES if use_content_stats else "",
+        content_stats_columns=CONTENT_STATS_COLUMNS if use_content_stats else "",
+        content_stats_joins=CONTENT_STATS_JOINS if use_content_stats else "",
+    )
+    con.execute(sql, params)
+    written = write_partitions(con, "_kpi", "cohort_day", {c: lake.cohort("kpi_features", c) for c in cohorts}, "user_id")
+    con.execute("DROP TABLE _kpi")
+    return written

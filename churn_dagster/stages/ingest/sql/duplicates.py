@@ -1,0 +1,88 @@
+"""Rows that share their natural key within one partition: exact copies are loaded once, conflicts never.
+
+The streaming pass records the hash of every loaded row's key; only when two rows of a partition share a
+hash (none do in the real log) is that partition's file read back and its rows with those hashes compared
+on the key itself. Exact copies keep their first line and quarantine the others; rows that share the key
+but differ elsewhere are all quarantined, since none can be trusted over the others. The partition and its
+quarantine file are then rewritten, in the same order, before anything is published.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.stages.ingest.sql.outputs import QUARANTINE_SCHEMA, OrderedParquet
+from churn_dagster.stages.ingest.sql.rules import RULES, stored_columns
+from churn_dagster.storage.duck import literal_path
+
+DUPLICATE_REASON = "duplicate of an identical row, which was loaded once"
+CONFLICT_REASON = "rows share the natural key but disagree on other columns; none was loaded"
+
+
+def suspect_buckets(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Buckets of ``_ingest_keys`` (bucket, h) in which a key hash occurs more than once."""
+    return [b for (b,) in con.execute(
+        "SELECT DISTINCT bucket FROM (SELECT bucket, h FROM _ingest_keys GROUP BY ALL HAVING count(*) > 1) ORDER BY 1"
+    ).fetchall()]
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    spec: fmt.NcmFile,
+    bucket: int,
+    partition: OrderedParquet,
+    quarantine: OrderedParquet,
+    source_file: str,
+) -> tuple[OrderedParquet, OrderedParquet]:
+    """Rewrite one partition without its duplicate and conflicting rows, and its quarantine file with them,
+    both in line order; return the replacements (uncommitted)."""
+    key = RULES[spec.stem].key
+    keys = ", ".join(key)
+    columns = [c for c in stored_columns(spec) if c != "source_line"]
+    partition.close()
+    quarantine.close()
+    part = {"part": literal_path(partition.temp)}
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _dup_rows AS
+            SELECT * FROM read_parquet($part)
+            WHERE hash({keys}) IN (SELECT h FROM _ingest_keys WHERE bucket = $bucket GROUP BY h HAVING count(*) > 1)""",
+        {**part, "bucket": bucket},
+    )
+    row_text = "CAST(struct_pack(" + ", ".join(f"{c} := {c}" for c in columns) + ") AS VARCHAR)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _dup_drop AS
+            WITH k AS (
+                SELECT {keys}, count(DISTINCT {row_text}) AS versions, min(source_line) AS first_line
+                FROM _dup_rows GROUP BY ALL HAVING count(*) > 1
+            )
+            SELECT r.source_line, k.versions > 1 AS conflict, {row_text} AS content
+            FROM _dup_rows r JOIN k USING ({keys})
+            WHERE k.versions > 1 OR r.source_line > k.first_line"""
+    )
+    kept = con.sql(
+        "SELECT * EXCLUDE (file_row_number) FROM read_parquet($part, file_row_number = true) "
+        "WHERE source_line NOT IN (SELECT source_line FROM _dup_drop) ORDER BY file_row_number",
+        params=part,
+    ).to_arrow_table()
+    key_names = ", ".join(spec.column(k).source for k in key)
+    added = con.sql(
+        f"""SELECT $source AS source_file, source_line AS line, '{key_names}' AS column_name,
+                   CASE WHEN conflict THEN '{CONFLICT_REASON}' ELSE '{DUPLICATE_REASON}' END AS reason, content
+            FROM _dup_drop""",
+        params={"source": source_file},
+    ).to_arrow_table()
+    earlier = con.sql("SELECT * FROM read_parquet($q)", params={"q": literal_path(quarantine.temp)}).to_arrow_table()
+    merged = pa.concat_tables([earlier.cast(QUARANTINE_SCHEMA), added.cast(QUARANTINE_SCHEMA)]).sort_by("line")
+    for table in ("_dup_rows", "_dup_drop"):
+        con.execute(f"DROP TABLE {table}")
+    return _rewrite(partition, kept), _rewrite(quarantine, merged)
+
+
+def _rewrite(old: OrderedParquet, rows: pa.Table) -> OrderedParquet:
+    new = OrderedParquet(old.final, old.schema)
+    new.append(rows)
+    new.close()
+    old.abort()
+    return new

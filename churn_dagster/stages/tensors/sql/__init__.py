@@ -1,0 +1,2 @@
+"""Writing the per-cohort session tensors (DuckDB, numpy memory maps). No Dagster.
+"""

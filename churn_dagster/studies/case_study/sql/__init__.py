@@ -1,0 +1,2 @@
+"""The case study's features and labels in DuckDB (:mod:`.data`). No Dagster.
+"""

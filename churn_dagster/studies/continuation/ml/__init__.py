@@ -1,0 +1,2 @@
+"""The continuation models without Dagster: configuration, data and training.
+"""

@@ -1,0 +1,192 @@
+"""The body of the continuation model assets: one MLflow run per horizon, the sanity check, the evidence rule,
+registration, the champion rule and the asset's own files (read by ``continuation_report``).
+
+Imported only when a training step runs, so loading the code location does not pay for torch, scikit-learn,
+XGBoost and MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+import pandas as pd
+
+from churn_dagster.core.metadata import check, table
+from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.core.partitions import training_cohorts
+from churn_dagster.stages.tensors.ml.data import collate
+from churn_dagster.storage.duck import atomic_path
+from churn_dagster.storage.lake import Lake, read_cohort_tables
+from churn_dagster.studies.continuation.config import (
+    FAMILIES,
+    asset_name,
+    registered_name,
+)
+from churn_dagster.studies.continuation.ml.data import HORIZONS_MIN, PrefixDataset, Prefixes
+from churn_dagster.studies.continuation.ml.models import (
+    HorizonResult,
+    train_prefix_lstm,
+    train_tabular,
+)
+from churn_dagster.training.ml import plots
+from churn_dagster.training.ml.champions import Candidate, EvaluationRows
+from churn_dagster.training.ml.evidence import AUC, Assessment, EvidencePolicy, assess
+from churn_dagster.training.ml.sanity import finite_probabilities, finite_weights
+from churn_dagster.training.ml.train import default_device
+from churn_dagster.training.mlflow_logging import (
+    epoch_logger,
+    log_sklearn_like_model,
+    log_torch_model,
+)
+from churn_dagster.training.registry import (
+    Promotion,
+    not_registered,
+    promote,
+    register_and_promote,
+)
+from churn_dagster.training.step import training_step
+
+CLASS_NAMES = ("ends", "continues")  # within the horizon, after the request
+
+
+def _fitter(context: dg.AssetExecutionContext, family: str, params: tuple, lake: Lake, cohorts: list[date],
+            examples: pd.DataFrame) -> Callable[[int], HorizonResult]:
+    if family != "lstm":
+        return lambda horizon: train_tabular(family, examples, horizon, params[0])
+    config, network = params
+    requests = read_cohort_tables(lake, "continuation_requests", cohorts, "continuation training")
+    prefixes = Prefixes(requests[requests["user_id"].isin(set(examples["user_id"]))], examples, network.max_steps)
+    device = default_device()
+    return lambda horizon: train_prefix_lstm(prefixes, horizon, config, network, device, epoch_logger(
+        "binary", context.log.info, registered_name(family, horizon)))
+
+
+def _log_horizon(result: HorizonResult, title: str) -> str | None:
+    """Metrics, plots, predictions and the model into the active MLflow run; the model's URI (None if untrained)."""
+    for split, m in (("val", result.val_metrics), ("test", result.test_metrics)):
+        mlflow.log_metrics({f"{split}_auc": m["roc_auc"], f"{split}_average_precision": m["average_precision"],
+                            f"{split}_examples": m["examples"], f"{split}_positives": m["positives"]})
+    mlflow.log_metrics({"train_examples": result.train_examples, "train_positives": result.train_positives,
+                        "train_seconds": result.seconds})
+    if result.model is None:
+        mlflow.set_tag("not_trained", result.skipped)
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out, frame = Path(tmp), result.predictions
+        if 0 < frame["y"].sum() < len(frame):
+            plots.plot_roc_comparison({title: (frame["y"].to_numpy() == 1, frame["p"].to_numpy())}, out / "roc.png",
+                                      f"{title}: ROC (test)")
+        if result.history:
+            plots.plot_learning_curves(result.history, out / "learning_curves.png", result.best_epoch, title=title)
+        frame.to_parquet(out / "test_predictions.parquet", index=False)
+        (out / "metrics.json").write_text(json.dumps({"validation": result.val_metrics, "test": result.test_metrics}))
+        mlflow.log_artifacts(str(out))
+    if result.family == "lstm":
+        rows = result.validation
+        sample = PrefixDataset(rows.prefixes, rows.index[:4], rows.y, result.normalization)
+        return log_torch_model(result, collate([sample[i] for i in range(len(sample))]))
+    return log_sklearn_like_model(result, result.validation.kpi.head(50),
+                                  "sklearn" if result.family == "logreg" else "xgboost")
+
+
+def _sanity(results: dict[int, HorizonResult], assessments: dict[int, Assessment]) -> dg.AssetCheckResult:
+    """Finite weights and finite validation probabilities in [0, 1] at every trained horizon, with the evidence
+    rule's verdict; the test split is reported, never judged."""
+    passed, lines = True, []
+    for h, r in results.items():
+        if r.model is None:
+            lines.append(f"{h} min: not trained ({r.skipped})")
+            continue
+        finite = finite_weights(r.model) and finite_probabilities(r.val_proba)
+        passed &= finite
+        lines.append(f"{h} min: weights and validation probabilities finite: {finite}; {assessments[h].reason}")
+    return check("model_sane", passed, "; ".join(lines))
+
+
+def _assess(result: HorizonResult, policy: EvidencePolicy) -> Assessment:
+    if result.model is None:
+        return Assessment(False, float("nan"), float("nan"), (), f"not trained: {result.skipped}")
+    result.validation.policy = policy  # the champion is judged on the same evidence
+    return assess(policy, AUC, result.validation.y if isinstance(result.validation, EvaluationRows)
+                  else result.validation.y[result.validation.index], result.val_proba, CLASS_NAMES)
+
+
+def _register(mlflow_res: MlflowResource, context, family: str, h: int, result: HorizonResult, run_id: str,
+              model_uri: str | None, assessment: Assessment, sane: bool, cohorts: str) -> Promotion:
+    name = registered_name(family, h)
+    if result.model is None:
+        return not_registered(mlflow_res, name, run_id, assessment.reason)
+    return register_and_promote(
+        mlflow_res, name, run_id, model_uri, assessment, sane, {
+            "val_auc": assessment.score, "test_auc": result.test_auc, "model_sane": sane, "cohorts": cohorts,
+            "horizon_min": h, "dagster_run_id": context.run.run_id},
+        lambda version: promote(mlflow_res, version, Candidate(name, family, result.model, result.normalization),
+                                result.validation))
+
+
+def _write_outputs(folder: Path, summary: dict, predictions: pd.DataFrame) -> None:
+    """The asset's own files, for the report: every horizon's metrics and test predictions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=float))
+    with atomic_path(folder / "test_predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+
+
+def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, params: tuple, lake: Lake,
+                 mlflow_res: MlflowResource) -> Iterator:
+    mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
+    window = training_cohorts(cohort)
+    examples = read_cohort_tables(lake, "continuation_examples", window, "continuation training")
+    folder = lake.model(asset_name(family), cohort)
+    if examples.empty:
+        _write_outputs(folder, {"family": family, "cohorts": [], "horizons": {}}, pd.DataFrame())
+        yield dg.MaterializeResult(check_results=[check(
+            "model_sane", True, f"nothing trained: no continuation example in the cohorts {window[0]} .. {window[-1]}")])
+        return
+    cohorts = ",".join(sorted({str(c)[:10] for c in examples["cohort_day"]}))
+    fit_horizon = _fitter(context, family, params, lake, window, examples)
+    param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
+    tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
+    results, runs = {}, {}
+    with training_step(context):
+        for h in HORIZONS_MIN:
+            name = registered_name(family, h)
+            with mlflow_res.start_run(context, f"{name} {cohort}", {**tags, "horizon_min": str(h)}) as run:
+                mlflow.log_params({**param_values, "family": family, "horizon_min": h})
+                results[h] = fit_horizon(h)
+                uri = _log_horizon(results[h], f"{FAMILIES[family][0]}, {h} min")
+                runs[h] = (run.info.run_id, uri, mlflow_res.run_url(run.info.run_id))
+    assessments = {h: _assess(r, mlflow_res.evidence_policy) for h, r in results.items()}
+    sanity = _sanity(results, assessments)
+    registered = {h: _register(mlflow_res, context, family, h, r, runs[h][0], runs[h][1], assessments[h],
+                               sanity.passed, cohorts) for h, r in results.items()}
+    for promotion in registered.values():
+        context.log.info(f"{promotion.name} {promotion.describe()}")
+    summary = {"family": family, "cohorts": cohorts.split(","), "params": param_values, "horizons": {
+        str(h): {"validation": r.val_metrics, "test": r.test_metrics, "skipped": r.skipped,
+                 "train_examples": r.train_examples, "train_positives": r.train_positives, "seconds": r.seconds,
+                 "best_epoch": r.best_epoch, "history": r.history, "mlflow_run": runs[h][2],
+                 "registered_version": registered[h].version, "champion": registered[h].promoted,
+                 "champion_decision": registered[h].describe()}
+        for h, r in results.items()}}
+    _write_outputs(folder, summary, pd.concat([r.predictions.assign(horizon_min=h) for h, r in results.items()],
+                                              ignore_index=True))
+    rows = [(h, r.train_examples, r.train_positives, r.test_metrics["examples"], r.test_metrics["positives"],
+             r.val_metrics["roc_auc"], r.test_auc, r.test_metrics["average_precision"], round(r.seconds, 1),
+             r.skipped or "trained") for h, r in results.items()]
+    yield dg.MaterializeResult(metadata={
+        "metrics": table(["horizon (min)", "train examples", "train positives", "test examples", "test positives",
+                          "val AUC", "test AUC", "test average precision", "seconds", "status"], rows),
+        **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h][2]) for h in results},
+        "champion": dg.MetadataValue.md("\n".join(
+            f"- {registered_name(family, h)}: {p.describe()}" for h, p in registered.items())),
+        "cohorts": dg.MetadataValue.text(cohorts),
+    }, check_results=[sanity])

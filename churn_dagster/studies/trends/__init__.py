@@ -1,0 +1,3 @@
+"""Engagement trends (DIGMN, WSDM 2023): trend labels, period-1 inputs, session intents, seven
+models for two tasks, and their report.
+"""
