@@ -30,20 +30,19 @@ from churn_dagster.studies.case_study.names import (
     registered_name,
 )
 from churn_dagster.studies.case_study.sql.data import features_path, labels_path
+from churn_dagster.training.kit import RegistryCandidate, Unit, train_and_register
 from churn_dagster.training.ml import plots
 from churn_dagster.training.ml.champions import Candidate, EvaluationRows
 from churn_dagster.training.ml.evidence import AUC, Assessment, assess
 from churn_dagster.training.ml.metrics import flatten_metrics
-from churn_dagster.training.registry import promote, register_and_promote
-from churn_dagster.training.step import training_step
+from churn_dagster.training.registry import promote
 
 STUDY_TAG = {"study": "case_study"}
 
 
-def _log_variant(result: cs.VariantResult, params: dict, title: str, sample: pd.DataFrame) -> str:
-    """Params, metrics, plots, test predictions and the fitted Pipeline into the active MLflow run; the model URI
+def _log_variant(result: cs.VariantResult, title: str, sample: pd.DataFrame) -> str:
+    """Metrics, plots, test predictions and the fitted Pipeline into the active MLflow run; the model URI
     (``sample``: input rows for the model's signature and example)."""
-    mlflow.log_params(params)
     mlflow.log_metrics({"train_rows": result.train_rows, "train_actives": result.train_actives,
                         "original_train_actives": result.original_train_actives, "train_seconds": result.seconds,
                         **flatten_metrics(result.val_metrics, "val_"), **flatten_metrics(result.test_metrics, "test_")})
@@ -124,32 +123,34 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
         return
     validation = d.X[d.rows("validation")]
     params = {**{k: str(v) for k, v in vars(model_settings).items()}, **vars(upsampling), "family": family}
-    results, urls, logged = {}, {}, {}
-    with training_step(context):
-        for variant in cs.VARIANTS:
-            name = registered_name(family, variant)
-            tags = {**STUDY_TAG, "family": family, "variant": variant, "registered_model": name}
-            with mlflow_res.start_run(context, f"{name} ({variant})", tags) as run:
-                results[variant] = cs.run_variant(family, model_settings, upsampling, d, variant)
-                model_uri = _log_variant(results[variant], {**params, "variant": variant},
-                                         f"{FAMILY_LABELS[family]} ({variant})", validation.head(50))
-                logged[variant] = (run.info.run_id, model_uri)
-                urls[variant] = mlflow_res.run_url(run.info.run_id)
+    units = [Unit(variant, f"{registered_name(family, variant)} ({variant})",
+                  {**STUDY_TAG, "family": family, "variant": variant, "registered_model": registered_name(family, variant)},
+                  {**params, "variant": variant}) for variant in cs.VARIANTS]
     rows = EvaluationRows(target="binary", y=d.y[d.rows("validation")], kpi=validation, policy=mlflow_res.evidence_policy)
-    assessments = {v: assess(rows.policy, AUC, rows.y, cs.proba_active(r.model, validation), ("inactive", "active"))
-                   for v, r in results.items()}
-    sanity = _sane(results, validation, assessments)
-    promotions = {}
-    for variant, result in results.items():
-        name = registered_name(family, variant)
-        run_id, model_uri = logged[variant]
-        promotions[variant] = register_and_promote(
-            mlflow_res, name, run_id, model_uri, assessments[variant], sanity.passed, {
-                "val_auc": assessments[variant].score, "test_auc": result.test_metrics["roc_auc"],
-                "model_sane": sanity.passed, "dagster_run_id": context.run.run_id},
-            lambda version, name=name, result=result: promote(mlflow_res, version, Candidate(name, family, result.model),
-                                                              rows))
-        context.log.info(f"{name} {promotions[variant].describe()}")
+
+    def log(unit: Unit, result: cs.VariantResult) -> str:
+        return _log_variant(result, f"{FAMILY_LABELS[family]} ({unit.key})", validation.head(50))
+
+    def candidates(logged: dict) -> list[RegistryCandidate]:
+        offered = []
+        for variant, unit in logged.items():
+            name, result = registered_name(family, variant), unit.result
+            assessment = assess(rows.policy, AUC, rows.y, cs.proba_active(result.model, validation), ("inactive", "active"))
+            offered.append(RegistryCandidate(
+                name, unit, assessment, {"val_auc": assessment.score, "test_auc": result.test_metrics["roc_auc"]},
+                lambda version, name=name, result=result: promote(mlflow_res, version, Candidate(name, family, result.model),
+                                                                  rows)))
+        return offered
+
+    def sanity(logged: dict, offered: list[RegistryCandidate]) -> dg.AssetCheckResult:
+        return _sane({k: u.result for k, u in logged.items()}, validation,
+                     {c.logged.unit.key: c.assessment for c in offered})
+
+    trained = train_and_register(context, mlflow_res, units, lambda unit: cs.run_variant(
+        family, model_settings, upsampling, d, unit.key), log, candidates, sanity)
+    results = {k: u.result for k, u in trained.units.items()}
+    urls = {k: u.url for k, u in trained.units.items()}
+    promotions = {k: trained.promotions[registered_name(family, k)] for k in results}
     _write_outputs(model_folder(lake, family), {
         "family": family, "params": params,
         "registered": {v: {"name": p.name, "version": p.version, "champion": p.promoted, "decision": p.describe()}
@@ -166,5 +167,5 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
                   "users": table(["split", "users", "active share"],
                                  [(s, int(d.rows(s).sum()), float(d.y[d.rows(s)].mean()))
                                   for s in ("train", "validation", "test")])},
-        check_results=[sanity],
+        check_results=[trained.sanity],
     )

@@ -27,14 +27,14 @@ from churn_dagster.studies.churn.ml.experiments import (
     sequence_experiment,
 )
 from churn_dagster.studies.churn.mlflow_outputs import log_result, write_model_outputs
+from churn_dagster.training.kit import RegistryCandidate, Unit, train_and_register
 from churn_dagster.training.ml.champions import Candidate
 from churn_dagster.training.ml.evidence import AUC, Assessment, EvidencePolicy, assess
 from churn_dagster.training.ml.metrics import BINARY_NAMES, headline_auc
 from churn_dagster.training.ml.sanity import finite_probabilities, finite_weights
 from churn_dagster.training.ml.train import default_device
-from churn_dagster.training.mlflow_logging import epoch_logger, log_params, log_sklearn_like_model, log_torch_model
-from churn_dagster.training.registry import promote, register_and_promote
-from churn_dagster.training.step import training_step
+from churn_dagster.training.mlflow_logging import epoch_logger, log_sklearn_like_model, log_torch_model
+from churn_dagster.training.registry import promote
 
 
 def _summary_rows(results: dict[str, SchemeResult], target: str) -> list[tuple]:
@@ -71,39 +71,40 @@ def _assess(result: SchemeResult, family: str, target: str, policy: EvidencePoli
 
 def _train_and_register(context, family: str, target: str, cohort: date, runs: list[Protocol], mlflow_res: MlflowResource,
                         params: dict, run_scheme, log_model, lake: Lake) -> Iterator:
-    """Every protocol in its own MLflow run; the random-split model is registered if the evidence rule allows
-    and then goes through the champion rule."""
+    """Every protocol in its own MLflow run; the random-split model is the registry's candidate (the training
+    kit's evidence and champion rules)."""
     name = model_name(family, target)
-    results, urls, model_uri, run_id = {}, {}, None, None
     window = runs[0].cohorts
     tags = {"cohorts": ",".join(c.isoformat() for c in window), "family": family, "target": target,
             "partition": cohort.isoformat()}
-    with training_step(context):
-        for protocol in runs:
-            scheme = protocol.scheme
-            cohorts = ",".join(c.isoformat() for c in protocol.train_cohorts)
-            with mlflow_res.start_run(context, f"{name} {cohort} ({scheme})",
-                                      {**tags, "split_scheme": scheme, "train_cohorts": cohorts}) as run:
-                log_params({**params, "family": family, "target": target, "split_scheme": scheme})
-                results[scheme] = run_scheme(protocol)
-                log_result(results[scheme], target, f"{FAMILIES[family][0]} ({scheme})")
-                if scheme == "random":
-                    model_uri, run_id = log_model(results[scheme]), run.info.run_id
-                urls[scheme] = mlflow_res.run_url(run.info.run_id)
-    random = results["random"]
-    random.validation.policy = policy = mlflow_res.evidence_policy  # the champion is judged on the same classes
-    assessment = _assess(random, family, target, policy)
-    sanity = _sanity_check(results, family, assessment)
-    promotion = register_and_promote(
-        mlflow_res, name, run_id, model_uri, assessment, sanity.passed, {
-            "val_auc": assessment.score, "test_auc": headline_auc(target, random.test_metrics),
-            "model_sane": sanity.passed, "cohorts": tags["cohorts"], "partition": cohort.isoformat(),
-            "dagster_run_id": context.run.run_id,
-            "labels_closed": CALENDAR.labels_closed(window[-1]).isoformat(),
-        },
-        lambda version: promote(mlflow_res, version, Candidate(name, family, random.model, random.normalization),
-                                random.validation))
-    context.log.info(f"{name} {promotion.describe()}")
+    units = [Unit(p.scheme, f"{name} {cohort} ({p.scheme})",
+                  {**tags, "split_scheme": p.scheme, "train_cohorts": ",".join(c.isoformat() for c in p.train_cohorts)},
+                  {**params, "family": family, "target": target, "split_scheme": p.scheme}) for p in runs]
+    protocol = {p.scheme: p for p in runs}
+
+    def log(unit: Unit, result: SchemeResult) -> str | None:
+        log_result(result, target, f"{FAMILIES[family][0]} ({unit.key})")
+        return log_model(result) if unit.key == "random" else None
+
+    def candidates(logged: dict) -> list[RegistryCandidate]:
+        random = logged["random"]
+        rows = random.result.validation
+        rows.policy = mlflow_res.evidence_policy  # the champion is judged on the same classes
+        assessment = _assess(random.result, family, target, rows.policy)
+        return [RegistryCandidate(name, random, assessment, {
+            "val_auc": assessment.score, "test_auc": headline_auc(target, random.result.test_metrics),
+            "cohorts": tags["cohorts"], "partition": cohort.isoformat(),
+            "labels_closed": CALENDAR.labels_closed(window[-1]).isoformat()},
+            lambda version: promote(mlflow_res, version, Candidate(name, family, random.result.model,
+                                                                   random.result.normalization), rows))]
+
+    def sanity(logged: dict, offered: list[RegistryCandidate]) -> dg.AssetCheckResult:
+        return _sanity_check({k: u.result for k, u in logged.items()}, family, offered[0].assessment)
+
+    trained = train_and_register(context, mlflow_res, units, lambda unit: run_scheme(protocol[unit.key]), log,
+                                 candidates, sanity)
+    results = {k: u.result for k, u in trained.units.items()}
+    promotion = trained.promotions[name]
     write_model_outputs(lake.model(name, cohort), results, {
         "family": family, "target": target, "registered_version": promotion.version, "champion": promotion.promoted,
         "champion_decision": promotion.describe(), "cohorts": [c.isoformat() for c in window],
@@ -116,7 +117,7 @@ def _train_and_register(context, family: str, target: str, cohort: date, runs: l
                 ["split", "train users", "test users", "val AUC", "test AUC", "test accuracy", "test macro F1", "seconds"],
                 _summary_rows(results, target),
             ),
-            **{f"mlflow_run_{scheme}": dg.MetadataValue.url(url) for scheme, url in urls.items()},
+            **{f"mlflow_run_{scheme}": dg.MetadataValue.url(u.url) for scheme, u in trained.units.items()},
             "registered_model": dg.MetadataValue.text(f"{name} v{promotion.version}" if promotion.version
                                                       else f"{name}: not registered"),
             "champion": dg.MetadataValue.text(promotion.describe()),
@@ -125,7 +126,7 @@ def _train_and_register(context, family: str, target: str, cohort: date, runs: l
                 ",".join(c.isoformat() for c in runs[1].train_cohorts) if len(runs) > 1 else
                 "none yet: no cohort's labels had closed when this cohort's observation window did"),
         },
-        check_results=[sanity],
+        check_results=[trained.sanity],
     )
 
 

@@ -35,6 +35,7 @@ from churn_dagster.studies.continuation.ml.models import (
     train_prefix_lstm,
     train_tabular,
 )
+from churn_dagster.training.kit import Logged, RegistryCandidate, Unit, train_and_register
 from churn_dagster.training.ml import plots
 from churn_dagster.training.ml.champions import Candidate, EvaluationRows
 from churn_dagster.training.ml.evidence import AUC, Assessment, EvidencePolicy, assess
@@ -45,13 +46,7 @@ from churn_dagster.training.mlflow_logging import (
     log_sklearn_like_model,
     log_torch_model,
 )
-from churn_dagster.training.registry import (
-    Promotion,
-    not_registered,
-    promote,
-    register_and_promote,
-)
-from churn_dagster.training.step import training_step
+from churn_dagster.training.registry import promote
 
 CLASS_NAMES = ("ends", "continues")  # within the horizon, after the request
 
@@ -118,17 +113,16 @@ def _assess(result: HorizonResult, policy: EvidencePolicy) -> Assessment:
                   else result.validation.y[result.validation.index], result.val_proba, CLASS_NAMES)
 
 
-def _register(mlflow_res: MlflowResource, context, family: str, h: int, result: HorizonResult, run_id: str,
-              model_uri: str | None, assessment: Assessment, sane: bool, cohorts: str) -> Promotion:
-    name = registered_name(family, h)
-    if result.model is None:
-        return not_registered(mlflow_res, name, run_id, assessment.reason)
-    return register_and_promote(
-        mlflow_res, name, run_id, model_uri, assessment, sane, {
-            "val_auc": assessment.score, "test_auc": result.test_auc, "model_sane": sane, "cohorts": cohorts,
-            "horizon_min": h, "dagster_run_id": context.run.run_id},
+def _candidate(mlflow_res: MlflowResource, family: str, h: int, unit: Logged, cohorts: str) -> RegistryCandidate:
+    """Horizon ``h``'s model as a registry candidate (an untrained horizon is offered as not trained, with why)."""
+    name, result = registered_name(family, h), unit.result
+    assessment = _assess(result, mlflow_res.evidence_policy)
+    return RegistryCandidate(
+        name, unit, assessment, {"val_auc": assessment.score, "test_auc": result.test_auc, "cohorts": cohorts,
+                                 "horizon_min": h},
         lambda version: promote(mlflow_res, version, Candidate(name, family, result.model, result.normalization),
-                                result.validation))
+                                result.validation),
+        trained=result.model is not None)
 
 
 def _write_outputs(folder: Path, summary: dict, predictions: pd.DataFrame) -> None:
@@ -155,25 +149,21 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
     fit_horizon = _fitter(context, family, params, lake, window, examples)
     param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
     tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
-    results, runs = {}, {}
-    with training_step(context):
-        for h in HORIZONS_MIN:
-            name = registered_name(family, h)
-            with mlflow_res.start_run(context, f"{name} {cohort}", {**tags, "horizon_min": str(h)}) as run:
-                mlflow.log_params({**param_values, "family": family, "horizon_min": h})
-                results[h] = fit_horizon(h)
-                uri = _log_horizon(results[h], f"{FAMILIES[family][0]}, {h} min")
-                runs[h] = (run.info.run_id, uri, mlflow_res.run_url(run.info.run_id))
-    assessments = {h: _assess(r, mlflow_res.evidence_policy) for h, r in results.items()}
-    sanity = _sanity(results, assessments)
-    registered = {h: _register(mlflow_res, context, family, h, r, runs[h][0], runs[h][1], assessments[h],
-                               sanity.passed, cohorts) for h, r in results.items()}
-    for promotion in registered.values():
-        context.log.info(f"{promotion.name} {promotion.describe()}")
+    units = [Unit(h, f"{registered_name(family, h)} {cohort}", {**tags, "horizon_min": str(h)},
+                  {**param_values, "family": family, "horizon_min": h}) for h in HORIZONS_MIN]
+    trained = train_and_register(
+        context, mlflow_res, units, lambda unit: fit_horizon(unit.key),
+        lambda unit, result: _log_horizon(result, f"{FAMILIES[family][0]}, {unit.key} min"),
+        lambda logged: [_candidate(mlflow_res, family, h, u, cohorts) for h, u in logged.items()],
+        lambda logged, offered: _sanity({h: u.result for h, u in logged.items()},
+                                        {c.logged.unit.key: c.assessment for c in offered}))
+    results = {h: u.result for h, u in trained.units.items()}
+    runs = {h: u.url for h, u in trained.units.items()}
+    registered = {h: trained.promotions[registered_name(family, h)] for h in results}
     summary = {"family": family, "cohorts": cohorts.split(","), "params": param_values, "horizons": {
         str(h): {"validation": r.val_metrics, "test": r.test_metrics, "skipped": r.skipped,
                  "train_examples": r.train_examples, "train_positives": r.train_positives, "seconds": r.seconds,
-                 "best_epoch": r.best_epoch, "history": r.history, "mlflow_run": runs[h][2],
+                 "best_epoch": r.best_epoch, "history": r.history, "mlflow_run": runs[h],
                  "registered_version": registered[h].version, "champion": registered[h].promoted,
                  "champion_decision": registered[h].describe()}
         for h, r in results.items()}}
@@ -185,8 +175,8 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
     yield dg.MaterializeResult(metadata={
         "metrics": table(["horizon (min)", "train examples", "train positives", "test examples", "test positives",
                           "val AUC", "test AUC", "test average precision", "seconds", "status"], rows),
-        **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h][2]) for h in results},
+        **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h]) for h in results},
         "champion": dg.MetadataValue.md("\n".join(
             f"- {registered_name(family, h)}: {p.describe()}" for h, p in registered.items())),
         "cohorts": dg.MetadataValue.text(cohorts),
-    }, check_results=[sanity])
+    }, check_results=[trained.sanity])

@@ -54,29 +54,23 @@ from churn_dagster.studies.trends.registry import (
     promote_trend,
 )
 from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
+from churn_dagster.training.kit import RegistryCandidate, Unit, log_into, train_and_register
 from churn_dagster.training.ml import plots
-from churn_dagster.training.ml.evidence import Assessment, assess
+from churn_dagster.training.ml.evidence import assess
 from churn_dagster.training.ml.metrics import flatten_metrics
 from churn_dagster.training.ml.sanity import finite_probabilities, finite_weights
 from churn_dagster.training.ml.train import default_device
-from churn_dagster.training.registry import register_and_promote
-from churn_dagster.training.step import training_step
 
 
-def _checks(results: list[TrendResult], best: TrendResult, val_proba: np.ndarray,
-            assessment: Assessment) -> list[dg.AssetCheckResult]:
+def _sanity(results: list[TrendResult], best: TrendResult, val_proba: np.ndarray) -> dg.AssetCheckResult:
     """``model_sane`` (blocking): finite weights for every seed and finite validation probabilities of the seed
-    kept; ``beats_chance`` (a warning): whether the evidence rule found the kept seed better than chance on
-    enough validation users. Validation rows only: the test split is reported, never judged."""
+    kept. Validation rows only: the test split is reported, never judged. (``beats_chance``, a warning beside
+    it, says whether the evidence rule found the kept seed better than chance on enough validation users.)"""
     weights = all(finite_weights(r.model) for r in results)
     probabilities = finite_probabilities(val_proba)
-    return [
-        check("model_sane", weights and probabilities,
-              f"weights finite for every seed: {weights}; validation probabilities of seed {best.seed} finite: "
-              f"{probabilities}"),
-        dg.AssetCheckResult(check_name="beats_chance", passed=assessment.registrable,
-                            severity=dg.AssetCheckSeverity.WARN, description=f"seed {best.seed}: {assessment.reason}"),
-    ]
+    return check("model_sane", weights and probabilities,
+                 f"weights finite for every seed: {weights}; validation probabilities of seed {best.seed} finite: "
+                 f"{probabilities}")
 
 
 def _epoch_logger(context: dg.AssetExecutionContext, name: str, task: str, seed: int):
@@ -145,34 +139,44 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
             "partition": cohort.isoformat()}
     context.log.info(f"{name} {cohort}: {len(data.users)} users of {len(cohorts)} cohorts, {intents.k} intents, "
                      f"seeds {seeds}, on {device}")
-    results, run_ids, title = [], {}, f"{MODEL_LABELS[model_name][0]}, {task}"
-    folder = lake.model(name, cohort)
-    with training_step(context), atomic_dir(folder) as out:
-        for seed in seeds:
-            with mlflow_res.start_run(context, f"{name} {cohort} seed {seed}", {**tags, "seed": str(seed)}) as run:
-                mlflow.log_params({**hyper, "seed": seed, "device": str(device), "users": len(data.users)})
-                result = train_trend_model(model_name, task, data, seed, params, device,
-                                           _epoch_logger(context, name, task, seed))
-                _log_seed(result, title, out)
-            results.append(result)
-            run_ids[seed] = run.info.run_id
-        best = max(results, key=lambda r: np.nan_to_num(r.val_headline, nan=-np.inf))  # seeds chosen on validation
-        with mlflow.start_run(run_id=run_ids[best.seed]):  # the registered model lives in its seed's run
-            model_uri = log_trend_model(best, data, intents)
-        rows, policy = data.rows("validation"), mlflow_res.evidence_policy
-        val_proba = predict(model_name, task, best.model, best.scaling, data, rows)
-        assessment = assess(policy, DECISION_METRICS[task], data.labels(task)[rows], val_proba, CLASS_NAMES[task])
-        sanity, chance = _checks(results, best, val_proba, assessment)
-        promotion = register_and_promote(
-            mlflow_res, name, run_ids[best.seed], model_uri, assessment, sanity.passed, {
-                "val_headline": best.val_headline, "test_headline": best.test_headline, "seed": best.seed,
-                "metric": METRIC_LABELS[HEADLINE[task]], "model_sane": sanity.passed, "cohorts": tags["cohorts"],
-                "inputs": input_signature(model_name, data), "dagster_run_id": context.run.run_id,
-            },
-            lambda version: promote_trend(mlflow_res, name, version, best, data, policy))
-        context.log.info(f"{name} {promotion.describe()}")
+    title, folder, policy = f"{MODEL_LABELS[model_name][0]}, {task}", lake.model(name, cohort), mlflow_res.evidence_policy
+    units = [Unit(seed, f"{name} {cohort} seed {seed}", {**tags, "seed": str(seed)},
+                  {**hyper, "seed": seed, "device": str(device), "users": len(data.users)}) for seed in seeds]
+    chance: list[dg.AssetCheckResult] = []
+
+    def fit(unit: Unit) -> TrendResult:
+        return train_trend_model(model_name, task, data, unit.key, params, device,
+                                 _epoch_logger(context, name, task, unit.key))
+
+    def candidates(logged: dict) -> list[RegistryCandidate]:
+        # The seed is chosen on validation; its model is logged into its own run.
+        best = max((u.result for u in logged.values()), key=lambda r: np.nan_to_num(r.val_headline, nan=-np.inf))
+        unit = logged[best.seed]
+        unit.model_uri = log_into(unit.run_id, lambda: log_trend_model(best, data, intents))
+        rows = data.rows("validation")
+        val_proba[:] = [predict(model_name, task, best.model, best.scaling, data, rows)]
+        assessment = assess(policy, DECISION_METRICS[task], data.labels(task)[rows], val_proba[0], CLASS_NAMES[task])
+        chance.append(dg.AssetCheckResult(check_name="beats_chance", passed=assessment.registrable,
+                                          severity=dg.AssetCheckSeverity.WARN,
+                                          description=f"seed {best.seed}: {assessment.reason}"))
+        return [RegistryCandidate(name, unit, assessment, {
+            "val_headline": best.val_headline, "test_headline": best.test_headline, "seed": best.seed,
+            "metric": METRIC_LABELS[HEADLINE[task]], "cohorts": tags["cohorts"],
+            "inputs": input_signature(model_name, data)},
+            lambda version: promote_trend(mlflow_res, name, version, best, data, policy))]
+
+    def sanity(logged: dict, offered: list[RegistryCandidate]) -> dg.AssetCheckResult:
+        return _sanity([u.result for u in logged.values()], offered[0].logged.result, val_proba[0])
+
+    val_proba: list = []
+    with atomic_dir(folder) as out:
+        trained = train_and_register(context, mlflow_res, units, fit,
+                                     lambda unit, result: _log_seed(result, title, out), candidates, sanity)
+        results = [u.result for u in trained.units.values()]
+        best = trained.candidates[0].logged.result
+        promotion = trained.promotions[name]
         summary = summarize(results)
-        urls = {seed: mlflow_res.run_url(run_id) for seed, run_id in run_ids.items()}
+        urls = {seed: u.url for seed, u in trained.units.items()}
         (out / "summary.json").write_text(json.dumps({
             "model": model_name, "task": task, "cohorts": [c.isoformat() for c in cohorts],
             "summary": summary.to_dict("records")[0], "best_seed": best.seed,
@@ -197,5 +201,5 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
             "cohorts": dg.MetadataValue.text(tags["cohorts"]),
             "path": dg.MetadataValue.path(str(folder / "summary.json")),
         },
-        check_results=[sanity, chance],
+        check_results=[trained.sanity, *chance],
     )
