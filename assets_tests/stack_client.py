@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from mlflow import MlflowClient
 
-from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.settings import settings_from_env
 
 LOCATION = {"repositoryLocationName": "churn_dagster", "repositoryName": "__repository__"}
 LAUNCH = """
@@ -113,9 +113,9 @@ def launch_data_graph_and_one_model(api: DagsterGraphQL) -> dict[str, str]:
     (2 epochs), one run after the other; the run id of each job."""
     steps = [
         ("raw_snapshots_job", {}, None, None),
-        ("daily_ingest_job", partition_range(CALENDAR.first_day, CALENDAR.last_day), None, None),
-        ("cohort_features_job", partition_range(CALENDAR.first_day, CALENDAR.last_labelled_cohort), None, None),
-        ("training_job", {"dagster/partition": CALENDAR.last_labelled_cohort.isoformat()},
+        ("daily_ingest_job", partition_range(settings_from_env().calendar.first_day, settings_from_env().calendar.last_day), None, None),
+        ("cohort_features_job", partition_range(settings_from_env().calendar.first_day, settings_from_env().calendar.last_labelled_cohort), None, None),
+        ("training_job", {"dagster/partition": settings_from_env().calendar.last_labelled_cohort.isoformat()},
          {"ops": {"lstm_churn": {"config": {"epochs": 2}}}}, ["lstm_churn"]),
     ]
     return {job: api.run_to_success(job, tags, config, assets) for job, tags, config, assets in steps}

@@ -9,15 +9,22 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 
-from churn_dagster.automation.landing import landing_sensor
-from churn_dagster.automation.retrain import daily_retrain_schedule
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.studies.churn.config import FAMILIES, model_name
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days
+
+
+def landing_sensor(context):
+    """The code location's landing sensor (built with the settings of the environment now), evaluated."""
+    return build_definitions().get_sensor_def("landing_sensor")(context)
+
+
+def daily_retrain_schedule(context):
+    """The code location's daily retrain schedule (built with the settings of the environment now), evaluated."""
+    return build_definitions().get_schedule_def("daily_retrain_schedule")(context)
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
 OBSERVATION_ASSETS = ("sessions", "static_features", "kpi_features")
@@ -36,7 +43,7 @@ class Operator:
         self.landing = root / "landing"
         generate(self.source, users=8_000, seed=3)
         self.resources = resources_for(self.landing, root)
-        self.defs = build_definitions(self.resources)
+        self.defs = build_definitions(resources=self.resources)
         (root / "dagster_home").mkdir()
         self.instance = dg.DagsterInstance.local_temp(str(root / "dagster_home"))
         self.cursor = None

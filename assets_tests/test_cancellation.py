@@ -82,11 +82,10 @@ def test_a_training_step_uses_the_configured_torch_threads_and_restores_them(mon
 
     # What training_step reads of an AssetExecutionContext; the watcher's status polls fail and mean "go on".
     context = SimpleNamespace(instance=None, run=SimpleNamespace(run_id="r"))
-    monkeypatch.setenv("CHURN_TORCH_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with training_step(context):
+        with training_step(context, 1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     finally:

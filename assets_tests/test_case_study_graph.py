@@ -12,8 +12,9 @@ import pytest
 from conftest import CALENDAR, resources_for
 from mlflow import MlflowClient
 
-from churn_dagster.definitions import build_definitions, defs
+from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import Step, data_graph_steps, run_steps, select_steps, whole_graph_steps
+from churn_dagster.settings import settings_from_env
 from churn_dagster.studies.case_study.ml import models as cs
 from churn_dagster.studies.case_study.ml import report
 from churn_dagster.studies.case_study.models import FAMILIES
@@ -32,7 +33,7 @@ def materialized(tmp_path_factory):
     # default), so that the registry's path is exercised; the rule itself is tested in test_champions.py.
     resources = resources_for(root / "source", root, min_validation_users=15)
     with dg.DagsterInstance.ephemeral() as instance:
-        code_location = build_definitions(resources)
+        code_location = build_definitions(resources=resources)
         # only what the case study reads from the data graph (user_splits comes with label_scores, one multi-asset)
         upstream = select_steps(code_location, data_graph_steps(CALENDAR), " or ".join(f"key:{k}" for k in (
             "raw_user_demographics", "raw_impressions", "user_day_activity", "cohort_users", "user_splits", "label_scores")))
@@ -101,17 +102,17 @@ def test_the_report_puts_ours_beside_theirs(materialized):
 
 
 def test_the_cli_runs_the_case_study_and_select_reaches_it():
-    steps = whole_graph_steps(CALENDAR)
+    steps = whole_graph_steps(settings_from_env())
     jobs = [s.job for s in steps]
     assert jobs.index("case_study_job") > jobs.index("training_job")  # after the churn models, never holding them
-    (only,) = select_steps(defs, steps, "group:case_study")
+    (only,) = select_steps(build_definitions(), steps, "group:case_study")
     assert only.job == "case_study_job" and only.first is None and {k.to_user_string() for k in only.assets} == GROUP
-    (svm,) = select_steps(defs, steps, "key:case_study_svm")
+    (svm,) = select_steps(build_definitions(), steps, "key:case_study_svm")
     assert svm.assets == {dg.AssetKey("case_study_svm")}
 
 
 def _upstream_keys(asset: str, parent: str) -> list[str]:
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions().resolve_asset_graph()
     mapping = graph.get_partition_mapping(dg.AssetKey(asset), dg.AssetKey(parent))
     upstream = graph.get(dg.AssetKey(parent)).partitions_def
     result = mapping.get_upstream_mapped_partitions_result_for_partitions(None, None, upstream)
@@ -122,7 +123,7 @@ def test_the_lineage_shows_the_days_read_and_training_is_in_the_gpu_pool():
     assert _upstream_keys("case_study_features", "user_day_activity") == [f"2019-11-{d:02d}" for d in range(1, 11)]
     assert _upstream_keys("case_study_labels", "user_day_activity") == [f"2019-11-{d:02d}" for d in range(11, 31)]
     assert _upstream_keys("case_study_labels", "user_splits") == [f"2019-11-{d:02d}" for d in range(1, 11)]
-    graph = defs.resolve_asset_graph()
+    graph = build_definitions().resolve_asset_graph()
     assert list(FAMILIES) == list(cs.FAMILIES) == list(report.FAMILY_LABELS)  # one asset per family the ml code knows
     for family in FAMILIES:
         assert graph.get(dg.AssetKey(asset_name(family))).pools == {"gpu"}
@@ -133,7 +134,7 @@ def test_hyperparameters_are_run_config_with_the_case_studys_defaults():
 
     config = {"ops": {"case_study_mlp": {"config": {"hidden_layers": [16, 8], "upsample_factor": 3}},
                       "case_study_svm": {"config": {"C": 0.1, "calibration_folds": 5}}}}
-    assert dg.validate_run_config(defs.resolve_job_def("case_study_job"), config)
+    assert dg.validate_run_config(build_definitions().resolve_job_def("case_study_job"), config)
     mlp, upsampling = hyperparameters("mlp", CONFIG_CLASSES["mlp"](hidden_layers=[16, 8], upsample_factor=3))
     assert (mlp.hidden_layers, mlp.max_epochs, upsampling.upsample_factor, upsampling.seed) == ([16, 8], 30, 3, 42)
     assert hyperparameters("mlp", CONFIG_CLASSES["mlp"]())[0].hidden_layers == [28, 10, 6]  # theirs: 28-10-6
@@ -147,7 +148,7 @@ def test_a_second_training_is_compared_with_the_registered_champion(materialized
     step = Step("case_study_job", run_config={"ops": {"case_study_decision_tree": {"config": {"max_depth": 1}}}},
                 assets=frozenset({dg.AssetKey("case_study_decision_tree")}))
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(resources_for(root / "source", root, min_validation_users=15)), instance, [step],
+        run_steps(build_definitions(resources=resources_for(root / "source", root, min_validation_users=15)), instance, [step],
                   echo=lambda _: None)
     client = MlflowClient(mlflow.tracking_uri)
     for variant in ("plain", "upsampled"):

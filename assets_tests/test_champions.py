@@ -190,6 +190,8 @@ def _result(model, test_labels_flipped: bool = False) -> SchemeResult:
 
 
 def _asset_for(model, resource, tmp_path, test_labels_flipped: bool = False):
+    from churn_dagster.core.partitions import Partitions
+    from churn_dagster.settings import settings_from_env
     from churn_dagster.storage.lake import Lake
     from churn_dagster.studies.churn.training import _train_and_register
 
@@ -200,7 +202,8 @@ def _asset_for(model, resource, tmp_path, test_labels_flipped: bool = False):
         from churn_dagster.studies.churn import training as model_training
 
         yield from _train_and_register(
-            context, "logreg", "binary", day, [Protocol("random", (day,), (day,))], resource, {},
+            context, Partitions(settings_from_env({})), "logreg", "binary", day, [Protocol("random", (day,), (day,))],
+            resource, {},
             lambda protocol: _result(model, test_labels_flipped),
             lambda r: model_training.log_sklearn_like_model(r, X.head(5), "sklearn"), Lake(tmp_path / "lake"))
 

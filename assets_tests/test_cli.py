@@ -15,10 +15,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 
 from churn_dagster import cli
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
@@ -34,7 +33,7 @@ def prepared(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli")
     generate(root / "source", users=300, seed=2)
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(resources_for(root / "source", root)), instance, data_graph_steps(CALENDAR),
+        run_steps(build_definitions(resources=resources_for(root / "source", root)), instance, data_graph_steps(CALENDAR),
                   echo=lambda _: None)
     return root
 

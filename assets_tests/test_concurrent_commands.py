@@ -21,10 +21,11 @@ import dagster as dg
 import pytest
 from local_servers import free_port
 
-from churn_dagster.definitions import defs as code_location
+from churn_dagster.definitions import build_definitions
 from churn_dagster.errors import RunFailed
 from churn_dagster.runs import launch, servers
 from churn_dagster.runs.runner import Step
+from churn_dagster.settings import settings_from_env
 from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +167,9 @@ def test_a_launch_that_outlasts_the_client_is_followed_to_its_end(home, tmp_path
                              assets=frozenset({dg.AssetKey("raw_creator_stats")}))]
     lines: list[str] = []
     with dg.DagsterInstance.get() as instance:
-        run_ids = launch.launch_steps(steps, instance, home, code_location, echo=lines.append)
+        settings = settings_from_env()
+        run_ids = launch.launch_steps(steps, instance, home, build_definitions(settings), settings, os.environ,
+                                      echo=lines.append)
         runs = instance.get_runs()
         assert sorted(r.run_id for r in runs) == sorted(run_ids)  # one run per step: none sent twice
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
@@ -209,7 +212,7 @@ def test_a_port_taken_by_another_server_is_never_mistaken_for_ours(kind, request
     candidates = iter([taken])
     monkeypatch.setattr(servers, "_free_port", lambda: next(candidates, None) or free_port())
     lines: list[str] = []
-    with servers.own_webserver(home, echo=lines.append) as server:
+    with servers.own_webserver(home, os.environ, echo=lines.append) as server:
         assert server.port != taken
         assert servers.location_state(server) == ""
         with pytest.raises(DagsterGraphQLClientError) as unknown:  # our server's answer, at our path prefix

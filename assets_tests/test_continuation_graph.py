@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 from mlflow import MlflowClient
 
-from churn_dagster.core.partitions import CALENDAR, training_cohorts
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import Step, run_steps
+from churn_dagster.settings import settings_from_env
 from churn_dagster.studies.continuation.config import FAMILIES, asset_name, epoch_cap_config, registered_name
 from churn_dagster.studies.continuation.sql.examples import HORIZONS_MIN
 from churn_dagster.synth.generator import generate
@@ -37,7 +38,7 @@ def materialized(tmp_path_factory):
     root = tmp_path_factory.mktemp("continuation_graph")
     generate(root / "source", users=2_500, seed=3)
     resources = resources_for(root / "source", root)
-    window = training_cohorts(LAST)
+    window = Partitions(settings_from_env()).training_cohorts(LAST)
     config = epoch_cap_config(2)
     config["ops"].update({asset_name("xgboost"): {"config": {"n_estimators": 100, "n_jobs": 1}}})
     steps = [
@@ -49,7 +50,7 @@ def materialized(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         with dg.DagsterInstance.ephemeral() as instance:
-            run_ids = run_steps(build_definitions(resources), instance, steps, echo=lambda _: None)
+            run_ids = run_steps(build_definitions(resources=resources), instance, steps, echo=lambda _: None)
             checks = [r.dagster_event.event_specific_data for run_id in run_ids
                       for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
             report = instance.get_latest_materialization_event(dg.AssetKey("continuation_report"))
@@ -112,7 +113,7 @@ def test_the_report_lists_every_model_and_horizon(materialized):
     metadata = report.asset_materialization.metadata
     assert len(metadata["auc_by_model_and_horizon"].value.records) == len(table)
     metrics = json.loads((data / "models" / "continuation_lstm" / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
-    assert metrics["cohorts"] == [c.isoformat() for c in training_cohorts(LAST)]
+    assert metrics["cohorts"] == [c.isoformat() for c in Partitions(settings_from_env()).training_cohorts(LAST)]
 
 
 
@@ -125,7 +126,7 @@ def test_a_registered_lstm_scores_as_it_did_in_training(materialized):
     from churn_dagster.training.registry import load_version, register_version
 
     data, mlflow, _, _, _ = materialized
-    window, lake = training_cohorts(LAST), Lake(data)
+    window, lake = Partitions(settings_from_env()).training_cohorts(LAST), Lake(data)
     folder = data / "models" / "continuation_lstm" / f"cohort={LAST.isoformat()}"
     metrics = json.loads((folder / "metrics.json").read_text())
     logged = pd.read_parquet(folder / "test_predictions.parquet").query("horizon_min == 10")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import dagster as dg
 import pytest
 
-from churn_dagster.definitions import defs
+from churn_dagster.core.partitions import Partitions
+from churn_dagster.definitions import build_definitions, defs
+from churn_dagster.settings import settings_from_env
 
+DEFS = build_definitions(settings_from_env({}))
 TREND_MODELS = ("logreg", "xgboost", "mlp", "activity_lstm", "multichannel", "digmn", "digmn_static")
 EXPECTED_UPSTREAM = {
     "raw_impressions": set(),
@@ -69,7 +74,7 @@ EXPECTED_UPSTREAM = {
 
 @pytest.fixture(scope="module")
 def graph():
-    return defs.resolve_asset_graph()
+    return DEFS.resolve_asset_graph()
 
 
 def test_asset_graph_snapshot(graph):
@@ -185,12 +190,37 @@ def test_training_assets_share_the_gpu_pool(graph):
 def test_jobs_load():
     for job in ("raw_snapshots_job", "daily_ingest_job", "cohort_features_job", "trend_data_job", "training_job",
                 "trend_training_job", "continuation_job"):
-        assert defs.resolve_job_def(job).name == job
+        assert DEFS.resolve_job_def(job).name == job
 
 
 def test_automation_is_on_by_default():
-    assert {s.name: s.default_status for s in defs.sensors} == {
+    assert {s.name: s.default_status for s in DEFS.sensors} == {
         "landing_sensor": dg.DefaultSensorStatus.RUNNING, "cohort_automation": dg.DefaultSensorStatus.RUNNING}
-    (schedule,) = defs.schedules
+    (schedule,) = DEFS.schedules
     assert (schedule.name, schedule.cron_schedule, schedule.execution_timezone) == (
         "daily_retrain_schedule", "0 6 * * *", "Asia/Shanghai")
+
+
+def test_two_settings_give_two_code_locations_in_one_process(tmp_path):
+    """Nothing is read from the environment or kept in a module global: a 21-day log with 10-day windows and the
+    published 30-day one, built one after the other, keep their own partitions, mappings and resources."""
+    short = settings_from_env({"CHURN_LAST_DAY": "2019-11-21", "CHURN_OBSERVATION_DAYS": "7", "CHURN_TRAINING_COHORTS": "3",
+                               "CHURN_DATA_DIR": str(tmp_path / "short")})
+    published = settings_from_env({"CHURN_DATA_DIR": str(tmp_path / "published")})
+    a, b = build_definitions(short), build_definitions(published)
+    cohorts = lambda d: d.resolve_assets_def("cohort_users").partitions_def.get_partition_keys()  # noqa: E731
+    # 21 days, 7 + 7 days: cohorts 11-01 .. 11-08; 30 days, 14 + 7: 11-01 .. 11-10.
+    assert (cohorts(a)[0], cohorts(a)[-1], cohorts(b)[-1]) == ("2019-11-01", "2019-11-08", "2019-11-10")
+    assert a.resolve_assets_def("raw_impressions").partitions_def.get_partition_keys()[-1] == "2019-11-21"
+    assert b.resolve_assets_def("raw_impressions").partitions_def.get_partition_keys()[-1] == "2019-11-30"
+    assert Partitions(short).training_cohorts(date(2019, 11, 8)) == [date(2019, 11, d) for d in (6, 7, 8)]
+    assert a.resources["lake"].data_dir == str(tmp_path / "short") and b.resources["lake"].data_dir == str(
+        tmp_path / "published")
+    # Still the first: building the second changed nothing of it.
+    assert cohorts(a)[-1] == "2019-11-08"
+
+
+def test_dagster_loads_the_code_location_lazily_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHURN_DATA_DIR", str(tmp_path))
+    loaded = defs()
+    assert loaded.resources["lake"].data_dir == dg.EnvVar("CHURN_DATA_DIR")

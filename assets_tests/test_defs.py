@@ -239,6 +239,6 @@ def test_snapshot_is_deterministic(current, tmp_path):
 
 
 if __name__ == "__main__":  # the fresh interpreter of take_snapshot
-    from churn_dagster.definitions import defs
+    from churn_dagster.definitions import build_definitions
 
-    Path(sys.argv[1]).write_text(snapshot_text(defs))
+    Path(sys.argv[1]).write_text(snapshot_text(build_definitions()))

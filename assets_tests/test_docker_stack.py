@@ -27,13 +27,13 @@ from compose_stack import (
     in_data_volume,
     torch_wheel,
 )
+from conftest import CALENDAR
 from stack_client import (
     check_lstm_training_in_mlflow,
     launch_data_graph_and_one_model,
     partition_range,
 )
 
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.synth.generator import generate
 
 pytestmark = pytest.mark.stack

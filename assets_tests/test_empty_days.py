@@ -15,9 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
@@ -43,7 +42,7 @@ def _run(source: Path, root: Path):
     partitions per asset)."""
     resources = resources_for(source, root)
     with dg.DagsterInstance.ephemeral() as instance:
-        run_ids = run_steps(build_definitions(resources), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
+        run_ids = run_steps(build_definitions(resources=resources), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
         checks = [e.dagster_event.event_specific_data for r in run_ids
                   for e in instance.all_logs(r, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
         meta = {name: {r.asset_materialization.partition: r.asset_materialization.metadata

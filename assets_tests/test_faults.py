@@ -16,14 +16,15 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 from local_servers import free_port
 
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import LakeResource
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
+from churn_dagster.settings import settings_from_env
 from churn_dagster.studies.churn import models as model_assets
 from churn_dagster.synth.generator import generate
 
@@ -46,7 +47,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 def materialize_data_graph(source: Path, root: Path) -> Path:
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(resources_for(source, root)), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
+        run_steps(build_definitions(resources=resources_for(source, root)), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
     return root / "data"
 
 
@@ -120,8 +121,7 @@ def test_parallel_backfill_of_seven_cohorts_equals_the_single_run(source, refere
 
 
 def test_unreachable_mlflow_fails_clearly_after_retries(tmp_path, monkeypatch):
-    monkeypatch.setattr(model_assets, "RETRY_DELAY_SECONDS", 0.1)
-    asset = model_assets.build_model_asset("logreg", "binary")  # the retry policy as configured, fast
+    asset = model_assets.build_model_asset(Partitions(settings_from_env({"CHURN_TRAINING_RETRY_DELAY_SECONDS": "0.1"})), "logreg", "binary")  # the retry policy as configured, fast
     dead = MlflowResource(tracking_uri=f"http://127.0.0.1:{free_port()}")
     lake = LakeResource(data_dir=str(tmp_path / "data"))
     with dg.DagsterInstance.ephemeral() as instance:

@@ -11,11 +11,16 @@ import dagster as dg
 from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import rows
 
-from churn_dagster.automation.landing import landing_sensor
 from churn_dagster.core.resources import NcmSourceResource
+from churn_dagster.definitions import build_definitions
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.delivery import READY_MARKER
 from churn_dagster.stages.ingest.sql import SourceFile, ingest
+
+
+def landing_sensor(context):
+    """The code location's landing sensor (built with the settings of the environment now), evaluated."""
+    return build_definitions().get_sensor_def("landing_sensor")(context)
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 U1, U2, U9 = tid("U1"), tid("U2"), tid("U9")

@@ -9,9 +9,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import require_real_head, resources_for
+from conftest import CALENDAR, require_real_head, resources_for
 
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 
@@ -22,7 +21,7 @@ def materialized(tmp_path_factory):
     root = tmp_path_factory.mktemp("real_head")
     shutil.copytree(head, root / "source")
     resources = resources_for(root / "source", root)
-    defs = build_definitions(resources)
+    defs = build_definitions(resources=resources)
     with dg.DagsterInstance.ephemeral() as instance:
         run_ids = run_steps(defs, instance, data_graph_steps(CALENDAR), echo=lambda _: None)
         checks = [

@@ -6,9 +6,8 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
 from churn_dagster.synth.generator import generate
@@ -28,13 +27,13 @@ def graph(tmp_path_factory):
     summary = generate(root / "source", users=4_000, seed=11)
     resources = resources_for(root / "source", root)
     with dg.DagsterInstance.ephemeral() as instance:
-        run_ids = run_steps(build_definitions(resources), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
+        run_ids = run_steps(build_definitions(resources=resources), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
         evaluations = [
             record.dagster_event.event_specific_data
             for run_id in run_ids
             for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         ]
-        keys = build_definitions(resources).resolve_asset_graph().get_all_asset_keys()
+        keys = build_definitions(resources=resources).resolve_asset_graph().get_all_asset_keys()
         materialized = {key.to_user_string(): instance.get_materialized_partitions(key) for key in keys}
         row_counts = {  # what the UI shows as each partition's row count: its latest materialization's
             key.to_user_string(): {r.asset_materialization.partition: r.asset_materialization.metadata[

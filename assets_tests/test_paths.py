@@ -22,7 +22,7 @@ U1 = tid("U1")
 
 def _data_graph(source, root):
     with dg.DagsterInstance.ephemeral() as instance:
-        run_steps(build_definitions(resources_for(source, root)), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
+        run_steps(build_definitions(resources=resources_for(source, root)), instance, data_graph_steps(CALENDAR), echo=lambda _: None)
     return root / "data"
 
 

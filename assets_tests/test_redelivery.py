@@ -12,12 +12,17 @@ import pandas as pd
 import pytest
 from conftest import CALENDAR, resources_for
 
-from churn_dagster.automation.landing import REDELIVERED_TAG, REDELIVERY_REASON_TAG, landing_sensor
+from churn_dagster.automation.landing import REDELIVERED_TAG, REDELIVERY_REASON_TAG
 from churn_dagster.core.resources import NcmSourceResource
 from churn_dagster.definitions import build_definitions
 from churn_dagster.domain.delivery import READY_MARKER
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days
+
+
+def landing_sensor(context):
+    """The code location's landing sensor (built with the settings of the environment now), evaluated."""
+    return build_definitions().get_sensor_def("landing_sensor")(context)
 
 DAY3 = CALENDAR.day(3)
 COHORT_DATA = ("cohort_users", "user_splits", "label_scores", "sessions", "static_features", "kpi_features",
@@ -110,7 +115,7 @@ def test_a_re_ingested_day_rebuilds_the_cohorts_that_read_it(generated, tmp_path
     landing = tmp_path / "landing"
     folders = land_days(generated, landing, [CALENDAR.day(dt) for dt in range(1, 22)])
     resources = resources_for(landing, tmp_path)
-    defs = build_definitions(resources)
+    defs = build_definitions(resources=resources)
     (tmp_path / "home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
     state = {"sensor": None, "automation": None}

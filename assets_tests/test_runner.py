@@ -10,12 +10,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import CALENDAR
 from local_servers import free_port
 
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import LakeResource
-from churn_dagster.definitions import defs as code_location
+from churn_dagster.definitions import build_definitions
 from churn_dagster.errors import RunFailed
 from churn_dagster.interrupts import Interrupted
 from churn_dagster.runs.runner import (
@@ -27,7 +28,7 @@ from churn_dagster.runs.runner import (
     trend_training_config,
     whole_graph_steps,
 )
-from churn_dagster.settings import SettingsError
+from churn_dagster.settings import SettingsError, settings_from_env
 from churn_dagster.stages.ingest.sql import BadInputError
 from churn_dagster.studies.churn import models as model_assets
 
@@ -149,8 +150,7 @@ def test_a_failed_check_that_does_not_block_is_a_warning():
 
 
 def test_an_unreachable_mlflow_is_retried_then_named(tmp_path, monkeypatch):
-    monkeypatch.setattr(model_assets, "RETRY_DELAY_SECONDS", 0.1)
-    asset = model_assets.build_model_asset("logreg", "binary")
+    asset = model_assets.build_model_asset(Partitions(settings_from_env({"CHURN_TRAINING_RETRY_DELAY_SECONDS": "0.1"})), "logreg", "binary")
     port = free_port()
     dead = MlflowResource(tracking_uri=f"http://127.0.0.1:{port}")
     defs = dg.Definitions(assets=[asset], jobs=[dg.define_asset_job("train", selection=[asset.key])],
@@ -204,11 +204,11 @@ def test_a_stop_signal_before_a_run_is_created_starts_nothing():
 
 
 def test_select_keeps_the_order_and_the_partition_ranges():
-    steps = whole_graph_steps(CALENDAR, training_config(2))
-    assert select_steps(code_location, steps, "group:models and key:*_churn") == [
+    steps = whole_graph_steps(settings_from_env(), training_config(2))
+    assert select_steps(build_definitions(), steps, "group:models and key:*_churn") == [
         Step("training_job", LAST, LAST, run_config=training_config(2), assets=frozenset(
             dg.AssetKey(f"{family}_churn") for family in ("logreg", "xgboost", "lstm", "hybrid_lstm")))]
-    daily, cohorts = select_steps(code_location, steps, "key:cohort_users or key:user_day_activity")
+    daily, cohorts = select_steps(build_definitions(), steps, "key:cohort_users or key:user_day_activity")
     assert (daily.job, daily.first, daily.last, daily.assets) == (
         "daily_ingest_job", "2019-11-01", "2019-11-30", {dg.AssetKey("user_day_activity")})
     assert (cohorts.job, cohorts.first, cohorts.last, cohorts.assets) == (
@@ -225,17 +225,17 @@ def test_select_keeps_the_order_and_the_partition_ranges():
 ])
 def test_a_selection_of_nothing_is_a_settings_error(expression, message):
     with pytest.raises(SettingsError) as raised:
-        select_steps(code_location, data_graph_steps(CALENDAR), expression)
+        select_steps(build_definitions(), data_graph_steps(CALENDAR), expression)
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
 
 
 def test_the_whole_graph_ends_with_the_trend_data_and_models_of_the_last_trend_cohort():
-    steps = whole_graph_steps(CALENDAR, training_config(2), trend_training_config(2))
+    steps = whole_graph_steps(settings_from_env(), training_config(2), trend_training_config(2))
     assert [(s.job, s.first) for s in steps[-4:]] == [
         ("trend_data_job", "2019-11-01"), ("trend_data_job", "2019-11-02"), ("trend_data_job", "2019-11-03"),
         ("trend_training_job", "2019-11-03")]
     assert steps[-1].run_config == trend_training_config(2) and steps[3].job == "training_job"
-    (trend,) = select_steps(code_location, steps, "key:trend_digmn_*")
+    (trend,) = select_steps(build_definitions(), steps, "key:trend_digmn_*")
     assert (trend.job, trend.first, trend.assets) == ("trend_training_job", "2019-11-03", {
         dg.AssetKey(f"trend_{m}_{t}") for m in ("digmn", "digmn_static") for t in ("day", "session")})
 
@@ -245,7 +245,7 @@ def test_max_epochs_caps_the_trend_networks_too():
     assert set(config["ops"]) == {f"trend_{m}_{t}" for m in ("activity_lstm", "multichannel", "digmn", "digmn_static")
                                   for t in ("day", "session")}
     assert all(op == {"config": {"epochs": 2}} for op in config["ops"].values())
-    assert dg.validate_run_config(code_location.resolve_job_def("trend_training_job"), config)
+    assert dg.validate_run_config(build_definitions().resolve_job_def("trend_training_job"), config)
     assert trend_training_config(None) is None
 
 
@@ -253,5 +253,5 @@ def test_max_epochs_is_valid_run_config_for_the_sequence_models():
     config = training_config(2)
     assert set(config["ops"]) == {"lstm_churn", "lstm_level", "hybrid_lstm_churn", "hybrid_lstm_level"}
     assert all(op == {"config": {"epochs": 2}} for op in config["ops"].values())
-    assert dg.validate_run_config(code_location.resolve_job_def("training_job"), config)
+    assert dg.validate_run_config(build_definitions().resolve_job_def("training_job"), config)
     assert training_config(None) is None

@@ -13,8 +13,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from churn_dagster.core.resources import environment_resources
-from churn_dagster.domain.calendar import Calendar, calendar_from_env
+from churn_dagster.core.resources import settings_resources
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.settings import (
     SettingsError,
     machine_memory_bytes,
@@ -42,8 +42,9 @@ def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
                         "CHURN_DUCKDB_MEMORY_LIMIT": "512MB", "CHURN_DUCKDB_THREADS": "1",
                         "CHURN_SOURCE_DIR": "/srv/landing", "CHURN_USE_CONTENT_STATS": "0"}.items():
         monkeypatch.setenv(name, value)
-    assert calendar_from_env() == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
-    resources = environment_resources()
+    settings = settings_from_env()
+    assert settings.calendar == Calendar(date(2020, 1, 1), date(2020, 1, 25), 14, 5)
+    resources = settings_resources(settings)
     # Set variables reach the resources as dg.EnvVar references, which the UI names and runs resolve.
     assert resources["lake"].duckdb_memory_limit == dg.EnvVar("CHURN_DUCKDB_MEMORY_LIMIT")
     assert resources["source"].directory == dg.EnvVar("CHURN_SOURCE_DIR")
@@ -52,6 +53,10 @@ def test_the_calendar_and_the_resources_read_the_same_settings(monkeypatch):
         features = built.features
         assert (features.session_gap_minutes, features.max_sessions, features.split_seed) == (12.5, 64, -3)
         assert features.use_content_stats is False
+    # Settings read from another mapping than the process environment are plain values: that mapping is not there
+    # when a run starts.
+    explicit = settings_resources(settings_from_env({"CHURN_DUCKDB_MEMORY_LIMIT": "1GB"}))
+    assert explicit["lake"].duckdb_memory_limit == "1GB"
 
 
 CPUS = os.cpu_count()

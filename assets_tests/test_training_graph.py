@@ -10,12 +10,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 from mlflow import MlflowClient
 
-from churn_dagster.core.partitions import CALENDAR, training_cohorts
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import Step, run_steps, whole_graph_steps
+from churn_dagster.settings import settings_from_env
 from churn_dagster.studies.churn.config import FAMILIES, model_name
 from churn_dagster.studies.continuation.config import epoch_cap_config as continuation_epoch_cap
 from churn_dagster.synth.generator import generate
@@ -35,16 +36,16 @@ def trained(tmp_path_factory):
     config = {"ops": {m: {"config": {"epochs": EPOCHS}} for m in MODELS if "lstm" in m}}
     # The trend models and the case study have tests of their own (test_trend_graph.py,
     # test_case_study_graph.py); here the churn side of the graph and session continuation.
-    steps = [s for s in whole_graph_steps(CALENDAR, config, continuation_config=continuation_epoch_cap(EPOCHS))
+    steps = [s for s in whole_graph_steps(settings_from_env(), config, continuation_config=continuation_epoch_cap(EPOCHS))
              if not s.job.startswith("trend_") and s.job != "case_study_job"]
     with dg.DagsterInstance.ephemeral() as instance:
-        run_ids = run_steps(build_definitions(resources), instance, steps, echo=lambda _: None)
+        run_ids = run_steps(build_definitions(resources=resources), instance, steps, echo=lambda _: None)
         checks = [r.dagster_event.event_specific_data for run_id in run_ids
                   for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
         # Then the scores of the previous window again, as a backfill would: the only models were trained on
         # labels that closed after that window did.
         earlier = (LAST - pd.Timedelta(days=1)).isoformat()
-        (rescored,) = run_steps(build_definitions(resources), instance, [Step(
+        (rescored,) = run_steps(build_definitions(resources=resources), instance, [Step(
             "training_job", earlier, earlier, assets=frozenset({dg.AssetKey("churn_risk_scores")}))], echo=lambda _: None)
         rescoring = [r.user_message for r in instance.all_logs(rescored)]
     return root / "data", mlflow, run_ids[[s.job for s in steps].index("training_job")], checks, rescoring
@@ -107,7 +108,7 @@ def test_risk_scores_cover_the_latest_window(trained):
 
 def test_models_train_on_their_window_with_thresholds_of_their_own_training_users(trained):
     data, _, _, _, _ = trained
-    window = [c.isoformat() for c in training_cohorts(LAST)]
+    window = [c.isoformat() for c in Partitions(settings_from_env()).training_cohorts(LAST)]
     for name in MODELS:
         metrics = json.loads((data / "models" / name / f"cohort={LAST.isoformat()}" / "metrics.json").read_text())
         assert metrics["cohorts"] == window and set(metrics["schemes"]) == {"random", "out_of_time"}, name
@@ -165,7 +166,7 @@ def test_a_training_step_resolves_each_tensor_folder_once(trained, monkeypatch):
         original(self, folder)
 
     monkeypatch.setattr(ml_data.CohortTensors, "__init__", counting)
-    defs = build_definitions(resources_for(data.parent / "source", data.parent))
+    defs = build_definitions(resources=resources_for(data.parent / "source", data.parent))
     result = defs.resolve_job_def("training_job").execute_in_process(
         partition_key=LAST.isoformat(), asset_selection=[dg.AssetKey("lstm_churn")],
         run_config={"ops": {"lstm_churn": {"config": {"epochs": 1}}}}, instance=dg.DagsterInstance.ephemeral())

@@ -10,12 +10,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import resources_for
+from conftest import CALENDAR, resources_for
 
-from churn_dagster.core.partitions import CALENDAR
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.definitions import build_definitions
 from churn_dagster.runs.runner import data_graph_steps, run_steps
-from churn_dagster.studies.trends.partitions import TREND_WINDOWS, trend_partitions
+from churn_dagster.settings import settings_from_env
+from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.synth.generator import generate
 
 SMALL_LDA = {"ops": {"intent_topics": {"config": {"k_max": 4, "max_iter": 5, "max_sessions": 5000}}}}
@@ -25,11 +26,11 @@ SMALL_LDA = {"ops": {"intent_topics": {"config": {"k_max": 4, "max_iter": 5, "ma
 def trend_graph(tmp_path_factory):
     root = tmp_path_factory.mktemp("trend_graph")
     generate(root / "source", users=3_000, seed=5)
-    defs = build_definitions(resources_for(root / "source", root))
+    defs = build_definitions(resources=resources_for(root / "source", root))
     with dg.DagsterInstance.ephemeral() as instance:
         run_steps(defs, instance, data_graph_steps(CALENDAR), echo=lambda _: None)
         results = [defs.resolve_job_def("trend_data_job").execute_in_process(
-            instance=instance, partition_key=key, run_config=SMALL_LDA) for key in trend_partitions.get_partition_keys()]
+            instance=instance, partition_key=key, run_config=SMALL_LDA) for key in TrendPartitions(Partitions(settings_from_env())).partitions.get_partition_keys()]
         evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
         materialized = {a: instance.get_materialized_partitions(dg.AssetKey(a))
                         for a in ("trend_sessions", "trend_macro_features", "session_events", "user_day_events",
@@ -42,7 +43,7 @@ def test_every_trend_cohort_is_built_and_every_check_passes(trend_graph):
     assert all(r.success for r in results)
     assert [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed] == []
     assert len(evaluations) == 3 * 4  # two label checks, one intent check, one profile check per trend cohort
-    trend_keys = set(trend_partitions.get_partition_keys())
+    trend_keys = set(TrendPartitions(Partitions(settings_from_env())).partitions.get_partition_keys())
     assert trend_keys == {"2019-11-01", "2019-11-02", "2019-11-03"}
     for asset in ("trend_labels", "intent_topics", "intent_profiles"):
         assert materialized[asset] == trend_keys, asset
@@ -76,14 +77,14 @@ def test_the_trend_models_inputs_line_up_with_the_tables(trend_graph):
     data, _, _, _ = trend_graph
     cohorts = [CALENDAR.day(dt) for dt in (1, 2, 3)]
     intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
-    trend = load_trend_data(Lake(data), cohorts, intents, EVENT_COLUMNS, TREND_WINDOWS.first_period_days)
+    trend = load_trend_data(Lake(data), cohorts, intents, EVENT_COLUMNS, TrendPartitions(Partitions(settings_from_env())).windows.first_period_days)
     labels = pd.concat([pd.read_parquet(data / "cohorts" / "trend_labels" / f"cohort={c}" / "data.parquet")
                         for c in cohorts])
     kept = labels[labels["kept_by_filter"]]
     n = len(trend.users)
     assert n == len(kept) > 100 and trend.users["user_id"].is_unique
     assert set(trend.users["split"]) == {"train", "validation", "test"}
-    assert trend.daily.shape == (n, TREND_WINDOWS.first_period_days, len(EVENT_COLUMNS)) and len(trend.macro) == n
+    assert trend.daily.shape == (n, TrendPartitions(Partitions(settings_from_env())).windows.first_period_days, len(EVENT_COLUMNS)) and len(trend.macro) == n
     sessions = pd.concat([pd.read_parquet(data / "trend_inputs" / "sessions" / f"cohort={c}" / "data.parquet")
                           for c in cohorts])
     per_user = sessions.groupby("user_id").size()
@@ -110,7 +111,7 @@ def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_
     data, _, _, _ = trend_graph
     intents = IntentModel.from_dict(json.loads((data / "intents" / "cohort=2019-11-03" / "intents.json").read_text()))
     trend = load_trend_data(Lake(data), [CALENDAR.day(dt) for dt in (1, 2, 3)], intents, EVENT_COLUMNS,
-                            TREND_WINDOWS.first_period_days)
+                            TrendPartitions(Partitions(settings_from_env())).windows.first_period_days)
     train = trend.rows("train")
     scaling = MacroScaling.fit(trend.macro, train)
     scaled = scaling.transform(trend.macro)
@@ -155,8 +156,8 @@ def trend_models(trend_graph):
     # 60 validation users: the evidence rule asks for 5 of each judged class here (30 by default) and no margin,
     # so that the registry's path is exercised; the rule itself is tested in test_evidence.py.
     resources = resources_for(root / "source", root, min_validation_users=5, promotion_margin=0.0)
-    defs = build_definitions(resources)
-    step = trend_steps(CALENDAR, _small_training(TREND_MODEL_NAMES))[-1]
+    defs = build_definitions(resources=resources)
+    step = trend_steps(settings_from_env(), _small_training(TREND_MODEL_NAMES))[-1]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

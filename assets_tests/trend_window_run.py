@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import resources_for  # noqa: E402
 
-from churn_dagster.core.partitions import CALENDAR  # noqa: E402
+from churn_dagster.core.partitions import Partitions  # noqa: E402
 from churn_dagster.definitions import build_definitions  # noqa: E402
 from churn_dagster.domain.calendar import parse_day  # noqa: E402
 from churn_dagster.runs.runner import data_graph_steps, run_steps, trend_steps  # noqa: E402
+from churn_dagster.settings import settings_from_env  # noqa: E402
 from churn_dagster.storage.lake import Lake  # noqa: E402
-from churn_dagster.studies.trends.partitions import TREND_WINDOWS, trend_partitions  # noqa: E402
+from churn_dagster.studies.trends.partitions import TrendPartitions  # noqa: E402
 from churn_dagster.studies.trends.training import partition_trend_data  # noqa: E402
 
 SMALL_LDA = {"ops": {"intent_topics": {"config": {"k_max": 4, "max_iter": 5}}}}
@@ -46,15 +47,17 @@ def declared_days(graph, asset: str, parent: str, key: str) -> list[str]:
 
 
 def main(source: Path, root: Path, out: Path) -> None:
-    defs = build_definitions(resources_for(source, root))
-    data_steps = [replace(s, run_config=SMALL_LDA) for s in trend_steps(CALENDAR)[:-1]]  # not the models
+    settings = settings_from_env()
+    trend = TrendPartitions(Partitions(settings))
+    defs = build_definitions(settings, resources_for(source, root))
+    data_steps = [replace(s, run_config=SMALL_LDA) for s in trend_steps(settings)[:-1]]  # not the models
     with dg.DagsterInstance.ephemeral() as instance:
-        run_ids = run_steps(defs, instance, [*data_graph_steps(CALENDAR), *data_steps], echo=lambda _: None)
+        run_ids = run_steps(defs, instance, [*data_graph_steps(settings.calendar), *data_steps], echo=lambda _: None)
         checks = [e.dagster_event.event_specific_data for run_id in run_ids
                   for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
-    partition = trend_partitions.get_last_partition_key()
+    partition = trend.partitions.get_last_partition_key()
     lake = Lake(root / "data")
-    cohorts, intents, data = partition_trend_data(lake, parse_day(partition))
+    cohorts, intents, data = partition_trend_data(trend, lake, parse_day(partition))
     labels = pd.read_parquet(lake.cohort("trend_labels", cohorts[-1])).sort_values("user_id")
     np.savez(out, daily=data.daily, macro=data.macro.to_numpy(np.float64), macro_columns=np.array(data.macro.columns, dtype=str),
              offsets=data.offsets, behaviour=data.behaviour, intents=data.intents, topics=intents.topics,
@@ -63,8 +66,8 @@ def main(source: Path, root: Path, out: Path) -> None:
              second_active_days=labels["second_active_days"].to_numpy(), second_sessions=labels["second_sessions"].to_numpy())
     graph = defs.resolve_asset_graph()
     print(json.dumps({
-        "observation_days": CALENDAR.observation_days, "first_days": TREND_WINDOWS.first_period_days,
-        "second_days": TREND_WINDOWS.second_period_days, "partition": partition,
+        "observation_days": settings.observation_days, "first_days": trend.windows.first_period_days,
+        "second_days": trend.windows.second_period_days, "partition": partition,
         "cohorts": [c.isoformat() for c in cohorts],
         "declared": {f"{a} <- {p}": declared_days(graph, a, p, partition) for a, parents in INPUTS.items() for p in parents},
         "failed_checks": [(c.asset_key.to_user_string(), c.check_name) for c in checks if not c.passed],

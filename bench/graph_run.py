@@ -79,7 +79,7 @@ def run(source: str, data_dir: str, plan: list[Step], memory_limit: str) -> dict
     }
     timed, impressions = [], None
     with RssSampler() as rss, dg.DagsterInstance.ephemeral() as instance:
-        defs = build_definitions(resources)
+        defs = build_definitions(resources=resources)
         run_ids = run_steps(defs, instance, plan, echo=lambda line: print(line, file=sys.stderr))
         for step, run_id in zip(plan, run_ids, strict=True):
             timed += [{"job": step.job, **s} for s in step_times(instance, run_id)]

@@ -20,12 +20,15 @@ from pathlib import Path
 
 import torch
 
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.domain.calendar import parse_day
+from churn_dagster.settings import settings_from_env
 from churn_dagster.storage.lake import Lake
 from churn_dagster.studies.trends.ml.data import MacroScaling, TrendBatches
 from churn_dagster.studies.trends.ml.experiments import CLASS_NAMES
 from churn_dagster.studies.trends.ml.hyperparameters import BaselineShape, SessionWindow
 from churn_dagster.studies.trends.ml.networks import build_network, trend_loader
+from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.studies.trends.training import partition_trend_data
 from churn_dagster.training.ml.hyperparameters import DigmnConfig, TrainConfig
 from churn_dagster.training.ml.train import evaluate, fit, seed_everything
@@ -43,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     lake, cohort = Lake(args.data_dir), parse_day(args.partition)
     start = time.perf_counter()
-    _, intents, data = partition_trend_data(lake, cohort)
+    _, intents, data = partition_trend_data(TrendPartitions(Partitions(settings_from_env())), lake, cohort)
     loading = time.perf_counter() - start
     train_rows, val_rows = data.rows("train"), data.rows("validation")
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()

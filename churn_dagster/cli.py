@@ -79,7 +79,6 @@ def _dagster_home() -> Path:
                                  "DAGSTER_HOME at the project folder, which holds its dagster.yaml"])
         return Path(home)
     if Path("dagster.yaml").exists():
-        os.environ["DAGSTER_HOME"] = str(Path.cwd())
         return Path.cwd()
     hint = "run from the project folder or `export DAGSTER_HOME=/path/to/churn_dagster`"
     raise SettingsError([f"DAGSTER_HOME is not set and there is no dagster.yaml here; {hint}"])
@@ -121,20 +120,19 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def _materialize(args: argparse.Namespace) -> None:
-    os.environ["CHURN_SOURCE_DIR"] = str(args.source.resolve())
-    if args.data_dir:
-        os.environ["CHURN_DATA_DIR"] = str(args.data_dir.resolve())
+    # The command's own --source and --data-dir, over the environment: the settings of this process and the
+    # environment its webserver's code location loads with. Nothing is written back to os.environ.
+    environ = {**os.environ, "CHURN_SOURCE_DIR": str(args.source.resolve()),
+               **({"CHURN_DATA_DIR": str(args.data_dir.resolve())} if args.data_dir else {})}
     for flag, value in (("--max-epochs", args.max_epochs), ("--trend-seeds", args.trend_seeds)):
         if args.data_only and value is not None:
             raise SettingsError([f"{flag} shapes the training, which --data-only leaves out"])
-    checked = settings_from_env()  # every CHURN_* variable, before Dagster and the code location load
+    settings = settings_from_env(environ)  # every CHURN_* variable, before Dagster and the code location load
     home = _dagster_home()
 
     import dagster as dg
 
-    from churn_dagster.core.mlflow_resource import local_tracking_uri
-    from churn_dagster.core.partitions import CALENDAR
-    from churn_dagster.definitions import defs
+    from churn_dagster.definitions import build_definitions
     from churn_dagster.runs.launch import launch_steps
     from churn_dagster.runs.runner import (
         data_graph_steps,
@@ -147,19 +145,21 @@ def _materialize(args: argparse.Namespace) -> None:
         epoch_cap_config as continuation_epoch_cap,
     )
 
-    data_dir = checked.data_dir  # what the resources read when the runs start
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri(data_dir)
+    defs = build_definitions(settings)
+    resources = defs.resources
+    tracking_uri = resources["mlflow"].tracking_uri
     if args.data_only:
-        steps = data_graph_steps(CALENDAR)
+        steps = data_graph_steps(settings.calendar)
     else:
-        steps = whole_graph_steps(CALENDAR, training_config(args.max_epochs), trend_training_config(args.max_epochs, args.trend_seeds),
+        steps = whole_graph_steps(settings, training_config(args.max_epochs),
+                                  trend_training_config(args.max_epochs, args.trend_seeds),
                                   continuation_epoch_cap(args.max_epochs))
     if args.select:
         steps = select_steps(defs, steps, args.select)
-    with dg.DagsterInstance.get() as instance:
-        launch_steps(steps, instance, home, defs, verbose=args.verbose)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        launch_steps(steps, instance, home, defs, settings, environ, verbose=args.verbose)
     lines = [
-        f"outputs under {data_dir}",
+        f"outputs under {settings.data_dir}",
         "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",
         "  daily/user_day_activity/day=.../data.parquet",
         "  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores, sessions,",

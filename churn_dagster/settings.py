@@ -1,10 +1,12 @@
-"""Every ``CHURN_*`` setting (README "Configuration"), parsed and checked in one place.
+"""Every ``CHURN_*`` setting (README "Configuration"), parsed and checked in one place, into one object.
 
-The calendar shapes the partitions when the code location loads, and the resources are built from the same
-variables, so ``dagster dev``, ``dagster asset materialize`` and the ``churn-dagster`` CLI must agree on
-them and must reject the same bad values. A bad value fails here, before any run starts, with one line per
-variable that names it and its allowed range, rather than as a ``ValueError`` from ``int()`` deep inside an
-import or, worse, hours into a run. No Dagster here: the calendar imports this module.
+:func:`settings_from_env` reads a mapping of variables (the process environment by default) once, when the
+definitions are built; the :class:`Settings` it returns is passed down to everything that needs a setting
+(the partitions, the resources, the jobs' executor, the training steps), so nothing reads the environment at
+import time and one process can build the definitions twice with two settings. ``dagster dev``,
+``dagster asset materialize`` and the ``churn-dagster`` CLI therefore agree on them and reject the same bad
+values: a bad value fails here, before any run starts, with one line per variable that names it and its
+allowed range. No Dagster here.
 """
 
 from __future__ import annotations
@@ -16,13 +18,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from churn_dagster.domain.calendar import FIRST_DAY, LABEL_DAYS, LAST_DAY, OBSERVATION_DAYS, Calendar
 from churn_dagster.errors import UserError
 
-# The published log: 1-30 Nov 2019, a 14-day observation window and a 7-day label period.
-FIRST_DAY = date(2019, 11, 1)
-LAST_DAY = date(2019, 11, 30)
-OBSERVATION_DAYS = 14
-LABEL_DAYS = 7
 # The DIGMN trend tasks compare two periods of this many days each (half of a shorter log each; the first at
 # most the observation window).
 TREND_PERIOD_DAYS = 14
@@ -38,6 +36,9 @@ MIN_DUCKDB_MEMORY = 256 * 1000**2
 MEMORY_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
                 "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
                 "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+# Variables a step container receives, so that it loads the same definitions, reaches the same PostgreSQL and
+# MLflow, and reads and writes the same paths.
+FORWARDED_PREFIXES = ("CHURN_", "DAGSTER_PG_", "MLFLOW_")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)", re.IGNORECASE)
 
 
@@ -95,6 +96,21 @@ class Settings:
     min_validation_positives: int = 30
     min_validation_negatives: int = 30
     promotion_margin: float = 0.02
+    training_retry_delay_seconds: float = 60.0
+    mlflow_tracking_uri: str | None = None  # None: a SQLite store under the data folder
+    mlflow_artifact_root: str | None = None
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    step_image: str | None = None  # set: every step runs in a container of this image (core/step_containers.py)
+    step_network: str | None = None
+    step_volumes: tuple[str, ...] = ()
+    # The variables that were set where these settings were read: the resources name each as a ``dg.EnvVar``,
+    # and step containers receive the forwarded ones (FORWARDED_PREFIXES) from the run worker.
+    set_variables: frozenset[str] = frozenset()
+    forwarded: tuple[str, ...] = ()
+
+    @property
+    def calendar(self) -> Calendar:
+        return Calendar(self.first_day, self.last_day, self.observation_days, self.label_days)
 
 
 def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -125,6 +141,24 @@ def _margin(raw: str) -> float:
     if not 0 <= value < 0.5:  # NaN fails this too
         raise ValueError(value)
     return value
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # NaN fails this too
+        raise ValueError(value)
+    return value
+
+
+def step_volumes(spec: str) -> tuple[str, ...]:
+    """``CHURN_STEP_VOLUMES`` as Docker volume specs: comma-separated ``source:target[:mode]``, each source
+    a named volume or an absolute host path (a relative one would resolve against no known folder)."""
+    volumes = tuple(v.strip() for v in spec.split(",") if v.strip())
+    for volume in volumes:
+        source, _, target = volume.partition(":")
+        if not target.startswith("/") or ("/" in source and not source.startswith("/")):
+            raise ValueError(volume)
+    return volumes
 
 
 def _memory_limit(raw: str) -> str:
@@ -165,6 +199,15 @@ def _variables() -> dict[str, tuple[str, Callable[[str], object], str]]:
         "CHURN_MIN_VALIDATION_NEGATIVES": ("min_validation_negatives", _whole(1),
                                            "a whole number of validation users, at least 1"),
         "CHURN_PROMOTION_MARGIN": ("promotion_margin", _margin, "a number from 0 to below 0.5 (AUC or F1 points)"),
+        "CHURN_TRAINING_RETRY_DELAY_SECONDS": ("training_retry_delay_seconds", _seconds,
+                                               "a number of seconds, 0 or more"),
+        "MLFLOW_TRACKING_URI": ("mlflow_tracking_uri", str, "an MLflow tracking URI"),
+        "CHURN_MLFLOW_ARTIFACT_ROOT": ("mlflow_artifact_root", str, "a folder or URI for new experiments' artifacts"),
+        "CHURN_MLFLOW_UI_URL": ("mlflow_ui_url", str, "the base URL of the MLflow UI"),
+        "CHURN_STEP_IMAGE": ("step_image", str, "a container image"),
+        "CHURN_STEP_NETWORK": ("step_network", str, "a Docker network"),
+        "CHURN_STEP_VOLUMES": ("step_volumes", step_volumes,
+                               "comma-separated 'volume_name:/path' or '/host/path:/path[:ro]' entries"),
     }
 
 
@@ -240,8 +283,17 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         problems += _calendar_problems(values)
         if days >= 1:  # a first day after the last is the one problem of the calendar; no window can fit it
             problems += _case_study_problems(values, days, failed)
+    if values.get("step_image") and not (values.get("step_network") and values.get("step_volumes")):
+        problems.append("CHURN_STEP_IMAGE is set, so every step runs in a container: set CHURN_STEP_NETWORK (the "
+                        "compose network) and CHURN_STEP_VOLUMES (at least the data volume, e.g. "
+                        "churn_dagster_data:/data) as well")
     if problems:
         raise SettingsError(problems)
     data_dir = Path(environ.get("CHURN_DATA_DIR") or "data").resolve()
     source_dir = Path(environ.get("CHURN_SOURCE_DIR") or data_dir / "source")
-    return Settings(data_dir=data_dir, source_dir=source_dir, **values)
+    # Only the process environment is there again when a run starts: variables of another mapping are values.
+    own = environ is os.environ
+    set_variables = frozenset(k for k, v in environ.items() if own and k.startswith(("CHURN_", "MLFLOW_")) and v.strip())
+    forwarded = tuple(sorted(k for k in environ if k.startswith(FORWARDED_PREFIXES)))
+    return Settings(data_dir=data_dir, source_dir=source_dir, set_variables=set_variables, forwarded=forwarded,
+                    **values)

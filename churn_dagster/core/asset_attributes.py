@@ -9,19 +9,19 @@ import dagster as dg
 
 from churn_dagster.core.conditions import cohort_ready
 from churn_dagster.core.constants import OWNERS
-from churn_dagster.core.partitions import cohort_partitions, day_partitions
+from churn_dagster.core.partitions import Partitions
 
 DUCKDB_PARQUET = frozenset({"duckdb", "parquet"})
 
 
-def daily_asset(group: str, code_version: str, kinds=DUCKDB_PARQUET) -> dict:
+def daily_asset(p: Partitions, group: str, code_version: str, kinds=DUCKDB_PARQUET) -> dict:
     return dict(group_name=group, kinds=set(kinds), owners=OWNERS, code_version=code_version,
-                partitions_def=day_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+                partitions_def=p.day_partitions, backfill_policy=dg.BackfillPolicy.single_run())
 
 
-def cohort_asset(group: str, code_version: str, kinds=DUCKDB_PARQUET) -> dict:
+def cohort_asset(p: Partitions, group: str, code_version: str, kinds=DUCKDB_PARQUET) -> dict:
     return dict(group_name=group, kinds=set(kinds), owners=OWNERS, code_version=code_version,
-                partitions_def=cohort_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+                partitions_def=p.cohort_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
                 automation_condition=cohort_ready)
 
 
@@ -34,3 +34,9 @@ def model_asset(name: str, group: str, kind: str, code_version: str, sane: str, 
                 code_version=code_version, partitions_def=partitions_def,
                 check_specs=[dg.AssetCheckSpec("model_sane", asset=name, blocking=True, description=sane),
                              *extra_checks])
+
+
+def report_asset(group: str, code_version: str, partitions_def) -> dict:
+    """What every report asset shares: Python and MLflow kinds, the owners, its group and partitions."""
+    return dict(group_name=group, kinds={"python", "mlflow"}, owners=OWNERS, code_version=code_version,
+                partitions_def=partitions_def)

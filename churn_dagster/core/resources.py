@@ -7,7 +7,6 @@ CLI all resolve them the same way and reject the same bad values.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -22,11 +21,11 @@ from churn_dagster.core.mlflow_resource import (
     local_artifact_root,
     local_tracking_uri,
 )
-from churn_dagster.core.partitions import CALENDAR
 from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.domain.calendar import Calendar
 from churn_dagster.domain.snapshots import leakage_warning
 from churn_dagster.errors import UserError
-from churn_dagster.settings import settings_from_env
+from churn_dagster.settings import Settings
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings
 from churn_dagster.stages.ingest.sql import SourceFile
 from churn_dagster.storage.duck import DuckSettings, connect
@@ -125,15 +124,15 @@ class FeatureSettingsResource(dg.ConfigurableResource):
     def split(self) -> SplitSettings:
         return SplitSettings(self.train_fraction, self.validation_fraction, self.split_seed)
 
-    def metadata(self) -> dict[str, dg.MetadataValue]:
+    def metadata(self, calendar: Calendar) -> dict[str, dg.MetadataValue]:
         """The settings a cohort partition was built with, for its metadata: partitions built with other
         settings can then be told apart in the UI. Includes a warning when a leaking column is on."""
         meta = {
             "settings": dg.MetadataValue.json({
                 "session_gap_minutes": self.session_gap_minutes, "max_sessions": self.max_sessions,
                 "split": {"train": self.train_fraction, "validation": self.validation_fraction, "seed": self.split_seed},
-                "observation_days": CALENDAR.observation_days, "label_days": CALENDAR.label_days,
-                "days": f"{CALENDAR.first_day} .. {CALENDAR.last_day}", "use_leaky_columns": self.use_leaky_columns,
+                "observation_days": calendar.observation_days, "label_days": calendar.label_days,
+                "days": f"{calendar.first_day} .. {calendar.last_day}", "use_leaky_columns": self.use_leaky_columns,
                 "use_content_stats": self.use_content_stats,
             }),
         }
@@ -142,62 +141,60 @@ class FeatureSettingsResource(dg.ConfigurableResource):
         return meta
 
 
-def from_environment(variable: str, default, whole_number: bool = False):
-    """``dg.EnvVar(variable)`` when the variable is set, so that the Resources tab of the UI names it and each run
-    reads it as it starts; ``default`` (the validated default of :mod:`churn_dagster.settings`) otherwise.
-    Dagster reads text and whole numbers from the environment; other types, and fields with bounds (which
-    Dagster checks on plain values only), take their validated value."""
-    if not os.environ.get(variable, "").strip():
-        return default
-    return dg.EnvVar.int(variable) if whole_number else dg.EnvVar(variable)
+def _settings_fields(settings: Settings, reference) -> dict[str, dict]:
+    """Each resource's fields from ``settings``, as ``reference(variable, value, whole_number)`` gives them (an
+    ``EnvVar`` naming a variable that was set, or the value)."""
+    server = settings.mlflow_tracking_uri
+    return {
+        "source": {"directory": reference("CHURN_SOURCE_DIR", str(settings.source_dir))},
+        "lake": {
+            "data_dir": reference("CHURN_DATA_DIR", str(settings.data_dir)),
+            "duckdb_memory_limit": reference("CHURN_DUCKDB_MEMORY_LIMIT", settings.duckdb_memory_limit),
+            "duckdb_threads": reference("CHURN_DUCKDB_THREADS", settings.duckdb_threads, True),
+        },
+        "mlflow": {
+            "tracking_uri": reference("MLFLOW_TRACKING_URI", server or local_tracking_uri(settings.data_dir)),
+            "artifact_root": reference("CHURN_MLFLOW_ARTIFACT_ROOT", settings.mlflow_artifact_root
+                                       or (None if server else local_artifact_root(settings.data_dir))),
+            "ui_url": reference("CHURN_MLFLOW_UI_URL", settings.mlflow_ui_url),
+            "min_validation_positives": reference("CHURN_MIN_VALIDATION_POSITIVES", settings.min_validation_positives,
+                                                  True),
+            "min_validation_negatives": reference("CHURN_MIN_VALIDATION_NEGATIVES", settings.min_validation_negatives,
+                                                  True),
+            "promotion_margin": settings.promotion_margin,
+        },
+        "features": {
+            "session_gap_minutes": settings.session_gap_minutes,
+            "max_sessions": settings.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
+            "split_seed": reference("CHURN_SPLIT_SEED", settings.split_seed, True),
+            "use_leaky_columns": settings.use_leaky_columns,
+            "use_content_stats": settings.use_content_stats,
+        },
+    }
 
 
 RESOURCE_CLASSES = {"source": NcmSourceResource, "lake": LakeResource, "mlflow": MlflowResource,
                     "features": FeatureSettingsResource}
 
 
-def _settings_fields(reference) -> dict[str, dict]:
-    """Each resource's fields that the environment sets, as ``reference(variable, validated value, whole_number)``
-    gives them (an ``EnvVar`` or the value). Every value is validated first, so a bad one raises
-    :class:`churn_dagster.settings.SettingsError` naming it."""
-    checked = settings_from_env()
-    server = os.environ.get("MLFLOW_TRACKING_URI")
-    return {
-        "source": {"directory": reference("CHURN_SOURCE_DIR", str(checked.source_dir))},
-        "lake": {
-            "data_dir": reference("CHURN_DATA_DIR", str(checked.data_dir)),
-            "duckdb_memory_limit": reference("CHURN_DUCKDB_MEMORY_LIMIT", checked.duckdb_memory_limit),
-            "duckdb_threads": reference("CHURN_DUCKDB_THREADS", checked.duckdb_threads, True),
-        },
-        "mlflow": {
-            "tracking_uri": reference("MLFLOW_TRACKING_URI", local_tracking_uri(checked.data_dir)),
-            "artifact_root": reference("CHURN_MLFLOW_ARTIFACT_ROOT",
-                                       None if server else local_artifact_root(checked.data_dir)),
-            "ui_url": reference("CHURN_MLFLOW_UI_URL", "http://127.0.0.1:5000"),
-            "min_validation_positives": reference("CHURN_MIN_VALIDATION_POSITIVES", checked.min_validation_positives, True),
-            "min_validation_negatives": reference("CHURN_MIN_VALIDATION_NEGATIVES", checked.min_validation_negatives, True),
-            "promotion_margin": checked.promotion_margin,
-        },
-        "features": {
-            "session_gap_minutes": checked.session_gap_minutes,
-            "max_sessions": checked.max_sessions,  # bounded (> 0), which Dagster checks only on plain values
-            "split_seed": reference("CHURN_SPLIT_SEED", checked.split_seed, True),
-            "use_leaky_columns": checked.use_leaky_columns,
-            "use_content_stats": checked.use_content_stats,
-        },
-    }
+def settings_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """The resources of the code location from ``settings``. A variable that was set where the settings were
+    read reaches its field as ``dg.EnvVar`` (the UI's Resources tab names it, and each run reads it when it
+    starts); Dagster reads text and whole numbers from the environment, so other types, and fields with bounds
+    (which Dagster checks on plain values only), take their validated value, as do unset variables."""
+
+    def reference(variable: str, value, whole_number: bool = False):
+        if variable not in settings.set_variables:
+            return value
+        return dg.EnvVar.int(variable) if whole_number else dg.EnvVar(variable)
+
+    return {name: RESOURCE_CLASSES[name](**fields) for name, fields in _settings_fields(settings, reference).items()}
 
 
-def environment_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources of the code location, read from the environment (README "Configuration"), checked when
-    the code location loads rather than when a run reaches them."""
-    return {name: RESOURCE_CLASSES[name](**fields) for name, fields in _settings_fields(from_environment).items()}
-
-
-def settings_run_config() -> dict:
+def settings_run_config(settings: Settings) -> dict:
     """The same settings as plain values, as the ``resources`` section of a run's config: a run launched with
-    it uses this process's settings (the CLI's ``--source`` and ``--data-dir`` included) whichever code server
-    executes it. Fields left out keep their defaults, which are the ones the code location binds too."""
-    fields = _settings_fields(lambda _variable, value, _whole_number=False: value)
+    it uses these settings (the CLI's ``--source`` and ``--data-dir`` included) whichever code server executes
+    it. Fields left out keep their defaults, which are the ones the code location binds too."""
+    fields = _settings_fields(settings, lambda _variable, value, _whole_number=False: value)
     return {"resources": {name: {"config": {k: v for k, v in values.items() if v is not None}}
                           for name, values in fields.items()}}

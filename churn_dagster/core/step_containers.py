@@ -16,57 +16,29 @@ container is labelled ``churn_dagster.step_network=<network>``: stopped ones are
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-
 import dagster as dg
 
-from churn_dagster.errors import UserError
+from churn_dagster.settings import Settings
 
-FORWARDED_PREFIXES = ("CHURN_", "DAGSTER_PG_", "MLFLOW_")
 STEP_LABEL = "churn_dagster.step_network"
 
 
-class StepContainerSettingError(UserError):
-    """``CHURN_STEP_IMAGE`` is set but the network or the volumes of the step containers are not."""
-
-    exit_code = 2
-
-
-def step_volumes(spec: str) -> list[str]:
-    """``CHURN_STEP_VOLUMES`` as Docker volume specs: comma-separated ``source:target[:mode]``, each source
-    a named volume or an absolute host path (a relative one would resolve against no known folder)."""
-    volumes = [v.strip() for v in spec.split(",") if v.strip()]
-    for volume in volumes:
-        source, _, target = volume.partition(":")
-        if not target.startswith("/") or ("/" in source and not source.startswith("/")):
-            raise StepContainerSettingError(
-                f"CHURN_STEP_VOLUMES entry {volume!r} is not 'volume_name:/path' or '/host/path:/path[:ro]'")
-    return volumes
-
-
-def step_container_config(environ: Mapping[str, str] = os.environ) -> dict | None:
-    """The ``docker_executor`` configuration that ``environ`` asks for, or None without ``CHURN_STEP_IMAGE``."""
-    image = environ.get("CHURN_STEP_IMAGE", "").strip()
-    if not image:
+def step_container_config(settings: Settings) -> dict | None:
+    """The ``docker_executor`` configuration that ``settings`` ask for, or None without ``CHURN_STEP_IMAGE``
+    (the settings have checked that the network and the volumes come with it)."""
+    if not settings.step_image:
         return None
-    network = environ.get("CHURN_STEP_NETWORK", "").strip()
-    volumes = step_volumes(environ.get("CHURN_STEP_VOLUMES", ""))
-    if not network or not volumes:
-        raise StepContainerSettingError(
-            "CHURN_STEP_IMAGE is set, so every step runs in a container: set CHURN_STEP_NETWORK (the compose "
-            "network) and CHURN_STEP_VOLUMES (at least the data volume, e.g. churn_dagster_data:/data) as well")
     return {
-        "image": image,
-        "network": network,
-        "env_vars": sorted(name for name in environ if name.startswith(FORWARDED_PREFIXES)),
-        "container_kwargs": {"volumes": volumes, "labels": {STEP_LABEL: network}},
+        "image": settings.step_image,
+        "network": settings.step_network,
+        "env_vars": list(settings.forwarded),
+        "container_kwargs": {"volumes": list(settings.step_volumes), "labels": {STEP_LABEL: settings.step_network}},
     }
 
 
-def step_executor(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
-    """dagster-docker's executor configured from ``environ``, or None (Dagster's default)."""
-    config = step_container_config(environ)
+def step_executor(settings: Settings) -> dg.ExecutorDefinition | None:
+    """dagster-docker's executor configured from ``settings``, or None (Dagster's default)."""
+    config = step_container_config(settings)
     if config is None:
         return None
     # Imported here: only a deployment with step containers needs the package.

@@ -1,9 +1,9 @@
 """The data calendar: which days the log covers and where each cohort's windows fall.
 
-Partition definitions and partition mappings are built when the code location loads, so the calendar and
-window lengths come from environment variables (checked in :mod:`churn_dagster.settings`) rather than from
-run config: every asset and every run must agree on them. ``dt`` is the 1-based day number used by the
-published files (dt 1 = ``first_day``).
+Partition definitions and partition mappings are built with the definitions, so the calendar and window
+lengths are settings (``Settings.calendar``, checked in :mod:`churn_dagster.settings`) rather than run config:
+every asset and every run must agree on them. ``dt`` is the 1-based day number used by the published files
+(dt 1 = ``first_day``).
 """
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from churn_dagster import settings
+# The published log: 1-30 Nov 2019, a 14-day observation window and a 7-day label period.
+FIRST_DAY = date(2019, 11, 1)
+LAST_DAY = date(2019, 11, 30)
+OBSERVATION_DAYS = 14
+LABEL_DAYS = 7
 
 
 @dataclass(frozen=True)
 class Calendar:
     """Days of the log and the observation/label window lengths (SPEC.md "Cohorts and windows")."""
-
-    first_day: date = settings.FIRST_DAY
-    last_day: date = settings.LAST_DAY
-    observation_days: int = settings.OBSERVATION_DAYS
-    label_days: int = settings.LABEL_DAYS
+    first_day: date = FIRST_DAY
+    last_day: date = LAST_DAY
+    observation_days: int = OBSERVATION_DAYS
+    label_days: int = LABEL_DAYS
 
     def __post_init__(self) -> None:
         if self.last_day < self.first_day:
@@ -76,13 +79,6 @@ class Calendar:
         last = day - timedelta(days=self.observation_days + self.label_days - 1)
         first = max(self.first_day, last - timedelta(days=n - 1))
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def calendar_from_env() -> Calendar:
-    """``CHURN_FIRST_DAY``, ``CHURN_LAST_DAY``, ``CHURN_OBSERVATION_DAYS`` and ``CHURN_LABEL_DAYS``; a bad
-    value raises :class:`churn_dagster.settings.SettingsError` naming it."""
-    checked = settings.settings_from_env()
-    return Calendar(checked.first_day, checked.last_day, checked.observation_days, checked.label_days)
 
 
 def parse_day(key: str) -> date:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -37,6 +38,7 @@ from churn_dagster.interrupts import Interrupted, stop_signals
 from churn_dagster.runs.run_report import check_outcome
 from churn_dagster.runs.runner import Step
 from churn_dagster.runs.servers import LOCATION, REPOSITORY, Webserver, own_webserver
+from churn_dagster.settings import Settings
 
 POLL_SECONDS = 0.25
 IN_ONE_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -257,12 +259,13 @@ def _follow(server: Webserver, instance: dg.DagsterInstance, step: Step, followe
     return run
 
 
-def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, defs: dg.Definitions, echo=print,
-                 verbose: bool = False) -> list[str]:
-    """Launch ``steps`` one after the other as runs of the code location; return their run ids."""
+def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, defs: dg.Definitions,
+                 settings: Settings, environ: Mapping[str, str], echo=print, verbose: bool = False) -> list[str]:
+    """Launch ``steps`` one after the other as runs of the code location, which loads with the variables
+    ``environ`` (the ones ``settings`` were read from); return their run ids."""
     run_ids: list[str] = []
-    settings = settings_run_config()
-    with stop_signals() as signals, own_webserver(home, echo) as server:
+    run_settings = settings_run_config(settings)
+    with stop_signals() as signals, own_webserver(home, environ, echo) as server:
         client = server.client(CONNECT_SECONDS, ANSWER_SECONDS)
         for step in steps:
             not_started = f"{step.describe()} and the steps after it were not started"
@@ -271,7 +274,7 @@ def launch_steps(steps: list[Step], instance: dg.DagsterInstance, home: Path, de
             follower, submitting = None, False
             try:
                 echo(f"running {step.describe()} ...")
-                run_config = {**(step.run_config or {}), **settings, **_execution_config(defs, step.job)}
+                run_config = {**(step.run_config or {}), **run_settings, **_execution_config(defs, step.job)}
                 submitting = True  # from here on, the webserver may create the run
                 run_id = _submit(server, client, instance, step, run_config, launch_id, echo, signals)
                 follower = _Follower(instance, run_id, verbose)

@@ -14,15 +14,13 @@ from dataclasses import dataclass, replace
 import dagster as dg
 
 from churn_dagster.core.constants import TRIGGER_TAG, partition_range_tags
-from churn_dagster.core.partitions import TRAINING_COHORTS
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.interrupts import Interrupted, SignalRecord, stop_signals
 from churn_dagster.runs.run_report import check_outcome
-from churn_dagster.settings import SettingsError
+from churn_dagster.settings import Settings, SettingsError
 from churn_dagster.studies.churn.config import epoch_cap_config
 from churn_dagster.studies.trends.config import trend_run_config
-from churn_dagster.studies.trends.partitions import TREND_WINDOWS
-from churn_dagster.studies.trends.sql.trends import trend_cohorts
+from churn_dagster.studies.trends.sql.trends import TrendSettings, trend_cohorts
 
 # The terminal shows what the assets log; the step-by-step DEBUG events stay in the run's event log, which
 # the Dagster UI shows in full.
@@ -66,30 +64,30 @@ def data_graph_steps(calendar: Calendar) -> list[Step]:
     ]
 
 
-def trend_steps(calendar: Calendar, trend_config: dict | None = None) -> list[Step]:
+def trend_steps(settings: Settings, trend_config: dict | None = None) -> list[Step]:
     """The trend data of the trend cohorts that the last one's models train on (its training window; one run
     each, since the intents of a partition are fit per run), then the trend models and their report for the
     last trend cohort. No steps when the log is too short for a trend cohort."""
-    cohorts = trend_cohorts(calendar, TREND_WINDOWS)
+    cohorts = trend_cohorts(settings.calendar, TrendSettings(settings.trend_first_days, settings.trend_second_days))
     if not cohorts:
         return []
     last = cohorts[-1].isoformat()
-    window = [c.isoformat() for c in cohorts if (cohorts[-1] - c).days < TRAINING_COHORTS]
+    window = [c.isoformat() for c in cohorts if (cohorts[-1] - c).days < settings.training_cohorts]
     return [*(Step("trend_data_job", c, c) for c in window),
             Step("trend_training_job", last, last, run_config=trend_config)]
 
 
-def whole_graph_steps(calendar: Calendar, training_config: dict | None = None, trend_config: dict | None = None,
+def whole_graph_steps(settings: Settings, training_config: dict | None = None, trend_config: dict | None = None,
                       continuation_config: dict | None = None) -> list[Step]:
     """The data graph; then, for the last labelled cohort, the models on its training window, the evaluation
     report and the risk scores of the newest window; then the session-continuation models of the same cohort
     and their report; then the NCM case study (unpartitioned, on the data graph); then the trend data and
     models (:func:`trend_steps`). The other task families come after the churn models so that a failure of
     theirs never holds them back."""
-    last = calendar.last_labelled_cohort.isoformat()
-    return [*data_graph_steps(calendar), Step("training_job", last, last, run_config=training_config),
+    last = settings.calendar.last_labelled_cohort.isoformat()
+    return [*data_graph_steps(settings.calendar), Step("training_job", last, last, run_config=training_config),
             Step("continuation_job", last, last, run_config=continuation_config), Step("case_study_job"),
-            *trend_steps(calendar, trend_config)]
+            *trend_steps(settings, trend_config)]
 
 
 def training_config(max_epochs: int | None) -> dict | None:

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,9 +221,10 @@ def _wait_until_loaded(server: Webserver, deadline: float) -> None:
 
 
 @contextmanager
-def own_webserver(home: Path, echo=print) -> Iterator[Webserver]:
+def own_webserver(home: Path, environ: Mapping[str, str], echo=print) -> Iterator[Webserver]:
     """A webserver that launches runs into the instance of ``home``, for the length of the block, proven to be
-    the one this process started (see the module's docstring)."""
+    the one this process started (see the module's docstring). Its code location loads with the variables
+    ``environ`` (the command's environment with its own ``--source`` and ``--data-dir``)."""
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "churn-dagster-servers.log"
@@ -240,7 +241,7 @@ def own_webserver(home: Path, echo=print) -> Iterator[Webserver]:
             process = subprocess.Popen(
                 [_bin("dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-l", path_prefix,
                  "--uvicorn-log-level", "info", "-w", str(workspace)],
-                env={**os.environ, "DAGSTER_HOME": str(launcher_home)}, stdout=subprocess.PIPE,
+                env={**environ, "DAGSTER_HOME": str(launcher_home)}, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             console = _Console(process.stdout, log_path)
             try:

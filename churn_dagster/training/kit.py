@@ -81,14 +81,14 @@ def _run(mlflow_res: MlflowResource, context: dg.AssetExecutionContext, unit: Un
         yield run
 
 
-def train_and_register(context: dg.AssetExecutionContext, mlflow_res: MlflowResource, units: list[Unit],
+def train_and_register(context: dg.AssetExecutionContext, mlflow_res: MlflowResource, torch_threads: int, units: list[Unit],
                        fit: Callable[[Unit], Any], log: Callable[[Unit, Any], str | None],
                        candidates: Callable[[dict[Any, Logged]], list[RegistryCandidate]],
                        sanity: Callable[[dict[Any, Logged], list[RegistryCandidate]], dg.AssetCheckResult]) -> Trained:
     """Fit and log every unit in its own MLflow run (inside :func:`training_step`: the torch threads and the
-    cancellation watcher), then register the candidates under the evidence and champion rules."""
+    cancellation watcher; ``torch_threads`` torch threads), then register the candidates under the evidence and champion rules."""
     logged: dict[Any, Logged] = {}
-    with training_step(context):
+    with training_step(context, torch_threads):
         for unit in units:
             with _run(mlflow_res, context, unit) as run:
                 result = fit(unit)

@@ -16,16 +16,15 @@ from contextlib import contextmanager
 import dagster as dg
 import torch
 
-from churn_dagster.settings import settings_from_env
 from churn_dagster.training.cancellation import interrupt_when_canceled
 
 
 @contextmanager
-def training_step(context: dg.AssetExecutionContext) -> Iterator[None]:
-    """Run the block with ``CHURN_TORCH_THREADS`` torch threads (restored afterwards, for in-process runs) and
+def training_step(context: dg.AssetExecutionContext, torch_threads: int) -> Iterator[None]:
+    """Run the block with ``torch_threads`` (``CHURN_TORCH_THREADS``) torch threads (restored afterwards, for in-process runs) and
     interrupted again while the run is being terminated (:func:`interrupt_when_canceled`)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(settings_from_env().torch_threads)
+    torch.set_num_threads(torch_threads)
     try:
         with interrupt_when_canceled(context):
             yield

@@ -13,12 +13,7 @@ from churn_dagster.core.metadata import (
     schema_metadata,
     table,
 )
-from churn_dagster.core.partitions import (
-    CALENDAR,
-    cohort_partitions,
-    days_read,
-    label_days,
-)
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.domain.engagement import LEVEL_NAMES, LEVEL_UPPER_BOUNDS
@@ -32,113 +27,118 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
     f"WHEN score <= {bound} THEN {i + 1}" for i, bound in enumerate(LEVEL_UPPER_BOUNDS)) + f" ELSE {len(LEVEL_NAMES) - 1} END"
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            "user_splits",
-            description="Train/validation/test assignment per user: a seeded hash of the user id (md5 of user and "
-            "seed), so a user's split never changes when labels change and is the same in every study and retrain. "
-            "Each split's churn share is reported and checked against its cohort's.",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
-            automation_condition=cohort_ready,
-            deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
-        ),
-        dg.AssetSpec(
-            "label_scores",
-            description="Label-period targets: churned (no impression in the label period), the components F, "
-            "impressions and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training "
-            "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
-            "the components with thresholds fit on its own protocol's training users.",
-            group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
-            automation_condition=cohort_ready,
-            deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=label_days)],
-        ),
-    ],
-    partitions_def=cohort_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[
-        dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True),
-        dg.AssetCheckSpec("splits_balanced", asset="user_splits",
-                          description=f"Each split's churn share within {label_sql.BALANCE_TOLERANCE_SE:g} standard "
-                          f"errors of its cohort's (judged from {label_sql.MIN_USERS_FOR_BALANCE} users in a split on); "
-                          "the split is a hash of the user id, so an imbalance only warns."),
-        dg.AssetCheckSpec("label_shares_sane", asset="label_scores", blocking=True,
-                          description="Every level boundary respected and scores in [0, 1] (blocks the models); a churn "
-                          "share outside 5-95% (judged from 100 users on) only warns."),
-    ],
-)
-def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohorts = [parse_day(k) for k in context.partition_keys]
-    with lake.connect() as con:
-        _, thresholds = label_sql.build_labels(con, lake.lake, CALENDAR, cohorts, features.split)
-        for c, t in thresholds.items():
-            with atomic_path(lake.lake.thresholds(c)) as tmp:
-                tmp.write_text(json.dumps(t.to_dict() if t else {"undefined": "no active user in the training split"},
-                                          indent=2))
-        splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
-        scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
-        users, churn_share, bad_levels, out_of_range = con.execute(
-            f"""SELECT count(*), coalesce(avg(churned::INT), 0),
-                coalesce(count_if(level <> {_LEVEL_FROM_SCORE}), 0),
-                coalesce(count_if(greatest(frequency, intensity, quality, score) > 1
-                                  OR least(frequency, intensity, quality, score) < 0), 0)
-                FROM read_parquet($f, hive_partitioning = false)""",
-            {"f": literal_paths(scores)},
-        ).fetchone()
+def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
+    """``user_splits`` and ``label_scores``."""
 
-        def split_meta(_key, path):
-            return {"split_by_churn": query_table(
-                con, "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
-                "GROUP BY ALL ORDER BY ALL", {"f": literal_paths([path])})}
-
-        def score_meta(key, path):
-            f = {"f": literal_paths([path])}
-            t = thresholds[parse_day(key)]
-            share = con.execute("SELECT coalesce(avg(churned::INT), 0) FROM read_parquet($f, hive_partitioning = false)",
-                                f).fetchone()[0]
-            return {
-                "reads_days": days_read(CALENDAR.label_dts(parse_day(key))),
-                "level_distribution": query_table(
-                    con, f"SELECT level, {_LEVEL_NAME} AS name, count(*) AS users, "
-                    "round(count(*) / sum(count(*)) OVER (), 4) AS share "
-                    "FROM read_parquet($f, hive_partitioning = false) GROUP BY level ORDER BY level", f),
-                "churn_share": dg.MetadataValue.float(float(share)),
-                "thresholds": table(["P95 impressions", "P95 Qraw", "fit on users"],
-                                    [(t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) if t else
-                                     ("undefined", "undefined", 0)]),
-            }
-
-        split_meta_all = schema_metadata(con, splits)
-        score_meta_all = {**schema_metadata(con, scores), **features.metadata()}
-        add_partition_metadata(context, con, dict(zip(context.partition_keys, splits, strict=True)), split_meta,
-                               asset_key="user_splits")
-        add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta,
-                               asset_key="label_scores")
-        split_check = checks.unique_rows(con, "no_user_in_two_splits", splits, "user_id", asset_key="user_splits")
-        balance = label_sql.split_balance(con.execute(
-            "SELECT cohort_day, split, churned FROM read_parquet($f, hive_partitioning = false)",
-            {"f": literal_paths(splits)}).df())
-    yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta_all)
-    yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta_all)
-    yield split_check
-    off = [b for b in balance if not b.balanced]
-    yield dg.AssetCheckResult(
-        check_name="splits_balanced", asset_key="user_splits", passed=not off, severity=dg.AssetCheckSeverity.WARN,
-        description="; ".join(f"{b.cohort} {b.split}: churn share {b.churn_share:.3f} of {b.users} users against "
-                              f"{b.cohort_share:.3f} ({b.standard_errors:+.1f} SE)" for b in off)
-        or (f"all {len(balance)} splits within {label_sql.BALANCE_TOLERANCE_SE:g} SE of their cohort's churn share "
-            f"(largest {max((abs(b.standard_errors) for b in balance), default=0):.1f} SE)"),
-        metadata={"splits": table(["cohort", "split", "users", "churn share", "cohort churn share", "SE from cohort"],
-                                  [(b.cohort.isoformat(), b.split, b.users, b.churn_share, b.cohort_share,
-                                    b.standard_errors) for b in balance])},
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                "user_splits",
+                description="Train/validation/test assignment per user: a seeded hash of the user id (md5 of user and "
+                "seed), so a user's split never changes when labels change and is the same in every study and retrain. "
+                "Each split's churn share is reported and checked against its cohort's.",
+                group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
+                automation_condition=cohort_ready,
+                deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=p.label_days)],
+            ),
+            dg.AssetSpec(
+                "label_scores",
+                description="Label-period targets: churned (no impression in the label period), the components F, "
+                "impressions and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training "
+                "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
+                "the components with thresholds fit on its own protocol's training users.",
+                group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
+                automation_condition=cohort_ready,
+                deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=p.label_days)],
+            ),
+        ],
+        partitions_def=p.cohort_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=[
+            dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True),
+            dg.AssetCheckSpec("splits_balanced", asset="user_splits",
+                              description=f"Each split's churn share within {label_sql.BALANCE_TOLERANCE_SE:g} standard "
+                              f"errors of its cohort's (judged from {label_sql.MIN_USERS_FOR_BALANCE} users in a split on); "
+                              "the split is a hash of the user id, so an imbalance only warns."),
+            dg.AssetCheckSpec("label_shares_sane", asset="label_scores", blocking=True,
+                              description="Every level boundary respected and scores in [0, 1] (blocks the models); a churn "
+                              "share outside 5-95% (judged from 100 users on) only warns."),
+        ],
     )
-    share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
-    share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else
-                  f"{users} users, too few to judge the churn share")
-    consistent = bad_levels == 0 and out_of_range == 0
-    # A broken level or score is an error that stops the models; an unusual churn share only warns.
-    yield dg.AssetCheckResult(
-        check_name="label_shares_sane", asset_key="label_scores", passed=share_ok and consistent,
-        severity=dg.AssetCheckSeverity.ERROR if not consistent else dg.AssetCheckSeverity.WARN,
-        description=f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
-    )
+    def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+        cohorts = [parse_day(k) for k in context.partition_keys]
+        with lake.connect() as con:
+            _, thresholds = label_sql.build_labels(con, lake.lake, p.calendar, cohorts, features.split)
+            for c, t in thresholds.items():
+                with atomic_path(lake.lake.thresholds(c)) as tmp:
+                    tmp.write_text(json.dumps(t.to_dict() if t else {"undefined": "no active user in the training split"},
+                                              indent=2))
+            splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
+            scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
+            users, churn_share, bad_levels, out_of_range = con.execute(
+                f"""SELECT count(*), coalesce(avg(churned::INT), 0),
+                    coalesce(count_if(level <> {_LEVEL_FROM_SCORE}), 0),
+                    coalesce(count_if(greatest(frequency, intensity, quality, score) > 1
+                                      OR least(frequency, intensity, quality, score) < 0), 0)
+                    FROM read_parquet($f, hive_partitioning = false)""",
+                {"f": literal_paths(scores)},
+            ).fetchone()
+
+            def split_meta(_key, path):
+                return {"split_by_churn": query_table(
+                    con, "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
+                    "GROUP BY ALL ORDER BY ALL", {"f": literal_paths([path])})}
+
+            def score_meta(key, path):
+                f = {"f": literal_paths([path])}
+                t = thresholds[parse_day(key)]
+                share = con.execute("SELECT coalesce(avg(churned::INT), 0) FROM read_parquet($f, hive_partitioning = false)",
+                                    f).fetchone()[0]
+                return {
+                    "reads_days": p.days_read(p.calendar.label_dts(parse_day(key))),
+                    "level_distribution": query_table(
+                        con, f"SELECT level, {_LEVEL_NAME} AS name, count(*) AS users, "
+                        "round(count(*) / sum(count(*)) OVER (), 4) AS share "
+                        "FROM read_parquet($f, hive_partitioning = false) GROUP BY level ORDER BY level", f),
+                    "churn_share": dg.MetadataValue.float(float(share)),
+                    "thresholds": table(["P95 impressions", "P95 Qraw", "fit on users"],
+                                        [(t.p95_impressions, t.p95_quality_raw, t.fitted_on_users) if t else
+                                         ("undefined", "undefined", 0)]),
+                }
+
+            split_meta_all = schema_metadata(con, splits)
+            score_meta_all = {**schema_metadata(con, scores), **features.metadata(p.calendar)}
+            add_partition_metadata(context, con, dict(zip(context.partition_keys, splits, strict=True)), split_meta,
+                                   asset_key="user_splits")
+            add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta,
+                                   asset_key="label_scores")
+            split_check = checks.unique_rows(con, "no_user_in_two_splits", splits, "user_id", asset_key="user_splits")
+            balance = label_sql.split_balance(con.execute(
+                "SELECT cohort_day, split, churned FROM read_parquet($f, hive_partitioning = false)",
+                {"f": literal_paths(splits)}).df())
+        yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta_all)
+        yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta_all)
+        yield split_check
+        off = [b for b in balance if not b.balanced]
+        yield dg.AssetCheckResult(
+            check_name="splits_balanced", asset_key="user_splits", passed=not off, severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(f"{b.cohort} {b.split}: churn share {b.churn_share:.3f} of {b.users} users against "
+                                  f"{b.cohort_share:.3f} ({b.standard_errors:+.1f} SE)" for b in off)
+            or (f"all {len(balance)} splits within {label_sql.BALANCE_TOLERANCE_SE:g} SE of their cohort's churn share "
+                f"(largest {max((abs(b.standard_errors) for b in balance), default=0):.1f} SE)"),
+            metadata={"splits": table(["cohort", "split", "users", "churn share", "cohort churn share", "SE from cohort"],
+                                      [(b.cohort.isoformat(), b.split, b.users, b.churn_share, b.cohort_share,
+                                        b.standard_errors) for b in balance])},
+        )
+        share_ok = users < MIN_USERS_FOR_SHARES or 0.05 <= churn_share <= 0.95
+        share_text = (f"churn share {churn_share:.3f} of {users} users" if users >= MIN_USERS_FOR_SHARES else
+                      f"{users} users, too few to judge the churn share")
+        consistent = bad_levels == 0 and out_of_range == 0
+        # A broken level or score is an error that stops the models; an unusual churn share only warns.
+        yield dg.AssetCheckResult(
+            check_name="label_shares_sane", asset_key="label_scores", passed=share_ok and consistent,
+            severity=dg.AssetCheckSeverity.ERROR if not consistent else dg.AssetCheckSeverity.WARN,
+            description=f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
+        )
+
+    return [label_targets]

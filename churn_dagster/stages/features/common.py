@@ -3,8 +3,11 @@
 import dagster as dg
 
 from churn_dagster.core.asset_attributes import cohort_asset
+from churn_dagster.core.partitions import Partitions
 
-FEATURE_ASSET = cohort_asset("features", code_version="2")
+
+def feature_asset(p: Partitions) -> dict:
+    return cohort_asset(p, "features", code_version="2")
 
 
 def leakage_spec(asset: str) -> dg.AssetCheckSpec:

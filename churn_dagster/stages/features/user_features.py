@@ -8,20 +8,20 @@ from churn_dagster.core.metadata import (
     query_table,
     schema_metadata,
 )
-from churn_dagster.core.partitions import CALENDAR, days_read, observation_days
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
-from churn_dagster.stages.features.common import FEATURE_ASSET, leakage_spec
+from churn_dagster.stages.features.common import feature_asset, leakage_spec
 from churn_dagster.stages.features.sql import features as feature_sql
 from churn_dagster.storage.duck import literal_paths
 
 
-def _feature_result(context, con, lake, cohorts, table: str, last_ms_column: str,
+def _feature_result(p: Partitions, context, con, lake, cohorts, table: str, last_ms_column: str,
                     settings: FeatureSettingsResource) -> dg.MaterializeResult:
     out = checks.lake_paths(lake, table, cohorts)
     users = checks.lake_paths(lake, "cohort_users", cohorts)
     numeric = [c for c in checks.numeric_columns(con, out) if c != last_ms_column]
-    meta = {**schema_metadata(con, out), **settings.metadata()}
+    meta = {**schema_metadata(con, out), **settings.metadata(p.calendar)}
     summary = " UNION ALL ".join(
         f"SELECT '{c}' AS feature, avg({c}) AS mean, stddev_pop({c}) AS std, min({c}) AS min, max({c}) AS max, "
         f"count_if({c} IS NULL) AS nulls FROM read_parquet($f, hive_partitioning = false)"
@@ -30,10 +30,10 @@ def _feature_result(context, con, lake, cohorts, table: str, last_ms_column: str
     add_partition_metadata(  # a row per cohort user
         context, con, dict(zip(context.partition_keys, out, strict=True)),
         lambda key, path: {"feature_summary": query_table(con, summary, {"f": literal_paths([path])}),
-                           "reads_days": days_read(CALENDAR.observation_dts(parse_day(key)))})
+                           "reads_days": p.days_read(p.calendar.observation_dts(parse_day(key)))})
     results = [
         checks.one_row_per_cohort_user(con, out, users),
-        checks.nothing_from_label_period(con, CALENDAR, out, users, last_ms_column),
+        checks.nothing_from_label_period(con, p.calendar, out, users, last_ms_column),
         checks.all_finite(con, "finite_values", out, numeric),
     ]
     return dg.MaterializeResult(metadata=meta, check_results=results)
@@ -47,42 +47,47 @@ def _feature_checks(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-@dg.asset(
-    description="The static vector of the hybrid LSTM (17 numbers): gender one-hot, age, age missing, registered "
-    "months (>80 treated as missing), active days, sessions, sessions per active day, per-session averages and "
-    "CTR; the follow count only when use_leaky_columns is on (it is measured after the label period). Raw "
-    "values; imputation and scaling are fit on training users.",
-    deps=["cohort_users", "sessions", "raw_user_demographics",
-          dg.AssetDep("user_day_activity", partition_mapping=observation_days)],
-    check_specs=_feature_checks("static_features"),
-    **FEATURE_ASSET,
-)
-def static_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohorts = [parse_day(k) for k in context.partition_keys]
-    with lake.connect() as con:
-        feature_sql.build_static_features(con, lake.lake, CALENDAR, cohorts, features.use_leaky_columns)
-        return _feature_result(context, con, lake.lake, cohorts, "static_features", "last_impression_ms", features)
+def user_feature_assets(p: Partitions) -> list[dg.AssetsDefinition]:
+    """``static_features`` and ``kpi_features``."""
+
+    @dg.asset(
+        description="The static vector of the hybrid LSTM (17 numbers): gender one-hot, age, age missing, registered "
+        "months (>80 treated as missing), active days, sessions, sessions per active day, per-session averages and "
+        "CTR; the follow count only when use_leaky_columns is on (it is measured after the label period). Raw "
+        "values; imputation and scaling are fit on training users.",
+        deps=["cohort_users", "sessions", "raw_user_demographics",
+              dg.AssetDep("user_day_activity", partition_mapping=p.observation_days)],
+        check_specs=_feature_checks("static_features"),
+        **feature_asset(p),
+    )
+    def static_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+        cohorts = [parse_day(k) for k in context.partition_keys]
+        with lake.connect() as con:
+            feature_sql.build_static_features(con, lake.lake, p.calendar, cohorts, features.use_leaky_columns)
+            return _feature_result(p, context, con, lake.lake, cohorts, "static_features", "last_impression_ms", features)
 
 
-@dg.asset(
-    description="KPI aggregates for the classical models: totals and rates, per-active-day averages, recency, "
-    "first-half vs second-half trend of the observation window, positions and swipe-down lists, content type, "
-    "card age and creator preferences, demographics (the follow count, creator followers and creator account types "
-    "only when use_leaky_columns is on: measured after the label period); with use_content_stats (default on), the "
-    "popularity (day impressions, popular share, CTR), freshness and creator "
-    "publishing activity of the cards shown and clicked, from mlog_stats and creator_stats of observation days "
-    "up to each impression's day.",
-    deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
-          dg.AssetDep("raw_impressions", partition_mapping=observation_days),
-          dg.AssetDep("user_day_activity", partition_mapping=observation_days),
-          dg.AssetDep("raw_mlog_stats", partition_mapping=observation_days),
-          dg.AssetDep("raw_creator_stats", partition_mapping=observation_days)],
-    check_specs=_feature_checks("kpi_features"),
-    **{**FEATURE_ASSET, "code_version": "4"},  # 4: no swipe entry of the label period; leaky columns behind the setting
-)
-def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohorts = [parse_day(k) for k in context.partition_keys]
-    with lake.connect() as con:
-        feature_sql.build_kpi_features(con, lake.lake, CALENDAR, cohorts, features.publish_day_anchor,
-                                       features.use_leaky_columns, features.use_content_stats)
-        return _feature_result(context, con, lake.lake, cohorts, "kpi_features", "last_impression_ms", features)
+    @dg.asset(
+        description="KPI aggregates for the classical models: totals and rates, per-active-day averages, recency, "
+        "first-half vs second-half trend of the observation window, positions and swipe-down lists, content type, "
+        "card age and creator preferences, demographics (the follow count, creator followers and creator account types "
+        "only when use_leaky_columns is on: measured after the label period); with use_content_stats (default on), the "
+        "popularity (day impressions, popular share, CTR), freshness and creator "
+        "publishing activity of the cards shown and clicked, from mlog_stats and creator_stats of observation days "
+        "up to each impression's day.",
+        deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
+              dg.AssetDep("raw_impressions", partition_mapping=p.observation_days),
+              dg.AssetDep("user_day_activity", partition_mapping=p.observation_days),
+              dg.AssetDep("raw_mlog_stats", partition_mapping=p.observation_days),
+              dg.AssetDep("raw_creator_stats", partition_mapping=p.observation_days)],
+        check_specs=_feature_checks("kpi_features"),
+        **{**feature_asset(p), "code_version": "4"},  # 4: no swipe entry of the label period; leaky columns behind the setting
+    )
+    def kpi_features(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+        cohorts = [parse_day(k) for k in context.partition_keys]
+        with lake.connect() as con:
+            feature_sql.build_kpi_features(con, lake.lake, p.calendar, cohorts, features.publish_day_anchor,
+                                           features.use_leaky_columns, features.use_content_stats)
+            return _feature_result(p, context, con, lake.lake, cohorts, "kpi_features", "last_impression_ms", features)
+
+    return [static_features, kpi_features]

@@ -17,7 +17,7 @@ from churn_dagster.core.metadata import (
     schema_metadata,
     table,
 )
-from churn_dagster.core.partitions import CALENDAR, day_partitions
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import LakeResource, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import parse_day
@@ -106,7 +106,7 @@ def _impression_extras(con, path) -> dict:
     }
 
 
-def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
+def build_raw_asset(p: Partitions, spec: fmt.NcmFile) -> dg.AssetsDefinition:
     name = ASSET_NAMES[spec.stem]
     description = (
         f"`{spec.stem}.csv` as published, typed and validated ({', '.join(c.source for c in spec.columns)}). "
@@ -122,7 +122,7 @@ def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
         kinds={"csv", "duckdb", "parquet"},
         owners=OWNERS,
         code_version="2",
-        partitions_def=day_partitions if spec.daily else None,
+        partitions_def=p.day_partitions if spec.daily else None,
         backfill_policy=dg.BackfillPolicy.single_run() if spec.daily else None,
         check_specs=_checks(name),
         tags={"layer": "raw"},
@@ -131,7 +131,7 @@ def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
         days: list[date] | None = [parse_day(k) for k in context.partition_keys] if spec.daily else None
         files_in = source.files_for(spec, days)
         with lake.connect() as con:
-            result = ingest(con, spec, files_in, lake.lake, CALENDAR, days)
+            result = ingest(con, spec, files_in, lake.lake, p.calendar, days)
             out = [lake.lake.raw_day(spec.stem, d) for d in days] if days else [lake.lake.raw_snapshot(spec.stem)]
             meta, checks = _report(spec, result, con, out)
             if days:
@@ -146,4 +146,6 @@ def build_raw_asset(spec: fmt.NcmFile) -> dg.AssetsDefinition:
     return _raw
 
 
-raw_assets = [build_raw_asset(spec) for spec in fmt.ALL_FILES]
+def raw_assets(p: Partitions) -> list[dg.AssetsDefinition]:
+    """The six raw tables."""
+    return [build_raw_asset(p, spec) for spec in fmt.ALL_FILES]

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from churn_dagster.core.asset_attributes import cohort_asset
 from churn_dagster.core.metadata import check, table
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.stages.tensors.sql import tensors as tensor_build
@@ -48,40 +49,45 @@ def _verify(lake: Lake, cohort) -> dict[str, tuple[bool, str]]:
     }
 
 
-@dg.asset(
-    description="Per cohort: sequences.npy [sessions x 24] float32 stored ragged with offsets.npy, static.npy "
-    "[users x 17, or 18 with follow_count], users.parquet (row, user, split, churn and the label-period components "
-    "a protocol derives the level from) and normalization.json (training-session moments, feature names). Values "
-    "are raw: each model fits imputation and scaling on its own training users. Open with numpy "
-    "mmap_mode='r' and pad per batch.",
-    **cohort_asset("tensors", code_version="2", kinds={"numpy", "duckdb"}),
-    deps=["sessions", "static_features", "label_scores", "user_splits"],
-    check_specs=[
-        dg.AssetCheckSpec(name, asset="sequence_tensors", blocking=True)
-        for name in ("offsets_consistent", "finite_values", "unique_users", "training_moments_stored")
-    ],
-)
-def sequence_tensors(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
-    cohorts = [parse_day(k) for k in context.partition_keys]
-    verdicts = {}
-    with lake.connect() as con:
-        for key, cohort in zip(context.partition_keys, cohorts, strict=True):
-            summary = tensor_build.build_tensors(con, lake.lake, cohort, features.max_sessions)
-            context.add_asset_metadata({
-                "dagster/row_count": dg.MetadataValue.int(summary.users),  # a row per user
-                "sessions": dg.MetadataValue.int(summary.sessions),
-                "truncated_users": dg.MetadataValue.int(summary.truncated_users),
-                "users_per_split": table(["split", "users"], sorted(summary.split_counts.items())),
-                "path": dg.MetadataValue.path(str(lake.lake.tensors(cohort))),
-            }, partition_key=key)
-            for name, (ok, text) in _verify(lake.lake, cohort).items():
-                prev_ok, prev_text = verdicts.get(name, (True, ""))
-                verdicts[name] = (prev_ok and ok, f"{prev_text}{cohort}: {text}; ")
-    meta = {
-        "sequence_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.SEQUENCE_FEATURES)),
-        "static_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.STATIC_FEATURES)),
-        **features.metadata(),
-    }
-    return dg.MaterializeResult(
-        metadata=meta, check_results=[check(name, ok, text) for name, (ok, text) in verdicts.items()]
+def tensor_assets(p: Partitions) -> list[dg.AssetsDefinition]:
+    """``sequence_tensors``."""
+
+    @dg.asset(
+        description="Per cohort: sequences.npy [sessions x 24] float32 stored ragged with offsets.npy, static.npy "
+        "[users x 17, or 18 with follow_count], users.parquet (row, user, split, churn and the label-period components "
+        "a protocol derives the level from) and normalization.json (training-session moments, feature names). Values "
+        "are raw: each model fits imputation and scaling on its own training users. Open with numpy "
+        "mmap_mode='r' and pad per batch.",
+        **cohort_asset(p, "tensors", code_version="2", kinds={"numpy", "duckdb"}),
+        deps=["sessions", "static_features", "label_scores", "user_splits"],
+        check_specs=[
+            dg.AssetCheckSpec(name, asset="sequence_tensors", blocking=True)
+            for name in ("offsets_consistent", "finite_values", "unique_users", "training_moments_stored")
+        ],
     )
+    def sequence_tensors(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+        cohorts = [parse_day(k) for k in context.partition_keys]
+        verdicts = {}
+        with lake.connect() as con:
+            for key, cohort in zip(context.partition_keys, cohorts, strict=True):
+                summary = tensor_build.build_tensors(con, lake.lake, cohort, features.max_sessions)
+                context.add_asset_metadata({
+                    "dagster/row_count": dg.MetadataValue.int(summary.users),  # a row per user
+                    "sessions": dg.MetadataValue.int(summary.sessions),
+                    "truncated_users": dg.MetadataValue.int(summary.truncated_users),
+                    "users_per_split": table(["split", "users"], sorted(summary.split_counts.items())),
+                    "path": dg.MetadataValue.path(str(lake.lake.tensors(cohort))),
+                }, partition_key=key)
+                for name, (ok, text) in _verify(lake.lake, cohort).items():
+                    prev_ok, prev_text = verdicts.get(name, (True, ""))
+                    verdicts[name] = (prev_ok and ok, f"{prev_text}{cohort}: {text}; ")
+        meta = {
+            "sequence_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.SEQUENCE_FEATURES)),
+            "static_features": dg.MetadataValue.md(", ".join(n for n, _ in tensor_build.STATIC_FEATURES)),
+            **features.metadata(p.calendar),
+        }
+        return dg.MaterializeResult(
+            metadata=meta, check_results=[check(name, ok, text) for name, (ok, text) in verdicts.items()]
+        )
+
+    return [sequence_tensors]

@@ -17,6 +17,7 @@ import dagster as dg
 from churn_dagster.core.asset_attributes import model_asset
 from churn_dagster.core.mlflow_resource import MlflowResource
 from churn_dagster.core.resources import LakeResource
+from churn_dagster.settings import Settings
 from churn_dagster.studies.case_study.ml.hyperparameters import (
     MlpConfig,
     NaiveBayesConfig,
@@ -47,7 +48,7 @@ def hyperparameters(family: str, config: dg.Config) -> tuple:
                  for d in (DEFAULTS[family], UpsamplingConfig()))
 
 
-def build_case_study_model(family: str) -> dg.AssetsDefinition:
+def build_case_study_model(settings: Settings, family: str) -> dg.AssetsDefinition:
     name = asset_name(family)
 
     @dg.asset(
@@ -64,10 +65,13 @@ def build_case_study_model(family: str) -> dg.AssetsDefinition:
                mlflow: MlflowResource):
         from churn_dagster.studies.case_study import training  # scikit-learn and MLflow load when a step runs
 
-        yield from retrying_transient_failures(context, training.train_case_study_model, family,
+        yield from retrying_transient_failures(context, settings.training_retry_delay_seconds,
+                                                training.train_case_study_model, settings, family,
                                                 hyperparameters(family, config), lake.lake, mlflow)
 
     return _model
 
 
-case_study_models = [build_case_study_model(family) for family in FAMILIES]
+def case_study_models(settings: Settings) -> list[dg.AssetsDefinition]:
+    """One asset per family, each with its two variants."""
+    return [build_case_study_model(settings, family) for family in FAMILIES]

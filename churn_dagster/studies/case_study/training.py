@@ -20,6 +20,7 @@ from mlflow.models import infer_signature
 
 from churn_dagster.core.metadata import check, table
 from churn_dagster.core.mlflow_resource import MlflowResource
+from churn_dagster.settings import Settings
 from churn_dagster.storage.duck import atomic_path
 from churn_dagster.storage.lake import Lake, require
 from churn_dagster.studies.case_study.ml import models as cs
@@ -107,10 +108,10 @@ def _write_outputs(folder: Path, summary: dict, results: dict[str, cs.VariantRes
          ).to_parquet(tmp, index=False)
 
 
-def train_case_study_model(context: dg.AssetExecutionContext, family: str, settings: tuple, lake: Lake,
-                           mlflow_res: MlflowResource) -> Iterator:
+def train_case_study_model(context: dg.AssetExecutionContext, settings: Settings, family: str, hyper: tuple,
+                           lake: Lake, mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    model_settings, upsampling = settings
+    model_settings, upsampling = hyper
     features = pd.read_parquet(require([features_path(lake)], asset_name(family))[0])
     labels = pd.read_parquet(require([labels_path(lake)], asset_name(family))[0])
     d = cs.design(features, labels)
@@ -146,7 +147,7 @@ def train_case_study_model(context: dg.AssetExecutionContext, family: str, setti
         return _sane({k: u.result for k, u in logged.items()}, validation,
                      {c.logged.unit.key: c.assessment for c in offered})
 
-    trained = train_and_register(context, mlflow_res, units, lambda unit: cs.run_variant(
+    trained = train_and_register(context, mlflow_res, settings.torch_threads, units, lambda unit: cs.run_variant(
         family, model_settings, upsampling, d, unit.key), log, candidates, sanity)
     results = {k: u.result for k, u in trained.units.items()}
     urls = {k: u.url for k, u in trained.units.items()}

@@ -8,7 +8,8 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from churn_dagster.core.constants import OWNERS, TARGETS
+from churn_dagster.core.asset_attributes import report_asset
+from churn_dagster.core.constants import TARGETS
 from churn_dagster.core.metadata import (
     check,
     frame_markdown,
@@ -16,7 +17,7 @@ from churn_dagster.core.metadata import (
     image_markdown,
 )
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import cohort_partitions, training_window
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.storage.duck import atomic_dir
@@ -85,79 +86,80 @@ def _explanations(lake: Lake, mlflow: MlflowResource, metrics: dict, cohorts, ou
     return "\n\n".join(parts), figures
 
 
-@dg.asset(
-    description="Comparison of the 8 models of a training partition (both targets, random and out-of-time "
-    "splits) with the SPEC's evaluation columns, the reference study's figures beside ours, ROC/F1/confusion "
-    "figures, SHAP, coefficients and attention weights. Written to reports/evaluation/cohort=<day>/ and logged "
-    "to MLflow.",
-    group_name="reports",
-    kinds={"python", "mlflow"},
-    owners=OWNERS,
-    code_version=MODEL_CODE_VERSION,
-    partitions_def=cohort_partitions,
-    deps=[model_name(f, t) for f in FAMILIES for t in TARGETS] + [
-        dg.AssetDep(a, partition_mapping=training_window) for a in ("kpi_features", "label_scores", "sequence_tensors")],
-    check_specs=[dg.AssetCheckSpec(
-        "covers_every_model", asset="evaluation_report",
-        description="Both comparison tables hold every family under every protocol its models trained, and every "
-        "figure the report embeds was written.")],
-)
-def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
-    import mlflow as mlflow_api  # the model code is imported when the report runs, not when definitions load
+def report_assets(p: Partitions) -> list[dg.AssetsDefinition]:
+    """``evaluation_report``."""
 
-    from churn_dagster.studies.churn.ml import report
+    @dg.asset(
+        description="Comparison of the 8 models of a training partition (both targets, random and out-of-time "
+        "splits) with the SPEC's evaluation columns, the reference study's figures beside ours, ROC/F1/confusion "
+        "figures, SHAP, coefficients and attention weights. Written to reports/evaluation/cohort=<day>/ and logged "
+        "to MLflow.",
+        **report_asset("reports", MODEL_CODE_VERSION, p.cohort_partitions),
+        deps=[model_name(f, t) for f in FAMILIES for t in TARGETS] + [
+            dg.AssetDep(a, partition_mapping=p.training_window) for a in ("kpi_features", "label_scores", "sequence_tensors")],
+        check_specs=[dg.AssetCheckSpec(
+            "covers_every_model", asset="evaluation_report",
+            description="Both comparison tables hold every family under every protocol its models trained, and every "
+            "figure the report embeds was written.")],
+    )
+    def evaluation_report(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+        import mlflow as mlflow_api  # the model code is imported when the report runs, not when definitions load
 
-    cohort = parse_day(context.partition_key)
-    metrics, predictions = _read_models(lake.lake, cohort)
-    headline = report.headline_table(metrics)
-    tables = {t: report.comparison_table(metrics[t], t) for t in TARGETS}
-    decisions = report.decisions_table(metrics)
-    trained_on = [parse_day(c) for c in metrics["binary"]["xgboost"]["cohorts"]]
-    folder = lake.lake.root / "reports" / "evaluation" / f"cohort={cohort.isoformat()}"
-    with atomic_dir(folder) as out:
-        figures = report.comparison_figures(predictions, metrics, out)
-        explanation, more = _explanations(lake.lake, mlflow, metrics, trained_on, out)
-        figures.update(more)
-        for target, table in tables.items():
-            table.to_csv(out / f"comparison_{target}.csv", index=False)
-        body = "\n\n".join([
-            "# Evaluation report",
-            "Test-set metrics of our models on this data, beside the reference study (Guo 2025) on the real NCM "
-            "data. Synthetic data cannot reproduce the reference; the reference columns are for orientation only.",
-            frame_markdown(headline),
-            "## Binary churn, every metric",
-            frame_markdown(tables["binary"]),
-            "## Five-level engagement, every metric",
-            frame_markdown(tables["level"]),
-            "## Registry decisions",
-            "A model is registered only with enough validation positives and negatives and a validation AUC above "
-            "chance by the margin, and promoted only if it beats the champion on the same validation users; the "
-            "test figures above are reported, never used for a decision.",
-            frame_markdown(decisions),
-            explanation,
-        ])
-        (out / "report.md").write_text(body + "\n")
-        with mlflow.start_run(context, f"evaluation_report {cohort}", {"kind": "report", "partition": cohort.isoformat()}) as run:
-            mlflow_api.log_artifacts(str(out), artifact_path="report")
-            for _, row in headline.iterrows():
-                key = row["model"].lower().replace(" ", "_")
-                mlflow_api.log_metrics({f"{key}_binary_auc": row["binary AUC"], f"{key}_level_auc": row["5-class OvR AUC"]})
-            url = mlflow.run_url(run.info.run_id)
-    shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
-                         "attention_hybrid") if k in figures]
-    expected = {(report.FAMILY_LABELS[f], report.SCHEME_LABELS[scheme]) for f in FAMILIES for scheme in metrics["binary"][f]["schemes"]}
-    listed = {t: set(zip(table["model"], table["split"], strict=True)) for t, table in tables.items()}
-    missing_figures = [k for k, path in figures.items() if not (folder / path.name).exists()]
-    complete = check("covers_every_model", all(rows == expected for rows in listed.values()) and not missing_figures,
-                     f"{len(expected)} (model, protocol) rows expected; binary table {len(listed['binary'])}, "
-                     f"level table {len(listed['level'])}; figures missing: {missing_figures or 'none'}")
-    return dg.MaterializeResult(check_results=[complete], metadata={
-        "models_vs_reference": frame_table(headline),
-        "binary_churn": frame_table(tables["binary"]),
-        "five_levels": frame_table(tables["level"]),
-        "registry_decisions": frame_table(decisions),
-        "explanations": dg.MetadataValue.md(explanation),
-        "figures": dg.MetadataValue.md("\n\n".join(image_markdown(folder / figures[k].name, k) for k in shown)),
-        "report": dg.MetadataValue.path(str(folder / "report.md")),
-        "mlflow_run": dg.MetadataValue.url(url),
-    })
+        from churn_dagster.studies.churn.ml import report
+
+        cohort = parse_day(context.partition_key)
+        metrics, predictions = _read_models(lake.lake, cohort)
+        headline = report.headline_table(metrics)
+        tables = {t: report.comparison_table(metrics[t], t) for t in TARGETS}
+        decisions = report.decisions_table(metrics)
+        trained_on = [parse_day(c) for c in metrics["binary"]["xgboost"]["cohorts"]]
+        folder = lake.lake.root / "reports" / "evaluation" / f"cohort={cohort.isoformat()}"
+        with atomic_dir(folder) as out:
+            figures = report.comparison_figures(predictions, metrics, out)
+            explanation, more = _explanations(lake.lake, mlflow, metrics, trained_on, out)
+            figures.update(more)
+            for target, table in tables.items():
+                table.to_csv(out / f"comparison_{target}.csv", index=False)
+            body = "\n\n".join([
+                "# Evaluation report",
+                "Test-set metrics of our models on this data, beside the reference study (Guo 2025) on the real NCM "
+                "data. Synthetic data cannot reproduce the reference; the reference columns are for orientation only.",
+                frame_markdown(headline),
+                "## Binary churn, every metric",
+                frame_markdown(tables["binary"]),
+                "## Five-level engagement, every metric",
+                frame_markdown(tables["level"]),
+                "## Registry decisions",
+                "A model is registered only with enough validation positives and negatives and a validation AUC above "
+                "chance by the margin, and promoted only if it beats the champion on the same validation users; the "
+                "test figures above are reported, never used for a decision.",
+                frame_markdown(decisions),
+                explanation,
+            ])
+            (out / "report.md").write_text(body + "\n")
+            with mlflow.start_run(context, f"evaluation_report {cohort}", {"kind": "report", "partition": cohort.isoformat()}) as run:
+                mlflow_api.log_artifacts(str(out), artifact_path="report")
+                for _, row in headline.iterrows():
+                    key = row["model"].lower().replace(" ", "_")
+                    mlflow_api.log_metrics({f"{key}_binary_auc": row["binary AUC"], f"{key}_level_auc": row["5-class OvR AUC"]})
+                url = mlflow.run_url(run.info.run_id)
+        shown = [k for k in ("roc_binary_random", "roc_binary_out_of_time", "roc_level_random", "f1_level",
+                             "attention_hybrid") if k in figures]
+        expected = {(report.FAMILY_LABELS[f], report.SCHEME_LABELS[scheme]) for f in FAMILIES for scheme in metrics["binary"][f]["schemes"]}
+        listed = {t: set(zip(table["model"], table["split"], strict=True)) for t, table in tables.items()}
+        missing_figures = [k for k, path in figures.items() if not (folder / path.name).exists()]
+        complete = check("covers_every_model", all(rows == expected for rows in listed.values()) and not missing_figures,
+                         f"{len(expected)} (model, protocol) rows expected; binary table {len(listed['binary'])}, "
+                         f"level table {len(listed['level'])}; figures missing: {missing_figures or 'none'}")
+        return dg.MaterializeResult(check_results=[complete], metadata={
+            "models_vs_reference": frame_table(headline),
+            "binary_churn": frame_table(tables["binary"]),
+            "five_levels": frame_table(tables["level"]),
+            "registry_decisions": frame_table(decisions),
+            "explanations": dg.MetadataValue.md(explanation),
+            "figures": dg.MetadataValue.md("\n\n".join(image_markdown(folder / figures[k].name, k) for k in shown)),
+            "report": dg.MetadataValue.path(str(folder / "report.md")),
+            "mlflow_run": dg.MetadataValue.url(url),
+        })
+
+    return [evaluation_report]

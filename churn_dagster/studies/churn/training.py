@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from churn_dagster.core.metadata import check, table
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import CALENDAR, out_of_time_cohorts, training_cohorts
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.domain.engagement import LEVEL_NAMES
 from churn_dagster.stages.tensors.ml.data import CohortTensors, SequenceDataset, make_loader
 from churn_dagster.storage.lake import Lake, read_cohort_tables, require
@@ -69,8 +69,8 @@ def _assess(result: SchemeResult, family: str, target: str, policy: EvidencePoli
     return assess(policy, AUC, rows.y, rows.proba(family, result.model, result.normalization), names)
 
 
-def _train_and_register(context, family: str, target: str, cohort: date, runs: list[Protocol], mlflow_res: MlflowResource,
-                        params: dict, run_scheme, log_model, lake: Lake) -> Iterator:
+def _train_and_register(context, p: Partitions, family: str, target: str, cohort: date, runs: list[Protocol],
+                        mlflow_res: MlflowResource, params: dict, run_scheme, log_model, lake: Lake) -> Iterator:
     """Every protocol in its own MLflow run; the random-split model is the registry's candidate (the training
     kit's evidence and champion rules)."""
     name = model_name(family, target)
@@ -94,14 +94,14 @@ def _train_and_register(context, family: str, target: str, cohort: date, runs: l
         return [RegistryCandidate(name, random, assessment, {
             "val_auc": assessment.score, "test_auc": headline_auc(target, random.result.test_metrics),
             "cohorts": tags["cohorts"], "partition": cohort.isoformat(),
-            "labels_closed": CALENDAR.labels_closed(window[-1]).isoformat()},
+            "labels_closed": p.calendar.labels_closed(window[-1]).isoformat()},
             lambda version: promote(mlflow_res, version, Candidate(name, family, random.result.model,
                                                                    random.result.normalization), rows))]
 
     def sanity(logged: dict, offered: list[RegistryCandidate]) -> dg.AssetCheckResult:
         return _sanity_check({k: u.result for k, u in logged.items()}, family, offered[0].assessment)
 
-    trained = train_and_register(context, mlflow_res, units, lambda unit: run_scheme(protocol[unit.key]), log,
+    trained = train_and_register(context, mlflow_res, p.settings.torch_threads, units, lambda unit: run_scheme(protocol[unit.key]), log,
                                  candidates, sanity)
     results = {k: u.result for k, u in trained.units.items()}
     promotion = trained.promotions[name]
@@ -130,27 +130,27 @@ def _train_and_register(context, family: str, target: str, cohort: date, runs: l
     )
 
 
-def _protocols_with_users(cohort: date, users_of) -> list[Protocol]:
+def _protocols_with_users(p: Partitions, cohort: date, users_of) -> list[Protocol]:
     """The partition's protocols over its cohorts that have users (an empty cohort is skipped, not trained on);
     none when its own window has no user."""
-    window = [c for c in training_cohorts(cohort) if users_of(c) > 0]
-    earlier = [c for c in out_of_time_cohorts(cohort) if users_of(c) > 0]
+    window = [c for c in p.training_cohorts(cohort) if users_of(c) > 0]
+    earlier = [c for c in p.out_of_time_cohorts(cohort) if users_of(c) > 0]
     if not window:
         return []
     return protocols(window, earlier if window[-1] == cohort else [])
 
 
-def train_sequence_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
+def train_sequence_model(context, p: Partitions, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                          mlflow: MlflowResource) -> Iterator:
     kind = "hybrid" if family == "hybrid_lstm" else "lstm"
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
     # Every tensor folder this step reads resolved once, for both protocols and the registry's comparison.
-    read = sorted(set(training_cohorts(cohort)) | set(out_of_time_cohorts(cohort)))
+    read = sorted(set(p.training_cohorts(cohort)) | set(p.out_of_time_cohorts(cohort)))
     tensors = {c: CohortTensors(path) for c, path in zip(read, require([lake.tensors(c) for c in read],
                                                                           "model training"), strict=True)}
-    runs = _protocols_with_users(cohort, lambda c: tensors[c].meta["users"])
+    runs = _protocols_with_users(p, cohort, lambda c: tensors[c].meta["users"])
     if not runs:
-        yield _no_data(model_name(family, target), training_cohorts(cohort))
+        yield _no_data(model_name(family, target), p.training_cohorts(cohort))
         return
     train_config, shape = hyperparameters(family, config)
     model_kwargs = shape.kwargs()
@@ -167,18 +167,19 @@ def train_sequence_model(context, family: str, target: str, cohort: date, config
                                                        labelled=False), 4)))
         return log_torch_model(result, sample)
 
-    yield from _train_and_register(context, family, target, cohort, runs, mlflow, params, run_scheme, log_model, lake)
+    yield from _train_and_register(context, p, family, target, cohort, runs, mlflow, params, run_scheme, log_model,
+                                   lake)
 
 
-def train_classical_model(context, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
+def train_classical_model(context, p: Partitions, family: str, target: str, cohort: date, config: dg.Config, lake: Lake,
                           mlflow: MlflowResource) -> Iterator:
     mlflow.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    read = sorted(set(training_cohorts(cohort)) | set(out_of_time_cohorts(cohort)))
+    read = sorted(set(p.training_cohorts(cohort)) | set(p.out_of_time_cohorts(cohort)))
     rows = {c: pq.read_metadata(path).num_rows for c, path in zip(
         read, require([lake.cohort("label_scores", c) for c in read], "model training"), strict=True)}
-    runs = _protocols_with_users(cohort, rows.get)
+    runs = _protocols_with_users(p, cohort, rows.get)
     if not runs:
-        yield _no_data(model_name(family, target), training_cohorts(cohort))
+        yield _no_data(model_name(family, target), p.training_cohorts(cohort))
         return
     cohorts = sorted(set().union(*(p.cohorts for p in runs)))
     kpi = read_cohort_tables(lake, "kpi_features", cohorts)
@@ -192,4 +193,5 @@ def train_classical_model(context, family: str, target: str, cohort: date, confi
     def log_model(result):
         return log_sklearn_like_model(result, result.validation.kpi.head(50), "sklearn" if family == "logreg" else "xgboost")
 
-    yield from _train_and_register(context, family, target, cohort, runs, mlflow, params, run_scheme, log_model, lake)
+    yield from _train_and_register(context, p, family, target, cohort, runs, mlflow, params, run_scheme, log_model,
+                                   lake)

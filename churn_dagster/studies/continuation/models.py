@@ -12,7 +12,7 @@ import dagster as dg
 
 from churn_dagster.core.asset_attributes import model_asset
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import cohort_partitions, training_window
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.studies.continuation.config import (
@@ -25,7 +25,7 @@ from churn_dagster.studies.continuation.config import (
 from churn_dagster.training.retries import retrying_transient_failures
 
 
-def build_model_asset(family: str) -> dg.AssetsDefinition:
+def build_model_asset(p: Partitions, family: str) -> dg.AssetsDefinition:
     label, kind = FAMILIES[family]
     name = asset_name(family)
     inputs = ["continuation_examples", "continuation_requests"] if family == "lstm" else ["continuation_examples"]
@@ -37,19 +37,22 @@ def build_model_asset(family: str) -> dg.AssetsDefinition:
         "by user, each in its own MLflow run (links below), registered only on enough validation positives and "
         "negatives and a validation AUC above chance by the margin, and promoted to champion only if sane and "
         "better than the champion on the same validation examples.",
-        deps=[dg.AssetDep(d, partition_mapping=training_window) for d in inputs],
+        deps=[dg.AssetDep(d, partition_mapping=p.training_window) for d in inputs],
         **model_asset(name, "continuation", kind, CODE_VERSION,
                       "Finite weights and finite validation probabilities at every trained horizon (the test split "
-                      "is never judged); the champion aliases move only after it passed.", cohort_partitions),
+                      "is never judged); the champion aliases move only after it passed.", p.cohort_partitions),
     )
     def _model(context: dg.AssetExecutionContext, config: config_type, lake: LakeResource, mlflow: MlflowResource):
         from churn_dagster.studies.continuation import training  # torch, scikit-learn and MLflow load when a step runs
 
-        yield from retrying_transient_failures(context, training.train_family, family,
+        yield from retrying_transient_failures(context, p.settings.training_retry_delay_seconds, training.train_family, p,
+                                                family,
                                                 parse_day(context.partition_key), hyperparameters(family, config),
                                                 lake.lake, mlflow)
 
     return _model
 
 
-continuation_models = [build_model_asset(family) for family in FAMILIES]
+def continuation_models(p: Partitions) -> list[dg.AssetsDefinition]:
+    """One model asset per family, each with its three horizons."""
+    return [build_model_asset(p, family) for family in FAMILIES]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from churn_dagster.core.metadata import check, table
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import training_cohorts
+from churn_dagster.core.partitions import Partitions
 from churn_dagster.stages.tensors.ml.data import collate
 from churn_dagster.storage.duck import atomic_path
 from churn_dagster.storage.lake import Lake, read_cohort_tables
@@ -134,10 +134,10 @@ def _write_outputs(folder: Path, summary: dict, predictions: pd.DataFrame) -> No
         predictions.to_parquet(tmp, index=False)
 
 
-def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, params: tuple, lake: Lake,
+def train_family(context: dg.AssetExecutionContext, p: Partitions, family: str, cohort: date, params: tuple, lake: Lake,
                  mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    window = training_cohorts(cohort)
+    window = p.training_cohorts(cohort)
     examples = read_cohort_tables(lake, "continuation_examples", window, "continuation training")
     folder = lake.model(asset_name(family), cohort)
     if examples.empty:
@@ -152,7 +152,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, cohort: date, p
     units = [Unit(h, f"{registered_name(family, h)} {cohort}", {**tags, "horizon_min": str(h)},
                   {**param_values, "family": family, "horizon_min": h}) for h in HORIZONS_MIN]
     trained = train_and_register(
-        context, mlflow_res, units, lambda unit: fit_horizon(unit.key),
+        context, mlflow_res, p.settings.torch_threads, units, lambda unit: fit_horizon(unit.key),
         lambda unit, result: _log_horizon(result, f"{FAMILIES[family][0]}, {unit.key} min"),
         lambda logged: [_candidate(mlflow_res, family, h, u, cohorts) for h, u in logged.items()],
         lambda logged, offered: _sanity({h: u.result for h, u in logged.items()},

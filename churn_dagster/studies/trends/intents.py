@@ -18,21 +18,17 @@ from churn_dagster.core.metadata import (
     schema_metadata,
     table,
 )
-from churn_dagster.core.partitions import training_window
 from churn_dagster.core.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.storage.duck import atomic_dir, atomic_path, literal_paths
 from churn_dagster.storage.lake import Lake, require
-from churn_dagster.studies.trends.partitions import trend_partitions, trend_training_cohorts
+from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
 from churn_dagster.training.config import config_class
 from churn_dagster.training.ml.hyperparameters import IntentConfig
 
 IntentTopicsConfig = config_class("IntentTopicsConfig", "LDA intent mining (K range, held-out share, seed).",
                                   IntentConfig())
-
-
-_TREND_ASSET = dict(group_name="trends", owners=OWNERS, code_version="1", partitions_def=trend_partitions)
 
 
 def intents_folder(lake: Lake, cohort) -> Path:
@@ -53,91 +49,98 @@ def _training_sessions(con, lake: Lake, cohorts):
     ).fetchnumpy()
 
 
-@dg.asset(
-    description="LDA intents (batch variational LDA, K from 2 to 10 chosen by held-out perplexity) fit on the sessions of "
-    "the training users of the partition's trend cohorts; per intent, the weight of each event type. Stored as "
-    "intents/cohort=<day>/intents.json with the perplexity curve and the intent-event heatmap.",
-    kinds={"numpy", "python"},
-    **{**_TREND_ASSET, "code_version": "3"},  # 2: our vectorised LDA; 3: sessions of the first trend period only
-    deps=[dg.AssetDep(a, partition_mapping=training_window) for a in ("session_events", "user_splits")],
-    check_specs=[dg.AssetCheckSpec("topics_are_distributions", asset="intent_topics", blocking=True,
-                                   description="Every intent's event weights are finite, non-negative, sum to 1.")],
-)
-def intent_topics(context: dg.AssetExecutionContext, config: IntentTopicsConfig, lake: LakeResource):
-    import numpy as np
+def intent_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
+    """``intent_topics`` and ``intent_profiles``."""
+    p = t.graph
+    _TREND_ASSET = dict(group_name="trends", owners=OWNERS, code_version="1", partitions_def=t.partitions)
 
-    from churn_dagster.studies.trends.ml.intents import fit_intents
-    from churn_dagster.training.ml import plots
-
-    cohort = parse_day(context.partition_key)
-    cohorts = trend_training_cohorts(cohort)
-    with lake.connect() as con:
-        columns = _training_sessions(con, lake.lake, cohorts)
-    counts = np.column_stack([columns[c] for c in EVENT_COLUMNS]).astype(np.float64)
-    model = fit_intents(counts, EVENT_COLUMNS, IntentConfig(**config.model_dump()))
-    context.log.info(f"intent_topics {cohort}: K = {model.k} from {len(counts)} training sessions of {len(cohorts)} cohorts")
-    with atomic_dir(intents_folder(lake.lake, cohort)) as out:
-        (out / "intents.json").write_text(json.dumps(model.to_dict(), indent=2))
-        curve = plots.plot_perplexity_curve(model.perplexity, model.k, out / "perplexity.png")
-        heatmap = plots.plot_intent_heatmap(model.topics, model.event_names, out / "intent_heatmap.png")
-    folder = intents_folder(lake.lake, cohort)
-    sane = bool(np.isfinite(model.topics).all() and (model.topics >= 0).all()
-                and np.allclose(model.topics.sum(axis=1), 1.0))
-    return dg.MaterializeResult(
-        metadata={
-            "k": dg.MetadataValue.int(model.k),
-            "training_sessions": dg.MetadataValue.int(len(counts)),
-            "cohorts": dg.MetadataValue.text(", ".join(c.isoformat() for c in cohorts)),
-            "perplexity": table(["K", "held-out perplexity"], sorted(model.perplexity.items())),
-            "top_events": table(["intent", "top event types"], [
-                (k, ", ".join(f"{name} {weight:.2f}" for name, weight in events))
-                for k, events in enumerate(model.top_events(3))]),
-            "perplexity_curve": dg.MetadataValue.md(image_markdown(folder / curve.name, "perplexity")),
-            "intent_heatmap": dg.MetadataValue.md(image_markdown(folder / heatmap.name, "heatmap")),
-            "path": dg.MetadataValue.path(str(folder / "intents.json")),
-        },
-        check_results=[dg.AssetCheckResult(check_name="topics_are_distributions", passed=sane,
-                                           description=f"{model.k} intents over {len(EVENT_COLUMNS)} event types")],
+    @dg.asset(
+        description="LDA intents (batch variational LDA, K from 2 to 10 chosen by held-out perplexity) fit on the sessions of "
+        "the training users of the partition's trend cohorts; per intent, the weight of each event type. Stored as "
+        "intents/cohort=<day>/intents.json with the perplexity curve and the intent-event heatmap.",
+        kinds={"numpy", "python"},
+        **{**_TREND_ASSET, "code_version": "3"},  # 2: our vectorised LDA; 3: sessions of the first trend period only
+        deps=[dg.AssetDep(a, partition_mapping=p.training_window) for a in ("session_events", "user_splits")],
+        check_specs=[dg.AssetCheckSpec("topics_are_distributions", asset="intent_topics", blocking=True,
+                                       description="Every intent's event weights are finite, non-negative, sum to 1.")],
     )
+    def intent_topics(context: dg.AssetExecutionContext, config: IntentTopicsConfig, lake: LakeResource):
+        import numpy as np
+
+        from churn_dagster.studies.trends.ml.intents import fit_intents
+        from churn_dagster.training.ml import plots
+
+        cohort = parse_day(context.partition_key)
+        cohorts = t.training_cohorts(cohort)
+        with lake.connect() as con:
+            columns = _training_sessions(con, lake.lake, cohorts)
+        counts = np.column_stack([columns[c] for c in EVENT_COLUMNS]).astype(np.float64)
+        model = fit_intents(counts, EVENT_COLUMNS, IntentConfig(**config.model_dump()))
+        context.log.info(f"intent_topics {cohort}: K = {model.k} from {len(counts)} training sessions of {len(cohorts)} cohorts")
+        with atomic_dir(intents_folder(lake.lake, cohort)) as out:
+            (out / "intents.json").write_text(json.dumps(model.to_dict(), indent=2))
+            curve = plots.plot_perplexity_curve(model.perplexity, model.k, out / "perplexity.png")
+            heatmap = plots.plot_intent_heatmap(model.topics, model.event_names, out / "intent_heatmap.png")
+        folder = intents_folder(lake.lake, cohort)
+        sane = bool(np.isfinite(model.topics).all() and (model.topics >= 0).all()
+                    and np.allclose(model.topics.sum(axis=1), 1.0))
+        return dg.MaterializeResult(
+            metadata={
+                "k": dg.MetadataValue.int(model.k),
+                "training_sessions": dg.MetadataValue.int(len(counts)),
+                "cohorts": dg.MetadataValue.text(", ".join(c.isoformat() for c in cohorts)),
+                "perplexity": table(["K", "held-out perplexity"], sorted(model.perplexity.items())),
+                "top_events": table(["intent", "top event types"], [
+                    (k, ", ".join(f"{name} {weight:.2f}" for name, weight in events))
+                    for k, events in enumerate(model.top_events(3))]),
+                "perplexity_curve": dg.MetadataValue.md(image_markdown(folder / curve.name, "perplexity")),
+                "intent_heatmap": dg.MetadataValue.md(image_markdown(folder / heatmap.name, "heatmap")),
+                "path": dg.MetadataValue.path(str(folder / "intents.json")),
+            },
+            check_results=[dg.AssetCheckResult(check_name="topics_are_distributions", passed=sane,
+                                               description=f"{model.k} intents over {len(EVENT_COLUMNS)} event types")],
+        )
 
 
-@dg.asset(
-    description="Per user of the cohort: the share of their sessions of the first trend period that each intent dominates "
-    "(intent_0 .. intent_{K-1}, summing to 1), the dominant intent and the number of sessions; read it with "
-    "intent_topics' heatmap, which says what each intent does. Parquet under cohorts/intent_profiles/.",
-    kinds={"python", "parquet"},
-    **{**_TREND_ASSET, "code_version": "2"},  # 2: sessions of the first trend period only
-    deps=["intent_topics", "session_events"],
-    check_specs=[dg.AssetCheckSpec("shares_sum_to_one", asset="intent_profiles",
-                                   description="Each user with a session has intent shares summing to 1.")],
-)
-def intent_profiles(context: dg.AssetExecutionContext, lake: LakeResource):
-    import numpy as np
-    import pandas as pd
-
-    from churn_dagster.studies.trends.ml.intents import (
-        IntentModel,
-        intent_columns,
-        user_intent_profile,
+    @dg.asset(
+        description="Per user of the cohort: the share of their sessions of the first trend period that each intent dominates "
+        "(intent_0 .. intent_{K-1}, summing to 1), the dominant intent and the number of sessions; read it with "
+        "intent_topics' heatmap, which says what each intent does. Parquet under cohorts/intent_profiles/.",
+        kinds={"python", "parquet"},
+        **{**_TREND_ASSET, "code_version": "2"},  # 2: sessions of the first trend period only
+        deps=["intent_topics", "session_events"],
+        check_specs=[dg.AssetCheckSpec("shares_sum_to_one", asset="intent_profiles",
+                                       description="Each user with a session has intent shares summing to 1.")],
     )
+    def intent_profiles(context: dg.AssetExecutionContext, lake: LakeResource):
+        import numpy as np
+        import pandas as pd
 
-    cohort = parse_day(context.partition_key)
-    model = IntentModel.from_dict(json.loads(
-        (require([intents_folder(lake.lake, cohort)], "intent_profiles")[0] / "intents.json").read_text()))
-    sessions = pd.read_parquet(require([lake.lake.trend_inputs().cohort("session_events", cohort)], "intent_profiles")[0])
-    vectors = model.intent_vectors(sessions[list(EVENT_COLUMNS)].to_numpy(np.float64), EVENT_COLUMNS)
-    profile = user_intent_profile(sessions["user_id"].to_numpy(), vectors)
-    out = lake.lake.cohort("intent_profiles", cohort)
-    with atomic_path(out) as tmp:
-        profile.to_parquet(tmp, index=False)
-    shares = profile[intent_columns(model.k)].sum(axis=1)
-    with_sessions = profile["dominant_intent"] >= 0
-    bad = int((~np.isclose(shares[with_sessions], 1.0)).sum())
-    with lake.connect() as con:
-        add_partition_metadata(context, con, {context.partition_key: out}, lambda _key, _path: {
-            "users_per_dominant_intent": table(["dominant intent", "users"],
-                                               sorted(profile["dominant_intent"].value_counts().items()))})
-        meta = schema_metadata(con, [out])
-    return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
-        check_name="shares_sum_to_one", passed=bad == 0,
-        description=f"{bad} of {int(with_sessions.sum())} users with sessions have shares not summing to 1")])
+        from churn_dagster.studies.trends.ml.intents import (
+            IntentModel,
+            intent_columns,
+            user_intent_profile,
+        )
+
+        cohort = parse_day(context.partition_key)
+        model = IntentModel.from_dict(json.loads(
+            (require([intents_folder(lake.lake, cohort)], "intent_profiles")[0] / "intents.json").read_text()))
+        sessions = pd.read_parquet(require([lake.lake.trend_inputs().cohort("session_events", cohort)], "intent_profiles")[0])
+        vectors = model.intent_vectors(sessions[list(EVENT_COLUMNS)].to_numpy(np.float64), EVENT_COLUMNS)
+        profile = user_intent_profile(sessions["user_id"].to_numpy(), vectors)
+        out = lake.lake.cohort("intent_profiles", cohort)
+        with atomic_path(out) as tmp:
+            profile.to_parquet(tmp, index=False)
+        shares = profile[intent_columns(model.k)].sum(axis=1)
+        with_sessions = profile["dominant_intent"] >= 0
+        bad = int((~np.isclose(shares[with_sessions], 1.0)).sum())
+        with lake.connect() as con:
+            add_partition_metadata(context, con, {context.partition_key: out}, lambda _key, _path: {
+                "users_per_dominant_intent": table(["dominant intent", "users"],
+                                                   sorted(profile["dominant_intent"].value_counts().items()))})
+            meta = schema_metadata(con, [out])
+        return dg.MaterializeResult(metadata=meta, check_results=[dg.AssetCheckResult(
+            check_name="shares_sum_to_one", passed=bad == 0,
+            description=f"{bad} of {int(with_sessions.sum())} users with sessions have shares not summing to 1")])
+
+    return [intent_topics, intent_profiles]

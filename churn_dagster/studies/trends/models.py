@@ -13,7 +13,6 @@ import dagster as dg
 
 from churn_dagster.core.asset_attributes import model_asset
 from churn_dagster.core.mlflow_resource import MlflowResource
-from churn_dagster.core.partitions import training_window
 from churn_dagster.core.resources import LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.studies.trends.config import (
@@ -26,11 +25,11 @@ from churn_dagster.studies.trends.config import (
     trend_model_name,
 )
 from churn_dagster.studies.trends.ml.hyperparameters import TREND_MODELS
-from churn_dagster.studies.trends.partitions import trend_partitions
+from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.training.retries import retrying_transient_failures
 
 
-def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
+def build_trend_model_asset(t: TrendPartitions, model: str, task: str) -> dg.AssetsDefinition:
     name = trend_model_name(model, task)
     label, kind = MODEL_LABELS[model]
     config_class_ = CONFIG_CLASSES[model]
@@ -40,11 +39,11 @@ def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
         "window once per seed (one MLflow run each; mean ± std below), the best-validation seed registered only on "
         "enough validation evidence above chance, and promoted to champion only if sane and better than the champion "
         "on the same validation users (each scored with its own topic model).",
-        deps=[*(dg.AssetDep(a, partition_mapping=training_window) for a in WINDOW_INPUTS), "intent_topics"],
+        deps=[*(dg.AssetDep(a, partition_mapping=t.graph.training_window) for a in WINDOW_INPUTS), "intent_topics"],
         **model_asset(name, "trend_models", kind, TREND_CODE_VERSION,
                       "Every seed trained to finite weights, and the kept seed's validation probabilities finite "
                       "(the test split is never judged); the champion alias moves only after it passed.",
-                      trend_partitions,
+                      t.partitions,
                       (dg.AssetCheckSpec("beats_chance", asset=name,
                                          description="The kept seed's validation metric on enough users beats chance "
                                          "by the margin (AUROC 0.5, or macro F1 the mean share of the judged classes): "
@@ -55,10 +54,13 @@ def build_trend_model_asset(model: str, task: str) -> dg.AssetsDefinition:
                      mlflow: MlflowResource):
         from churn_dagster.studies.trends import training  # torch, scikit-learn and MLflow load when a step runs
 
-        yield from retrying_transient_failures(context, training.train_trend_asset, model, task,
+        yield from retrying_transient_failures(context, t.graph.settings.training_retry_delay_seconds,
+                                               training.train_trend_asset, t, model, task,
                                                parse_day(context.partition_key), config, lake.lake, mlflow)
 
     return _trend_model
 
 
-trend_model_assets = [build_trend_model_asset(m, t) for m in TREND_MODELS for t in TREND_TASKS]
+def trend_model_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
+    """The seven trend models for both tasks."""
+    return [build_trend_model_asset(t, m, task) for m in TREND_MODELS for task in TREND_TASKS]

@@ -46,7 +46,7 @@ from churn_dagster.studies.trends.ml.hyperparameters import (
     settings_of,
 )
 from churn_dagster.studies.trends.ml.intents import IntentModel
-from churn_dagster.studies.trends.partitions import TREND_WINDOWS, trend_training_cohorts
+from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.studies.trends.registry import (
     DECISION_METRICS,
     input_signature,
@@ -116,20 +116,20 @@ def _seed_rows(results: list[TrendResult], task: str) -> list[tuple]:
              r.epochs, r.best_epoch, round(r.seconds, 2)) for r in results]
 
 
-def partition_trend_data(lake: Lake, cohort: date) -> tuple[list[date], IntentModel, TrendData]:
+def partition_trend_data(t: TrendPartitions, lake: Lake, cohort: date) -> tuple[list[date], IntentModel, TrendData]:
     """What the models of trend partition ``cohort`` train on: its trend cohorts, its intents, and the labels
     and first-period inputs of the kept users of those cohorts."""
-    cohorts = trend_training_cohorts(cohort)
+    cohorts = t.training_cohorts(cohort)
     intents = IntentModel.from_dict(json.loads(
         (require([intents_folder(lake, cohort)], "trend models")[0] / "intents.json").read_text()))
-    return cohorts, intents, load_trend_data(lake, cohorts, intents, EVENT_COLUMNS, TREND_WINDOWS.first_period_days)
+    return cohorts, intents, load_trend_data(lake, cohorts, intents, EVENT_COLUMNS, t.windows.first_period_days)
 
 
-def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: str, cohort: date,
+def train_trend_asset(context: dg.AssetExecutionContext, t: TrendPartitions, model_name: str, task: str, cohort: date,
                       config: dg.Config, lake: Lake, mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
     name = trend_model_name(model_name, task)
-    cohorts, intents, data = partition_trend_data(lake, cohort)
+    cohorts, intents, data = partition_trend_data(t, lake, cohort)
     params = trend_hyperparameters(model_name, config)
     seeds = settings_of(params, TrendSeeds).seeds
     device = torch.device("cpu") if model_name in CLASSICAL_MODELS else default_device()
@@ -170,7 +170,7 @@ def train_trend_asset(context: dg.AssetExecutionContext, model_name: str, task: 
 
     val_proba: list = []
     with atomic_dir(folder) as out:
-        trained = train_and_register(context, mlflow_res, units, fit,
+        trained = train_and_register(context, mlflow_res, t.graph.settings.torch_threads, units, fit,
                                      lambda unit, result: _log_seed(result, title, out), candidates, sanity)
         results = [u.result for u in trained.units.values()]
         best = trained.candidates[0].logged.result
