@@ -171,3 +171,18 @@ def test_a_first_trend_period_longer_than_the_observation_window_is_one_line(env
     assert str(raised.value) == (
         f"CHURN_TREND_FIRST_DAYS ({first}) must not exceed CHURN_OBSERVATION_DAYS ({observation}): the first trend "
         f"period is the observation window or its first days, from 1 to {observation} days")
+
+
+def test_every_variable_the_package_reads_is_declared_in_settings():
+    """Each ``CHURN_*`` name in the package's source is one that :mod:`churn_dagster.settings` parses (or the two
+    folders it reads itself), so no module reads a variable of its own."""
+    import re
+
+    from churn_dagster import settings as settings_module
+
+    declared = {*settings_module._variables(), *settings_module.RENAMED, "CHURN_DATA_DIR", "CHURN_SOURCE_DIR"}
+    mentioned = {name for path in (REPO / "churn_dagster").rglob("*.py")
+                 for name in re.findall(r"\bCHURN_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
+    assert mentioned - declared == set()
+    assert {"CHURN_TRAINING_RETRY_DELAY_SECONDS", "CHURN_STEP_IMAGE", "CHURN_STEP_NETWORK",
+            "CHURN_STEP_VOLUMES"} <= declared

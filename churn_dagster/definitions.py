@@ -4,9 +4,11 @@
 executor the deployment chose for the jobs that do not pin their own (:mod:`churn_dagster.core.step_containers`).
 
 :func:`build_definitions` reads nothing but its settings, so one process can build two code locations with two
-settings; ``defs`` is what Dagster loads (``workspace.yaml``, ``[tool.dagster]``), with the settings of the
-process environment, read once when Dagster loads it.
+settings; ``defs`` is what Dagster loads (``workspace.yaml``, ``[tool.dagster]``, ``[tool.dg]``), with the
+settings of the process environment, read once when Dagster loads it.
 """
+
+from pathlib import Path
 
 import dagster as dg
 
@@ -40,7 +42,20 @@ def build_definitions(settings: Settings | None = None, resources: dict | None =
     )
 
 
+def project_root() -> Path | None:
+    """The folder of the pyproject.toml that declares this dg project (``[tool.dg]``), above this file; None for
+    an installed wheel, which carries no defs folder of its own to read YAML from."""
+    for folder in Path(__file__).resolve().parents:
+        config = folder / "pyproject.toml"
+        if config.is_file() and "[tool.dg]" in config.read_text():
+            return folder
+    return None
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The code location Dagster loads, with the settings of the process environment."""
-    return build_definitions()
+    """The code location Dagster loads (``dagster dev``, ``dg dev``, ``dg list defs``), with the settings of the
+    process environment, and whatever the defs folder (``churn_dagster/defs/``) declares in YAML."""
+    root = project_root()
+    built = build_definitions()
+    return built if root is None else dg.Definitions.merge(built, dg.load_from_defs_folder(path_within_project=root))
