@@ -155,7 +155,7 @@ def risk_score_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(len(table)),
-                "p.scored_cohort": dg.MetadataValue.text(window.isoformat()),
+                "scored_cohort": dg.MetadataValue.text(window.isoformat()),
                 "models_as_of": dg.MetadataValue.text(f"{as_of}: champions whose training labels had closed by then"),
                 "churn_model": dg.MetadataValue.text(chosen["binary"].describe()),
                 "level_model": dg.MetadataValue.text(chosen["level"].describe()),

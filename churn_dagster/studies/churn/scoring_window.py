@@ -56,7 +56,7 @@ def scoring_window_assets(p: Partitions) -> list[dg.AssetsDefinition]:
             meta = parquet_metadata(con, [area.cohort("kpi_features", window)])
         days = p.calendar.observation_dts(window)
         meta.update({
-            "p.scored_cohort": dg.MetadataValue.text(window.isoformat()),
+            "scored_cohort": dg.MetadataValue.text(window.isoformat()),
             "observation_days": dg.MetadataValue.text(f"{p.calendar.day(days[0])} .. {p.calendar.day(days[-1])}"),
             "users": dg.MetadataValue.int(users),
             "sessions": dg.MetadataValue.int(n_sessions),
