@@ -24,12 +24,13 @@ from churn_dagster.studies.churn.config import FAMILIES, model_name  # noqa: E40
 
 
 def main(source: Path, root: Path) -> None:
+    settings = settings_from_env()
     epochs = {"ops": {model_name(f, t): {"config": {"epochs": 1}} for f in FAMILIES if "lstm" in f
                       for t in ("binary", "level")}}
     with dg.DagsterInstance.ephemeral() as instance:
         # Without the trend steps: 400 training cohorts would be 400 intent fits, and the trend subgraph has its
         # own test (test_trend_graph.py).
-        steps = [s for s in whole_graph_steps(settings_from_env(), epochs) if not s.job.startswith("trend_")]
+        steps = [s for s in whole_graph_steps(settings, epochs) if not s.job.startswith("trend_")]
         # 150 users over 18 months: the registry's evidence rule asks for one validation user of a class here
         # (30 by default) and no margin, so that the models are registered and the empty window is scored.
         resources = resources_for(source, root, min_validation_users=1, promotion_margin=0.0)
@@ -40,9 +41,10 @@ def main(source: Path, root: Path) -> None:
         checks = [e.dagster_event.event_specific_data for run_id in run_ids
                   for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
     print(json.dumps({
-        "last_labelled": settings_from_env().calendar.last_labelled_cohort.isoformat(),
-        "training_cohorts": settings_from_env().training_cohorts,
-        "window": [c.isoformat() for c in Partitions(settings_from_env()).training_cohorts(settings_from_env().calendar.last_labelled_cohort)],
+        "last_labelled": settings.calendar.last_labelled_cohort.isoformat(),
+        "training_cohorts": settings.training_cohorts,
+        "window": [c.isoformat()
+                   for c in Partitions(settings).training_cohorts(settings.calendar.last_labelled_cohort)],
         "notes": [n.value for n in notes if n is not None],
         "failed_checks": [(c.asset_key.to_user_string(), c.check_name, c.description) for c in checks if not c.passed],
     }))

@@ -186,3 +186,14 @@ def test_every_variable_the_package_reads_is_declared_in_settings():
     assert mentioned - declared == set()
     assert {"CHURN_TRAINING_RETRY_DELAY_SECONDS", "CHURN_STEP_IMAGE", "CHURN_STEP_NETWORK",
             "CHURN_STEP_VOLUMES"} <= declared
+
+
+def test_no_module_writes_the_environment():
+    """Settings are passed down, never handed over through ``os.environ``: no module of the package assigns to
+    it (the CLI gives its webserver an environment of its own instead)."""
+    import re
+
+    writes = [f"{path.relative_to(REPO)}:{n}" for path in (REPO / "churn_dagster").rglob("*.py")
+              for n, line in enumerate(path.read_text().splitlines(), 1)
+              if re.search(r"os\.environ(\[[^\]]+\]\s*=[^=]|\.(update|setdefault|pop)\()|os\.putenv", line)]
+    assert writes == []

@@ -46,10 +46,6 @@ class Partitions:
         object.__setattr__(self, "cohort_partitions", daily(calendar.first_day, calendar.last_labelled_cohort))
 
     @property
-    def training_cohort_count(self) -> int:
-        return self.settings.training_cohorts
-
-    @property
     def observation_days(self) -> dg.TimeWindowPartitionMapping:
         """A cohort's observation window, from its first day."""
         return window(0, self.calendar.observation_days - 1)
