@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "churn_dagster"
 # The top of the package: what assembles the code location and drives it.
-TOP = tuple(f"{PACKAGE}.{m}" for m in ("jobs", "automation", "definitions", "runs", "cli"))
+TOP = tuple(f"{PACKAGE}.{m}" for m in ("jobs", "automation", "definitions", "runs", "cli", "components"))
 PLAIN_FOLDERS = ("domain", "storage", "synth")
 PLAIN_TOP_MODULES = tuple(f"{PACKAGE}.{m}" for m in ("settings", "errors", "interrupts"))
 STUDIES = f"{PACKAGE}.studies"

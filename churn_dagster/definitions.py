@@ -42,6 +42,12 @@ def build_definitions(settings: Settings | None = None, resources: dict | None =
     )
 
 
+def shared_resources(settings: Settings | None = None) -> dg.Definitions:
+    """Only the resources (the data directory, MLflow, the split settings), for a dg project of its own that
+    holds event-log instances only (``docs/EVENT_LOGS.md``): it merges these with its defs folder."""
+    return dg.Definitions(resources=settings_resources(settings or settings_from_env()))
+
+
 def project_root() -> Path | None:
     """The folder of the pyproject.toml that declares this dg project (``[tool.dg]``), above this file; None for
     an installed wheel, which carries no defs folder of its own to read YAML from."""

@@ -54,7 +54,9 @@ def build_model_asset(p: Partitions, family: str, target: str) -> dg.AssetsDefin
 
     @dg.asset(**_spec(p, family, target, ["sequence_tensors"] if sequence else ["kpi_features", "label_scores"]))
     def _model(context: dg.AssetExecutionContext, config: config_class, lake: LakeResource, mlflow: MlflowResource):
-        from churn_dagster.studies.churn import training  # torch, scikit-learn and MLflow load when a step runs
+        from churn_dagster.studies.churn import (
+            training,  # torch, scikit-learn and MLflow load when a step runs
+        )
 
         train = training.train_sequence_model if sequence else training.train_classical_model
         yield from retrying_transient_failures(context, p.settings.training_retry_delay_seconds, train, p, family, target,

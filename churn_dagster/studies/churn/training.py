@@ -16,7 +16,11 @@ from churn_dagster.core.metadata import check, table
 from churn_dagster.core.mlflow_resource import MlflowResource
 from churn_dagster.core.partitions import Partitions
 from churn_dagster.domain.engagement import LEVEL_NAMES
-from churn_dagster.stages.tensors.ml.data import CohortTensors, SequenceDataset, make_loader
+from churn_dagster.stages.tensors.ml.data import (
+    CohortTensors,
+    SequenceDataset,
+    make_loader,
+)
 from churn_dagster.storage.lake import Lake, read_cohort_tables, require
 from churn_dagster.studies.churn.config import FAMILIES, hyperparameters, model_name
 from churn_dagster.studies.churn.ml.experiments import (
@@ -33,7 +37,11 @@ from churn_dagster.training.ml.evidence import AUC, Assessment, EvidencePolicy, 
 from churn_dagster.training.ml.metrics import BINARY_NAMES, headline_auc
 from churn_dagster.training.ml.sanity import finite_probabilities, finite_weights
 from churn_dagster.training.ml.train import default_device
-from churn_dagster.training.mlflow_logging import epoch_logger, log_sklearn_like_model, log_torch_model
+from churn_dagster.training.mlflow_logging import (
+    epoch_logger,
+    log_sklearn_like_model,
+    log_torch_model,
+)
 from churn_dagster.training.registry import promote
 
 

@@ -46,7 +46,7 @@ class EvaluationRows:
     y: np.ndarray
     kpi: pd.DataFrame | None = None
     cohorts: list[CohortTensors] | None = None
-    split: str = "validation"
+    split: str | None = "validation"  # None: every user of the cohorts (scoring)
     policy: EvidencePolicy = field(default_factory=EvidencePolicy)
 
     def __len__(self) -> int:

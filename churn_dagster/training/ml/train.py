@@ -228,6 +228,7 @@ def train_model(
     config = config or (TrainConfig.hybrid() if kind == "hybrid" else TrainConfig.lstm())
     device = torch.device(device) if device is not None else default_device()
     seed_everything(config.seed)
+    model_kwargs = {"n_features": train_set.sequence_dim, **model_kwargs}
     if kind == "hybrid":
         model_kwargs = {"n_static": train_set.static_dim, **model_kwargs}
     model = build_model(kind, n_outputs(target), **model_kwargs)

@@ -57,8 +57,8 @@ def unreadable(path: Path, exc: BaseException, after_line: int | None = None) ->
     return BadInputError(f"{where}: {why}")
 
 
-def header_fields(path: Path) -> list[str]:
-    """The names in the first line of ``path`` (CSV-unquoted)."""
+def header_fields(path: Path, delimiter: str = ",") -> list[str]:
+    """The names in the first line of ``path`` (CSV-unquoted, fields separated by ``delimiter``)."""
     try:
         with open_source(path) as stream:
             line = read_header(stream)
@@ -79,9 +79,9 @@ def header_fields(path: Path) -> list[str]:
     if not text.strip():
         raise BadInputError(f"{path}, line 1: the header line is blank; expected the column names")
     try:
-        return next(csv.reader(io.StringIO(text)))
+        return next(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as exc:
-        raise BadInputError(f"{path}, line 1: the header is not a line of comma-separated names ({exc})") from exc
+        raise BadInputError(f"{path}, line 1: the header is not a line of {delimiter!r}-separated names ({exc})") from exc
 
 
 def _names(names: list[str]) -> str:

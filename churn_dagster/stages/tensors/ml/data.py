@@ -202,6 +202,11 @@ class SequenceDataset(Dataset):
     def static_dim(self) -> int:
         return len(self._cohorts[0].static_features)
 
+    @property
+    def sequence_dim(self) -> int:
+        """Width of a step: 24 for NCM sessions, the event-log stage's daily steps their own."""
+        return int(self._cohorts[0].sequences.shape[1])
+
     def __len__(self) -> int:
         return len(self.users)
 

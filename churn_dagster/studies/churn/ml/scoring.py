@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 
 from churn_dagster.domain.engagement import LEVEL_NAMES, N_LEVELS
-from churn_dagster.stages.tensors.ml.data import Normalization, SequenceDataset, make_loader
+from churn_dagster.stages.tensors.ml.data import (
+    Normalization,
+    SequenceDataset,
+    make_loader,
+)
 from churn_dagster.training.ml import classical
 from churn_dagster.training.ml.champions import IncompatibleModel
 from churn_dagster.training.ml.train import predict_proba

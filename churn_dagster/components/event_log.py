@@ -1,0 +1,87 @@
+"""The event-log component: one ``defs.yaml`` turns a platform's own activity log (CSV or Parquet files, or a
+PostgreSQL table or query) into the churn study's data graph, models, report and risk scores.
+
+Its YAML is checked when the definitions load, so ``dg check defs`` rejects a bad mapping before any run:
+the source is opened, its columns listed and a sample of its rows read, and every problem (a missing
+column, a value column of text, a time column that does not parse, an event type the log does not have, a
+window out of range) is one line naming the YAML key, the column and an example value. Several instances
+can live in one code location; each name is their key prefix, group and registry prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field
+
+from churn_dagster.components.event_log_assets import event_log_definitions
+from churn_dagster.components.event_log_spec import EventLogSpec
+
+
+class PostgresModel(dg.Model):
+    uri: str = Field(description="libpq URI, e.g. postgresql://user:{{ env('PGPASSWORD') }}@127.0.0.1:5432/db")
+    table: str | None = Field(default=None, description="schema.table to read")
+    query: str | None = Field(default=None, description="or a SELECT to read instead of a table")
+
+
+class SourceModel(dg.Model):
+    paths: list[str] = Field(default_factory=list, description="CSV or Parquet files or folders, read literally")
+    format: Literal["csv", "parquet"] | None = Field(default=None, description="default: from the first file's suffix")
+    delimiter: str = Field(default=",", description="CSV field delimiter")
+    postgres: PostgresModel | None = Field(default=None, description="read a PostgreSQL table or query instead")
+
+
+class MappingModel(dg.Model):
+    user_id: str
+    event_time: str
+    time_format: str = "iso"
+    timezone: str = "UTC"
+    event_type: str | None = None
+    item_id: str | None = None
+    item_owner: str | None = None
+    value: str | None = None
+    session_id: str | None = None
+    event_id: str | None = None
+
+
+class WindowsModel(dg.Model):
+    start: str = Field(description="the first cohort's day (YYYY-MM-DD)")
+    end: str | None = Field(default=None, description="the log's last day; default: open-ended (a live log)")
+    observation_days: int = 14
+    label_days: int = 14
+    grain: Literal["day", "week"] = "day"
+    training_cohorts: int = 4
+
+
+class ScoresSinkModel(dg.Model):
+    uri: str = Field(description="libpq URI of the database the CRM reads")
+    table: str = Field(default="churn_scores", description="schema.table; created when missing")
+
+
+class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Churn and engagement-level models on your own event log (see docs/EVENT_LOGS.md)."""
+
+    name: str = Field(description="key prefix, group and registry prefix (lower-case letters, digits, _)")
+    source: SourceModel
+    mapping: MappingModel
+    windows: WindowsModel
+    activity_types: list[str] = Field(default_factory=list, description="event types that count as activity; "
+                                                                         "default: all")
+    weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
+    studies: list[Literal["churn"]] = Field(default_factory=lambda: ["churn"])
+    max_quarantine_share: float = Field(default=0.01, description="the quarantine check fails above this share")
+    scores_table: ScoresSinkModel | None = None
+    max_epochs: int | None = Field(default=None, description="cap on the sequence models' epochs")
+    torch_threads: int = Field(default=1, description="CPU threads of a training step's torch")
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        spec = self.resolved(Path(context.project_root), Path(context.path) / "defs.yaml")
+        spec.check_source()
+        return event_log_definitions(spec)
+
+    def resolved(self, root: Path, where: Path) -> EventLogSpec:
+        """The plain settings of this instance, every value checked (one line per problem); relative source
+        paths are read from the project ``root``, and messages start with ``where`` (the defs.yaml)."""
+        return EventLogSpec.from_component(self, root, str(where))

@@ -1,0 +1,164 @@
+"""The checked settings of one event-log instance, and where it keeps its files: what the component's YAML
+resolves to, as the stage and the study take it. Every value is checked here, with one line per problem
+naming the YAML key; :meth:`EventLogSpec.check_source` opens the source and checks the mapping against it.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import date
+from pathlib import Path
+
+from churn_dagster.errors import UserError
+from churn_dagster.stages.events.sql.cohorts import GRAINS, Windows
+from churn_dagster.stages.events.sql.mapping import EventMapping
+from churn_dagster.stages.events.sql.sources import (
+    FileSource,
+    PostgresSource,
+    SourceError,
+)
+from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+SAMPLE_ROWS = 10_000
+
+
+class EventLogConfigError(UserError, ValueError):
+    """A ``defs.yaml`` of the event-log component that cannot work; one line naming the key to change."""
+
+    exit_code = 2
+
+
+class EventLogSpec:
+    """An instance's settings as the stage and the study take them."""
+
+    def __init__(self, name: str, source, mapping: EventMapping, windows: Windows, end: date | None,
+                 max_quarantine_share: float, scores_table, max_epochs: int | None,
+                 torch_threads: int, where: str):
+        self.name, self.source, self.mapping, self.windows, self.end = name, source, mapping, windows, end
+        self.max_quarantine_share, self.scores_table, self.max_epochs = max_quarantine_share, scores_table, max_epochs
+        self.torch_threads, self.where = torch_threads, where
+
+    def fail(self, line: str) -> EventLogConfigError:
+        return EventLogConfigError(f"{self.where}: {line}")
+
+    @classmethod
+    def from_component(cls, c, base: Path, where: str) -> EventLogSpec:
+        def fail(line: str):
+            raise EventLogConfigError(f"{where}: {line}")
+
+        if not NAME.match(c.name):
+            fail(f"name: {c.name!r} must be lower-case letters, digits and _, starting with a letter (at most 40)")
+        m = c.mapping
+        if m.time_format not in TIME_FORMATS:
+            fail(f"mapping.time_format: {m.time_format!r} is not one of {', '.join(TIME_FORMATS)}")
+        try:
+            zoneinfo.ZoneInfo(m.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            fail(f"mapping.timezone: {m.timezone!r} is not an IANA time zone (e.g. Europe/Berlin, UTC)")
+        w = c.windows
+        days = {}
+        for key in ("start", "end"):
+            text = getattr(w, key)
+            if text is None:
+                continue
+            try:
+                days[key] = date.fromisoformat(str(text))
+            except ValueError:
+                fail(f"windows.{key}: {text!r} is not a day (YYYY-MM-DD)")
+        for key, low, high in (("observation_days", 1, 366), ("label_days", 1, 366), ("training_cohorts", 1, 104)):
+            if not low <= getattr(w, key) <= high:
+                fail(f"windows.{key}: {getattr(w, key)} is outside {low}..{high}")
+        if w.grain not in GRAINS:
+            fail(f"windows.grain: {w.grain!r} is not one of {', '.join(GRAINS)}")
+        if "end" in days and days["end"] < days["start"]:
+            fail(f"windows.end: {days['end']} is before windows.start {days['start']}")
+        if not 0 <= c.max_quarantine_share <= 1:
+            fail(f"max_quarantine_share: {c.max_quarantine_share} is outside 0..1")
+        if c.max_epochs is not None and not 1 <= c.max_epochs <= 1000:
+            fail(f"max_epochs: {c.max_epochs} is outside 1..1000")
+        if not 1 <= c.torch_threads <= 256:
+            fail(f"torch_threads: {c.torch_threads} is outside 1..256")
+        mapping = EventMapping(m.user_id, m.event_time, TimeRule(m.time_format, m.timezone), m.event_type, m.item_id,
+                               m.item_owner, m.value, m.session_id, m.event_id, tuple(c.activity_types),
+                               dict(c.weights))
+        windows = Windows(days["start"], w.observation_days, w.label_days, w.grain, w.training_cohorts)
+        return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
+                   c.scores_table, c.max_epochs, c.torch_threads, where)
+
+    def check_source(self) -> None:
+        """Open the source and check the mapping against its columns and a sample of its rows."""
+        from churn_dagster.stages.events.load import event_types, sample
+        from churn_dagster.storage.duck import DuckSettings, connect
+
+        con = connect(DuckSettings(memory_limit="1GB", threads=1))
+        try:
+            columns = self.source.columns()
+            problems = self.mapping.problems(columns, {}, [], set() if self.mapping.event_type else None)
+            if problems and any("is not in the source" in p for p in problems):
+                raise self.fail(problems[0])
+            rows = sample(con, self.source, self.mapping, SAMPLE_ROWS)
+            types = None
+            if self.mapping.event_type:
+                types = {t.strip() for t in rows.get("event_type", []) if t and t.strip()}
+                named = {t for ts in self.mapping.named_types().values() for t in ts}
+                if named - types:  # a type missing from the sample: look at the whole source before failing
+                    types = event_types(con, self.source, self.mapping)
+            problems = self.mapping.problems(columns, rows, rows["_time_reasons"], types)
+        except SourceError as exc:
+            raise self.fail(str(exc)) from exc
+        except UserError as exc:
+            raise self.fail(str(exc)) from exc
+        finally:
+            con.close()
+        if problems:
+            raise self.fail(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
+
+
+def _source(model, base: Path, fail):
+    if model.postgres is not None:
+        if model.paths:
+            fail("source: give paths or postgres, not both")
+        pg = model.postgres
+        if bool(pg.table) == bool(pg.query):
+            fail("source.postgres: give exactly one of table and query")
+        return PostgresSource(pg.uri, pg.table, pg.query)
+    if not model.paths:
+        fail("source.paths: no file or folder given (or give source.postgres)")
+    paths = tuple((base / p) if not Path(p).is_absolute() else Path(p) for p in model.paths)
+    fmt = model.format
+    if fmt is None:
+        first = paths[0]
+        fmt = "parquet" if first.name.lower().endswith(".parquet") or (
+            first.is_dir() and any(first.rglob("*.parquet"))) else "csv"
+    if len(model.delimiter) != 1:
+        fail(f"source.delimiter: {model.delimiter!r} must be one character")
+    return FileSource(paths, fmt, model.delimiter)
+
+
+class InstancePaths:
+    """Where an instance keeps its files, under the data directory."""
+
+    def __init__(self, data_dir: str | Path, name: str):
+        self.root = Path(data_dir) / "event_logs" / name
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine.parquet"
+
+    def cohort(self, cohort: date) -> Path:
+        return self.root / "cohorts" / cohort.isoformat()
+
+    def model(self, family: str, cohort: date) -> Path:
+        return self.root / "models" / family / cohort.isoformat()
+
+    def report(self, cohort: date) -> Path:
+        return self.root / "reports" / cohort.isoformat()
+
+    def scores(self, cohort: date) -> Path:
+        return self.root / "scores" / f"{cohort.isoformat()}.parquet"

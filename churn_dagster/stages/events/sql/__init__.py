@@ -1,0 +1,1 @@
+"""SQL of the event-log stage: time rules, the column mapping, the canonical load, cohorts and sequences."""

@@ -1,0 +1,136 @@
+"""The canonical event table: every staged record typed and checked by one statement, loaded once or
+quarantined with its file, line, column and reason.
+
+A record is quarantined for the first rule it breaks, in the order of :func:`rules`: a line-level problem
+(field count, encoding, quoting), an empty user, a time that is not one (:mod:`times`), an empty event
+type or one outside the declared list, a value that is not a finite number. A record equal to an earlier
+one in every contract field (the same event delivered twice) is loaded once; the later copies are
+quarantined as duplicates of the first (by file and line). Both outputs are sorted on content, so a re-run
+writes the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from churn_dagster.stages.events.sql.mapping import DEFAULT_EVENT_TYPE, EventMapping
+from churn_dagster.stages.events.sql.times import sql_text
+
+MAX_ID_CHARS = 256
+# What a quarantine row keeps of the offending value.
+SHOWN_VALUE_CHARS = 200
+SAME_EVENT = "user_id, event_ms, event_type, item_id, item_owner, value, session_id"
+
+
+def same_event(mapping: EventMapping) -> str:
+    """The columns that make two loaded records the same event: the event id where the log has one."""
+    return "event_id" if mapping.event_id else SAME_EVENT
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``condition`` is true for a record that breaks the rule; ``field`` names the contract field."""
+
+    condition: str
+    field: str
+    reason: str
+
+
+def _ids(field: str) -> list[Rule]:
+    return [Rule(f"length({field}) > {MAX_ID_CHARS}", field, f"longer than {MAX_ID_CHARS} characters")]
+
+
+def rules(mapping: EventMapping) -> list[Rule]:
+    """The checks of a staged record, in the order a record is judged."""
+    time = mapping.time
+    found = [Rule("problem IS NOT NULL", "(line)", "problem"),
+             Rule("user_id IS NULL OR trim(user_id) = ''", "user_id", "empty"), *_ids("user_id"),
+             Rule(f"({time.reason('event_time')}) IS NOT NULL", "event_time", time.reason("event_time"))]
+    if mapping.event_type:
+        found.append(Rule("event_type IS NULL OR trim(event_type) = ''", "event_type", "empty"))
+        found.extend(_ids("event_type"))
+    if mapping.value:
+        found.append(Rule("value IS NOT NULL AND trim(value) <> '' AND NOT isfinite(try_cast(value AS DOUBLE))",
+                          "value", "not a finite number"))
+        found.append(Rule("value IS NOT NULL AND trim(value) <> '' AND try_cast(value AS DOUBLE) IS NULL",
+                          "value", "not a number"))
+    for optional in ("item_id", "item_owner", "session_id", "event_id"):
+        if getattr(mapping, optional):
+            found.extend(_ids(optional))
+    return found
+
+
+def _reason_sql(rule: Rule) -> str:
+    """A rule's reason as SQL: a text literal, or the expression itself for the line problem and the time."""
+    if rule.reason == "problem":
+        return "problem"
+    return rule.reason if rule.field == "event_time" else sql_text(rule.reason)
+
+
+def load_sql(mapping: EventMapping, staged: str) -> str:
+    """A statement creating ``_checked``: every staged record with its verdict (``bad_field``, ``reason``)
+    and, for good ones, the typed canonical values."""
+    columns = mapping.columns()
+    cases = [(r.condition, r.field, _reason_sql(r)) for r in rules(mapping)]
+    bad_field = "CASE " + " ".join(f"WHEN {c} THEN {sql_text(f)}" for c, f, _ in cases) + " END"
+    reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in cases) + " END"
+    instant = mapping.time.instant_ms("event_time")
+    event_type = "trim(event_type)" if mapping.event_type else sql_text(DEFAULT_EVENT_TYPE)
+    value = "try_cast(nullif(trim(value), '') AS DOUBLE)" if mapping.value else "NULL::DOUBLE"
+    source_column = "CASE _bad_field " + " ".join(
+        f"WHEN {sql_text(f)} THEN {sql_text(c)}" for f, c in columns.items()) + " ELSE _bad_field END"
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _checked AS
+        WITH judged AS (SELECT *, {bad_field} AS _bad_field, {reason} AS _reason FROM {staged})
+        SELECT file, line, _bad_field AS bad_field, {source_column} AS bad_column, _reason AS reason,
+               CASE _bad_field WHEN '(line)' THEN NULL WHEN 'user_id' THEN user_id WHEN 'event_time' THEN event_time
+                    WHEN 'event_type' THEN event_type WHEN 'value' THEN value WHEN 'item_id' THEN item_id
+                    WHEN 'item_owner' THEN item_owner WHEN 'session_id' THEN session_id
+                    WHEN 'event_id' THEN event_id END AS bad_value,
+               CASE WHEN _reason IS NULL THEN trim(user_id) END AS user_id,
+               CASE WHEN _reason IS NULL THEN {instant} END AS event_ms,
+               CASE WHEN _reason IS NULL THEN {event_type} END AS event_type,
+               CASE WHEN _reason IS NULL THEN nullif(trim(item_id), '') END AS item_id,
+               CASE WHEN _reason IS NULL THEN nullif(trim(item_owner), '') END AS item_owner,
+               CASE WHEN _reason IS NULL THEN {value} END AS value,
+               CASE WHEN _reason IS NULL THEN nullif(trim(session_id), '') END AS session_id,
+               CASE WHEN _reason IS NULL THEN nullif(trim(event_id), '') END AS event_id
+        FROM judged"""
+
+
+def events_sql(mapping: EventMapping) -> str:
+    """The loaded events of ``_checked``: first copies only, with the local day and hour, sorted on content."""
+    local = mapping.time.local_timestamp("event_ms")
+    return f"""
+        SELECT user_id, event_ms, {local}::DATE AS local_day, hour({local})::TINYINT AS local_hour, event_type,
+               item_id, item_owner, value, session_id, event_id, file, line
+        FROM (SELECT *, row_number() OVER (PARTITION BY {same_event(mapping)} ORDER BY file, line) AS _copy
+              FROM _checked WHERE reason IS NULL)
+        WHERE _copy = 1
+        ORDER BY user_id, event_ms, event_type, item_id NULLS FIRST, value NULLS FIRST, file, line"""
+
+
+def quarantine_sql(mapping: EventMapping) -> str:
+    """Every record not loaded: broken rules and later copies, with the file, line, column, value and reason."""
+    return f"""
+        SELECT file, line, bad_column AS "column", left(bad_value, {SHOWN_VALUE_CHARS}) AS value,
+               bad_field || ': ' || reason AS reason
+        FROM _checked WHERE reason IS NOT NULL
+        UNION ALL
+        SELECT file, line, '(line)', first_file || ' line ' || first_line,
+               'duplicate: the same event as an earlier record (value: where it is)'
+        FROM (SELECT file, line,
+                     first_value(file) OVER w AS first_file, first_value(line) OVER w AS first_line,
+                     row_number() OVER w AS _copy
+              FROM _checked WHERE reason IS NULL
+              WINDOW w AS (PARTITION BY {same_event(mapping)} ORDER BY file, line))
+        WHERE _copy > 1
+        ORDER BY file, line"""
+
+
+def counts(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """Staged records and those that broke a rule, from ``_checked``."""
+    staged, broken = con.execute("SELECT count(*), count(reason) FROM _checked").fetchone()
+    return int(staged), int(broken)

@@ -1,0 +1,103 @@
+"""The column mapping of an event log: which source column holds each field of the event-log contract
+(``docs/EVENT_LOGS.md``), and the checks that catch a wrong mapping before any run.
+
+A mapping is checked against what the source says about itself, its column names and a sample of its
+values, so that ``dg check defs`` rejects a missing column, a value column that holds text, a time column
+that does not parse under the declared format, or an activity type or weight naming an event type the log
+does not have; each problem is one line naming the YAML key, the column and an example value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from churn_dagster.stages.events.sql.times import TimeRule
+
+# Optional fields of the contract, in the order the canonical table holds them.
+OPTIONAL_FIELDS = ("event_type", "item_id", "item_owner", "value", "session_id", "event_id")
+# The event type of every row of a log without an event_type column.
+DEFAULT_EVENT_TYPE = "event"
+
+
+@dataclass(frozen=True)
+class EventMapping:
+    """Source column of each contract field (None: the log does not have it), the time rule, which event
+    types count as activity (empty: all) and the engagement weight of each type (absent: 1).
+
+    ``event_id``, when the log has one, decides what a duplicate is: two records with the same id are one
+    event delivered twice. Without it, two records equal in every mapped field are."""
+
+    user_id: str
+    event_time: str
+    time: TimeRule = TimeRule()
+    event_type: str | None = None
+    item_id: str | None = None
+    item_owner: str | None = None
+    value: str | None = None
+    session_id: str | None = None
+    event_id: str | None = None
+    activity_types: tuple[str, ...] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, str]:
+        """Contract field -> source column, for the fields the log has."""
+        found = {"user_id": self.user_id, "event_time": self.event_time}
+        found.update({f: getattr(self, f) for f in OPTIONAL_FIELDS if getattr(self, f)})
+        return found
+
+    def named_types(self) -> dict[str, tuple[str, ...]]:
+        """Event types the mapping names, by the YAML key that names them."""
+        return {"activity_types": tuple(self.activity_types), "weights": tuple(self.weights)}
+
+    def weight_of(self, event_type: str) -> float:
+        return float(self.weights.get(event_type, 1.0))
+
+    def problems(self, columns: Sequence[str], samples: Mapping[str, Sequence[str | None]],
+                 time_reasons: Sequence[str | None], event_types: set[str] | None) -> list[str]:
+        """Every problem of the mapping, one line each.
+
+        ``columns``: the source's column names; ``samples``: contract field -> sampled text values of its
+        column; ``time_reasons``: why each sampled time does not parse (None where it does); ``event_types``:
+        every event type in the source (None when the log has no event_type column)."""
+        found = []
+        for key, column in self.columns().items():
+            if column not in columns:
+                found.append(f"mapping.{key}: column {column!r} is not in the source (its columns: {', '.join(columns)})")
+        if found:
+            return found
+        times = list(samples.get("event_time", ()))
+        if times and all(r is not None for r in time_reasons):
+            example = next((t for t in times if t not in (None, "")), None)
+            found.append(f"mapping.event_time: column {self.event_time!r} holds no time under time_format "
+                         f"{self.time.time_format} (e.g. {example!r}: {time_reasons[times.index(example)] if example in times else 'empty'})")
+        values = [v for v in samples.get("value", ()) if v not in (None, "")]
+        if self.value and values and not any(_is_number(v) for v in values):
+            found.append(f"mapping.value: column {self.value!r} holds no number (e.g. {values[0]!r}); map a numeric column or drop the key")
+        users = [v for v in samples.get("user_id", ()) if v not in (None, "")]
+        if samples.get("user_id") and not users:
+            found.append(f"mapping.user_id: column {self.user_id!r} is empty in every sampled row")
+        if event_types is None:
+            named = {t for types in self.named_types().values() for t in types} - {DEFAULT_EVENT_TYPE}
+            if named:
+                found.append(f"mapping.event_type is not set, so every event has type {DEFAULT_EVENT_TYPE!r}; "
+                             f"activity_types and weights cannot name {', '.join(sorted(named))}")
+            return found
+        for key, types in self.named_types().items():
+            unknown = [t for t in types if t not in event_types]
+            if unknown:
+                shown = ", ".join(sorted(event_types)[:12]) + (" ..." if len(event_types) > 12 else "")
+                found.append(f"{key}: event type {unknown[0]!r} does not occur in column {self.event_type!r} "
+                             f"(its types: {shown})")
+        for event_type, weight in self.weights.items():
+            if not (isinstance(weight, (int, float)) and weight >= 0):
+                found.append(f"weights.{event_type}: {weight!r} is not a number >= 0")
+        return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,257 @@
+"""Where an event log comes from: CSV or Parquet files (or folders of them), or a PostgreSQL table or
+query, each able to say what columns it has, give a sample, and stage every record as text.
+
+Staging writes one row per source record into a DuckDB table (``file``, ``line``, ``problem`` and one text
+column per contract field) and returns the number of records counted independently of that parsing: the
+newline bytes of a CSV file (:mod:`churn_dagster.stages.ingest.sql.lines`), the row counts in the Parquet
+footers, a ``count(*)`` in the same PostgreSQL snapshot. A CSV line is the unit, as for the NCM files: a
+line whose fields do not match the header, that is not UTF-8, or that is too long, is staged with its
+``problem`` and later quarantined. File paths reach DuckDB literally.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churn_dagster.errors import UserError
+from churn_dagster.stages.events.sql.mapping import OPTIONAL_FIELDS
+from churn_dagster.stages.events.sql.times import sql_text
+from churn_dagster.stages.ingest.sql.header import (
+    BadInputError,
+    header_fields,
+    unreadable,
+)
+from churn_dagster.stages.ingest.sql.lines import (
+    MAX_LINE_BYTES,
+    LineCount,
+    line_tables,
+    open_source,
+    read_header,
+)
+from churn_dagster.storage.duck import literal_path
+
+FIELDS = ("user_id", "event_time", *OPTIONAL_FIELDS)
+STAGED_COLUMNS = ("file VARCHAR, line BIGINT, problem VARCHAR, column_name VARCHAR, "
+                  + ", ".join(f"{f} VARCHAR" for f in FIELDS))
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+PARQUET_SUFFIXES = (".parquet",)
+SAMPLE_ROWS = 1000
+# A character that cannot occur in a text field stands in for delimiters inside quoted stretches.
+_SHELTERED = "chr(30)"
+_LINE = "(line)"
+
+
+class SourceError(UserError, ValueError):
+    """A source that cannot be read as configured; the message names it and the YAML key to change."""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _suffix_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """CSV or Parquet files; a folder stands for its files of that kind (sorted, recursively)."""
+
+    paths: tuple[Path, ...]
+    format: str = "csv"
+    delimiter: str = ","
+
+    def files(self) -> list[Path]:
+        found: list[Path] = []
+        for path in self.paths:
+            if path.is_dir():
+                inside = sorted(p for p in path.rglob("*") if p.is_file() and _suffix_kind(p) == self.format)
+                if not inside:
+                    raise SourceError(f"source.paths: folder {path} holds no {self.format} file")
+                found.extend(inside)
+            elif path.exists():
+                found.append(path)
+            else:
+                raise SourceError(f"source.paths: {path} does not exist")
+        return found
+
+    def columns(self) -> list[str]:
+        files = self.files()
+        first = self._columns(files[0])
+        for other in files[1:]:
+            if (cols := self._columns(other)) != first:
+                raise SourceError(f"{other}: its columns {cols} differ from those of {files[0]} ({first}); "
+                                  "every file of a source must have the same columns")
+        return first
+
+    def _columns(self, path: Path) -> list[str]:
+        if self.format == "parquet":
+            try:
+                return pq.read_schema(path).names
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+        names = header_fields(path, self.delimiter)
+        if len(names) < 2:
+            raise SourceError(f"{path}, line 1: one column {names[0]!r} in the header; is the delimiter "
+                              f"{self.delimiter!r} right (source.delimiter)?")
+        return [n.removeprefix("\ufeff") for n in names]
+
+    def label(self) -> str:
+        return ", ".join(str(p) for p in self.paths)
+
+    def stage(self, con: duckdb.DuckDBPyConnection, columns: dict[str, str], table: str,
+              limit: int | None = None) -> int:
+        """Stage every record of every file (the first ``limit`` of the first file for a sample); the
+        records counted independently of the staging."""
+        counted = 0
+        for path in self.files():
+            if self.format == "parquet":
+                counted += self._stage_parquet(con, path, columns, table, limit)
+            else:
+                counted += self._stage_csv(con, path, columns, table, limit)
+            if limit is not None:
+                break
+        return counted
+
+    def _stage_parquet(self, con, path: Path, columns: dict[str, str], table: str, limit: int | None) -> int:
+        picked = ", ".join(f"CAST({_ident(columns[f])} AS VARCHAR)" if f in columns else "NULL" for f in FIELDS)
+        con.execute(f"INSERT INTO {table} SELECT $file, file_row_number + 1, NULL, NULL, {picked} "
+                    f"FROM read_parquet($path, file_row_number = true)"
+                    + (f" WHERE file_row_number < {int(limit)}" if limit else ""),
+                    {"file": str(path), "path": literal_path(path)})
+        rows = pq.read_metadata(path).num_rows
+        return min(rows, limit) if limit else rows
+
+    def _stage_csv(self, con, path: Path, columns: dict[str, str], table: str, limit: int | None) -> int:
+        names = self._columns(path)
+        count = LineCount()
+        sql = _csv_block_sql(names, columns, self.delimiter, table)
+        try:
+            with open_source(path) as stream:
+                read_header(stream)
+                for block in line_tables(stream, count):
+                    if limit is not None:
+                        block = block.slice(0, limit - count.lines_emitted + block.num_rows)
+                    con.register("_block", block)
+                    con.execute(sql, {"file": str(path)})
+                    con.unregister("_block")
+                    if limit is not None and count.lines_emitted >= limit:
+                        return limit
+        except (OSError, EOFError, zlib.error) as exc:
+            raise unreadable(path, exc, count.lines_emitted + 1) from exc
+        return count.lines
+
+
+def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str, table: str) -> str:
+    """One statement that splits a block of lines (``_block``: line, raw, too_long) into fields and stages
+    them: quote-aware only for lines that hold a quote."""
+    d = sql_text(delimiter)
+    sheltered = (f"array_to_string(list_transform(string_split(_t, '\"'), lambda piece, i: CASE WHEN i % 2 = 0 "
+                 f"THEN replace(piece, {d}, {_SHELTERED}) ELSE piece END), '\"')")
+    quoted_split = f"list_transform(string_split({sheltered}, {d}), lambda f: replace(f, {_SHELTERED}, {d}))"
+    well_quoted = ("list_bool_and(list_transform(_f, lambda f: NOT contains(f, '\"') OR (length(f) >= 2 AND "
+                   "starts_with(f, '\"') AND ends_with(f, '\"') AND NOT contains(replace(f[2:-2], '\"\"', ''), '\"'))))")
+
+    def field(name: str) -> str:
+        raw = f"_f[{names.index(columns[name]) + 1}]"
+        return f"CASE WHEN starts_with({raw}, '\"') THEN replace({raw}[2:-2], '\"\"', '\"') ELSE {raw} END"
+
+    picked = ", ".join(field(f) if f in columns else "NULL" for f in FIELDS)
+    n = len(names)
+    return f"""
+        INSERT INTO {table}
+        WITH _decoded AS (SELECT line, too_long, TRY(decode(raw)) AS _text FROM _block),
+        _trimmed AS (SELECT *, CASE WHEN ends_with(_text, chr(13)) THEN _text[:-2] ELSE _text END AS _t FROM _decoded),
+        _split AS (SELECT *, CASE WHEN contains(_t, '"') THEN {quoted_split} ELSE string_split(_t, {d}) END AS _f
+                   FROM _trimmed)
+        SELECT $file, line,
+            CASE WHEN too_long THEN 'the line is longer than {MAX_LINE_BYTES} bytes'
+                 WHEN _text IS NULL THEN 'the line is not valid UTF-8'
+                 WHEN trim(_t) = '' THEN 'a blank line'
+                 WHEN contains(_t, chr(13)) THEN 'a carriage return (CR) inside the line'
+                 WHEN len(_f) <> {n} THEN 'expected {n} fields (the header''s), found ' || len(_f)
+                 WHEN contains(_t, '"') AND NOT {well_quoted}
+                     THEN 'a field holds a quote but is not wholly quoted with its inner quotes doubled'
+            END AS problem,
+            '{_LINE}', {picked}
+        FROM _split"""
+
+
+@dataclass(frozen=True)
+class PostgresSource:
+    """A table or a query of a PostgreSQL database, read as Arrow batches in one snapshot (``uri``: a libpq
+    URI; its password best comes from the environment through ``{{ env('...') }}`` in the YAML)."""
+
+    uri: str
+    table: str | None = None
+    query: str | None = None
+
+    def _relation(self) -> str:
+        if bool(self.table) == bool(self.query):
+            raise SourceError("source: give exactly one of table and query for a PostgreSQL source")
+        if self.table:
+            return ".".join(_ident(part) for part in self.table.split("."))
+        return f"({self.query})"
+
+    def label(self) -> str:
+        return f"postgresql:{self.table or 'query'}"
+
+    def _connect(self):
+        import adbc_driver_postgresql.dbapi as pg
+
+        try:
+            return pg.connect(self.uri)
+        except Exception as exc:  # the driver's errors carry the server's one-line reason
+            raise SourceError(f"source.uri: cannot connect to PostgreSQL ({str(exc).splitlines()[0]})") from exc
+
+    def columns(self) -> list[str]:
+        with self._connect() as conn, conn.cursor() as cur:
+            try:
+                cur.execute(f"SELECT * FROM {self._relation()} AS _q LIMIT 0")
+            except Exception as exc:
+                raise SourceError(f"source: {self.label()} cannot be read ({str(exc).splitlines()[0]})") from exc
+            return [d[0] for d in cur.description]
+
+    def stage(self, con: duckdb.DuckDBPyConnection, columns: dict[str, str], table: str,
+              limit: int | None = None) -> int:
+        picked = ", ".join(f"{_ident(columns[f])}::text AS {f}" if f in columns else f"NULL::text AS {f}" for f in FIELDS)
+        order = ", ".join(str(k + 1) for k in range(len(FIELDS)))
+        with self._connect() as conn:
+            conn.autocommit = False
+            with conn.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur.execute(f"SELECT count(*) FROM {self._relation()} AS _q")
+                counted = int(cur.fetchone()[0])
+                cur.execute(f"SELECT {picked} FROM {self._relation()} AS _q ORDER BY {order} NULLS FIRST"
+                            + (f" LIMIT {int(limit)}" if limit else ""))
+                reader = cur.fetch_record_batch()
+                first = 1
+                for batch in reader:
+                    rows = pa.Table.from_batches([batch]).append_column(
+                        "_row", pa.array(range(first, first + batch.num_rows), pa.int64()))
+                    con.register("_batch", rows)
+                    con.execute(f"INSERT INTO {table} SELECT $file, _row, NULL, NULL, {', '.join(FIELDS)} FROM _batch",
+                                {"file": self.label()})
+                    con.unregister("_batch")
+                    first += batch.num_rows
+            conn.rollback()
+        return min(counted, limit) if limit else counted
+
+
+def create_staging(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({STAGED_COLUMNS})")
+
+
+__all__ = ["BadInputError", "FileSource", "PostgresSource", "SourceError", "create_staging"]

@@ -1,0 +1,105 @@
+"""How an event-log time column becomes an instant (UTC milliseconds) and a local day, in SQL.
+
+Three spellings are accepted (``time_format``): seconds or milliseconds since 1970 (``epoch_s``,
+``epoch_ms``; seconds may carry a fraction), and ISO 8601 (``iso``): a date, a date and a clock time, with or
+without an offset (``Z``, ``+02``, ``+0200``, ``+02:00``). A time without an offset is a wall-clock time in
+the log's declared ``timezone``. Two wall-clock times need a rule, because a daylight-saving change makes
+them ambiguous: a time inside the hour skipped in spring does not exist and is quarantined ("local time
+skipped by a clock change"); a time inside the hour repeated in autumn is read as its first occurrence (the
+earlier instant), the reading a logger that writes local time produces for the first pass.
+
+Every rule here is one SQL expression over a text column, so the same rule serves CSV, Parquet and
+PostgreSQL sources and quarantines a row with the reason it gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TIME_FORMATS = ("epoch_s", "epoch_ms", "iso")
+# Times outside these years are quarantined: they are almost always a wrong unit (milliseconds read as
+# seconds land in the year 50,000) or a placeholder (0, 1900-01-01).
+FIRST_YEAR, LAST_YEAR = 1990, 2100
+# 1990-01-01 and 2100-01-01 in seconds since 1970.
+_EPOCH_S = (631152000, 4102444800)
+_NUMBER = r"^-?[0-9]+(\.[0-9]+)?$"
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?$"
+# An offset only after a clock time, so the day of a plain date is never read as one.
+_ISO_WITH_OFFSET = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                    r" ?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$")
+SKIPPED_BY_CLOCK_CHANGE = "local time skipped by a clock change"
+
+
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class TimeRule:
+    """The time column's spelling and, for wall-clock times, the time zone they are in."""
+
+    time_format: str = "iso"
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.time_format not in TIME_FORMATS:
+            raise ValueError(f"time_format must be one of {', '.join(TIME_FORMATS)}, got {self.time_format!r}")
+
+    def _naive(self, col: str) -> str:
+        """The instant of a wall-clock time: DuckDB's reading, moved one hour back when that earlier instant
+        shows the same wall-clock time (the first pass of a repeated hour)."""
+        tz = sql_text(self.timezone)
+        local = f"try_cast({col} AS TIMESTAMP)"
+        instant = f"timezone({tz}, {local})"
+        earlier = f"({instant} - INTERVAL 1 HOUR)"
+        return f"CASE WHEN timezone({tz}, {earlier}) = {local} THEN {earlier} ELSE {instant} END"
+
+    def _instant(self, col: str) -> str:
+        if self.time_format != "iso":  # range-checked before conversion: a huge number would not convert
+            number = self._epoch_number(col)
+            return (f"CASE WHEN {number} BETWEEN {_EPOCH_S[0] * 1000} AND {_EPOCH_S[1] * 1000} "
+                    f"THEN epoch_ms(({number})::BIGINT) END")
+        return (f"CASE WHEN regexp_matches({col}, '{_ISO_WITH_OFFSET}') THEN try_cast(replace({col}, ' Z', 'Z') "
+                f"AS TIMESTAMPTZ) ELSE {self._naive(col)} END")
+
+    def _epoch_number(self, col: str) -> str:
+        """The epoch value in milliseconds (seconds keep their millisecond fraction, rounded)."""
+        if self.time_format == "epoch_s":
+            return f"round(try_cast({col} AS DOUBLE) * 1000)"
+        return f"try_cast({col} AS HUGEINT)"
+
+    def instant_ms(self, col: str) -> str:
+        """UTC milliseconds since 1970 of a text column that :meth:`reason` accepts."""
+        return f"epoch_ms({self._instant(col)})"
+
+    def local_timestamp(self, instant_ms: str) -> str:
+        """The wall-clock time in the log's zone of a UTC millisecond instant: its local day and hour."""
+        return f"timezone({sql_text(self.timezone)}, timezone('UTC', epoch_ms({instant_ms})))"
+
+    def reason(self, col: str) -> str:
+        """Why a value of the text column is not a time under this rule (NULL when it is one)."""
+        year = f"year(timezone('UTC', {self._instant(col)}))"
+        if self.time_format == "iso":
+            shape = (f"NOT (regexp_matches({col}, '{_ISO}') OR regexp_matches({col}, '{_ISO_WITH_OFFSET}'))",
+                     "not an ISO 8601 time (expected e.g. 2024-03-10, 2024-03-10 14:05:00 or 2024-03-10T14:05:00+01:00)")
+        else:
+            unit = "seconds" if self.time_format == "epoch_s" else "milliseconds"
+            pattern = _NUMBER if self.time_format == "epoch_s" else "^-?[0-9]+$"
+            shape = (f"NOT regexp_matches({col}, '{pattern}')", f"not a number of {unit} since 1970")
+        tz = sql_text(self.timezone)
+        skipped = (f"NOT regexp_matches({col}, '{_ISO_WITH_OFFSET}') AND "
+                   f"timezone({tz}, {self._naive(col)}) <> try_cast({col} AS TIMESTAMP)")
+        hint = {"epoch_s": "; is it in milliseconds (time_format: epoch_ms)?",
+                "epoch_ms": "; is it in seconds (time_format: epoch_s)?", "iso": ""}[self.time_format]
+        checks = [
+            (f"{col} IS NULL OR trim({col}) = ''", "empty"),
+            shape,
+        ]
+        if self.time_format == "iso":
+            checks.append((f"{self._instant(col)} IS NULL", "not a valid calendar time"))
+            checks.append((skipped, f"{SKIPPED_BY_CLOCK_CHANGE} in {self.timezone}"))
+        checks.append((f"{self._instant(col)} IS NULL OR {year} NOT BETWEEN {FIRST_YEAR} AND {LAST_YEAR}",
+                       f"outside the years {FIRST_YEAR}..{LAST_YEAR}{hint}"))
+        whens = " ".join(f"WHEN {cond} THEN {sql_text(why)}" for cond, why in checks)
+        return f"CASE {whens} END"
