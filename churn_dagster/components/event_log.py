@@ -20,20 +20,20 @@ from churn_dagster.components.event_log_assets import event_log_definitions
 from churn_dagster.components.event_log_spec import EventLogSpec
 
 
-class PostgresModel(dg.Model):
+class PostgresModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI, e.g. postgresql://user:{{ env('PGPASSWORD') }}@127.0.0.1:5432/db")
     table: str | None = Field(default=None, description="schema.table to read")
     query: str | None = Field(default=None, description="or a SELECT to read instead of a table")
 
 
-class SourceModel(dg.Model):
+class SourceModel(dg.Model, dg.Resolvable):
     paths: list[str] = Field(default_factory=list, description="CSV or Parquet files or folders, read literally")
     format: Literal["csv", "parquet"] | None = Field(default=None, description="default: from the first file's suffix")
     delimiter: str = Field(default=",", description="CSV field delimiter")
     postgres: PostgresModel | None = Field(default=None, description="read a PostgreSQL table or query instead")
 
 
-class MappingModel(dg.Model):
+class MappingModel(dg.Model, dg.Resolvable):
     user_id: str
     event_time: str
     time_format: str = "iso"
@@ -46,7 +46,7 @@ class MappingModel(dg.Model):
     event_id: str | None = None
 
 
-class WindowsModel(dg.Model):
+class WindowsModel(dg.Model, dg.Resolvable):
     start: str = Field(description="the first cohort's day (YYYY-MM-DD)")
     end: str | None = Field(default=None, description="the log's last day; default: open-ended (a live log)")
     observation_days: int = 14
@@ -55,7 +55,7 @@ class WindowsModel(dg.Model):
     training_cohorts: int = 4
 
 
-class ScoresSinkModel(dg.Model):
+class ScoresSinkModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI of the database the CRM reads")
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
 

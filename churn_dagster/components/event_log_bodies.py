@@ -76,7 +76,10 @@ def build_cohorts_body(context, spec: EventLogSpec, lake, features, paths: Insta
 
 
 def train_body(context, spec: EventLogSpec, family: str, config, lake, mlflow, paths: InstancePaths):
-    from churn_dagster.studies.churn.event_logs import CohortFolders, train_event_log_family
+    from churn_dagster.studies.churn.event_logs import (
+        CohortFolders,
+        train_event_log_family,
+    )
 
     cohort = date.fromisoformat(context.partition_key)
     yield from train_event_log_family(context, spec.name, family, cohort, spec.windows, CohortFolders(paths.cohort),

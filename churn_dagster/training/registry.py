@@ -136,7 +136,7 @@ def load_version(resource: MlflowResource, name: str, family: str, version: str)
         local = Path(mlflow.artifacts.download_artifacts(uri))
         model = mlflow.pytorch.load_model(str(local))
         normalization = Normalization.from_dict(json.loads((local / "extra_files" / "normalization.json").read_text()))
-    elif family == "xgboost":
+    elif "xgboost" in mlflow.models.get_model_info(uri).flavors:  # the flavor it was logged in, whatever the family
         model = mlflow.xgboost.load_model(uri)
     else:
         model = mlflow.sklearn.load_model(uri)

@@ -181,9 +181,9 @@ def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str
                  WHEN _text IS NULL THEN 'the line is not valid UTF-8'
                  WHEN trim(_t) = '' THEN 'a blank line'
                  WHEN contains(_t, chr(13)) THEN 'a carriage return (CR) inside the line'
-                 WHEN len(_f) <> {n} THEN 'expected {n} fields (the header''s), found ' || len(_f)
                  WHEN contains(_t, '"') AND NOT {well_quoted}
                      THEN 'a field holds a quote but is not wholly quoted with its inner quotes doubled'
+                 WHEN len(_f) <> {n} THEN 'expected {n} fields (the header''s), found ' || len(_f)
             END AS problem,
             '{_LINE}', {picked}
         FROM _split"""
