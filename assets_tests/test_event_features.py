@@ -128,3 +128,39 @@ def test_a_weekly_cohort_gathers_a_week_of_first_days(con, tmp_path):
     built, read = _build(con, tmp_path, LOG, windows=weekly, cohorts=(date(2024, 1, 1),), last=date(2024, 1, 20))
     assert built[0].users == 3
     assert read(date(2024, 1, 1), "features")["user_id"].tolist() == ["a", "b", "c"]
+
+
+def test_a_users_table_adds_signup_and_attribute_features(con, tmp_path):
+    from churn_dagster.stages.events.load import load_users
+    from churn_dagster.stages.events.sql.users import UsersMapping
+
+    table = tmp_path / "users.csv"
+    table.write_text("id,joined,country,age\n"
+                     "a,2023-12-30,DE,31\n"     # 2
+                     "b,,FR,\n"                 # 3: no signup time, no age
+                     "c,2024-01-02,DE,40\n"     # 4
+                     "a,2023-12-01,US,20\n"     # 5: a again: quarantined, the first row kept
+                     "d,yesterday,DE,50\n")     # 6: not a time
+    mapping = UsersMapping("id", "joined", attributes=("country", "age"))
+    counted, loaded, quarantined = load_users(con, FileSource((table,)), mapping, tmp_path / "u.parquet",
+                                              tmp_path / "uq.parquet")
+    assert (counted, loaded, quarantined) == (5, 3, 2)
+    q = pd.read_parquet(tmp_path / "uq.parquet").set_index("line")
+    assert q.loc[5, "reason"] == "duplicate: user id already on line 2" and q.loc[5, "column"] == "id"
+    assert q.loc[6, "column"] == "joined" and q.loc[6, "reason"].startswith("signup_time: not an ISO 8601 time")
+    src = tmp_path / "log.csv"
+    src.write_text(LOG)
+    events = tmp_path / "events.parquet"
+    load_events(con, FileSource((src,)), MAPPING, events, tmp_path / "q.parquet")
+    build_cohorts(con, events, [date(2024, 1, 1), date(2024, 1, 2)], date(2024, 1, 9), WINDOWS, MAPPING,
+                  SplitSettings(), lambda c: tmp_path / "cohorts" / c.isoformat(), users=tmp_path / "u.parquet",
+                  attributes=mapping.attributes)
+    f = pd.concat([pd.read_parquet(tmp_path / "cohorts" / c / "features.parquet") for c in ("2024-01-01", "2024-01-02")]
+                  ).set_index("user_id")
+    # DE is the most frequent country (a, c), then FR (b); age is numeric.
+    assert f.loc[["a", "b", "c"], "user_country_de_0"].tolist() == [1, 0, 1]
+    assert f.loc[["a", "b", "c"], "user_country_fr_1"].tolist() == [0, 1, 0]
+    assert f.loc["a", "user_age"] == 31 and np.isnan(f.loc["b", "user_age"])
+    # a signed up on 2023-12-30 and first acted on 2024-01-01; c on its signup day; b has no signup time.
+    assert f.loc["a", "signup_lead_days"] == 2 and f.loc["c", "signup_lead_days"] == 0
+    assert np.isnan(f.loc["b", "signup_lead_days"])

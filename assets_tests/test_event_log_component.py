@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from assets_tests.event_log_project import load, materialize, write_project
+from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import EventLogConfigError
 from churn_dagster.synth.event_logs import LogSpec, generate_log
 
@@ -226,3 +226,28 @@ def test_a_clickstream_with_sessions_written_in_two_time_zones(tmp_path, logs, c
     inside = observed[(pd.to_datetime(observed["local_day"]) - pd.to_datetime(first)).dt.days < 14]
     assert inside.groupby("user_id")["session_id"].nunique().sort_index().tolist() == \
         features["sessions"].sort_index().tolist()
+
+
+def test_a_users_table_in_the_yaml(tmp_path, logs):
+    from churn_dagster.components.event_log_spec import InstancePaths
+
+    customers = pd.read_csv(logs["purchases"], usecols=["customer_id"]).drop_duplicates()
+    table = tmp_path / "customers.csv"
+    customers.assign(created=lambda f: "2023-12-31", country=lambda f: ["DE", "FR", "IT"] * (len(f) // 3)
+                     + ["DE"] * (len(f) % 3)).to_csv(table, index=False)
+    users = f"  users:\n    source: {{paths: [{table}]}}\n    user_id: customer_id\n    signup_time: created\n" \
+            "    attributes: [country]\n"
+    text = PURCHASES.format(path=logs["purchases"]) + users
+    message = _error(tmp_path / "bad", text.replace("attributes: [country]", "attributes: [country, plan]"))
+    assert "users.attributes[1]: column 'plan' is not in the users table (its columns: customer_id, created, " \
+           "country)" in message
+    root, package = write_project(tmp_path / "good", {"shop": text})
+    defs = load(root, package)
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(defs, [["shop", "events"], ["shop", "users"]], instance).success
+    assert materialize(defs, [["shop", "cohorts"]], instance, partition_range=("2024-01-01", "2024-01-08")).success
+    features = pd.read_parquet(InstancePaths(os.environ["CHURN_DATA_DIR"], "shop").cohort(date(2024, 1, 8))
+                               / "features.parquet")
+    assert {"user_country_de_0", "user_country_fr_1", "user_country_it_2", "signup_lead_days"} <= set(features.columns)
+    # Signed up on 2023-12-31: a first order in the week of 8 January is 8 to 14 days later.
+    assert features["signup_lead_days"].between(8, 14).all()

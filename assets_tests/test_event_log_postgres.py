@@ -9,8 +9,8 @@ import dagster as dg
 import pyarrow.csv as pacsv
 import pytest
 
-from assets_tests.event_log_project import load, materialize, write_project
 from assets_tests.local_servers import postgres_cluster
+from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import EventLogConfigError
 from churn_dagster.synth.event_logs import LogSpec, generate_log
 

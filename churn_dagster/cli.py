@@ -101,6 +101,14 @@ def _generate(args: argparse.Namespace) -> None:
         )
 
 
+def _generate_events(args: argparse.Namespace) -> None:
+    from churn_dagster.synth.event_logs import LogSpec, generate_log
+
+    rows = generate_log(LogSpec(args.shape, users=args.users, days=args.days, start=args.start_date, seed=args.seed),
+                        args.out)
+    print(f"wrote {args.out}: {rows:,} events of {args.users:,} users over {args.days} days from {args.start_date}")
+
+
 def _land(args: argparse.Namespace) -> None:
     from churn_dagster.synth.landing import land_days
 
@@ -199,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=_whole(0), default=0)
     gen.add_argument("--gzip", action="store_true", help="write .csv.gz files")
     gen.set_defaults(func=_generate)
+
+    events = sub.add_parser("generate-events", parents=[verbose],
+                            help="write an event log of another shape (purchases, ratings, clicks) for the "
+                            "event-log component (docs/EVENT_LOGS.md)")
+    events.add_argument("--shape", required=True, choices=("purchases", "ratings", "clicks"))
+    events.add_argument("--out", required=True, type=Path, help="the file to write (.csv or .parquet)")
+    events.add_argument("--users", type=_whole(1), default=5_000)
+    events.add_argument("--days", type=_whole(1), default=120)
+    events.add_argument("--start-date", type=_iso_day, default=date(2024, 1, 1))
+    events.add_argument("--seed", type=_whole(0), default=0)
+    events.set_defaults(func=_generate_events)
 
     land = sub.add_parser("land", parents=[verbose],
                           help="deliver generated data day by day into a landing folder (for the sensor)")

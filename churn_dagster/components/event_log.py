@@ -55,6 +55,13 @@ class WindowsModel(dg.Model, dg.Resolvable):
     training_cohorts: int = 4
 
 
+class UsersModel(dg.Model, dg.Resolvable):
+    source: SourceModel = Field(description="where the users table is: files or a PostgreSQL table, as for events")
+    user_id: str
+    signup_time: str | None = Field(default=None, description="read with the events' time_format and timezone")
+    attributes: list[str] = Field(default_factory=list, description="columns fixed at signup: country, plan, ...")
+
+
 class ScoresSinkModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI of the database the CRM reads")
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
@@ -72,6 +79,7 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
     studies: list[Literal["churn"]] = Field(default_factory=lambda: ["churn"])
     max_quarantine_share: float = Field(default=0.01, description="the quarantine check fails above this share")
+    users: UsersModel | None = None
     scores_table: ScoresSinkModel | None = None
     max_epochs: int | None = Field(default=None, description="cap on the sequence models' epochs")
     torch_threads: int = Field(default=1, description="CPU threads of a training step's torch")

@@ -60,7 +60,21 @@ def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
 
         return load_events_body(context, spec, lake, InstancePaths(lake.data_dir, name))
 
-    @dg.asset(key=key("cohorts"), deps=[key("events")], kinds={"duckdb", "parquet", "numpy"}, **common,
+    users = []
+    if spec.users is not None:
+        @dg.asset(key=key("users"), kinds={"duckdb", "parquet"}, **common,
+                  description="The users table: one row per user with its signup time and attributes, or "
+                              "quarantined with file, line, column and reason.",
+                  check_specs=[dg.AssetCheckSpec("users_accounted", asset=key("users"), blocking=True,
+                                                 description="rows counted in the source = loaded + quarantined")])
+        def users_table(context: dg.AssetExecutionContext, lake: LakeResource):
+            from churn_dagster.components.event_log_bodies import load_users_body
+
+            return load_users_body(context, spec, lake, InstancePaths(lake.data_dir, name))
+
+        users = [users_table]
+
+    @dg.asset(key=key("cohorts"), deps=[key("events"), *(u.key for u in users)], kinds={"duckdb", "parquet", "numpy"}, **common,
               partitions_def=parts, backfill_policy=dg.BackfillPolicy.single_run(),
               description="Each cohort's users (first event in the cohort's day or week): static features of "
                           "their observation window, label-period components once the labels close, split, "
@@ -120,5 +134,5 @@ def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
 
         return scores_body(context, spec, FAMILIES, lake, mlflow, InstancePaths(lake.data_dir, name))
 
-    return dg.Definitions(assets=[events, cohorts, *models, report, scores])
+    return dg.Definitions(assets=[events, *users, cohorts, *models, report, scores])
 

@@ -39,6 +39,22 @@ def load_events_body(context, spec: EventLogSpec, lake, paths: InstancePaths) ->
         ])
 
 
+def load_users_body(context, spec: EventLogSpec, lake, paths: InstancePaths) -> dg.MaterializeResult:
+    from churn_dagster.stages.events.load import load_users
+
+    source, mapping = spec.users
+    with lake.connect() as con:
+        counted, loaded, quarantined = load_users(con, source, mapping, paths.users, paths.users_quarantine)
+        read_back = parquet_rows(con, [paths.users]) + parquet_rows(con, [paths.users_quarantine])
+        preview = query_table(con, f"SELECT * FROM read_parquet('{literal_path(paths.users)}') LIMIT 10")
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": loaded, "rows_counted": counted, "quarantined": quarantined, "preview": preview,
+                  "path": dg.MetadataValue.path(str(paths.users))},
+        check_results=[check("users_accounted", counted == read_back,
+                             f"{counted:,} rows counted in {source.label()}; {loaded:,} loaded + {quarantined:,} "
+                             "quarantined (read back from the files)")])
+
+
 def _last_day(con, spec: EventLogSpec, paths: InstancePaths) -> date:
     """The log's last day: ``windows.end`` if set (no later event counts), else the newest event's."""
     newest = con.execute(f"SELECT max(local_day) FROM read_parquet('{literal_path(paths.events)}')").fetchone()[0]
@@ -52,8 +68,9 @@ def build_cohorts_body(context, spec: EventLogSpec, lake, features, paths: Insta
     with lake.connect() as con:
         last = _last_day(con, spec, paths)
         ready = [c for c in keys if spec.windows.observation_closes(c) <= last]
+        users = dict(users=paths.users, attributes=spec.users[1].attributes) if spec.users else {}
         built = build_cohorts(con, paths.events, ready, last, spec.windows, spec.mapping, features.split,
-                              paths.cohort, context.log.info) if ready else []
+                              paths.cohort, context.log.info, **users) if ready else []
     waiting = [c for c in keys if c not in ready]
     consistent, problems = True, []
     for b in built:

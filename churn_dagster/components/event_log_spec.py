@@ -19,6 +19,7 @@ from churn_dagster.stages.events.sql.sources import (
     SourceError,
 )
 from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule
+from churn_dagster.stages.events.sql.users import UsersMapping
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SAMPLE_ROWS = 10_000
@@ -39,6 +40,7 @@ class EventLogSpec:
         self.name, self.source, self.mapping, self.windows, self.end = name, source, mapping, windows, end
         self.max_quarantine_share, self.scores_table, self.max_epochs = max_quarantine_share, scores_table, max_epochs
         self.torch_threads, self.where = torch_threads, where
+        self.users: tuple | None = None  # (source, UsersMapping) when the YAML names a users table
 
     def fail(self, line: str) -> EventLogConfigError:
         return EventLogConfigError(f"{self.where}: {line}")
@@ -84,8 +86,12 @@ class EventLogSpec:
                                m.item_owner, m.value, m.session_id, m.event_id, tuple(c.activity_types),
                                dict(c.weights))
         windows = Windows(days["start"], w.observation_days, w.label_days, w.grain, w.training_cohorts)
-        return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
+        spec = cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
                    c.scores_table, c.max_epochs, c.torch_threads, where)
+        if c.users is not None:
+            spec.users = (_source(c.users.source, base, lambda line: fail(f"users.{line}")),
+                          UsersMapping(c.users.user_id, c.users.signup_time, mapping.time, tuple(c.users.attributes)))
+        return spec
 
     def check_source(self) -> None:
         """Open the source and check the mapping against its columns and a sample of its rows."""
@@ -112,6 +118,11 @@ class EventLogSpec:
             raise self.fail(str(exc)) from exc
         finally:
             con.close()
+        if not problems and self.users is not None:
+            try:
+                problems = self.users[1].problems(self.users[0].columns())
+            except SourceError as exc:
+                raise self.fail(f"users.{exc}") from exc
         if problems:
             raise self.fail(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
 
@@ -150,6 +161,14 @@ class InstancePaths:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine.parquet"
+
+    @property
+    def users(self) -> Path:
+        return self.root / "users.parquet"
+
+    @property
+    def users_quarantine(self) -> Path:
+        return self.root / "users_quarantine.parquet"
 
     def cohort(self, cohort: date) -> Path:
         return self.root / "cohorts" / cohort.isoformat()

@@ -22,9 +22,10 @@ import pyarrow.parquet as pq
 
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_params
 from churn_dagster.stages.events.sql import cohorts as sql
+from churn_dagster.stages.events.sql import users as users_sql
 from churn_dagster.stages.events.sql.mapping import EventMapping
 from churn_dagster.stages.events.sql.sequences import step_features, steps_sql
-from churn_dagster.stages.events.sql.times import sql_text
+from churn_dagster.stages.events.sql.times import TimeRule, sql_text
 from churn_dagster.storage.duck import DERIVED_DECIMALS, atomic_dir, literal_path
 
 LABEL_COLUMNS = ("churned", "frequency", "impressions", "quality_raw")
@@ -54,16 +55,45 @@ def _rounded(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") ->
     return con.sql(f"SELECT {select} FROM {table} WHERE {where} ORDER BY user_id").to_arrow_table()
 
 
+def _user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tuple[str, ...],
+                   time: TimeRule) -> list[tuple[str, str]]:
+    """The users table's features: numeric attributes as numbers, the others as indicators of their most
+    frequent values (over the whole table, which holds no label), and the days from signup to first event."""
+    table = sql_text(literal_path(users))
+    numeric, categories = {}, {}
+    for k in range(len(attributes)):
+        value = f"nullif(trim(a_{k}), '')"
+        numeric[k] = con.execute(f"SELECT count(*) FILTER (WHERE {value} IS NOT NULL AND try_cast({value} AS DOUBLE) "
+                                 f"IS NULL) = 0 FROM read_parquet({table})").fetchone()[0]
+        categories[k] = [r[0] for r in con.execute(
+            f"SELECT {value} AS v FROM read_parquet({table}) WHERE v IS NOT NULL GROUP BY v "
+            f"ORDER BY count(*) DESC, v LIMIT {users_sql.MAX_CATEGORIES}").fetchall()]
+    signup = f"datediff('day', ({time.local_timestamp('u.signup_ms')})::DATE, m.first_day)"  # local days, as events
+    return [*users_sql.attribute_features(attributes, numeric, categories), ("signup_lead_days", signup)]
+
+
+def _add_user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tuple[str, ...],
+                       time: TimeRule) -> None:
+    extra = ", ".join(f"{sql_} AS {name}" for name, sql_ in _user_features(con, users, attributes, time))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _features AS SELECT f.*, {extra} FROM _features f "
+                f"JOIN _members m USING (user_id) LEFT JOIN read_parquet({sql_text(literal_path(users))}) u "
+                "USING (user_id)")
+
+
 def build_cohorts(con: duckdb.DuckDBPyConnection, events: Path, cohorts: list[date], log_last_day: date,
                   windows: sql.Windows, mapping: EventMapping, split: SplitSettings,
-                  folder_of, progress=lambda _: None) -> list[CohortBuild]:
-    """Write every cohort's folder (``folder_of(cohort)``: its final path); one summary per cohort."""
+                  folder_of, progress=lambda _: None, users: Path | None = None,
+                  attributes: tuple[str, ...] = ()) -> list[CohortBuild]:
+    """Write every cohort's folder (``folder_of(cohort)``: its final path); one summary per cohort. ``users``:
+    the checked users table, whose ``attributes`` and signup time become features."""
     types = event_types(con, events)
     con.execute(f"CREATE OR REPLACE TEMP VIEW _events AS SELECT * FROM read_parquet({sql_text(literal_path(events))})")
     con.execute(sql.members_sql(windows, cohorts))
     con.execute(sql.observed_sql(windows, mapping))
     closed = [c for c in cohorts if windows.labels_close(c) <= log_last_day]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _features AS {sql.features_sql(windows, mapping, types)}")
+    if users is not None:
+        _add_user_features(con, users, attributes, mapping.time)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {sql.labels_sql(windows, mapping, types, closed)}",
                 split_params(split))
     steps = step_features(mapping, types)

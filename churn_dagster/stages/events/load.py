@@ -15,12 +15,15 @@ from pathlib import Path
 import duckdb
 
 from churn_dagster.stages.events.sql import canonical
+from churn_dagster.stages.events.sql import users as users_sql
 from churn_dagster.stages.events.sql.mapping import EventMapping
 from churn_dagster.stages.events.sql.sources import (
     FileSource,
     PostgresSource,
     create_staging,
+    event_columns,
 )
+from churn_dagster.stages.events.sql.users import UsersMapping
 from churn_dagster.storage.duck import copy_to_parquet
 
 STAGED = "_staged"
@@ -45,9 +48,10 @@ def load_events(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSou
                 events_path: Path, quarantine_path: Path, progress: Callable[[str], None] = lambda _: None
                 ) -> LoadSummary:
     """Stage, judge and write; return the counts the asset reports and its check verifies."""
-    create_staging(con, STAGED)
+    columns = event_columns(mapping.columns())
+    create_staging(con, STAGED, columns)
     progress(f"reading {source.label()}")
-    counted = source.stage(con, mapping.columns(), STAGED)
+    counted = source.stage(con, columns, STAGED)
     con.execute(canonical.load_sql(mapping, STAGED))
     staged, _ = canonical.counts(con)
     if staged != counted:
@@ -73,8 +77,9 @@ def load_events(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSou
 def sample(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSource, mapping: EventMapping,
            rows: int) -> dict[str, list]:
     """The first ``rows`` records as text by contract field, and why each sampled time does not parse."""
-    create_staging(con, "_sample")
-    source.stage(con, mapping.columns(), "_sample", limit=rows)
+    columns = event_columns(mapping.columns())
+    create_staging(con, "_sample", columns)
+    source.stage(con, columns, "_sample", limit=rows)
     fields = list(mapping.columns())
     found = con.execute(f"SELECT {', '.join(fields)}, {mapping.time.reason('event_time')} FROM _sample "
                         "WHERE problem IS NULL ORDER BY file, line").fetchall()
@@ -89,10 +94,29 @@ def event_types(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSou
     """Every event type of the whole source (None when the mapping has no event_type column)."""
     if not mapping.event_type:
         return None
-    create_staging(con, "_types")
-    source.stage(con, {"user_id": mapping.user_id, "event_time": mapping.event_time,
-                       "event_type": mapping.event_type}, "_types")
+    columns = {"event_type": mapping.event_type}
+    create_staging(con, "_types", columns)
+    source.stage(con, columns, "_types")
     found = {r[0] for r in con.execute("SELECT DISTINCT trim(event_type) FROM _types WHERE problem IS NULL "
                                        "AND event_type IS NOT NULL AND trim(event_type) <> ''").fetchall()}
     con.execute("DROP TABLE _types")
     return found
+
+
+def load_users(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSource, mapping: UsersMapping,
+               users_path: Path, quarantine_path: Path) -> tuple[int, int, int]:
+    """The users table, one row per user, and its quarantine; (counted, loaded, quarantined), which must add up."""
+    columns = mapping.staged_columns()
+    create_staging(con, "_users_staged", columns)
+    counted = source.stage(con, columns, "_users_staged")
+    con.execute(users_sql.checked_sql(mapping, "_users_staged"))
+    loaded, quarantined = con.execute("SELECT count(*) - count(reason), count(reason) FROM _users_checked").fetchone()
+    if loaded + quarantined != counted:
+        raise CountMismatch(f"{counted} users counted in {source.label()}, {loaded} loaded + {quarantined} quarantined")
+    attributes = "".join(f", a_{k}" for k in range(len(mapping.attributes)))
+    copy_to_parquet(con, f"SELECT user_id, signup_ms{attributes} FROM _users_checked WHERE reason IS NULL "
+                         "ORDER BY user_id", users_path)
+    copy_to_parquet(con, 'SELECT file, line, bad_column AS "column", bad_value AS value, reason '
+                         "FROM _users_checked WHERE reason IS NOT NULL ORDER BY file, line", quarantine_path)
+    con.execute("DROP TABLE _users_staged; DROP TABLE _users_checked")
+    return counted, loaded, quarantined

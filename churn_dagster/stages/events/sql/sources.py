@@ -2,7 +2,7 @@
 query, each able to say what columns it has, give a sample, and stage every record as text.
 
 Staging writes one row per source record into a DuckDB table (``file``, ``line``, ``problem`` and one text
-column per contract field) and returns the number of records counted independently of that parsing: the
+column per field asked for: ``columns`` maps each staged field to its source column, or to None for NULL) and returns the number of records counted independently of that parsing: the
 newline bytes of a CSV file (:mod:`churn_dagster.stages.ingest.sql.lines`), the row counts in the Parquet
 footers, a ``count(*)`` in the same PostgreSQL snapshot. A CSV line is the unit, as for the NCM files: a
 line whose fields do not match the header, that is not UTF-8, or that is too long, is staged with its
@@ -38,8 +38,6 @@ from churn_dagster.stages.ingest.sql.lines import (
 from churn_dagster.storage.duck import literal_path
 
 FIELDS = ("user_id", "event_time", *OPTIONAL_FIELDS)
-STAGED_COLUMNS = ("file VARCHAR, line BIGINT, problem VARCHAR, column_name VARCHAR, "
-                  + ", ".join(f"{f} VARCHAR" for f in FIELDS))
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet",)
 SAMPLE_ROWS = 1000
@@ -126,7 +124,7 @@ class FileSource:
         return counted
 
     def _stage_parquet(self, con, path: Path, columns: dict[str, str], table: str, limit: int | None) -> int:
-        picked = ", ".join(f"CAST({_ident(columns[f])} AS VARCHAR)" if f in columns else "NULL" for f in FIELDS)
+        picked = ", ".join(f"CAST({_ident(c)} AS VARCHAR)" if c else "NULL" for c in columns.values())
         con.execute(f"INSERT INTO {table} SELECT $file, file_row_number + 1, NULL, NULL, {picked} "
                     f"FROM read_parquet($path, file_row_number = true)"
                     + (f" WHERE file_row_number < {int(limit)}" if limit else ""),
@@ -164,11 +162,11 @@ def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str
     well_quoted = ("list_bool_and(list_transform(_f, lambda f: NOT contains(f, '\"') OR (length(f) >= 2 AND "
                    "starts_with(f, '\"') AND ends_with(f, '\"') AND NOT contains(replace(f[2:-2], '\"\"', ''), '\"'))))")
 
-    def field(name: str) -> str:
-        raw = f"_f[{names.index(columns[name]) + 1}]"
+    def field(column: str) -> str:
+        raw = f"_f[{names.index(column) + 1}]"
         return f"CASE WHEN starts_with({raw}, '\"') THEN replace({raw}[2:-2], '\"\"', '\"') ELSE {raw} END"
 
-    picked = ", ".join(field(f) if f in columns else "NULL" for f in FIELDS)
+    picked = ", ".join(field(c) if c else "NULL" for c in columns.values())
     n = len(names)
     return f"""
         INSERT INTO {table}
@@ -226,8 +224,8 @@ class PostgresSource:
 
     def stage(self, con: duckdb.DuckDBPyConnection, columns: dict[str, str], table: str,
               limit: int | None = None) -> int:
-        picked = ", ".join(f"{_ident(columns[f])}::text AS {f}" if f in columns else f"NULL::text AS {f}" for f in FIELDS)
-        order = ", ".join(str(k + 1) for k in range(len(FIELDS)))
+        picked = ", ".join(f"{_ident(c)}::text AS {f}" if c else f"NULL::text AS {f}" for f, c in columns.items())
+        order = ", ".join(str(k + 1) for k in range(len(columns)))
         with self._connect() as conn:
             conn.autocommit = False
             with conn.cursor() as cur:
@@ -242,7 +240,7 @@ class PostgresSource:
                     rows = pa.Table.from_batches([batch]).append_column(
                         "_row", pa.array(range(first, first + batch.num_rows), pa.int64()))
                     con.register("_batch", rows)
-                    con.execute(f"INSERT INTO {table} SELECT $file, _row, NULL, NULL, {', '.join(FIELDS)} FROM _batch",
+                    con.execute(f"INSERT INTO {table} SELECT $file, _row, NULL, NULL, {', '.join(columns)} FROM _batch",
                                 {"file": self.label()})
                     con.unregister("_batch")
                     first += batch.num_rows
@@ -250,8 +248,16 @@ class PostgresSource:
         return min(counted, limit) if limit else counted
 
 
-def create_staging(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({STAGED_COLUMNS})")
+def create_staging(con: duckdb.DuckDBPyConnection, table: str, fields) -> None:
+    """The staging table of ``fields`` (text columns), after the record's file, line and line problem."""
+    columns = ", ".join(f"{f} VARCHAR" for f in fields)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (file VARCHAR, line BIGINT, problem VARCHAR, "
+                f"column_name VARCHAR, {columns})")
+
+
+def event_columns(mapped: dict[str, str]) -> dict[str, str | None]:
+    """Every contract field, staged from its mapped column or as NULL."""
+    return {f: mapped.get(f) for f in FIELDS}
 
 
 __all__ = ["BadInputError", "FileSource", "PostgresSource", "SourceError", "create_staging"]
