@@ -120,6 +120,14 @@ def _no_user_dagster_home(monkeypatch, tmp_path: Path):
     for var in ("CHURN_FIRST_DAY", "CHURN_LAST_DAY", "CHURN_OBSERVATION_DAYS", "CHURN_LABEL_DAYS"):
         monkeypatch.delenv(var, raising=False)
     os.environ.pop("CHURN_SOURCE_DIR", None)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which a later test's settings would read: each
+    # test starts from the variable as it was before it.
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def all_days() -> list[date]:

@@ -141,3 +141,17 @@ def test_the_protocol_table_compares_the_deployed_and_the_adjacent_windows_of_th
     # The adjacent variant's training labels end on 11-09 + 20 = 11-29, inside 11-10's label period.
     assert (adjacent.train_cohorts, adjacent.test_cohorts) == (tuple(days[3:9]), (days[9],))
     assert deployed.test_split is None and random.test_split == "test"
+
+
+def test_the_event_log_benchmark_times_the_graph_against_the_floor(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "bench.event_log_graph", "--work", str(tmp_path), "--users", "400",
+                          "--days", "60", "--repeat", "2"], capture_output=True, text=True, check=True, timeout=600)
+    result = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    runs = result["runs"]
+    assert len(runs) == 2 and all(r["ok"] for r in runs)
+    assert runs[0]["records"] == runs[1]["records"] > 0 and runs[0]["users"] == 400
+    assert runs[0]["partitions"] == 9  # weeks starting 2023-01-02 .. 2023-02-27 (the log's last day is 03-02)
+    for run in runs:
+        assert run["ratio_to_floor"] == pytest.approx(run["total_s"] / run["floor_s"])
+    assert result["median"]["total_s"] == pytest.approx(sorted(r["total_s"] for r in runs)[0] / 2
+                                                        + sorted(r["total_s"] for r in runs)[1] / 2)

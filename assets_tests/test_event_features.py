@@ -57,6 +57,11 @@ def test_features_and_labels_by_hand(con, tmp_path):
     # Gaps: 10 minutes, then 46 h 50 min; sessions by the 30-minute rule: {10:00, 10:10} and {01-03 09:00}.
     assert a.gap_hours_mean == pytest.approx((10 / 60 + 46 + 50 / 60) / 2)
     assert a.gap_hours_max == pytest.approx(46 + 50 / 60)
+    # Their coefficient of variation: sample sd |g2 - g1| / sqrt(2) over the mean (g1 + g2) / 2.
+    g1, g2 = 10 / 60, 46 + 50 / 60
+    assert a.gap_cv == pytest.approx((g2 - g1) / math.sqrt(2) / ((g1 + g2) / 2))
+    assert a.top_weekday_share == 0.5  # one active Monday, one active Wednesday
+    assert a.last_value == 10 and np.isnan(a.value_trend)  # one valued event: no slope
     assert (a.sessions, a.events_per_session, a.session_minutes) == (2, 1.5, 5)
     assert a.session_gap_hours_mean == pytest.approx(46 + 50 / 60)
     # Daily counts [2, 0, 1, 0]: least-squares slope sum((d - 1.5) c_d) / sum((d - 1.5)^2) = -2.5 / 5.
@@ -98,6 +103,7 @@ def test_daily_sequences_by_hand(con, tmp_path):
     assert a["active"].tolist() == [1, 0, 1, 0]
     assert a["log_n_buy"].tolist() == pytest.approx([math.log(2), 0, 0, 0])
     assert a["log_value"].tolist() == pytest.approx([math.log(11), 0, 0, 0])
+    assert a["mean_value"].tolist() == pytest.approx([10, 0, 0, 0])
     assert a["position"].tolist() == pytest.approx([0, 0.25, 0.5, 0.75])
     static = np.load(folder / "static.npy")
     assert static.shape == (2, len(meta["static"]["features"]))

@@ -65,6 +65,7 @@ def run_one(work: Path, shape: str, seed: int, users: int, days: int, training: 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     os.environ["CHURN_DATA_DIR"] = str(folder / "data")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # mlflow exports the previous run's store; each run has its own
     root, package = write_project(folder, {"bench": YAML.format(path=log, mapping=MAPPINGS[shape], start=START,
                                                                  end=end, training=training)})
     defs = load(root, package)

@@ -61,7 +61,11 @@ def project_root() -> Path | None:
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location Dagster loads (``dagster dev``, ``dg dev``, ``dg list defs``), with the settings of the
-    process environment, and whatever the defs folder (``churn_dagster/defs/``) declares in YAML."""
-    root = project_root()
-    built = build_definitions()
-    return built if root is None else dg.Definitions.merge(built, dg.load_from_defs_folder(path_within_project=root))
+    process environment, and whatever the defs folder (``churn_dagster/defs/``) declares in YAML: its
+    ``defs.yaml`` files travel in the wheel (package data), so an installed package (the Docker image) loads the
+    event-log instances of the checkout it was built from; relative source paths are then read from the folder
+    the package is installed in, so give a deployment absolute paths."""
+    import churn_dagster.defs as defs_folder
+
+    root = project_root() or Path(defs_folder.__file__).resolve().parents[2]
+    return dg.Definitions.merge(build_definitions(), dg.load_defs(defs_folder, project_root=root))

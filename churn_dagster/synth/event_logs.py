@@ -2,9 +2,10 @@
 session ids written in two time zones. The tests and the event-log quick start use them; they show the
 component on logs that carry amounts, ratings, item ids and sessions.
 
-Each user has a signup day, a base rate of active days, a trend of that rate, a weekly habit, and a daily
-hazard of leaving that is lower for users with a regular habit and rises after a quiet spell (a run of
-days without activity). Purchase amounts and ratings drift with the user's trend. So what happens in the
+Each user has a signup day, a base rate of activity, a weekly habit or none, and a satisfaction that walks
+from day to day with a drift of its own; the daily hazard of leaving falls with satisfaction, is lower
+for users with a habit, and rises after a quiet spell (a week without activity). Purchase amounts and
+ratings follow satisfaction. So what happens in the
 label period depends on the order and spacing of earlier events (regularity, the latest quiet spell, the
 direction of the drift), not only on their totals: the setting in which a sequence model has something to
 add over recency, frequency and monetary value. Days are simulated for all users of a chunk at once
@@ -39,31 +40,38 @@ class LogSpec:
 
 
 def _activity(rng: np.random.Generator, n: int, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Events per user and day (0 before signup and after leaving), the signup day, and each user's drift."""
+    """Events per user and day (0 before signup and after leaving), the signup day, and each user's
+    satisfaction per day.
+
+    Satisfaction is a random walk with a per-user drift: it raises the rate of activity, shows in the values
+    (spend, ratings) and lowers the hazard of leaving, so a falling trajectory, visible in the latest values
+    and the thinning of activity before the totals move, announces a departure. Regular users (a weekly
+    habit day) leave less at the same totals, and a quiet spell of a week or more raises the hazard."""
     signup = rng.integers(0, days, n)
     base = np.exp(rng.normal(np.log(0.35), 0.6, n)).clip(0.03, 3)
-    drift = rng.normal(-0.01, 0.02, n)
+    drift = rng.normal(-0.01, 0.03, n)
     regular = rng.random(n) < 0.5
     habit_day = rng.integers(0, 7, n)
-    d = np.arange(days)[None, :]
-    age = d - signup[:, None]
-    rate = base[:, None] * np.exp(drift[:, None] * np.clip(age, 0, None))
-    on_habit = (d % 7) == habit_day[:, None]
-    rate = np.where(regular[:, None], np.where(on_habit, rate * 4.0, rate * 0.5), rate)
-    events = np.where(age >= 0, rng.poisson(np.clip(rate, 0, 20)), 0)
-    events[np.arange(n), signup] = np.maximum(events[np.arange(n), signup], 1)
-    # Leaving: a base hazard, lower for regular users, higher after a quiet spell of a week or more.
+    mood = np.zeros((n, days), np.float32)
+    events = np.zeros((n, days), np.int64)
+    level = rng.normal(0.0, 0.5, n)
     quiet = np.zeros(n, np.int64)
     gone = np.zeros(n, bool)
-    hazard_base = np.where(regular, 0.004, 0.02)
-    leave_draw = rng.random((n, days))
-    for day in range(days):  # a loop over days (not events): the hazard depends on the spell so far
-        alive = (age[:, day] >= 0) & ~gone
-        events[~alive & (age[:, day] >= 0), day] = 0
-        quiet = np.where(alive & (events[:, day] > 0), 0, quiet + alive)
-        hazard = hazard_base * (1 + (quiet >= 7) * 4) * (1 + (drift < -0.015) * 2)
-        gone |= alive & (leave_draw[:, day] < hazard)
-    return events, signup, drift
+    hazard_base = np.where(regular, 0.003, 0.015)
+    for day in range(days):  # a loop over days (not events): the hazard depends on the path so far
+        age = day - signup
+        alive = (age >= 0) & ~gone
+        level = np.where(age > 0, level + drift + rng.normal(0, 0.12, n), level)
+        mood[:, day] = level
+        rate = base * np.exp(0.5 * level)
+        rate = np.where(regular, np.where(day % 7 == habit_day, rate * 4.5, rate * 0.4), rate)
+        today = np.where(alive, rng.poisson(np.clip(rate, 0, 20)), 0)
+        today = np.where(age == 0, np.maximum(today, 1), today)
+        events[:, day] = today
+        quiet = np.where(alive & (today > 0), 0, quiet + alive)
+        hazard = hazard_base * np.exp(-1.2 * level) * (1 + (quiet >= 7) * 3)
+        gone |= alive & (rng.random(n) < hazard)
+    return events, signup, mood
 
 
 def _expand(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,20 +87,20 @@ def _user_ids(prefix: str, chunk: int, n: int) -> np.ndarray:
 
 def _chunk(spec: LogSpec, chunk: int, n: int) -> pa.Table:
     rng = np.random.default_rng([spec.seed, chunk, SHAPES.index(spec.shape)])
-    events, signup, drift = _activity(rng, n, spec.days)
+    events, signup, mood = _activity(rng, n, spec.days)
     user, day = _expand(events)
     m = len(user)
     seconds = np.clip(rng.normal(14 * 3600, 4 * 3600, m), 0, 86399).astype(np.int64)
     dates = np.datetime64(spec.start) + day.astype("timedelta64[D]")
-    age = day - signup[user]
+    feeling = mood[user, day]
     if spec.shape == "purchases":
-        mean = np.exp(rng.normal(3.3, 0.5, n))[user] * np.exp(drift[user] * age * 2)
+        mean = np.exp(rng.normal(3.3, 0.5, n))[user] * np.exp(0.6 * feeling)
         amount = np.round(rng.gamma(4.0, mean / 4.0), 2)
         order = np.char.add("O", (chunk * 100_000_000 + np.arange(m)).astype(str))
         return pa.table({"order_id": order, "customer_id": _user_ids("C", chunk, n)[user],
                          "order_date": dates.astype(str), "amount": amount})
     if spec.shape == "ratings":
-        taste = rng.normal(3.6, 0.5, n)[user] + drift[user] * age * 8
+        taste = rng.normal(3.6, 0.4, n)[user] + 1.0 * feeling
         rating = np.clip(np.round((taste + rng.normal(0, 0.8, m)) * 2) / 2, 0.5, 5.0)
         item = np.minimum(rng.zipf(1.3, m), 50_000)
         epoch = (dates.astype("datetime64[s]").astype(np.int64) + seconds)

@@ -7,8 +7,10 @@ day ``f``: observation ``f .. f+O-1``, label ``f+O .. f+O+L-1``. Nothing at or a
 feature; labels exist only once the whole cohort's label windows lie inside the log (``labels_closed``).
 
 The features fit any log (``docs/EVENT_LOGS.md``): per-event-type counts and shares, recency, frequency and
-monetary value, acquisition time, active days, inter-event and inter-session gaps, distinct items and
-owners, and the trend of daily activity inside the window. The label components are the engagement
+monetary value (with the latest value and the values' trend), acquisition time, active days, inter-event
+and inter-session gaps with their regularity (the gaps' coefficient of variation, the share of active
+days on the most frequent weekday), distinct items and owners, and the trend of daily activity inside the
+window. The label components are the engagement
 score's (``domain/engagement.py``): churned (no activity event), frequency (active days / L), intensity
 (activity events) and quality (events weighted per type).
 """
@@ -117,22 +119,21 @@ def members_sql(windows: Windows, cohorts: list[date]) -> str:
 
 
 def observed_sql(windows: Windows, mapping: EventMapping) -> str:
-    """``_observed``: the members' events inside their observation windows, with the day index ``d`` and a
-    session number (the session_id column, else a new session after 30 minutes without an event)."""
+    """``_observed``: the members' events inside their observation windows, with the day index ``d``, the gap
+    to the user's previous event and a session key: the session_id column where the log has one (sessions
+    may interleave), else a new session after 30 minutes without an event."""
     o = windows.observation_days
-    session = "session_id" if mapping.session_id else "NULL"
+    rule = (f"sum(CASE WHEN gap_ms IS NULL OR gap_ms >= {SESSION_GAP_MS} THEN 1 ELSE 0 END) "
+            "OVER (PARTITION BY user_id ORDER BY event_ms, file, line)")
+    key = "coalesce(session_id, 'event ' || line)" if mapping.session_id else f"({rule})::VARCHAR"
     return f"""
         CREATE OR REPLACE TEMP TABLE _observed AS
         WITH inside AS (
             SELECT e.*, m.cohort_day, datediff('day', m.first_day, e.local_day) AS d,
-                   event_ms - lag(event_ms) OVER (PARTITION BY e.user_id ORDER BY event_ms, e.file, e.line) AS gap_ms,
-                   lag({session}) OVER (PARTITION BY e.user_id ORDER BY event_ms, e.file, e.line) AS previous_session
+                   event_ms - lag(event_ms) OVER (PARTITION BY e.user_id ORDER BY event_ms, e.file, e.line) AS gap_ms
             FROM _events e JOIN _members m USING (user_id)
             WHERE e.local_day < m.first_day + {o})
-        SELECT *, sum(CASE WHEN gap_ms IS NULL OR {"previous_session IS DISTINCT FROM session_id" if mapping.session_id
-                           else f"gap_ms >= {SESSION_GAP_MS}"} THEN 1 ELSE 0 END)
-                      OVER (PARTITION BY user_id ORDER BY event_ms, file, line) AS session_no
-        FROM inside"""
+        SELECT *, {key} AS session_no FROM inside"""
 
 
 def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> str:
@@ -146,7 +147,8 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
         for t, c in type_columns(types).items())
     value = ("sum(value) AS value_sum, avg(value) AS value_mean, max(value) AS value_max, "
              "arg_min(value, event_ms) FILTER (WHERE value IS NOT NULL) AS first_value, "
-             "count(value) / count(*) AS valued_share, " if mapping.value else "")
+             "arg_max(value, event_ms) FILTER (WHERE value IS NOT NULL) AS last_value, "
+             "regr_slope(value, d) AS value_trend, count(value) / count(*) AS valued_share, " if mapping.value else "")
     items = ("count(DISTINCT item_id) AS distinct_items, count(DISTINCT item_id) / count(*) AS item_novelty, "
              if mapping.item_id else "")
     owners = "count(DISTINCT item_owner) AS distinct_owners, " if mapping.item_owner else ""
@@ -159,14 +161,21 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
             SELECT user_id, count(*) AS sessions, avg(events) AS events_per_session,
                    avg((ended - started) / 60000.0) AS session_minutes,
                    avg(gap_h) AS session_gap_hours_mean
-            FROM (SELECT *, (started - lag(ended) OVER (PARTITION BY user_id ORDER BY session_no)) / 3600000.0 AS gap_h
+            FROM (SELECT *, greatest(0, started - lag(ended) OVER (PARTITION BY user_id ORDER BY started, session_no))
+                            / 3600000.0 AS gap_h  -- interleaved sessions: no gap
                   FROM sessions)
+            GROUP BY user_id),
+        weekdays AS (
+            SELECT user_id, max(days) / sum(days) AS top_weekday_share
+            FROM (SELECT user_id, dayofweek(local_day) AS weekday, count(DISTINCT local_day) AS days
+                  FROM _observed GROUP BY user_id, weekday)
             GROUP BY user_id)
         SELECT o.user_id, any_value(o.cohort_day) AS cohort_day,
                count(*) AS events_total, count(DISTINCT d) AS active_days, count(DISTINCT d) / {o} AS active_share,
                {o} - 1 - max(d) AS recency_days, max(d) - min(d) AS tenure_days,
                {per_type + ", " if per_type else ""}{value}{items}{owners}
                avg(gap_ms) / 3600000.0 AS gap_hours_mean, max(gap_ms) / 3600000.0 AS gap_hours_max,
+               stddev_samp(gap_ms) / avg(gap_ms) AS gap_cv, any_value(w.top_weekday_share) AS top_weekday_share,
                any_value(s.sessions) AS sessions, any_value(s.events_per_session) AS events_per_session,
                any_value(s.session_minutes) AS session_minutes,
                any_value(s.session_gap_hours_mean) AS session_gap_hours_mean,
@@ -176,7 +185,7 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
                cos({two_pi} * arg_min(local_hour, event_ms) / 24) AS first_hour_cos,
                sin({two_pi} * dayofweek(min(local_day)) / 7) AS first_weekday_sin,
                cos({two_pi} * dayofweek(min(local_day)) / 7) AS first_weekday_cos
-        FROM _observed o JOIN per_session s USING (user_id)
+        FROM _observed o JOIN per_session s USING (user_id) JOIN weekdays w USING (user_id)
         GROUP BY o.user_id"""
 
 

@@ -2,8 +2,8 @@
 models see the order and spacing of a user's activity that totals lose.
 
 Per day: the log of one plus the count of each event type and of all events, whether the day was active,
-the sessions, the value and the distinct items (where the log has them), the day's position in the
-window and its weekday (sin/cos).
+the sessions, the value (its signed log sum and its mean, 0 on a day without one) and the distinct items
+where the log has them, the day's position in the window and its weekday (sin/cos).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def step_features(mapping: EventMapping, types: list[str]) -> list[tuple[str, st
               ("log_sessions", "ln(1 + coalesce(a.sessions, 0))")]
     if mapping.value:
         found.append(("log_value", "sign(coalesce(a.value, 0)) * ln(1 + abs(coalesce(a.value, 0)))"))
+        found.append(("mean_value", "coalesce(a.value / nullif(a.valued, 0), 0)"))
     if mapping.item_id:
         found.append(("log_items", "ln(1 + coalesce(a.items, 0))"))
     found += [("position", "days.d / $observation_days"),
@@ -33,7 +34,7 @@ def steps_sql(mapping: EventMapping, types: list[str], cohort: str) -> str:
     ``$observation_days``. Reads ``_members`` and ``_observed``."""
     per_type = "".join(f", count(*) FILTER (WHERE event_type = {sql_text(t)}) AS n_{c}"
                        for t, c in type_columns(types).items())
-    extra = (", sum(value) AS value" if mapping.value else "") + (", count(DISTINCT item_id) AS items"
+    extra = (", sum(value) AS value, count(value) AS valued" if mapping.value else "") + (", count(DISTINCT item_id) AS items"
                                                                   if mapping.item_id else "")
     features = ", ".join(f"({sql}) AS {name}" for name, sql in step_features(mapping, types))
     return f"""

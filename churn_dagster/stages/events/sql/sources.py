@@ -24,7 +24,6 @@ from churn_dagster.errors import UserError
 from churn_dagster.stages.events.sql.mapping import OPTIONAL_FIELDS
 from churn_dagster.stages.events.sql.times import sql_text
 from churn_dagster.stages.ingest.sql.header import (
-    BadInputError,
     header_fields,
     unreadable,
 )
@@ -230,10 +229,13 @@ class PostgresSource:
             conn.autocommit = False
             with conn.cursor() as cur:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                cur.execute(f"SELECT count(*) FROM {self._relation()} AS _q")
-                counted = int(cur.fetchone()[0])
-                cur.execute(f"SELECT {picked} FROM {self._relation()} AS _q ORDER BY {order} NULLS FIRST"
-                            + (f" LIMIT {int(limit)}" if limit else ""))
+                if limit:  # a sample for the mapping check: the first rows the server hands out, no sort
+                    counted = None
+                    cur.execute(f"SELECT {picked} FROM {self._relation()} AS _q LIMIT {int(limit)}")
+                else:
+                    cur.execute(f"SELECT count(*) FROM {self._relation()} AS _q")
+                    counted = int(cur.fetchone()[0])
+                    cur.execute(f"SELECT {picked} FROM {self._relation()} AS _q ORDER BY {order} NULLS FIRST")
                 reader = cur.fetch_record_batch()
                 first = 1
                 for batch in reader:
@@ -245,7 +247,7 @@ class PostgresSource:
                     con.unregister("_batch")
                     first += batch.num_rows
             conn.rollback()
-        return min(counted, limit) if limit else counted
+        return first - 1 if limit else counted
 
 
 def create_staging(con: duckdb.DuckDBPyConnection, table: str, fields) -> None:
@@ -259,5 +261,3 @@ def event_columns(mapped: dict[str, str]) -> dict[str, str | None]:
     """Every contract field, staged from its mapped column or as NULL."""
     return {f: mapped.get(f) for f in FIELDS}
 
-
-__all__ = ["BadInputError", "FileSource", "PostgresSource", "SourceError", "create_staging"]
