@@ -160,9 +160,9 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
         per_session AS (
             SELECT user_id, count(*) AS sessions, avg(events) AS events_per_session,
                    avg((ended - started) / 60000.0) AS session_minutes,
-                   avg(gap_h) AS session_gap_hours_mean
-            FROM (SELECT *, greatest(0, started - lag(ended) OVER (PARTITION BY user_id ORDER BY started, session_no))
-                            / 3600000.0 AS gap_h  -- interleaved sessions: no gap
+                   avg(CASE WHEN raw_gap_h < 0 THEN 0 ELSE raw_gap_h END) AS session_gap_hours_mean  -- interleaved: 0
+            FROM (SELECT *, (started - lag(ended) OVER (PARTITION BY user_id ORDER BY started, session_no))
+                            / 3600000.0 AS raw_gap_h
                   FROM sessions)
             GROUP BY user_id),
         weekdays AS (
