@@ -170,3 +170,16 @@ def test_a_users_table_adds_signup_and_attribute_features(con, tmp_path):
     # a signed up on 2023-12-30 and first acted on 2024-01-01; c on its signup day; b has no signup time.
     assert f.loc["a", "signup_lead_days"] == 2 and f.loc["c", "signup_lead_days"] == 0
     assert np.isnan(f.loc["b", "signup_lead_days"])
+
+
+@pytest.mark.parametrize("grain, label_days, training, reach", [("week", 14, 4, 5), ("day", 14, 4, 17), ("week", 10, 2, 3)])
+def test_a_model_partition_reads_back_as_far_as_its_out_of_time_cohorts(grain, label_days, training, reach):
+    from churn_dagster.components.event_log_assets import _reach
+    from churn_dagster.components.event_log_spec import EventLogSpec
+
+    w = Windows(date(2024, 1, 1), 14, label_days, grain, training)
+    spec = EventLogSpec("x", None, MAPPING, w, None, 0.01, None, None, 1, "defs.yaml")
+    assert _reach(spec) == reach
+    c = date(2024, 6, 3)
+    oldest = min(w.out_of_time(c) + w.training_window(c))
+    assert (c - oldest).days == reach * w.grain_days

@@ -37,8 +37,9 @@ def partitions(spec: EventLogSpec) -> dg.TimeWindowPartitionsDefinition:
 def _reach(spec: EventLogSpec) -> int:
     """How many partitions back a model partition reads: its training window and the out-of-time cohorts."""
     w = spec.windows
-    lag = -(-(w.grain_days - 1 + w.observation_days + w.label_days) // w.grain_days)
-    return max(w.training_cohorts - 1, lag + w.training_cohorts - 1)
+    # The newest out-of-time cohort starts ceil(L / grain) partitions before the model's (Windows.out_of_time).
+    lag = -(-w.label_days // w.grain_days)
+    return lag + w.training_cohorts - 1
 
 
 def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
