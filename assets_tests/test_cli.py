@@ -67,12 +67,23 @@ def error_lines(stderr: str) -> list[str]:
      "argument --max-epochs: expected a whole number, at least 1"),
     (["materialize", "--source", ".", "--trend-seeds", "6"],
      "argument --trend-seeds: expected a whole number from 1 to 5; got '6'"),
+    (["generate-events", "--shape", "purchases", "--out", "x.csv", "--rate", "0"],
+     "argument --rate: expected a number above 0 and below 100; got '0'"),
+    (["generate-events", "--shape", "orders", "--out", "x.csv"], "argument --shape: invalid choice: 'orders'"),
 ])
 def test_bad_arguments_are_one_line_and_status_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_generate_events_writes_a_log_of_the_shape_asked_for(tmp_path, capsys):
+    out = tmp_path / "ratings.csv"
+    cli.main(["generate-events", "--shape", "ratings", "--out", str(out), "--users", "40", "--days", "30"])
+    rows = out.read_text().splitlines()
+    assert rows[0] == '"userId","movieId","rating","timestamp"'
+    assert capsys.readouterr().out.startswith(f"wrote {out}: {len(rows) - 1:,} events of 40 users over 30 days")
 
 
 @pytest.mark.parametrize(("env", "argv", "message"), [

@@ -3,7 +3,8 @@
 as a dg project of its own loads it. Prints one ``RESULT {json}`` line with each step's wall time, the
 peak RSS and the counts.
 
-    python -m bench.event_log_graph --work DIR [--users 100000] [--days 548] [--grain week] [--repeat 3]
+    python -m bench.event_log_graph --work DIR [--users 100000] [--days 548] [--rate 0.05] [--grain week]
+        [--repeat 3]
 
 Each repeat starts from an empty data directory and a fresh ephemeral instance; the log is generated once.
 The floor, measured in the same run before each repeat, is a bare DuckDB copy of the same CSV file to one
@@ -63,10 +64,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=548)
     parser.add_argument("--grain", choices=("day", "week"), default="week")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=0.05, help="the median customer's orders per day at signup")
     args = parser.parse_args()
-    log = args.work / f"purchases-{args.users}-{args.days}.csv"
+    log = args.work / f"purchases-{args.users}-{args.days}-{args.rate}.csv"
     if not log.exists():
-        generate_log(LogSpec("purchases", users=args.users, days=args.days, start=START), log)
+        generate_log(LogSpec("purchases", users=args.users, days=args.days, start=START, rate=args.rate), log)
     end = date.fromordinal(START.toordinal() + args.days - 1)
     runs = []
     for k in range(args.repeat):

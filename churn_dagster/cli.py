@@ -46,6 +46,15 @@ def _whole(low: int, high: int | None = None):
     return parse
 
 
+def _positive(text: str) -> float:
+    try:
+        if 0 < float(text) < 100:
+            return float(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected a number above 0 and below 100; got {text!r}")
+
+
 def _iso_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -104,8 +113,8 @@ def _generate(args: argparse.Namespace) -> None:
 def _generate_events(args: argparse.Namespace) -> None:
     from churn_dagster.synth.event_logs import LogSpec, generate_log
 
-    rows = generate_log(LogSpec(args.shape, users=args.users, days=args.days, start=args.start_date, seed=args.seed),
-                        args.out)
+    rows = generate_log(LogSpec(args.shape, users=args.users, days=args.days, start=args.start_date, seed=args.seed,
+                                rate=args.rate), args.out)
     print(f"wrote {args.out}: {rows:,} events of {args.users:,} users over {args.days} days from {args.start_date}")
 
 
@@ -217,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--days", type=_whole(1), default=120)
     events.add_argument("--start-date", type=_iso_day, default=date(2024, 1, 1))
     events.add_argument("--seed", type=_whole(0), default=0)
+    events.add_argument("--rate", type=_positive, default=0.35,
+                        help="the median user's events per day at signup (default 0.35)")
     events.set_defaults(func=_generate_events)
 
     land = sub.add_parser("land", parents=[verbose],

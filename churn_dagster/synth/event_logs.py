@@ -37,9 +37,10 @@ class LogSpec:
     days: int = 120
     start: date = date(2024, 1, 1)
     seed: int = 0
+    rate: float = 0.35  # the median user's events per day at signup (before habit and satisfaction)
 
 
-def _activity(rng: np.random.Generator, n: int, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _activity(rng: np.random.Generator, n: int, days: int, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Events per user and day (0 before signup and after leaving), the signup day, and each user's
     satisfaction per day.
 
@@ -48,7 +49,7 @@ def _activity(rng: np.random.Generator, n: int, days: int) -> tuple[np.ndarray, 
     and the thinning of activity before the totals move, announces a departure. Regular users (a weekly
     habit day) leave less at the same totals, and a quiet spell of a week or more raises the hazard."""
     signup = rng.integers(0, days, n)
-    base = np.exp(rng.normal(np.log(0.35), 0.6, n)).clip(0.03, 3)
+    base = np.exp(rng.normal(np.log(0.35), 0.6, n)).clip(0.03, 3) * (rate / 0.35)
     drift = rng.normal(-0.01, 0.03, n)
     regular = rng.random(n) < 0.5
     habit_day = rng.integers(0, 7, n)
@@ -87,7 +88,7 @@ def _user_ids(prefix: str, chunk: int, n: int) -> np.ndarray:
 
 def _chunk(spec: LogSpec, chunk: int, n: int) -> pa.Table:
     rng = np.random.default_rng([spec.seed, chunk, SHAPES.index(spec.shape)])
-    events, signup, mood = _activity(rng, n, spec.days)
+    events, signup, mood = _activity(rng, n, spec.days, spec.rate)
     user, day = _expand(events)
     m = len(user)
     seconds = np.clip(rng.normal(14 * 3600, 4 * 3600, m), 0, 86399).astype(np.int64)
