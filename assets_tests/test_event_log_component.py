@@ -245,3 +245,16 @@ def test_a_users_table_in_the_yaml(tmp_path, logs):
     assert {"user_country_de_0", "user_country_fr_1", "user_country_it_2", "signup_lead_days"} <= set(features.columns)
     # Signed up on 2023-12-31: a first order in the week of 8 January is 8 to 14 days later.
     assert features["signup_lead_days"].between(8, 14).all()
+
+
+def test_dg_scaffold_writes_a_template_that_dg_check_defs_judges(tmp_path):
+    root, _ = write_project(tmp_path, {})
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    subprocess.run([dg_cli, "scaffold", "defs", "churn_dagster.components.EventLogComponent", "My-Shop"], cwd=root,
+                   env=env, capture_output=True, text=True, timeout=300, check=True)
+    template = next(root.rglob("My-Shop/defs.yaml")).read_text()
+    assert "name: my_shop" in template and "paths: [data/events/my_shop.csv]" in template
+    done = subprocess.run([dg_cli, "check", "defs"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert f"source.paths: {root / 'data' / 'events' / 'my_shop.csv'} does not exist" in done.stdout + done.stderr

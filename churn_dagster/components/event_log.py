@@ -67,6 +67,48 @@ class ScoresSinkModel(dg.Model, dg.Resolvable):
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
 
 
+TEMPLATE = """\
+type: churn_dagster.components.EventLogComponent
+attributes:
+  name: {name}                       # key prefix, group and registry prefix
+  source:
+    paths: [data/events/{name}.csv]  # CSV or Parquet files or folders, from the project root;
+                                     # or postgres: {{uri: "postgresql://...", table: schema.table}}
+  mapping:                           # your columns (docs/EVENT_LOGS.md, "The contract")
+    user_id: user_id
+    event_time: event_time
+    time_format: iso                 # iso, epoch_s or epoch_ms
+    timezone: UTC                    # the zone of times written without an offset
+    # event_type: event_type
+    # value: amount
+    # item_id: item_id
+    # session_id: session_id
+    # event_id: event_id
+  windows:
+    start: "{start}"                 # the first cohort
+    # end: "YYYY-MM-DD"              # the log's last day; leave out for a live log
+    grain: week                      # day or week
+    observation_days: 14
+    label_days: 14
+"""
+
+
+class EventLogScaffolder(dg.Scaffolder):
+    """``dg scaffold defs churn_dagster.components.EventLogComponent NAME``: a commented defs.yaml to fill in;
+    ``dg check defs`` then names whatever still does not match the log."""
+
+    def scaffold(self, request: dg.ScaffoldRequest) -> None:
+        import re
+        from datetime import date
+
+        name = re.sub(r"[^a-z0-9_]+", "_", request.target_path.name.lower()).strip("_") or "events"
+        name = name if name[0].isalpha() else f"log_{name}"
+        request.target_path.mkdir(parents=True, exist_ok=True)
+        (request.target_path / "defs.yaml").write_text(
+            TEMPLATE.format(name=name[:40], start=date.today().replace(day=1).isoformat()))
+
+
+@dg.scaffold_with(EventLogScaffolder)
 class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     """Churn and engagement-level models on your own event log (see docs/EVENT_LOGS.md)."""
 
