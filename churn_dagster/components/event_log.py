@@ -10,6 +10,8 @@ can live in one code location; each name is their key prefix, group and registry
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -98,9 +100,6 @@ class EventLogScaffolder(dg.Scaffolder):
     ``dg check defs`` then names whatever still does not match the log."""
 
     def scaffold(self, request: dg.ScaffoldRequest) -> None:
-        import re
-        from datetime import date
-
         name = re.sub(r"[^a-z0-9_]+", "_", request.target_path.name.lower()).strip("_") or "events"
         name = name if name[0].isalpha() else f"log_{name}"
         request.target_path.mkdir(parents=True, exist_ok=True)

@@ -46,10 +46,8 @@ def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
     name, parts = spec.name, partitions(spec)
     key = lambda *path: dg.AssetKey([name, *path])  # noqa: E731
     common = dict(group_name=name, owners=OWNERS, code_version=CODE_VERSION)
-    source_kind = "postgres" if spec.source.label().startswith("postgresql:") else "csv" if getattr(
-        spec.source, "format", "") == "csv" else "parquet"
 
-    @dg.asset(key=key("events"), kinds={"duckdb", "parquet", source_kind}, **common,
+    @dg.asset(key=key("events"), kinds={"duckdb", "parquet", spec.source.kind}, **common,
               description=f"Every record of {spec.source.label()} loaded once (typed, with its local day) or "
                           "quarantined with its file, line, column and reason.",
               check_specs=[dg.AssetCheckSpec("records_accounted", asset=key("events"), blocking=True,

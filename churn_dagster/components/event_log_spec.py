@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -31,16 +32,21 @@ class EventLogConfigError(UserError, ValueError):
     exit_code = 2
 
 
+@dataclass(frozen=True)
 class EventLogSpec:
-    """An instance's settings as the stage and the study take them."""
+    """An instance's settings as the stage and the study take them (``where``: its defs.yaml, for messages)."""
 
-    def __init__(self, name: str, source, mapping: EventMapping, windows: Windows, end: date | None,
-                 max_quarantine_share: float, scores_table, max_epochs: int | None,
-                 torch_threads: int, where: str):
-        self.name, self.source, self.mapping, self.windows, self.end = name, source, mapping, windows, end
-        self.max_quarantine_share, self.scores_table, self.max_epochs = max_quarantine_share, scores_table, max_epochs
-        self.torch_threads, self.where = torch_threads, where
-        self.users: tuple | None = None  # (source, UsersMapping) when the YAML names a users table
+    name: str
+    source: FileSource | PostgresSource
+    mapping: EventMapping
+    windows: Windows
+    end: date | None
+    max_quarantine_share: float
+    scores_table: object  # the YAML's ScoresSinkModel (uri, table), or None
+    max_epochs: int | None
+    torch_threads: int
+    where: str
+    users: tuple | None = None  # (source, UsersMapping) when the YAML names a users table
 
     def fail(self, line: str) -> EventLogConfigError:
         return EventLogConfigError(f"{self.where}: {line}")
@@ -86,12 +92,11 @@ class EventLogSpec:
                                m.item_owner, m.value, m.session_id, m.event_id, tuple(c.activity_types),
                                dict(c.weights))
         windows = Windows(days["start"], w.observation_days, w.label_days, w.grain, w.training_cohorts)
-        spec = cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
-                   c.scores_table, c.max_epochs, c.torch_threads, where)
-        if c.users is not None:
-            spec.users = (_source(c.users.source, base, lambda line: fail(f"users.{line}")),
-                          UsersMapping(c.users.user_id, c.users.signup_time, mapping.time, tuple(c.users.attributes)))
-        return spec
+        users = None if c.users is None else (
+            _source(c.users.source, base, lambda line: fail(f"users.{line}")),
+            UsersMapping(c.users.user_id, c.users.signup_time, mapping.time, tuple(c.users.attributes)))
+        return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
+                   c.scores_table, c.max_epochs, c.torch_threads, where, users)
 
     def check_source(self) -> None:
         """Open the source and check the mapping against its columns and a sample of its rows."""
@@ -101,9 +106,8 @@ class EventLogSpec:
         con = connect(DuckSettings(memory_limit="1GB", threads=1))
         try:
             columns = self.source.columns()
-            problems = self.mapping.problems(columns, {}, [], set() if self.mapping.event_type else None)
-            if problems and any("is not in the source" in p for p in problems):
-                raise self.fail(problems[0])
+            if missing := self.mapping.missing_columns(columns):  # before reading rows by those names
+                raise self.fail(missing[0])
             rows = sample(con, self.source, self.mapping, SAMPLE_ROWS)
             types = None
             if self.mapping.event_type:

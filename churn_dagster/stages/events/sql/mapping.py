@@ -53,6 +53,11 @@ class EventMapping:
     def weight_of(self, event_type: str) -> float:
         return float(self.weights.get(event_type, 1.0))
 
+    def missing_columns(self, columns: Sequence[str]) -> list[str]:
+        """A line for each mapped column the source does not have."""
+        return [f"mapping.{key}: column {column!r} is not in the source (its columns: {', '.join(columns)})"
+                for key, column in self.columns().items() if column not in columns]
+
     def problems(self, columns: Sequence[str], samples: Mapping[str, Sequence[str | None]],
                  time_reasons: Sequence[str | None], event_types: set[str] | None) -> list[str]:
         """Every problem of the mapping, one line each.
@@ -60,17 +65,14 @@ class EventMapping:
         ``columns``: the source's column names; ``samples``: contract field -> sampled text values of its
         column; ``time_reasons``: why each sampled time does not parse (None where it does); ``event_types``:
         every event type in the source (None when the log has no event_type column)."""
-        found = []
-        for key, column in self.columns().items():
-            if column not in columns:
-                found.append(f"mapping.{key}: column {column!r} is not in the source (its columns: {', '.join(columns)})")
+        found = self.missing_columns(columns)
         if found:
             return found
         times = list(samples.get("event_time", ()))
         if times and all(r is not None for r in time_reasons):
-            example = next((t for t in times if t not in (None, "")), None)
+            k = next((k for k, t in enumerate(times) if t not in (None, "")), 0)
             found.append(f"mapping.event_time: column {self.event_time!r} holds no time under time_format "
-                         f"{self.time.time_format} (e.g. {example!r}: {time_reasons[times.index(example)] if example in times else 'empty'})")
+                         f"{self.time.time_format} (e.g. {times[k]!r}: {time_reasons[k]})")
         values = [v for v in samples.get("value", ()) if v not in (None, "")]
         if self.value and values and not any(_is_number(v) for v in values):
             found.append(f"mapping.value: column {self.value!r} holds no number (e.g. {values[0]!r}); map a numeric column or drop the key")

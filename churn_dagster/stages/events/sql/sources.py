@@ -70,6 +70,11 @@ class FileSource:
     format: str = "csv"
     delimiter: str = ","
 
+    @property
+    def kind(self) -> str:
+        """The Dagster kind of the source: csv or parquet."""
+        return self.format
+
     def files(self) -> list[Path]:
         found: list[Path] = []
         for path in self.paths:
@@ -194,6 +199,7 @@ class PostgresSource:
     uri: str
     table: str | None = None
     query: str | None = None
+    kind = "postgres"
 
     def _relation(self) -> str:
         if bool(self.table) == bool(self.query):
