@@ -8,6 +8,7 @@ settings; ``defs`` is what Dagster loads (``workspace.yaml``, ``[tool.dagster]``
 settings of the process environment, read once when Dagster loads it.
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -68,4 +69,8 @@ def defs() -> dg.Definitions:
     import churn_dagster.defs as defs_folder
 
     root = project_root() or Path(defs_folder.__file__).resolve().parents[2]
-    return dg.Definitions.merge(build_definitions(), dg.load_defs(defs_folder, project_root=root))
+    with warnings.catch_warnings():
+        # Dagster marks its own module loader inside the defs-folder walk as a preview: nothing to act on
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        folder_defs = dg.ComponentTree.from_module(defs_module=defs_folder, project_root=root).build_defs()
+    return dg.Definitions.merge(build_definitions(), folder_defs)

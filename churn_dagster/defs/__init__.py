@@ -2,5 +2,5 @@
 
 The code location's own assets are built in Python from the settings (:mod:`churn_dagster.definitions`); this
 folder holds what is declared in YAML instead: a ``defs.yaml`` per instance of a component, loaded by
-:func:`dagster.load_defs` and merged into the same ``Definitions``.
+``dagster.ComponentTree`` and merged into the same ``Definitions``.
 """

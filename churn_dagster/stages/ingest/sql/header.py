@@ -7,7 +7,8 @@ reordered file loads; a UTF-8 byte-order mark before the first name is ignored.
 
 A file that cannot be read at all fails with one line naming it and what to do: a folder, a file without
 read permission, a symbolic link that loops or leads nowhere, a ``.gz`` that is not gzip or is cut short, a
-gzip file named ``.csv``, a UTF-16 file, lines ending with CR alone (:func:`unreadable`).
+gzip file named ``.csv``, a UTF-16 file, a zip, bzip2, xz, zstd, Parquet or Excel file handed over as CSV, lines
+ending with CR alone (:func:`unreadable`, :func:`header_fields`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,20 @@ from pathlib import Path
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.errors import UserError
-from churn_dagster.stages.ingest.sql.lines import open_source, read_header
+from churn_dagster.stages.ingest.sql.lines import BARE_CR_LINES, MAX_LINE_BYTES, open_source, read_header
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 GZIP_MAGIC = b"\x1f\x8b"
+# The first bytes of files that are not CSV text but are often handed over as one; each has its own fix.
+NOT_TEXT = (
+    (b"PK\x03\x04", "a zip archive (or an Excel .xlsx workbook); extract or export the CSV file"),
+    (b"BZh", "bzip2-compressed; decompress it (only gzip is read)"),
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it (only gzip is read)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; decompress it (only gzip is read)"),
+    (b"PAR1", "a Parquet file; export it as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook; export it as CSV"),
+)
 # How many unknown header names a message shows, and how much of each.
 SHOWN_NAMES, SHOWN_NAME_CHARS = 5, 40
 
@@ -72,6 +82,14 @@ def header_fields(path: Path, delimiter: str = ",") -> list[str]:
     if line.startswith(UTF16_BOMS):
         raise BadInputError(f"{path}, line 1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
                             "expected UTF-8")
+    for magic, what in NOT_TEXT:
+        if line.startswith(magic):
+            raise BadInputError(f"{path}, line 1: the file is {what}")
+    if b"\r" in line:
+        raise BadInputError(f"{path}, line 1: {BARE_CR_LINES}")
+    if len(line) > MAX_LINE_BYTES:
+        raise BadInputError(f"{path}, line 1: the header line is longer than {MAX_LINE_BYTES} bytes; "
+                            "expected the column names")
     try:
         text = line.removeprefix(UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -61,15 +61,13 @@ BARE_CR_LINES = (f"{CR_INSIDE}: the lines end with CR alone (classic Mac line en
 
 
 def read_header(stream: BinaryIO) -> bytes | None:
-    """The first line, without its line terminator; ``None`` for an empty file. A header holding a CR is the
-    first line of a file whose lines end with CR alone: the whole file would be one line."""
+    """The first line, without its line terminator (at most ``MAX_LINE_BYTES + 1`` bytes of it: longer is
+    too long); ``None`` for an empty file. Whether it is text at all (not compressed, not UTF-16, no CR
+    inside, not too long) is the caller's check, made in that order: a compressed file may hold a CR
+    anywhere and no newline for megabytes, and saying "compressed" is the message that helps."""
     line = stream.readline(MAX_LINE_BYTES + 1)
     if not line:
         return None
-    if b"\r" in line.removesuffix(b"\n").removesuffix(b"\r"):
-        raise ValueError(BARE_CR_LINES)
-    if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-        raise ValueError(f"the header line is longer than {MAX_LINE_BYTES} bytes")
     return line.removesuffix(b"\n").removesuffix(b"\r")
 
 
