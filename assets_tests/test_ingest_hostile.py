@@ -55,9 +55,16 @@ def _one_bad_line(tmp_path, lake, con, bad: str) -> dict:
 
 
 @pytest.mark.parametrize("column", ["dt", "impressPosition", "impressTime"])
-@pytest.mark.parametrize("value", ["2.5", "1e1", "0x1F", "1_0", "yes", "T", "+1", " 1", "1 ", "007", "1.0", "--1"])
-def test_integers_are_plain_base10_never_coerced(tmp_path, lake, con, column, value):
-    row = _one_bad_line(tmp_path, lake, con, _with(column, value))
+@pytest.mark.parametrize("value", ["2.5", "1e1", "0x1F", "1_0", "yes", "T", "+1", " 1", "1 ", "007", "1.0", "--1",
+                                   "-0"])
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain line", "line with a quote"])
+def test_integers_are_plain_base10_never_coerced(tmp_path, lake, con, column, value, quoted):
+    """The same rule on both paths: a line without quotes is judged by one regular expression, a line with a
+    quote (here the user ID, quoted) field by field; ``-0`` once passed the first and failed the second."""
+    bad = _with(column, value)
+    if quoted:
+        bad = bad.replace(f",{U1}", f',"{U1}"')
+    row = _one_bad_line(tmp_path, lake, con, bad)
     assert row["column_name"] == column and "plain base-10 integer" in row["reason"]
 
 

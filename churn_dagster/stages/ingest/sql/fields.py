@@ -112,8 +112,8 @@ def _sql_pattern(pattern: str) -> str:
 
 
 _STRICT_PATTERNS = {
-    "INTEGER": "-?(0|[1-9][0-9]*)",
-    "BIGINT": "-?(0|[1-9][0-9]*)",
+    "INTEGER": "0|-?[1-9][0-9]*",  # canonical: no "-0", which the exact path quarantines too
+    "BIGINT": "0|-?[1-9][0-9]*",
     "BOOLEAN": "[01]",
     "DOUBLE": DECIMAL_PATTERN,
     "VARCHAR": '[^,"]*',
