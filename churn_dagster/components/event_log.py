@@ -19,7 +19,8 @@ import dagster as dg
 from pydantic import Field
 
 from churn_dagster.components.event_log_assets import event_log_definitions
-from churn_dagster.components.event_log_spec import EventLogSpec
+from churn_dagster.components.event_log_presets import preset_fields
+from churn_dagster.components.event_log_spec import EventLogConfigError, EventLogSpec
 
 
 class PostgresModel(dg.Model, dg.Resolvable):
@@ -46,6 +47,10 @@ class MappingModel(dg.Model, dg.Resolvable):
     value: str | None = None
     session_id: str | None = None
     event_id: str | None = None
+    flags: dict[str, str] = Field(default_factory=dict, description="instead of event_type: event type -> 0/1 "
+                                  "column, deepest response first; a record's type is the first flag set")
+    unflagged_type: str = Field(default="event", description="the type of a record with no flag set")
+    null_values: list[str] = Field(default_factory=list, description="spellings of a missing value: NA, \\N, NULL")
 
 
 class WindowsModel(dg.Model, dg.Resolvable):
@@ -113,8 +118,11 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
 
     name: str = Field(description="key prefix, group and registry prefix (lower-case letters, digits, _)")
     source: SourceModel
-    mapping: MappingModel
-    windows: WindowsModel
+    preset: Literal["ncm"] | None = Field(default=None, description="a known log layout: ncm (the NetEase files "
+                                          "or the synthetic twin; source.paths: their folder) fills in the mapping, "
+                                          "the users table and default windows")
+    mapping: MappingModel | None = None
+    windows: WindowsModel | None = None
     activity_types: list[str] = Field(default_factory=list, description="event types that count as activity; "
                                                                          "default: all")
     weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
@@ -133,4 +141,26 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     def resolved(self, root: Path, where: Path) -> EventLogSpec:
         """The plain settings of this instance, every value checked (one line per problem); relative source
         paths are read from the project ``root``, and messages start with ``where`` (the defs.yaml)."""
-        return EventLogSpec.from_component(self, root, str(where))
+        return EventLogSpec.from_component(self._with_preset(root, str(where)), root, str(where))
+
+    def _with_preset(self, root: Path, where: str) -> EventLogComponent:
+        """This instance with what its preset fills in; without one, mapping and windows must be given."""
+        if self.preset is None:
+            for key in ("mapping", "windows"):
+                if getattr(self, key) is None:
+                    raise EventLogConfigError(f"{where}: {key}: missing (give it, or name a preset: ncm)")
+            return self
+        if self.mapping is not None:
+            raise EventLogConfigError(f"{where}: mapping: leave it out with preset {self.preset} (the preset maps "
+                                      "the columns)")
+        if self.source.postgres is not None or len(self.source.paths) != 1:
+            raise EventLogConfigError(f"{where}: source.paths: preset {self.preset} reads one folder, the one "
+                                      "holding the published files")
+        folder = Path(self.source.paths[0])
+        fields = preset_fields(self.preset, folder if folder.is_absolute() else root / folder)
+        users = fields["users"]
+        return self.model_copy(update={
+            "source": SourceModel(**fields["source"]), "mapping": MappingModel(**fields["mapping"]),
+            "windows": self.windows or WindowsModel(**fields["windows"]),
+            "users": self.users or UsersModel(source=SourceModel(**users["source"]), user_id=users["user_id"],
+                                              attributes=users["attributes"])})

@@ -88,9 +88,16 @@ class EventLogSpec:
             fail(f"max_epochs: {c.max_epochs} is outside 1..1000")
         if not 1 <= c.torch_threads <= 256:
             fail(f"torch_threads: {c.torch_threads} is outside 1..256")
+        if m.flags and m.event_type:
+            fail("mapping.flags: give event_type or flags, not both (flags type the records of a log without "
+                 "an event type column)")
+        for key, texts in (("flags", list(m.flags)), ("unflagged_type", [m.unflagged_type])):
+            if (bad := next((t for t in texts if not str(t).strip()), None)) is not None:
+                fail(f"mapping.{key}: an event type must not be empty (got {bad!r})")
         mapping = EventMapping(m.user_id, m.event_time, TimeRule(m.time_format, m.timezone), m.event_type, m.item_id,
                                m.item_owner, m.value, m.session_id, m.event_id, tuple(c.activity_types),
-                               dict(c.weights))
+                               dict(c.weights), tuple(m.flags.items()), m.unflagged_type.strip(),
+                               tuple(m.null_values))
         windows = Windows(days["start"], w.observation_days, w.label_days, w.grain, w.training_cohorts)
         users = None if c.users is None else (
             _source(c.users.source, base, lambda line: fail(f"users.{line}")),
@@ -109,7 +116,7 @@ class EventLogSpec:
             if missing := self.mapping.missing_columns(columns):  # before reading rows by those names
                 raise self.fail(missing[0])
             rows = sample(con, self.source, self.mapping, SAMPLE_ROWS)
-            types = None
+            types = self.mapping.fixed_types()
             if self.mapping.event_type:
                 types = {t.strip() for t in rows.get("event_type", []) if t and t.strip()}
                 named = {t for ts in self.mapping.named_types().values() for t in ts}

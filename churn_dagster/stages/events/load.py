@@ -52,7 +52,7 @@ def load_events(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSou
     create_staging(con, STAGED, columns)
     progress(f"reading {source.label()}")
     counted = source.stage(con, columns, STAGED)
-    con.execute(canonical.load_sql(mapping, STAGED))
+    con.execute(canonical.load_sql(mapping, STAGED, columns))
     staged, _ = canonical.counts(con)
     if staged != counted:
         raise CountMismatch(f"{counted} records counted in {source.label()}, {staged} staged")
@@ -81,7 +81,8 @@ def sample(con: duckdb.DuckDBPyConnection, source: FileSource | PostgresSource, 
     create_staging(con, "_sample", columns)
     source.stage(con, columns, "_sample", limit=rows)
     fields = list(mapping.columns())
-    found = con.execute(f"SELECT {', '.join(fields)}, {mapping.time.reason('event_time')} FROM _sample "
+    found = con.execute(f"SELECT {', '.join(fields)}, {mapping.time.reason('event_time')} "
+                        f"FROM {canonical.readable(mapping, '_sample', columns)} "
                         "WHERE problem IS NULL ORDER BY file, line").fetchall()
     con.execute("DROP TABLE _sample")
     out = {f: [r[k] for r in found] for k, f in enumerate(fields)}

@@ -51,6 +51,8 @@ def rules(mapping: EventMapping) -> list[Rule]:
     if mapping.event_type:
         found.append(Rule("event_type IS NULL OR trim(event_type) = ''", "event_type", "empty"))
         found.extend(_ids("event_type"))
+    for k in range(len(mapping.flags)):
+        found.append(Rule(f"flag_{k} IS NOT NULL AND trim(flag_{k}) NOT IN ('', '0', '1')", f"flag_{k}", "not 0 or 1"))
     if mapping.value:
         found.append(Rule("value IS NOT NULL AND trim(value) <> '' AND NOT isfinite(try_cast(value AS DOUBLE))",
                           "value", "not a finite number"))
@@ -69,29 +71,49 @@ def _reason_sql(rule: Rule) -> str:
     return rule.reason if rule.field == "event_time" else sql_text(rule.reason)
 
 
-def load_sql(mapping: EventMapping, staged: str) -> str:
-    """A statement creating ``_checked``: every staged record with its verdict (``bad_field``, ``reason``)
-    and, for good ones, the typed canonical values."""
+def readable(mapping: EventMapping, staged: str, fields) -> str:
+    """``staged`` as a subquery with the log's spellings of a missing value (``null_values``) read as NULL
+    in each of ``fields``, so every rule and every typed value sees one kind of missing."""
+    if not mapping.null_values:
+        return staged
+    tokens = ", ".join(sql_text(t) for t in mapping.null_values)
+    kept = ", ".join(f"CASE WHEN {f} IN ({tokens}) THEN NULL ELSE {f} END AS {f}" for f in fields)
+    return f"(SELECT file, line, problem, {kept} FROM {staged})"
+
+
+def _event_type_sql(mapping: EventMapping) -> str:
+    if mapping.event_type:
+        return "trim(event_type)"
+    if mapping.flags:
+        cases = " ".join(f"WHEN trim(flag_{k}) = '1' THEN {sql_text(t)}" for k, (t, _) in enumerate(mapping.flags))
+        return f"CASE {cases} ELSE {sql_text(mapping.unflagged_type)} END"
+    return sql_text(DEFAULT_EVENT_TYPE)
+
+
+def load_sql(mapping: EventMapping, staged: str, fields) -> str:
+    """A statement creating ``_checked``: every staged record (of the staged ``fields``) with its verdict
+    (``bad_field``, ``reason``) and, for good ones, the typed canonical values."""
     columns = mapping.columns()
     cases = [(r.condition, r.field, _reason_sql(r)) for r in rules(mapping)]
     bad_field = "CASE " + " ".join(f"WHEN {c} THEN {sql_text(f)}" for c, f, _ in cases) + " END"
     reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in cases) + " END"
     instant = mapping.time.instant_ms("event_time")
-    event_type = "trim(event_type)" if mapping.event_type else sql_text(DEFAULT_EVENT_TYPE)
     value = "try_cast(nullif(trim(value), '') AS DOUBLE)" if mapping.value else "NULL::DOUBLE"
     source_column = "CASE _bad_field " + " ".join(
         f"WHEN {sql_text(f)} THEN {sql_text(c)}" for f, c in columns.items()) + " ELSE _bad_field END"
+    bad_value = "CASE _bad_field " + " ".join(f"WHEN {sql_text(f)} THEN {f}" for f in columns) + " END"
+    shown_field = "CASE _bad_field " + " ".join(
+        f"WHEN {sql_text(f)} THEN {sql_text(mapping.yaml_key(f))}" for f in columns if f.startswith("flag_")
+    ) + " ELSE _bad_field END" if mapping.flags else "_bad_field"
     return f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
-        WITH judged AS (SELECT *, {bad_field} AS _bad_field, {reason} AS _reason FROM {staged})
-        SELECT file, line, _bad_field AS bad_field, {source_column} AS bad_column, _reason AS reason,
-               CASE _bad_field WHEN '(line)' THEN NULL WHEN 'user_id' THEN user_id WHEN 'event_time' THEN event_time
-                    WHEN 'event_type' THEN event_type WHEN 'value' THEN value WHEN 'item_id' THEN item_id
-                    WHEN 'item_owner' THEN item_owner WHEN 'session_id' THEN session_id
-                    WHEN 'event_id' THEN event_id END AS bad_value,
+        WITH judged AS (SELECT *, {bad_field} AS _bad_field, {reason} AS _reason
+                        FROM {readable(mapping, staged, fields)})
+        SELECT file, line, {shown_field} AS bad_field, {source_column} AS bad_column, _reason AS reason,
+               {bad_value} AS bad_value,
                CASE WHEN _reason IS NULL THEN trim(user_id) END AS user_id,
                CASE WHEN _reason IS NULL THEN {instant} END AS event_ms,
-               CASE WHEN _reason IS NULL THEN {event_type} END AS event_type,
+               CASE WHEN _reason IS NULL THEN {_event_type_sql(mapping)} END AS event_type,
                CASE WHEN _reason IS NULL THEN nullif(trim(item_id), '') END AS item_id,
                CASE WHEN _reason IS NULL THEN nullif(trim(item_owner), '') END AS item_owner,
                CASE WHEN _reason IS NULL THEN {value} END AS value,

@@ -26,7 +26,12 @@ class EventMapping:
     types count as activity (empty: all) and the engagement weight of each type (absent: 1).
 
     ``event_id``, when the log has one, decides what a duplicate is: two records with the same id are one
-    event delivered twice. Without it, two records equal in every mapped field are."""
+    event delivered twice. Without it, two records equal in every mapped field are.
+
+    ``flags`` serves logs with a row per exposure and a 0/1 column per response (an impression log with
+    ``isClick`` and ``isLike``): (event type, column) pairs, deepest response first; a record's type is the
+    first whose column holds 1, else ``unflagged_type``. ``null_values`` are the spellings of a missing
+    value (``NA``, ``\\N``, ``NULL``), read as empty in every mapped column."""
 
     user_id: str
     event_time: str
@@ -39,12 +44,26 @@ class EventMapping:
     event_id: str | None = None
     activity_types: tuple[str, ...] = ()
     weights: Mapping[str, float] = field(default_factory=dict)
+    flags: tuple[tuple[str, str], ...] = ()
+    unflagged_type: str = DEFAULT_EVENT_TYPE
+    null_values: tuple[str, ...] = ()
 
     def columns(self) -> dict[str, str]:
-        """Contract field -> source column, for the fields the log has."""
+        """Staged field -> source column, for the fields the log has (``flag_<k>`` for the k-th flag)."""
         found = {"user_id": self.user_id, "event_time": self.event_time}
         found.update({f: getattr(self, f) for f in OPTIONAL_FIELDS if getattr(self, f)})
+        found.update({f"flag_{k}": column for k, (_, column) in enumerate(self.flags)})
         return found
+
+    def yaml_key(self, staged: str) -> str:
+        """The YAML key under ``mapping`` that names a staged field's column."""
+        if staged.startswith("flag_"):
+            return f"flags.{self.flags[int(staged.removeprefix('flag_'))][0]}"
+        return staged
+
+    def fixed_types(self) -> set[str] | None:
+        """Every event type a flag-typed log can have, known without reading it; None for other logs."""
+        return {*(t for t, _ in self.flags), self.unflagged_type} if self.flags else None
 
     def named_types(self) -> dict[str, tuple[str, ...]]:
         """Event types the mapping names, by the YAML key that names them."""
@@ -55,8 +74,8 @@ class EventMapping:
 
     def missing_columns(self, columns: Sequence[str]) -> list[str]:
         """A line for each mapped column the source does not have."""
-        return [f"mapping.{key}: column {column!r} is not in the source (its columns: {', '.join(columns)})"
-                for key, column in self.columns().items() if column not in columns]
+        return [f"mapping.{self.yaml_key(key)}: column {column!r} is not in the source (its columns: "
+                f"{', '.join(columns)})" for key, column in self.columns().items() if column not in columns]
 
     def problems(self, columns: Sequence[str], samples: Mapping[str, Sequence[str | None]],
                  time_reasons: Sequence[str | None], event_types: set[str] | None) -> list[str]:
@@ -76,6 +95,10 @@ class EventMapping:
         values = [v for v in samples.get("value", ()) if v not in (None, "")]
         if self.value and values and not any(_is_number(v) for v in values):
             found.append(f"mapping.value: column {self.value!r} holds no number (e.g. {values[0]!r}); map a numeric column or drop the key")
+        for k, (event_type, column) in enumerate(self.flags):
+            flagged = [v for v in samples.get(f"flag_{k}", ()) if v not in (None, "")]
+            if flagged and not any(v.strip() in ("0", "1") for v in flagged):
+                found.append(f"mapping.flags.{event_type}: column {column!r} holds no 0 or 1 (e.g. {flagged[0]!r})")
         users = [v for v in samples.get("user_id", ()) if v not in (None, "")]
         if samples.get("user_id") and not users:
             found.append(f"mapping.user_id: column {self.user_id!r} is empty in every sampled row")

@@ -264,6 +264,6 @@ def create_staging(con: duckdb.DuckDBPyConnection, table: str, fields) -> None:
 
 
 def event_columns(mapped: dict[str, str]) -> dict[str, str | None]:
-    """Every contract field, staged from its mapped column or as NULL."""
-    return {f: mapped.get(f) for f in FIELDS}
+    """Every contract field, staged from its mapped column or as NULL, then the mapping's flag columns."""
+    return {**{f: mapped.get(f) for f in FIELDS}, **{f: c for f, c in mapped.items() if f not in FIELDS}}
 
