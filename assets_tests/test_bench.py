@@ -10,11 +10,15 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import Imp, write_impressions
 
 from bench import pandas_baseline, polars_baseline
 from bench.rss import GB, RssSampler, run_watched
+from bench.tile_tensors import tile_cohort
+from churn_dagster.stages.tensors.ml.data import CohortTensors, SequenceDataset
 from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,3 +159,32 @@ def test_the_event_log_benchmark_times_the_graph_against_the_floor(tmp_path):
         assert run["ratio_to_floor"] == pytest.approx(run["total_s"] / run["floor_s"])
     assert result["median"]["total_s"] == pytest.approx(sorted(r["total_s"] for r in runs)[0] / 2
                                                         + sorted(r["total_s"] for r in runs)[1] / 2)
+
+
+def test_tiled_tensors_repeat_every_user_with_its_sequence(tmp_path):
+    """bench/tile_tensors.py: two users of 2 and 1 steps repeated 3 times read back as six users whose
+    sequences, statics and splits are the originals', with the stored counts tripled and the moments kept."""
+    small = tmp_path / "small"
+    small.mkdir()
+    np.save(small / "sequences.npy", np.arange(3 * 24, dtype=np.float32).reshape(3, 24))
+    np.save(small / "static.npy", np.asarray([[1.0] * 17, [2.0] * 17], dtype=np.float32))
+    np.save(small / "offsets.npy", np.asarray([0, 2, 3], dtype=np.int64))
+    pd.DataFrame({"row_idx": [0, 1], "user_id": ["a", "b"], "split": ["train", "test"],
+                  "churned": [True, False]}).to_parquet(small / "users.parquet")
+    meta = {"users": 2, "sessions": 3, "train_users": 1, "train_sessions": 2,
+            "sequence": {"features": 24, "train_mean": [0.5] * 24, "train_std": [1.5] * 24},
+            "static": {"features": [f"s{i}" for i in range(17)], "missing_as": "NaN"}}
+    (small / "normalization.json").write_text(json.dumps(meta))
+
+    assert tile_cohort(CohortTensors(small), 3, tmp_path / "big") == 6
+    big = CohortTensors(tmp_path / "big")
+    assert big.offsets.tolist() == [0, 2, 3, 5, 6, 8, 9]
+    assert big.users["user_id"].tolist() == ["a~0", "b~0", "a~1", "b~1", "a~2", "b~2"]
+    assert big.users["split"].tolist() == ["train", "test"] * 3
+    assert {k: big.meta[k] for k in ("users", "sessions", "train_users", "train_sessions")} == {
+        "users": 6, "sessions": 9, "train_users": 3, "train_sessions": 6}
+    assert big.meta["sequence"]["train_mean"] == [0.5] * 24
+    data = SequenceDataset([big], "binary", split="test")
+    assert len(data) == 3
+    seq, static, label = data[2]
+    assert seq.tolist() == [list(range(48, 72))] and static.tolist() == [2.0] * 17 and label == 0.0
