@@ -138,3 +138,47 @@ def test_files_with_other_columns_and_missing_paths_are_one_line_errors(tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(SourceError, match="holds no csv file"):
         FileSource((tmp_path / "empty",)).files()
+
+
+def test_a_headerless_latin1_file_with_a_two_character_delimiter(con, tmp_path):
+    """A MovieLens-1M-style ratings.dat (``UserID::MovieID::Rating::Timestamp``, no header line) in
+    ISO-8859-1: every line is a record from line 1, and a title byte that is not UTF-8 is read as latin-1."""
+    path = tmp_path / "ratings.dat"
+    path.write_bytes(b"1::1193::5::978300760\n"                 # 1 loaded
+                     b"1::Caf\xe9::3::978302109\n"                # 2 loaded: the item is 'Café'
+                     b"2::1357::4\n"                              # 3 a field short
+                     b"2::3068::4::97830\n")                      # 4 a time in the 1970s: outside the years
+    mapping = EventMapping("user", "ts", TimeRule("epoch_s"), item_id="movie", value="rating")
+    source = FileSource((path,), delimiter="::", names=("user", "movie", "rating", "ts"), encoding="latin-1")
+    summary, out = _load(con, tmp_path, source, mapping)
+    assert (summary.counted, summary.loaded, summary.quarantined) == (4, 2, 2)
+    events = pd.read_parquet(out / "events.parquet").sort_values("line")
+    assert events["line"].tolist() == [1, 2] and events["item_id"].tolist() == ["1193", "Café"]
+    assert events["value"].tolist() == [5.0, 3.0]
+    assert events["event_ms"].tolist() == [978_300_760_000, 978_302_109_000]
+    q = pd.read_parquet(out / "quarantine.parquet").set_index("line")
+    assert q.loc[3, "reason"] == "(line): expected 4 fields (source.columns), found 3"
+    assert q.loc[4, "column"] == "ts" and q.loc[4, "reason"].startswith("event_time: outside the years")
+    # As UTF-8, the same file quarantines the latin-1 line and says which setting reads it.
+    summary, out = _load(con, tmp_path, FileSource((path,), delimiter="::", names=("user", "movie", "rating", "ts")),
+                         mapping)
+    reason = pd.read_parquet(out / "quarantine.parquet").set_index("line").loc[2, "reason"]
+    assert reason == "(line): the line is not valid UTF-8 (an ISO-8859-1 file needs source.encoding: latin-1)"
+    with pytest.raises(SourceError, match=r"line 1: 4 fields, but source.columns names 3"):
+        FileSource((path,), delimiter="::", names=("user", "movie", "ts")).columns()
+
+
+def test_us_dates_through_a_strptime_pattern(con, tmp_path):
+    """An Online-Retail-style invoice log: ``12/1/2010 8:26`` in London time."""
+    path = tmp_path / "retail.csv"
+    path.write_text("InvoiceNo,InvoiceDate,CustomerID,Price\n536365,12/1/2010 8:26,17850,2.55\n"
+                    "536366,2010-12-01 08:28,17850,1.85\n536367,6/1/2011 8:34,13047,1.69\n")
+    mapping = EventMapping("CustomerID", "InvoiceDate", TimeRule("%m/%d/%Y %H:%M", "Europe/London"), value="Price")
+    summary, out = _load(con, tmp_path, FileSource((path,)), mapping)
+    assert (summary.loaded, summary.quarantined) == (2, 1)
+    events = pd.read_parquet(out / "events.parquet").sort_values("line")
+    # 1 Dec 2010 08:26 GMT = 1,291,191,960 s; 1 June 2011 08:34 BST (UTC+1) = 07:34 UTC = 1,306,913,640 s.
+    assert events["event_ms"].tolist() == [1_291_191_960_000, 1_306_913_640_000]
+    assert [str(d) for d in events["local_day"]] == ["2010-12-01", "2011-06-01"]
+    q = pd.read_parquet(out / "quarantine.parquet")
+    assert q["line"].tolist() == [3] and q["reason"].item().startswith("event_time: does not match time_format")

@@ -116,6 +116,13 @@ def _error(tmp_path: Path, text: str) -> str:
     (("start: \"2024-01-01\"", "start: \"2024-13-01\""), ["windows.start", "2024-13-01"]),
     (("name: shop", "name: Shop-1"), ["name:", "'Shop-1'"]),
     (("paths: [{path}]", "paths: [/nowhere/orders.csv]"), ["source.paths", "/nowhere/orders.csv", "does not exist"]),
+    (("timezone: Europe/Berlin", "timezone: Europe/Berlin\n    time_format: '%Y-%m-%d %Q'"),
+     ["mapping.time_format", "'%Y-%m-%d %Q'", "Unrecognized format for strftime/strptime: %Q"]),
+    (("timezone: Europe/Berlin", "timezone: Europe/Berlin\n    time_format: '%m/%d/%Y'"),
+     ["mapping.event_time", "'order_date'", "does not match time_format %m/%d/%Y", "2024-"]),
+    (("paths: [{path}]", "paths: [{path}]\n    delimiter: ';;;;;'"), ["source.delimiter", "one to four characters"]),
+    (("paths: [{path}]", "paths: [{path}]\n    columns: [a, b, c]"),
+     ["line 1: 4 fields, but source.columns names 3"]),
 ])
 def test_a_bad_mapping_is_one_line_naming_the_key_and_nothing_is_written(tmp_path, logs, change, expected):
     text = PURCHASES.replace(*change).format(path=logs["purchases"])

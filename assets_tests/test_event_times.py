@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from churn_dagster.stages.events.sql.times import SKIPPED_BY_CLOCK_CHANGE, TimeRule
+from churn_dagster.stages.events.sql.times import SKIPPED_BY_CLOCK_CHANGE, TimeRule, pattern_problem
 
 NY = TimeRule("iso", "America/New_York")
 
@@ -38,6 +38,11 @@ def _read(rule: TimeRule, value: str | None) -> tuple[str | None, int | None, st
     ("2024-11-03 00:30:00", 1_730_608_200_000, "2024-11-03 00:30:00"),
     # After the change: 02:30 EST = 07:30 UTC.
     ("2024-11-03 02:30:00", 1_730_619_000_000, "2024-11-03 02:30:00"),
+    # Offsets after a space, and UTC spelled out (as some exports write it): 10:00 UTC = 06:00 in New York.
+    ("2024-07-01 10:00:00 +02:00", 1_719_820_800_000, "2024-07-01 04:00:00"),
+    ("2024-07-01 10:00:00 UTC", 1_719_828_000_000, "2024-07-01 06:00:00"),
+    ("2024-07-01 10:00:00UTC", 1_719_828_000_000, "2024-07-01 06:00:00"),
+    ("2024-07-01 10:00:00 Z", 1_719_828_000_000, "2024-07-01 06:00:00"),
 ])
 def test_iso_times_become_utc_instants_and_local_days(value, ms, local):
     assert _read(NY, value) == (None, ms, local)
@@ -86,3 +91,33 @@ def test_a_local_day_follows_the_declared_zone():
 def test_an_unknown_time_format_is_refused():
     with pytest.raises(ValueError, match="time_format must be one of"):
         TimeRule("unix")
+    assert pattern_problem("%Y-%m-%d %Q") == "Unrecognized format for strftime/strptime: %Q"
+    assert pattern_problem("%m/%d/%Y %H:%M") is None
+
+
+US_MINUTES = TimeRule("%m/%d/%Y %H:%M", "America/New_York")
+
+
+@pytest.mark.parametrize("rule, value, ms, local, reason", [
+    # 1 Dec 2010 08:26 EST (UTC-5) = 13:26 UTC; 2010-12-01 00:00 UTC = 1,291,161,600 s, + 48,360 s.
+    (US_MINUTES, "12/1/2010 8:26", 1_291_209_960_000, "2010-12-01 08:26:00", None),
+    (US_MINUTES, "12/01/2010 08:26", 1_291_209_960_000, "2010-12-01 08:26:00", None),
+    # The hour skipped in spring, the repeated hour of autumn read as its first pass (01:30 EDT = 05:30 UTC).
+    (US_MINUTES, "3/10/2024 2:30", None, None, f"{SKIPPED_BY_CLOCK_CHANGE} in America/New_York"),
+    (US_MINUTES, "11/3/2024 1:30", 1_730_611_800_000, "2024-11-03 01:30:00", None),
+    (US_MINUTES, "2010-12-01 08:26", None, None, "does not match time_format %m/%d/%Y %H:%M"),
+    (US_MINUTES, "13/1/2010 8:26", None, None, "does not match time_format"),
+    (US_MINUTES, "12/1/2010", None, None, "does not match time_format"),
+    (US_MINUTES, "1/1/1900 0:00", None, None, "outside the years 1990..2100"),
+    # A date as a number: 2015-01-01 00:00 UTC = 1,420,070,400 s.
+    (TimeRule("%Y%m%d"), "20150101", 1_420_070_400_000, "2015-01-01 00:00:00", None),
+    # A zone in the value wins over the declared one: 2019-10-01 00:00 UTC = 1,569,888,000 s.
+    (TimeRule("%Y-%m-%d %H:%M:%S %Z", "America/New_York"), "2019-10-01 00:00:00 UTC", 1_569_888_000_000,
+     "2019-09-30 20:00:00", None),
+    (TimeRule("%d.%m.%Y %H:%M %z", "America/New_York"), "01.07.2024 10:00 +0200", 1_719_820_800_000,
+     "2024-07-01 04:00:00", None),
+])
+def test_strptime_patterns(rule, value, ms, local, reason):
+    found, instant, shown = _read(rule, value)
+    assert (instant, shown) == (ms, local)
+    assert (found is None) if reason is None else found.startswith(reason)

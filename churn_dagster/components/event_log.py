@@ -32,14 +32,18 @@ class PostgresModel(dg.Model, dg.Resolvable):
 class SourceModel(dg.Model, dg.Resolvable):
     paths: list[str] = Field(default_factory=list, description="CSV or Parquet files or folders, read literally")
     format: Literal["csv", "parquet"] | None = Field(default=None, description="default: from the first file's suffix")
-    delimiter: str = Field(default=",", description="CSV field delimiter")
+    delimiter: str = Field(default=",", description="CSV field delimiter: one to four characters (\\t, ::)")
+    columns: list[str] = Field(default_factory=list, description="names of the columns of CSV files without a "
+                               "header line (every line is then a record)")
+    encoding: Literal["utf-8", "latin-1"] = Field(default="utf-8", description="text encoding of CSV files")
     postgres: PostgresModel | None = Field(default=None, description="read a PostgreSQL table or query instead")
 
 
 class MappingModel(dg.Model, dg.Resolvable):
     user_id: str
     event_time: str
-    time_format: str = "iso"
+    time_format: str = Field(default="iso", description="iso, epoch_s, epoch_ms, or a strptime pattern such as "
+                             "'%m/%d/%Y %H:%M'")
     timezone: str = "UTC"
     event_type: str | None = None
     item_id: str | None = None
@@ -81,10 +85,12 @@ attributes:
   source:
     paths: [data/events/{name}.csv]  # CSV or Parquet files or folders, from the project root;
                                      # or postgres: {{uri: "postgresql://...", table: schema.table}}
+    # delimiter: ","                 # 1 to 4 characters: "\\t", "::"
+    # columns: [user, item, ts]      # for files without a header line; encoding: latin-1 for ISO-8859-1
   mapping:                           # your columns (docs/EVENT_LOGS.md, "The contract")
     user_id: user_id
     event_time: event_time
-    time_format: iso                 # iso, epoch_s or epoch_ms
+    time_format: iso                 # iso, epoch_s, epoch_ms or a pattern: "%m/%d/%Y %H:%M"
     timezone: UTC                    # the zone of times written without an offset
     # event_type: event_type
     # value: amount

@@ -19,7 +19,7 @@ from churn_dagster.stages.events.sql.sources import (
     PostgresSource,
     SourceError,
 )
-from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule
+from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule, is_pattern, pattern_problem
 from churn_dagster.stages.events.sql.users import UsersMapping
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -59,8 +59,12 @@ class EventLogSpec:
         if not NAME.match(c.name):
             fail(f"name: {c.name!r} must be lower-case letters, digits and _, starting with a letter (at most 40)")
         m = c.mapping
-        if m.time_format not in TIME_FORMATS:
-            fail(f"mapping.time_format: {m.time_format!r} is not one of {', '.join(TIME_FORMATS)}")
+        if is_pattern(m.time_format):
+            if problem := pattern_problem(m.time_format):
+                fail(f"mapping.time_format: {m.time_format!r} is not a strptime pattern DuckDB reads ({problem})")
+        elif m.time_format not in TIME_FORMATS:
+            fail(f"mapping.time_format: {m.time_format!r} is not one of {', '.join(TIME_FORMATS)} nor a strptime "
+                 "pattern (e.g. '%m/%d/%Y %H:%M')")
         try:
             zoneinfo.ZoneInfo(m.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -154,9 +158,14 @@ def _source(model, base: Path, fail):
         first = paths[0]
         fmt = "parquet" if first.name.lower().endswith(".parquet") or (
             first.is_dir() and any(first.rglob("*.parquet"))) else "csv"
-    if len(model.delimiter) != 1:
-        fail(f"source.delimiter: {model.delimiter!r} must be one character")
-    return FileSource(paths, fmt, model.delimiter)
+    if not 1 <= len(model.delimiter) <= 4 or any(c in model.delimiter for c in '"\r\n'):
+        fail(f"source.delimiter: {model.delimiter!r} must be one to four characters, without a quote or a newline")
+    if model.columns:
+        if fmt != "csv":
+            fail("source.columns: only for CSV files without a header line (Parquet files name their columns)")
+        if len(set(model.columns)) != len(model.columns) or not all(c.strip() for c in model.columns):
+            fail(f"source.columns: {model.columns} must be distinct, non-empty names")
+    return FileSource(paths, fmt, model.delimiter, tuple(model.columns), model.encoding)
 
 
 class InstancePaths:

@@ -29,6 +29,7 @@ from churn_dagster.stages.ingest.sql.header import (
 )
 from churn_dagster.stages.ingest.sql.lines import (
     MAX_LINE_BYTES,
+    Latin1AsUtf8,
     LineCount,
     line_tables,
     open_source,
@@ -64,11 +65,17 @@ def _suffix_kind(path: Path) -> str | None:
 
 @dataclass(frozen=True)
 class FileSource:
-    """CSV or Parquet files; a folder stands for its files of that kind (sorted, recursively)."""
+    """CSV or Parquet files; a folder stands for its files of that kind (sorted, recursively).
+
+    A CSV file's first line names its columns, unless ``names`` are given: then every line is a record
+    (line 1 the first) and the first line must have as many fields as there are names. ``encoding`` is
+    utf-8 or latin-1 (ISO-8859-1, which older exports use); latin-1 is transcoded as it is read."""
 
     paths: tuple[Path, ...]
     format: str = "csv"
     delimiter: str = ","
+    names: tuple[str, ...] = ()
+    encoding: str = "utf-8"
 
     @property
     def kind(self) -> str:
@@ -104,7 +111,12 @@ class FileSource:
                 return pq.read_schema(path).names
             except (OSError, pa.ArrowInvalid) as exc:
                 raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
-        names = header_fields(path, self.delimiter)
+        names = header_fields(path, self.delimiter, self.encoding)
+        if self.names:
+            if len(names) != len(self.names):
+                raise SourceError(f"{path}, line 1: {len(names)} fields, but source.columns names "
+                                  f"{len(self.names)}; is the delimiter {self.delimiter!r} right (source.delimiter)?")
+            return list(self.names)
         if len(names) < 2:
             raise SourceError(f"{path}, line 1: one column {names[0]!r} in the header; is the delimiter "
                               f"{self.delimiter!r} right (source.delimiter)?")
@@ -139,11 +151,14 @@ class FileSource:
     def _stage_csv(self, con, path: Path, columns: dict[str, str], table: str, limit: int | None) -> int:
         names = self._columns(path)
         count = LineCount()
-        sql = _csv_block_sql(names, columns, self.delimiter, table)
+        sql = _csv_block_sql(names, columns, self.delimiter, table,
+                             "source.columns" if self.names else "the header's")
         try:
-            with open_source(path) as stream:
-                read_header(stream)
-                for block in line_tables(stream, count):
+            with open_source(path) as raw:
+                stream = Latin1AsUtf8(raw) if self.encoding == "latin-1" else raw
+                if not self.names:
+                    read_header(stream)
+                for block in line_tables(stream, count, first_line=2 if not self.names else 1):
                     if limit is not None:
                         block = block.slice(0, limit - count.lines_emitted + block.num_rows)
                     con.register("_block", block)
@@ -156,7 +171,8 @@ class FileSource:
         return count.lines
 
 
-def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str, table: str) -> str:
+def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str, table: str,
+                   named_by: str) -> str:
     """One statement that splits a block of lines (``_block``: line, raw, too_long) into fields and stages
     them: quote-aware only for lines that hold a quote."""
     d = sql_text(delimiter)
@@ -180,12 +196,12 @@ def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str
                    FROM _trimmed)
         SELECT $file, line,
             CASE WHEN too_long THEN 'the line is longer than {MAX_LINE_BYTES} bytes'
-                 WHEN _text IS NULL THEN 'the line is not valid UTF-8'
+                 WHEN _text IS NULL THEN 'the line is not valid UTF-8 (an ISO-8859-1 file needs source.encoding: latin-1)'
                  WHEN trim(_t) = '' THEN 'a blank line'
                  WHEN contains(_t, chr(13)) THEN 'a carriage return (CR) inside the line'
                  WHEN contains(_t, '"') AND NOT {well_quoted}
                      THEN 'a field holds a quote but is not wholly quoted with its inner quotes doubled'
-                 WHEN len(_f) <> {n} THEN 'expected {n} fields (the header''s), found ' || len(_f)
+                 WHEN len(_f) <> {n} THEN {sql_text(f"expected {n} fields ({named_by}), found ")} || len(_f)
             END AS problem,
             '{_LINE}', {picked}
         FROM _split"""

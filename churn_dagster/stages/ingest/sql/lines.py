@@ -55,6 +55,20 @@ def open_source(path: Path) -> BinaryIO:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
+class Latin1AsUtf8:
+    """An ISO-8859-1 (latin-1) byte stream handed on as UTF-8. Every byte is one character in latin-1, so any
+    block transcodes on its own and newline bytes stay newline bytes: the line count is unchanged."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        return self.raw.read(size).decode("latin-1").encode("utf-8")
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.raw.readline(size).decode("latin-1").encode("utf-8")
+
+
 CR_INSIDE = "a carriage return (CR) inside the line"
 BARE_CR_LINES = (f"{CR_INSIDE}: the lines end with CR alone (classic Mac line endings), which are not read; "
                  "convert them to LF or CRLF")
@@ -115,8 +129,9 @@ def _blocks(stream: BinaryIO, count: LineCount) -> Iterator[tuple[bytes, bool]]:
         yield pending, False
 
 
-def line_tables(stream: BinaryIO, count: LineCount) -> Iterator[pa.Table]:
-    """Arrow tables (``line``, ``raw``, ``too_long``) of every line after the header, in order.
+def line_tables(stream: BinaryIO, count: LineCount, first_line: int = 2) -> Iterator[pa.Table]:
+    """Arrow tables (``line``, ``raw``, ``too_long``) of every line after the header, in order; the first is
+    line ``first_line`` (2 after a header line, 1 in a file without one).
 
     Reading, decompression and splitting run in a background thread, one block ahead, so they overlap with
     whatever the caller does with each table."""
@@ -145,7 +160,7 @@ def line_tables(stream: BinaryIO, count: LineCount) -> Iterator[pa.Table]:
 
     worker = threading.Thread(target=produce, name="line-reader", daemon=True)
     worker.start()
-    next_line = 2
+    next_line = first_line
     try:
         while (item := handoff.get()) is not done:
             if isinstance(item, BaseException):
