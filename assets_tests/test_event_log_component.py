@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from event_log_helpers import config_error
 
 from bench.event_log_project import load, materialize, write_project
-from churn_dagster.components.event_log_spec import EventLogConfigError
 from churn_dagster.synth.event_logs import LogSpec, generate_log
 
 PURCHASES = """\
@@ -93,14 +93,7 @@ def logs(tmp_path_factory) -> dict[str, Path]:
 
 
 def _error(tmp_path: Path, text: str) -> str:
-    root, package = write_project(tmp_path, {"shop": text})
-    with pytest.raises(Exception) as info:
-        load(root, package)
-    chain = info.value
-    while chain is not None and not isinstance(chain, EventLogConfigError):
-        chain = chain.__cause__ or chain.__context__
-    assert chain is not None, f"not an EventLogConfigError: {info.value!r}"
-    message = str(chain)
+    message = config_error(tmp_path, "shop", text)
     assert "\n" not in message
     assert not (tmp_path / "data").exists(), "a bad mapping must not write anything"
     return message

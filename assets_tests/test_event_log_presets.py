@@ -14,9 +14,10 @@ import duckdb
 import pandas as pd
 import pytest
 from conftest import Imp, tid
+from event_log_helpers import config_error
 
 from bench.event_log_project import load, materialize, write_project
-from churn_dagster.components.event_log_spec import EventLogConfigError, InstancePaths
+from churn_dagster.components.event_log_spec import InstancePaths
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.synth.generator import generate
 
@@ -28,17 +29,6 @@ attributes:
   source: {{paths: [{folder}]}}
   max_epochs: 1
 """
-
-
-def _config_error(tmp_path: Path, text: str) -> str:
-    root, package = write_project(tmp_path, {"ncm": text})
-    with pytest.raises(Exception) as info:
-        load(root, package)
-    chain = info.value
-    while chain is not None and not isinstance(chain, EventLogConfigError):
-        chain = chain.__cause__ or chain.__context__
-    assert chain is not None, f"not an EventLogConfigError: {info.value!r}"
-    return str(chain)
 
 
 def _folder(tmp_path: Path, impressions: list[str]) -> Path:
@@ -111,5 +101,5 @@ def test_a_preset_with_its_own_mapping_is_one_line(tmp_path, extra, expected):
         expected = "mapping: missing (give it, or name a preset: ncm)"
     else:
         text = PRESET.format(folder=tmp_path) + extra
-    message = _config_error(tmp_path, text)
+    message = config_error(tmp_path, "ncm", text)
     assert message.endswith(expected) and "\n" not in message, message
