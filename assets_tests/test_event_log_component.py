@@ -182,6 +182,10 @@ def test_a_purchase_log_and_a_ratings_log_in_one_code_location(tmp_path, logs, m
         rows = report["models"].value.records
         assert {r.data["family"] for r in rows} == set(families)
         gains = report["gain_over_reference"].value.records
+        # The models table shows each model's own AUCs: the churn test AUC is the one the gains are computed on.
+        churn_test = {r.data["family"]: r.data["test AUC"] for r in rows if r.data["target"] == "churn"}
+        assert churn_test == pytest.approx({r.data["family"]: r.data["test_auc"] for r in gains}, abs=1e-4)
+        assert all(0 < r.data["val AUC"] <= 1 and 0 < r.data["out-of-time test AUC"] <= 1 for r in rows)
         reference = next(r.data for r in gains if r.data["family"] == "rfm_gbm")
         assert reference["gain"] == 0 and reference["test_users"] > 50
         assert "over the reference" in report["best_churn_model"].value

@@ -35,7 +35,9 @@ def load_events_body(context, spec: EventLogSpec, lake, paths: InstancePaths) ->
                   f"{loaded:,} loaded + {quarantined:,} quarantined (read back from the files)"),
             check("quarantine_share", share <= spec.max_quarantine_share,
                   f"{share:.2%} of the records quarantined (at most {spec.max_quarantine_share:.1%}); "
-                  f"see {paths.quarantine}" + (f"; most often: {summary.reasons[0][0]}" if summary.reasons else "")),
+                  f"see {paths.quarantine}" + (f"; most often: {summary.reasons[0][0]}" if summary.reasons else "")
+                  + ("" if share <= spec.max_quarantine_share else "; if such records are expected (orders "
+                     "without a customer, say), raise max_quarantine_share in the defs.yaml")),
         ])
 
 
@@ -112,7 +114,7 @@ def _model_rows(paths: InstancePaths, families, cohort: date) -> tuple[list[tupl
                 continue
             m = json.loads((folder / "metrics.json").read_text())
             schemes = m["schemes"]
-            auc = "auc" if target == "churn" else "auc_ovr_macro"
+            auc = "roc_auc" if target == "churn" else "roc_auc_ovr_macro"  # as training/ml/metrics.py names them
             rows.append((family, target, schemes["random"]["validation"].get(auc),
                          schemes["random"]["test"].get(auc),
                          schemes.get("out_of_time", {}).get("test", {}).get(auc), m["champion_decision"]))
