@@ -182,3 +182,22 @@ def test_us_dates_through_a_strptime_pattern(con, tmp_path):
     assert [str(d) for d in events["local_day"]] == ["2010-12-01", "2011-06-01"]
     q = pd.read_parquet(out / "quarantine.parquet")
     assert q["line"].tolist() == [3] and q["reason"].item().startswith("event_time: does not match time_format")
+
+
+def test_a_tab_separated_dump_whose_quotes_are_ordinary_characters(con, tmp_path):
+    """A Last.fm-style listening log (tab-separated, no header, no quoting): a title like ``12" Mix`` is a
+    field like any other once the source says ``quote: none``; as quoted CSV that line is refused."""
+    path = tmp_path / "listens.tsv"
+    path.write_text('user_000001\t2009-05-04T23:08:57Z\tDeep Dish\tFuck Me Im Famous (12" Mix)\n'
+                    'user_000001\t2009-05-04T13:54:10Z\t"Ryuichi Sakamoto"\tComposition 0919\n')
+    mapping = EventMapping("user", "ts", item_id="track")
+    names = ("user", "ts", "artist", "track")
+    summary, out = _load(con, tmp_path, FileSource((path,), delimiter="\t", names=names, quoted=False), mapping)
+    assert (summary.loaded, summary.quarantined) == (2, 0)
+    events = pd.read_parquet(out / "events.parquet").sort_values("line")
+    assert events["item_id"].tolist() == ['Fuck Me Im Famous (12" Mix)', "Composition 0919"]
+    # 2009-05-04 23:08:57 UTC = 1,241,478,537 s.
+    assert events["event_ms"].iloc[0] == 1_241_478_537_000
+    summary, out = _load(con, tmp_path, FileSource((path,), delimiter="\t", names=names), mapping)
+    assert (summary.loaded, summary.quarantined) == (1, 1)
+    assert pd.read_parquet(out / "quarantine.parquet")["line"].tolist() == [1]

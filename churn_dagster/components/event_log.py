@@ -36,6 +36,8 @@ class SourceModel(dg.Model, dg.Resolvable):
     columns: list[str] = Field(default_factory=list, description="names of the columns of CSV files without a "
                                "header line (every line is then a record)")
     encoding: Literal["utf-8", "latin-1"] = Field(default="utf-8", description="text encoding of CSV files")
+    quote: Literal['"', "none"] = Field(default='"', description="the CSV quote character, or none: a quote is then "
+                                        "an ordinary character (tab-separated dumps)")
     postgres: PostgresModel | None = Field(default=None, description="read a PostgreSQL table or query instead")
 
 

@@ -165,7 +165,7 @@ def _source(model, base: Path, fail):
             fail("source.columns: only for CSV files without a header line (Parquet files name their columns)")
         if len(set(model.columns)) != len(model.columns) or not all(c.strip() for c in model.columns):
             fail(f"source.columns: {model.columns} must be distinct, non-empty names")
-    return FileSource(paths, fmt, model.delimiter, tuple(model.columns), model.encoding)
+    return FileSource(paths, fmt, model.delimiter, tuple(model.columns), model.encoding, model.quote != "none")
 
 
 class InstancePaths:

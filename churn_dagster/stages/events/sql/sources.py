@@ -69,13 +69,15 @@ class FileSource:
 
     A CSV file's first line names its columns, unless ``names`` are given: then every line is a record
     (line 1 the first) and the first line must have as many fields as there are names. ``encoding`` is
-    utf-8 or latin-1 (ISO-8859-1, which older exports use); latin-1 is transcoded as it is read."""
+    utf-8 or latin-1 (ISO-8859-1, which older exports use); latin-1 is transcoded as it is read. Without
+    ``quoted`` a quote is an ordinary character (tab-separated dumps of titles such as ``12" Mix``)."""
 
     paths: tuple[Path, ...]
     format: str = "csv"
     delimiter: str = ","
     names: tuple[str, ...] = ()
     encoding: str = "utf-8"
+    quoted: bool = True
 
     @property
     def kind(self) -> str:
@@ -111,7 +113,7 @@ class FileSource:
                 return pq.read_schema(path).names
             except (OSError, pa.ArrowInvalid) as exc:
                 raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
-        names = header_fields(path, self.delimiter, self.encoding)
+        names = header_fields(path, self.delimiter, self.encoding, self.quoted)
         if self.names:
             if len(names) != len(self.names):
                 raise SourceError(f"{path}, line 1: {len(names)} fields, but source.columns names "
@@ -152,7 +154,7 @@ class FileSource:
         names = self._columns(path)
         count = LineCount()
         sql = _csv_block_sql(names, columns, self.delimiter, table,
-                             "source.columns" if self.names else "the header's")
+                             "source.columns" if self.names else "the header's", self.quoted)
         try:
             with open_source(path) as raw:
                 stream = Latin1AsUtf8(raw) if self.encoding == "latin-1" else raw
@@ -172,9 +174,9 @@ class FileSource:
 
 
 def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str, table: str,
-                   named_by: str) -> str:
+                   named_by: str, quoted: bool = True) -> str:
     """One statement that splits a block of lines (``_block``: line, raw, too_long) into fields and stages
-    them: quote-aware only for lines that hold a quote."""
+    them: quote-aware only for lines that hold a quote (never, without ``quoted``)."""
     d = sql_text(delimiter)
     sheltered = (f"array_to_string(list_transform(string_split(_t, '\"'), lambda piece, i: CASE WHEN i % 2 = 0 "
                  f"THEN replace(piece, {d}, {_SHELTERED}) ELSE piece END), '\"')")
@@ -184,7 +186,11 @@ def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str
 
     def field(column: str) -> str:
         raw = f"_f[{names.index(column) + 1}]"
+        if not quoted:
+            return raw
         return f"CASE WHEN starts_with({raw}, '\"') THEN replace({raw}[2:-2], '\"\"', '\"') ELSE {raw} END"
+
+    has_quote = "contains(_t, '\"')" if quoted else "false"
 
     picked = ", ".join(field(c) if c else "NULL" for c in columns.values())
     n = len(names)
@@ -192,14 +198,14 @@ def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str
         INSERT INTO {table}
         WITH _decoded AS (SELECT line, too_long, TRY(decode(raw)) AS _text FROM _block),
         _trimmed AS (SELECT *, CASE WHEN ends_with(_text, chr(13)) THEN _text[:-2] ELSE _text END AS _t FROM _decoded),
-        _split AS (SELECT *, CASE WHEN contains(_t, '"') THEN {quoted_split} ELSE string_split(_t, {d}) END AS _f
+        _split AS (SELECT *, CASE WHEN {has_quote} THEN {quoted_split} ELSE string_split(_t, {d}) END AS _f
                    FROM _trimmed)
         SELECT $file, line,
             CASE WHEN too_long THEN 'the line is longer than {MAX_LINE_BYTES} bytes'
                  WHEN _text IS NULL THEN 'the line is not valid UTF-8 (an ISO-8859-1 file needs source.encoding: latin-1)'
                  WHEN trim(_t) = '' THEN 'a blank line'
                  WHEN contains(_t, chr(13)) THEN 'a carriage return (CR) inside the line'
-                 WHEN contains(_t, '"') AND NOT {well_quoted}
+                 WHEN {has_quote} AND NOT {well_quoted}
                      THEN 'a field holds a quote but is not wholly quoted with its inner quotes doubled'
                  WHEN len(_f) <> {n} THEN {sql_text(f"expected {n} fields ({named_by}), found ")} || len(_f)
             END AS problem,

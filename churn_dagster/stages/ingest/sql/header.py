@@ -67,9 +67,10 @@ def unreadable(path: Path, exc: BaseException, after_line: int | None = None) ->
     return BadInputError(f"{where}: {why}")
 
 
-def header_fields(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
-    """The names in the first line of ``path`` (CSV-unquoted, fields separated by ``delimiter``, which may be
-    several characters: MovieLens writes ``::``), read in ``encoding`` (utf-8 or latin-1)."""
+def header_fields(path: Path, delimiter: str = ",", encoding: str = "utf-8", quoted: bool = True) -> list[str]:
+    """The names in the first line of ``path`` (CSV-unquoted unless not ``quoted``, fields separated by
+    ``delimiter``, which may be several characters: MovieLens writes ``::``), read in ``encoding`` (utf-8 or
+    latin-1)."""
     try:
         with open_source(path) as stream:
             line = read_header(stream)
@@ -97,6 +98,8 @@ def header_fields(path: Path, delimiter: str = ",", encoding: str = "utf-8") -> 
         raise BadInputError(f"{path}, line 1: the header is not UTF-8 ({exc.reason})") from exc
     if not text.strip():
         raise BadInputError(f"{path}, line 1: the header line is blank; expected the column names")
+    if not quoted:
+        return text.split(delimiter)
     if len(delimiter) > 1:  # the csv module takes one character; such files are not quoted in practice
         return [f[1:-1].replace('""', '"') if len(f) >= 2 and f[0] == f[-1] == '"' else f
                 for f in text.split(delimiter)]
