@@ -43,11 +43,10 @@ def _ids(field: str) -> list[Rule]:
 
 
 def rules(mapping: EventMapping) -> list[Rule]:
-    """The checks of a staged record, in the order a record is judged."""
-    time = mapping.time
+    """The checks of a staged record, in the order a record is judged (over ``TimeRule.timed`` of it)."""
     found = [Rule("problem IS NOT NULL", "(line)", "problem"),
              Rule("user_id IS NULL OR trim(user_id) = ''", "user_id", "empty"), *_ids("user_id"),
-             Rule(f"({time.reason('event_time')}) IS NOT NULL", "event_time", time.reason("event_time"))]
+             Rule("_t_reason IS NOT NULL", "event_time", "_t_reason")]  # columns of TimeRule.timed
     if mapping.event_type:
         found.append(Rule("event_type IS NULL OR trim(event_type) = ''", "event_type", "empty"))
         found.extend(_ids("event_type"))
@@ -65,7 +64,7 @@ def rules(mapping: EventMapping) -> list[Rule]:
 
 
 def _reason_sql(rule: Rule) -> str:
-    """A rule's reason as SQL: a text literal, or the expression itself for the line problem and the time."""
+    """A rule's reason as SQL: a text literal, or the column that holds it for the line problem and the time."""
     if rule.reason == "problem":
         return "problem"
     return rule.reason if rule.field == "event_time" else sql_text(rule.reason)
@@ -97,7 +96,6 @@ def load_sql(mapping: EventMapping, staged: str, fields) -> str:
     cases = [(r.condition, r.field, _reason_sql(r)) for r in rules(mapping)]
     bad_field = "CASE " + " ".join(f"WHEN {c} THEN {sql_text(f)}" for c, f, _ in cases) + " END"
     reason = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, r in cases) + " END"
-    instant = mapping.time.instant_ms("event_time")
     value = "try_cast(nullif(trim(value), '') AS DOUBLE)" if mapping.value else "NULL::DOUBLE"
     source_column = "CASE _bad_field " + " ".join(
         f"WHEN {sql_text(f)} THEN {sql_text(c)}" for f, c in columns.items()) + " ELSE _bad_field END"
@@ -108,11 +106,11 @@ def load_sql(mapping: EventMapping, staged: str, fields) -> str:
     return f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
         WITH judged AS (SELECT *, {bad_field} AS _bad_field, {reason} AS _reason
-                        FROM {readable(mapping, staged, fields)})
+                        FROM {mapping.time.timed(readable(mapping, staged, fields), "event_time")})
         SELECT file, line, {shown_field} AS bad_field, {source_column} AS bad_column, _reason AS reason,
                {bad_value} AS bad_value,
                CASE WHEN _reason IS NULL THEN trim(user_id) END AS user_id,
-               CASE WHEN _reason IS NULL THEN {instant} END AS event_ms,
+               CASE WHEN _reason IS NULL THEN _t_ms END AS event_ms,
                CASE WHEN _reason IS NULL THEN {_event_type_sql(mapping)} END AS event_type,
                CASE WHEN _reason IS NULL THEN nullif(trim(item_id), '') END AS item_id,
                CASE WHEN _reason IS NULL THEN nullif(trim(item_owner), '') END AS item_owner,
@@ -123,15 +121,15 @@ def load_sql(mapping: EventMapping, staged: str, fields) -> str:
 
 
 def events_sql(mapping: EventMapping) -> str:
-    """The loaded events of ``_checked``: first copies only, with the local day and hour, sorted on content."""
+    """The loaded events of ``_checked``: first copies only, with the local day and hour (unordered: the
+    writer sorts them on content, once)."""
     local = mapping.time.local_timestamp("event_ms")
     return f"""
         SELECT user_id, event_ms, {local}::DATE AS local_day, hour({local})::TINYINT AS local_hour, event_type,
                item_id, item_owner, value, session_id, event_id, file, line
         FROM (SELECT *, row_number() OVER (PARTITION BY {same_event(mapping)} ORDER BY file, line) AS _copy
               FROM _checked WHERE reason IS NULL)
-        WHERE _copy = 1
-        ORDER BY user_id, event_ms, event_type, item_id NULLS FIRST, value NULLS FIRST, file, line"""
+        WHERE _copy = 1"""
 
 
 def quarantine_sql(mapping: EventMapping) -> str:

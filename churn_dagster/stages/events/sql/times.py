@@ -71,25 +71,26 @@ class TimeRule:
         return is_pattern(self.time_format) and ("%z" in self.time_format or "%Z" in self.time_format)
 
     def _local(self, col: str) -> str:
-        """The wall-clock reading of a value without an offset, as a TIMESTAMP."""
+        """The wall-clock reading of a value without an offset, as a TIMESTAMP (NULL for epoch formats)."""
         if is_pattern(self.time_format):
             return f"try_strptime({col}, {sql_text(self.time_format)})"
-        return f"try_cast({col} AS TIMESTAMP)"
+        return f"try_cast({col} AS TIMESTAMP)" if self.time_format == "iso" else "NULL::TIMESTAMP"
 
-    def _naive(self, col: str) -> str:
-        """The instant of a wall-clock time: DuckDB's reading, moved one hour back when that earlier instant
-        shows the same wall-clock time (the first pass of a repeated hour)."""
+    def _naive(self, local: str) -> str:
+        """The instant of a wall-clock time ``local``: DuckDB's reading, moved one hour back when that earlier
+        instant shows the same wall-clock time (the first pass of a repeated hour)."""
         tz = sql_text(self.timezone)
-        local = self._local(col)
         instant = f"timezone({tz}, {local})"
         earlier = f"({instant} - INTERVAL 1 HOUR)"
         return f"CASE WHEN timezone({tz}, {earlier}) = {local} THEN {earlier} ELSE {instant} END"
 
-    def _instant(self, col: str) -> str:
+    def _instant(self, col: str, local: str) -> str:
+        """The instant of the text column ``col``, given ``local``, its wall-clock reading (an expression or a
+        column that holds :meth:`_local`)."""
         if self._zoned_pattern:
             return f"try_strptime({col}, {sql_text(self.time_format)})"
         if is_pattern(self.time_format):
-            return self._naive(col)
+            return self._naive(local)
         if self.time_format != "iso":  # range-checked before conversion: a huge number would not convert
             number = self._epoch_number(col)
             return (f"CASE WHEN {number} BETWEEN {_EPOCH_S[0] * 1000} AND {_EPOCH_S[1] * 1000} "
@@ -98,7 +99,7 @@ class TimeRule:
         offset = f"regexp_replace({col}, '{_OFFSET}', '\\1')"
         spelled = f"regexp_replace({offset}, '(Z|UTC)$', '+00')"
         return (f"CASE WHEN regexp_matches({col}, '{_ISO_WITH_OFFSET}') THEN try_cast({spelled} AS TIMESTAMPTZ) "
-                f"ELSE {self._naive(col)} END")
+                f"ELSE {self._naive(local)} END")
 
     def _epoch_number(self, col: str) -> str:
         """The epoch value in milliseconds (seconds keep their millisecond fraction, rounded)."""
@@ -108,7 +109,7 @@ class TimeRule:
 
     def instant_ms(self, col: str) -> str:
         """UTC milliseconds since 1970 of a text column that :meth:`reason` accepts."""
-        return f"epoch_ms({self._instant(col)})"
+        return f"epoch_ms({self._instant(col, self._local(col))})"
 
     def local_timestamp(self, instant_ms: str) -> str:
         """The wall-clock time in the log's zone of a UTC millisecond instant: its local day and hour."""
@@ -116,20 +117,35 @@ class TimeRule:
 
     def reason(self, col: str) -> str:
         """Why a value of the text column is not a time under this rule (NULL when it is one)."""
-        year = f"year(timezone('UTC', {self._instant(col)}))"
+        local = self._local(col)
+        return self._reason(col, local, self._instant(col, local))
+
+    def timed(self, relation: str, col: str) -> str:
+        """``relation`` as a subquery with the text column ``col`` read once per row: ``_t_reason`` (as
+        :meth:`reason`) and ``_t_ms`` (as :meth:`instant_ms`, for a row without a reason). The expressions
+        above repeat the wall-clock reading and the instant several times; here each is a column, computed
+        once, which more than halves the cost of judging a log's times."""
+        return (f"(SELECT *, {self._reason(col, '_t_local', '_t_instant')} AS _t_reason, epoch_ms(_t_instant) AS _t_ms "
+                f"FROM (SELECT *, {self._instant(col, '_t_local')} AS _t_instant "
+                f"FROM (SELECT *, {self._local(col)} AS _t_local FROM {relation})))")
+
+    def _reason(self, col: str, local: str, instant: str) -> str:
+        year = f"year(timezone('UTC', {instant}))"
         if self.time_format == "iso":
             shape = (f"NOT (regexp_matches({col}, '{_ISO}') OR regexp_matches({col}, '{_ISO_WITH_OFFSET}'))",
                      "not an ISO 8601 time (expected e.g. 2024-03-10, 2024-03-10 14:05:00 or 2024-03-10T14:05:00+01:00)")
         elif is_pattern(self.time_format):
-            shape = (f"try_strptime({col}, {sql_text(self.time_format)}) IS NULL",
+            shape = (f"{instant if self._zoned_pattern else local} IS NULL",
                      f"does not match time_format {self.time_format} (or is not a calendar time)")
         else:
             unit = "seconds" if self.time_format == "epoch_s" else "milliseconds"
             pattern = _NUMBER if self.time_format == "epoch_s" else "^-?[0-9]+$"
             shape = (f"NOT regexp_matches({col}, '{pattern}')", f"not a number of {unit} since 1970")
         tz = sql_text(self.timezone)
+        # For a value without an offset the instant is the wall-clock reading's (_naive); a reading the
+        # instant does not give back never happened there.
         offset_free = "true" if is_pattern(self.time_format) else f"NOT regexp_matches({col}, '{_ISO_WITH_OFFSET}')"
-        skipped = f"{offset_free} AND timezone({tz}, {self._naive(col)}) <> {self._local(col)}"
+        skipped = f"{offset_free} AND timezone({tz}, {instant}) <> {local}"
         hint = {"epoch_s": "; is it in milliseconds (time_format: epoch_ms)?",
                 "epoch_ms": "; is it in seconds (time_format: epoch_s)?"}.get(self.time_format, "")
         checks = [
@@ -137,10 +153,10 @@ class TimeRule:
             shape,
         ]
         if self.time_format == "iso":
-            checks.append((f"{self._instant(col)} IS NULL", "not a valid calendar time"))
+            checks.append((f"{instant} IS NULL", "not a valid calendar time"))
         if self.time_format == "iso" or (is_pattern(self.time_format) and not self._zoned_pattern):
             checks.append((skipped, f"{SKIPPED_BY_CLOCK_CHANGE} in {self.timezone}"))
-        checks.append((f"{self._instant(col)} IS NULL OR {year} NOT BETWEEN {FIRST_YEAR} AND {LAST_YEAR}",
+        checks.append((f"{instant} IS NULL OR {year} NOT BETWEEN {FIRST_YEAR} AND {LAST_YEAR}",
                        f"outside the years {FIRST_YEAR}..{LAST_YEAR}{hint}"))
         whens = " ".join(f"WHEN {cond} THEN {sql_text(why)}" for cond, why in checks)
         return f"CASE {whens} END"
