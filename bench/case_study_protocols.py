@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from churn_dagster.studies.case_study.ml import models as cs
 from churn_dagster.studies.case_study.ml.hyperparameters import MlpConfig, NaiveBayesConfig, SvmConfig, TreeConfig
@@ -34,15 +31,8 @@ SEED = 1
 
 def _pipeline(family: str, counts: list[str], X: pd.DataFrame) -> Pipeline:
     """Our preprocessing and classifier, with ``counts`` (which may hold the leaking column) as the counts."""
-    numeric = [c for c in ("age", "registered_months", "follow_count") if c in X]
-    log = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
-    features = ColumnTransformer([
-        ("counts", Pipeline([("log", log), ("scale", StandardScaler())]), counts),
-        ("demographics", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                                   ("scale", StandardScaler())]), numeric),
-        ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(cs.CATEGORIES)),
-    ])
-    return Pipeline([("features", features), ("model", cs.build_model(family, SETTINGS[family], X, SEED)[-1])])
+    numeric = tuple(c for c in ("age", "registered_months", "follow_count") if c in X)
+    return cs.build_model(family, SETTINGS[family], cs.Columns(tuple(counts), numeric, cs.CATEGORIES), SEED)
 
 
 def their_protocol(table: pd.DataFrame, leak: bool, upsample_first: bool, sample: float) -> dict[str, dict]:

@@ -48,30 +48,49 @@ FAMILIES = ("svm", "naive_bayes", "decision_tree", "mlp")
 
 
 @dataclass(frozen=True)
+class Columns:
+    """The feature columns by how a model reads them: ``counts`` (log(1 + x), then standardised), other
+    ``numbers`` (training median plus a missing flag, then standardised) and ``categories`` (one-hot, a missing
+    value a category of its own). The NCM tables' are :data:`NCM_COLUMNS`; an event log names its own."""
+
+    counts: tuple[str, ...]
+    numbers: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+
+NCM_COLUMNS = Columns(ACTIVITY_FEATURES, NUMERIC_DEMOGRAPHICS, CATEGORIES)
+
+
+@dataclass(frozen=True)
 class Design:
-    """Feature rows (``X``, the model's input as logged), the active label, and each row's user and split."""
+    """Feature rows (``X``, the model's input as logged), the active label, each row's user and split, and how
+    the model reads each column."""
 
     X: pd.DataFrame
     y: np.ndarray
     split: np.ndarray
     user_id: np.ndarray
+    columns: Columns = NCM_COLUMNS
 
     def rows(self, split: str) -> np.ndarray:
         return self.split == split
 
 
-def design(features: pd.DataFrame, labels: pd.DataFrame) -> Design:
+def design(features: pd.DataFrame, labels: pd.DataFrame, columns: Columns | None = None) -> Design:
     """Join the two tables on the user. They must hold the same users: anything else means they come from
-    different runs. The follow count is used exactly when the features table carries it."""
+    different runs. Without ``columns``, the NCM tables' (with the follow count exactly when the features
+    table carries it)."""
     merged = features.merge(labels[["user_id", "split", "active"]], on="user_id", how="inner", validate="one_to_one")
     if not len(merged) == len(features) == len(labels):
         raise ValueError(f"features ({len(features)} users) and labels ({len(labels)}) share only {len(merged)} users")
-    numeric = [*ACTIVITY_FEATURES, *NUMERIC_DEMOGRAPHICS, *([FOLLOW_COUNT] if FOLLOW_COUNT in features else [])]
-    X = merged[numeric].astype(np.float64)
-    for column in CATEGORIES:
+    if columns is None:
+        follow = (FOLLOW_COUNT,) if FOLLOW_COUNT in features else ()
+        columns = Columns(ACTIVITY_FEATURES, (*NUMERIC_DEMOGRAPHICS, *follow), CATEGORIES)
+    X = merged[[*columns.counts, *columns.numbers]].astype(np.float64)
+    for column in columns.categories:
         X[column] = merged[column].astype(object).where(merged[column].notna(), MISSING)
     return Design(X.reset_index(drop=True), merged["active"].to_numpy(np.int64), merged["split"].to_numpy(str),
-                  merged["user_id"].to_numpy())
+                  merged["user_id"].to_numpy(), columns)
 
 
 def upsample_actives(X: pd.DataFrame, y: np.ndarray, factor: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -85,20 +104,20 @@ def upsample_actives(X: pd.DataFrame, y: np.ndarray, factor: int, seed: int) -> 
     return X.iloc[keep].reset_index(drop=True), y[keep]
 
 
-def _preprocessor(X: pd.DataFrame) -> ColumnTransformer:
-    demographics = [c for c in X.columns if c in (*NUMERIC_DEMOGRAPHICS, FOLLOW_COUNT)]
+def preprocessor(columns: Columns) -> ColumnTransformer:
+    """What every family's Pipeline does to its input first (fit on the training rows with the rest)."""
     log = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
     return ColumnTransformer([
-        ("counts", Pipeline([("log", log), ("scale", StandardScaler())]), list(ACTIVITY_FEATURES)),
+        ("counts", Pipeline([("log", log), ("scale", StandardScaler())]), list(columns.counts)),
         ("demographics", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True,
                                                             keep_empty_features=True)),
-                                   ("scale", StandardScaler())]), demographics),
-        ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORIES)),
+                                   ("scale", StandardScaler())]), list(columns.numbers)),
+        ("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(columns.categories)),
     ])
 
 
-def build_model(family: str, settings, X: pd.DataFrame, seed: int) -> Pipeline:
-    """An unfitted Pipeline: the preprocessing above, then the family's classifier (``settings``: the family's
+def build_model(family: str, settings, columns: Columns, seed: int) -> Pipeline:
+    """An unfitted Pipeline: :func:`preprocessor`, then the family's classifier (``settings``: the family's
     dataclass of :mod:`churn_dagster.studies.case_study.ml.hyperparameters`)."""
     if family == "svm":
         classifier = CalibratedClassifierCV(LinearSVC(C=settings.C, max_iter=settings.max_iter, random_state=seed),
@@ -115,7 +134,7 @@ def build_model(family: str, settings, X: pd.DataFrame, seed: int) -> Pipeline:
                                    random_state=seed)
     else:
         raise ValueError(f"unknown case-study family {family!r}; expected one of {FAMILIES}")
-    return Pipeline([("features", _preprocessor(X)), ("model", classifier)])
+    return Pipeline([("features", preprocessor(columns)), ("model", classifier)])
 
 
 def active_metrics(y: np.ndarray, p_active: np.ndarray, threshold: float = 0.5) -> dict:
@@ -178,7 +197,7 @@ def run_variant(family: str, settings, upsampling: UpsamplingConfig, d: Design, 
     if variant == "upsampled":
         X_train, y_train = upsample_actives(X_train, y_train, upsampling.upsample_factor, upsampling.seed)
     started = time.perf_counter()
-    model = build_model(family, settings, X_train, upsampling.seed)
+    model = build_model(family, settings, d.columns, upsampling.seed)
     with warnings.catch_warnings():
         # Stopping at max_epochs (MLP) or max_iter (SVM) is the configured budget, not an error.
         warnings.simplefilter("ignore", ConvergenceWarning)
