@@ -75,6 +75,14 @@ class UsersModel(dg.Model, dg.Resolvable):
     attributes: list[str] = Field(default_factory=list, description="columns fixed at signup: country, plan, ...")
 
 
+class CaseStudyModel(dg.Model, dg.Resolvable):
+    response: list[str] = Field(description="event types that count as responses: click, purchase, ...")
+    exposure: list[str] = Field(default_factory=lambda: ["*"], description="event types that count as exposures "
+                                "(the denominator of the response rate); * is every event")
+    feature_days: int = Field(default=10, description="days from windows.start whose events are the features")
+    target_days: int = Field(default=20, description="the days after them whose response rate is the target")
+
+
 class ScoresSinkModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI of the database the CRM reads")
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
@@ -134,7 +142,9 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     activity_types: list[str] = Field(default_factory=list, description="event types that count as activity; "
                                                                          "default: all")
     weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
-    studies: list[Literal["churn"]] = Field(default_factory=lambda: ["churn"])
+    studies: list[Literal["churn", "case_study"]] = Field(default_factory=lambda: ["churn"], description=(
+        "churn: churn and level models per cohort; case_study: will a user's response rate rise above the mean"))
+    case_study: CaseStudyModel | None = Field(default=None, description="the case study's event types and days")
     max_quarantine_share: float = Field(default=0.01, description="the quarantine check fails above this share")
     users: UsersModel | None = None
     scores_table: ScoresSinkModel | None = None

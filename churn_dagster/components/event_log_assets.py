@@ -1,5 +1,6 @@
-"""The assets of one event-log instance: the canonical events, the cohorts, the five churn families, the
-report and the risk scores, under the instance's key prefix and group.
+"""The assets of one event-log instance: the canonical events; for the churn study the cohorts, the five
+churn families, the report and the risk scores; for the case study its data and models
+(``event_log_case_study.py``); under the instance's key prefix and group.
 
 Thin wiring, light to load (the bodies, and with them torch and scikit-learn, are imported when a step
 runs): each body calls the stage (``stages/events``) or the study (``studies/churn/event_logs.py``),
@@ -12,6 +13,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from churn_dagster.components.event_log_case_study import case_study_assets
 from churn_dagster.components.event_log_spec import EventLogSpec, InstancePaths
 from churn_dagster.core.constants import OWNERS
 from churn_dagster.core.mlflow_resource import MlflowResource
@@ -133,5 +135,8 @@ def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
 
         return scores_body(context, spec, FAMILIES, lake, mlflow, InstancePaths(lake.data_dir, name))
 
-    return dg.Definitions(assets=[events, *users, cohorts, *models, report, scores])
+    churn = [cohorts, *models, report, scores] if "churn" in spec.studies else []
+    case_study = (case_study_assets(spec, key, common, [key("events"), *(u.key for u in users)])
+                  if "case_study" in spec.studies else [])
+    return dg.Definitions(assets=[events, *users, *churn, *case_study])
 

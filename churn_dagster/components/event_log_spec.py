@@ -21,6 +21,7 @@ from churn_dagster.stages.events.sql.sources import (
 )
 from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule, is_pattern, pattern_problem
 from churn_dagster.stages.events.sql.users import UsersMapping
+from churn_dagster.studies.case_study.sql.event_logs import CaseStudyWindows
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SAMPLE_ROWS = 10_000
@@ -47,6 +48,8 @@ class EventLogSpec:
     torch_threads: int
     where: str
     users: tuple | None = None  # (source, UsersMapping) when the YAML names a users table
+    studies: tuple[str, ...] = ("churn",)
+    case_study: CaseStudyWindows | None = None
 
     def fail(self, line: str) -> EventLogConfigError:
         return EventLogConfigError(f"{self.where}: {line}")
@@ -98,16 +101,20 @@ class EventLogSpec:
         for key, texts in (("flags", list(m.flags)), ("unflagged_type", [m.unflagged_type])):
             if (bad := next((t for t in texts if not str(t).strip()), None)) is not None:
                 fail(f"mapping.{key}: an event type must not be empty (got {bad!r})")
+        case_study = _case_study(c, days["start"], fail)
+        study_types = () if case_study is None else (("case_study.exposure", case_study.exposure),
+                                                     ("case_study.response", case_study.response))
         mapping = EventMapping(m.user_id, m.event_time, TimeRule(m.time_format, m.timezone), m.event_type, m.item_id,
                                m.item_owner, m.value, m.session_id, m.event_id, tuple(c.activity_types),
                                dict(c.weights), tuple(m.flags.items()), m.unflagged_type.strip(),
-                               tuple(m.null_values))
+                               tuple(m.null_values), study_types)
         windows = Windows(days["start"], w.observation_days, w.label_days, w.grain, w.training_cohorts)
         users = None if c.users is None else (
             _source(c.users.source, base, lambda line: fail(f"users.{line}")),
             UsersMapping(c.users.user_id, c.users.signup_time, mapping.time, tuple(c.users.attributes)))
         return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
-                   c.scores_table, c.max_epochs, c.torch_threads, where, users)
+                   c.scores_table, c.max_epochs, c.torch_threads, where, users, tuple(dict.fromkeys(c.studies)),
+                   case_study)
 
     def check_source(self) -> None:
         """Open the source and check the mapping against its columns and a sample of its rows."""
@@ -140,6 +147,31 @@ class EventLogSpec:
                 raise self.fail(f"users.{exc}") from exc
         if problems:
             raise self.fail(problems[0] + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
+
+
+def _case_study(c, start: date, fail) -> CaseStudyWindows | None:
+    """The case study's settings when ``studies`` names it (its block is then required)."""
+    if not c.studies:
+        fail("studies: name at least one of churn, case_study")
+    if "case_study" not in c.studies:
+        if c.case_study is not None:
+            fail("case_study: given, but studies does not name case_study (studies: [churn, case_study])")
+        return None
+    cs = c.case_study
+    if cs is None:
+        fail("case_study: missing; studies names case_study, so give its response event types "
+             "(case_study: {response: [click]})")
+    for key in ("feature_days", "target_days"):
+        if not 1 <= getattr(cs, key) <= 366:
+            fail(f"case_study.{key}: {getattr(cs, key)} is outside 1..366")
+    for key in ("exposure", "response"):
+        types = getattr(cs, key)
+        if not types or any(not str(t).strip() for t in types):
+            fail(f"case_study.{key}: give one or more event types, none of them empty (got {types!r})")
+    if "*" in cs.response:
+        fail("case_study.response: * (every event) is for exposure only; name the response types")
+    return CaseStudyWindows(start, tuple(t.strip() for t in cs.exposure), tuple(t.strip() for t in cs.response),
+                            cs.feature_days, cs.target_days)
 
 
 def _source(model, base: Path, fail):

@@ -111,21 +111,30 @@ def _write_outputs(folder: Path, summary: dict, results: dict[str, cs.VariantRes
 def train_case_study_model(context: dg.AssetExecutionContext, settings: Settings, family: str, hyper: tuple,
                            lake: Lake, mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    model_settings, upsampling = hyper
     features = pd.read_parquet(require([features_path(lake)], asset_name(family))[0])
     labels = pd.read_parquet(require([labels_path(lake)], asset_name(family))[0])
-    d = cs.design(features, labels)
+    yield from train_design(context, settings.torch_threads, family, hyper, cs.design(features, labels),
+                            model_folder(lake, family), lambda variant: registered_name(family, variant), STUDY_TAG,
+                            mlflow_res)
+
+
+def train_design(context: dg.AssetExecutionContext, torch_threads: int, family: str, hyper: tuple, d: cs.Design,
+                 folder: Path, name_of, tags: dict, mlflow_res: MlflowResource) -> Iterator:
+    """Both variants of ``family`` on ``d``, each in its MLflow run (``tags`` on each) and registered as
+    ``name_of(variant)`` under the evidence and champion rules; the asset's files go to ``folder``. The NCM
+    tables' assets and an event log's call it alike."""
+    model_settings, upsampling = hyper
     reason = cs.trainable(d, getattr(model_settings, "calibration_folds", 1))
     if reason is not None:
-        _write_outputs(model_folder(lake, family), {"family": family, "reason": reason}, {})
+        _write_outputs(folder, {"family": family, "reason": reason}, {})
         yield dg.MaterializeResult(
             metadata={"note": dg.MetadataValue.text(f"nothing trained: {reason}")},
             check_results=[check("model_sane", True, f"nothing trained: {reason}; the champions stay")])
         return
     validation = d.X[d.rows("validation")]
     params = {**{k: str(v) for k, v in vars(model_settings).items()}, **vars(upsampling), "family": family}
-    units = [Unit(variant, f"{registered_name(family, variant)} ({variant})",
-                  {**STUDY_TAG, "family": family, "variant": variant, "registered_model": registered_name(family, variant)},
+    units = [Unit(variant, f"{name_of(variant)} ({variant})",
+                  {**tags, "family": family, "variant": variant, "registered_model": name_of(variant)},
                   {**params, "variant": variant}) for variant in cs.VARIANTS]
     rows = EvaluationRows(target="binary", y=d.y[d.rows("validation")], kpi=validation, policy=mlflow_res.evidence_policy)
 
@@ -135,7 +144,7 @@ def train_case_study_model(context: dg.AssetExecutionContext, settings: Settings
     def candidates(logged: dict) -> list[RegistryCandidate]:
         offered = []
         for variant, unit in logged.items():
-            name, result = registered_name(family, variant), unit.result
+            name, result = name_of(variant), unit.result
             assessment = assess(rows.policy, AUC, rows.y, cs.proba_active(result.model, validation), ("inactive", "active"))
             offered.append(RegistryCandidate(
                 name, unit, assessment, {"val_auc": assessment.score, "test_auc": result.test_metrics["roc_auc"]},
@@ -147,12 +156,12 @@ def train_case_study_model(context: dg.AssetExecutionContext, settings: Settings
         return _sane({k: u.result for k, u in logged.items()}, validation,
                      {c.logged.unit.key: c.assessment for c in offered})
 
-    trained = train_and_register(context, mlflow_res, settings.torch_threads, units, lambda unit: cs.run_variant(
+    trained = train_and_register(context, mlflow_res, torch_threads, units, lambda unit: cs.run_variant(
         family, model_settings, upsampling, d, unit.key), log, candidates, sanity)
     results = {k: u.result for k, u in trained.units.items()}
     urls = {k: u.url for k, u in trained.units.items()}
-    promotions = {k: trained.promotions[registered_name(family, k)] for k in results}
-    _write_outputs(model_folder(lake, family), {
+    promotions = {k: trained.promotions[name_of(k)] for k in results}
+    _write_outputs(folder, {
         "family": family, "params": params,
         "registered": {v: {"name": p.name, "version": p.version, "champion": p.promoted, "decision": p.describe()}
                        for v, p in promotions.items()}}, results)

@@ -47,6 +47,7 @@ class EventMapping:
     flags: tuple[tuple[str, str], ...] = ()
     unflagged_type: str = DEFAULT_EVENT_TYPE
     null_values: tuple[str, ...] = ()
+    study_types: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (YAML key, event types) a study names
 
     def columns(self) -> dict[str, str]:
         """Staged field -> source column, for the fields the log has (``flag_<k>`` for the k-th flag)."""
@@ -66,8 +67,8 @@ class EventMapping:
         return {*(t for t, _ in self.flags), self.unflagged_type} if self.flags else None
 
     def named_types(self) -> dict[str, tuple[str, ...]]:
-        """Event types the mapping names, by the YAML key that names them."""
-        return {"activity_types": tuple(self.activity_types), "weights": tuple(self.weights)}
+        """Event types the mapping and the studies name, by the YAML key that names them."""
+        return {"activity_types": tuple(self.activity_types), "weights": tuple(self.weights), **dict(self.study_types)}
 
     def weight_of(self, event_type: str) -> float:
         return float(self.weights.get(event_type, 1.0))
@@ -103,17 +104,18 @@ class EventMapping:
         if samples.get("user_id") and not users:
             found.append(f"mapping.user_id: column {self.user_id!r} is empty in every sampled row")
         if event_types is None:
-            named = {t for types in self.named_types().values() for t in types} - {DEFAULT_EVENT_TYPE}
-            if named:
+            by_key = {k: set(ts) - {DEFAULT_EVENT_TYPE, "*"} for k, ts in self.named_types().items()}
+            if named := set().union(*by_key.values()):
+                keys = " and ".join(k for k, ts in by_key.items() if ts)
                 found.append(f"mapping.event_type is not set, so every event has type {DEFAULT_EVENT_TYPE!r}; "
-                             f"activity_types and weights cannot name {', '.join(sorted(named))}")
+                             f"{keys} cannot name {', '.join(sorted(named))}")
             return found
         for key, types in self.named_types().items():
-            unknown = [t for t in types if t not in event_types]
+            unknown = [t for t in types if t not in event_types and t != "*"]
             if unknown:
                 shown = ", ".join(sorted(event_types)[:12]) + (" ..." if len(event_types) > 12 else "")
-                found.append(f"{key}: event type {unknown[0]!r} does not occur in column {self.event_type!r} "
-                             f"(its types: {shown})")
+                where = f"column {self.event_type!r}" if self.event_type else "the log"
+                found.append(f"{key}: event type {unknown[0]!r} does not occur in {where} (its types: {shown})")
         for event_type, weight in self.weights.items():
             if not (isinstance(weight, (int, float)) and weight >= 0):
                 found.append(f"weights.{event_type}: {weight!r} is not a number >= 0")
