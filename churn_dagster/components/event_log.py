@@ -113,6 +113,8 @@ attributes:
     grain: week                      # day or week
     observation_days: 14
     label_days: 14
+  # studies: [churn, case_study]     # churn (the default) and the case study, which needs:
+  # case_study: {{exposure: [view], response: [click], feature_days: 10, target_days: 20}}
 """
 
 
