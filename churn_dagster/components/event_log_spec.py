@@ -153,6 +153,8 @@ def _case_study(c, start: date, fail) -> CaseStudyWindows | None:
     """The case study's settings when ``studies`` names it (its block is then required)."""
     if not c.studies:
         fail("studies: name at least one of churn, case_study")
+    if c.scores_table is not None and "churn" not in c.studies:
+        fail("scores_table: the churn study writes the scores; name churn in studies (studies: [churn, case_study])")
     if "case_study" not in c.studies:
         if c.case_study is not None:
             fail("case_study: given, but studies does not name case_study (studies: [churn, case_study])")
