@@ -125,7 +125,7 @@ def test_the_component_builds_the_case_study_and_its_four_families(tmp_path, cli
      "case_study.target_days: 0 is outside 1..366"),
     ("  studies: [case_study]\n  case_study: {response: [click]}\n  scores_table: {uri: 'postgresql://x'}\n",
      "scores_table: the churn study writes the scores"),
-    ("  studies: []\n", "studies: name at least one of churn, case_study"),
+    ("  studies: []\n", "studies: name at least one of churn, case_study, continuation"),
 ])
 def test_a_case_study_that_cannot_work_is_one_line(tmp_path, clicks, extra, expected):
     base = CLICKS.replace("  studies: [case_study]\n", "").split("  case_study:")[0]

@@ -83,6 +83,10 @@ class CaseStudyModel(dg.Model, dg.Resolvable):
     target_days: int = Field(default=20, description="the days after them whose response rate is the target")
 
 
+class ContinuationModel(dg.Model, dg.Resolvable):
+    max_examples_per_user: int = Field(default=20, description="events of one user drawn as examples, at most")
+
+
 class ScoresSinkModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI of the database the CRM reads")
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
@@ -113,8 +117,9 @@ attributes:
     grain: week                      # day or week
     observation_days: 14
     label_days: 14
-  # studies: [churn, case_study]     # churn (the default) and the case study, which needs:
+  # studies: [churn, case_study, continuation]   # churn is the default; the case study needs:
   # case_study: {{exposure: [view], response: [click], feature_days: 10, target_days: 20}}
+  # continuation: {{max_examples_per_user: 20}}
 """
 
 
@@ -144,9 +149,11 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     activity_types: list[str] = Field(default_factory=list, description="event types that count as activity; "
                                                                          "default: all")
     weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
-    studies: list[Literal["churn", "case_study"]] = Field(default_factory=lambda: ["churn"], description=(
-        "churn: churn and level models per cohort; case_study: will a user's response rate rise above the mean"))
+    studies: list[Literal["churn", "case_study", "continuation"]] = Field(
+        default_factory=lambda: ["churn"], description="churn: churn and level models per cohort; case_study: will "
+        "a user's response rate rise above the mean; continuation: will a session go on 10, 20, 30 more minutes")
     case_study: CaseStudyModel | None = Field(default=None, description="the case study's event types and days")
+    continuation: ContinuationModel | None = Field(default=None, description="the continuation study's sampling")
     max_quarantine_share: float = Field(default=0.01, description="the quarantine check fails above this share")
     users: UsersModel | None = None
     scores_table: ScoresSinkModel | None = None

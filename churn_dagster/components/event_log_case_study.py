@@ -13,8 +13,8 @@ import dagster as dg
 import pandas as pd
 
 from churn_dagster.components.event_log_spec import EventLogSpec, InstancePaths
+from churn_dagster.components.event_log_training import study_model_asset
 from churn_dagster.core.metadata import check, frame_table, table
-from churn_dagster.core.mlflow_resource import MlflowResource
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.storage.duck import atomic_path, literal_path
 from churn_dagster.studies.case_study.models import CONFIG_CLASSES, FAMILIES, hyperparameters
@@ -40,21 +40,13 @@ def case_study_assets(spec: EventLogSpec, key, common: dict, upstream: list[dg.A
         return data_body(spec, lake, features.split, InstancePaths(lake.data_dir, spec.name))
 
     def model(family: str) -> dg.AssetsDefinition:
-        asset_key = key(f"case_study_{family}")
-
-        @dg.asset(key=asset_key, deps=[key("case_study_data")], kinds={"python", "scikit-learn", "mlflow"},
-                  pool="gpu", **common,
-                  description=f"Case study: {FAMILY_LABELS[family]} predicting an above-mean response rate, "
-                              "without and with the active training users upsampled, one MLflow run each, "
-                              "registered under the evidence and champion rules.",
-                  check_specs=[dg.AssetCheckSpec("model_sane", asset=asset_key, blocking=True,
-                                                 description="finite parameters and validation probabilities")])
-        def trained(context: dg.AssetExecutionContext, config: CONFIG_CLASSES[family], lake: LakeResource,
-                    mlflow: MlflowResource):
-            yield from model_body(context, spec, family, hyperparameters(family, config), mlflow,
-                                  InstancePaths(lake.data_dir, spec.name))
-
-        return trained
+        return study_model_asset(
+            key(f"case_study_{family}"), key("case_study_data"), "scikit-learn",
+            f"Case study: {FAMILY_LABELS[family]} predicting an above-mean response rate, without and with the "
+            "active training users upsampled, one MLflow run each, registered under the evidence and champion rules.",
+            CONFIG_CLASSES[family], lambda context, config, lake, mlflow: model_body(
+                context, spec, family, hyperparameters(family, config), mlflow, InstancePaths(lake.data_dir, spec.name)),
+            common)
 
     return [data, *(model(f) for f in FAMILIES)]
 

@@ -50,6 +50,7 @@ class EventLogSpec:
     users: tuple | None = None  # (source, UsersMapping) when the YAML names a users table
     studies: tuple[str, ...] = ("churn",)
     case_study: CaseStudyWindows | None = None
+    continuation_per_user: int = 20
 
     def fail(self, line: str) -> EventLogConfigError:
         return EventLogConfigError(f"{self.where}: {line}")
@@ -112,9 +113,14 @@ class EventLogSpec:
         users = None if c.users is None else (
             _source(c.users.source, base, lambda line: fail(f"users.{line}")),
             UsersMapping(c.users.user_id, c.users.signup_time, mapping.time, tuple(c.users.attributes)))
+        per_user = 20 if c.continuation is None else c.continuation.max_examples_per_user
+        if c.continuation is not None and "continuation" not in c.studies:
+            fail("continuation: given, but studies does not name continuation (studies: [churn, continuation])")
+        if not 1 <= per_user <= 100_000:
+            fail(f"continuation.max_examples_per_user: {per_user} is outside 1..100000")
         return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
                    c.scores_table, c.max_epochs, c.torch_threads, where, users, tuple(dict.fromkeys(c.studies)),
-                   case_study)
+                   case_study, per_user)
 
     def check_source(self) -> None:
         """Open the source and check the mapping against its columns and a sample of its rows."""
@@ -152,7 +158,7 @@ class EventLogSpec:
 def _case_study(c, start: date, fail) -> CaseStudyWindows | None:
     """The case study's settings when ``studies`` names it (its block is then required)."""
     if not c.studies:
-        fail("studies: name at least one of churn, case_study")
+        fail("studies: name at least one of churn, case_study, continuation")
     if c.scores_table is not None and "churn" not in c.studies:
         fail("scores_table: the churn study writes the scores; name churn in studies (studies: [churn, case_study])")
     if "case_study" not in c.studies:

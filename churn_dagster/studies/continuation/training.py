@@ -113,9 +113,11 @@ def _assess(result: HorizonResult, policy: EvidencePolicy) -> Assessment:
                   else result.validation.y[result.validation.index], result.val_proba, CLASS_NAMES)
 
 
-def _candidate(mlflow_res: MlflowResource, family: str, h: int, unit: Logged, cohorts: str) -> RegistryCandidate:
-    """Horizon ``h``'s model as a registry candidate (an untrained horizon is offered as not trained, with why)."""
-    name, result = registered_name(family, h), unit.result
+def _candidate(mlflow_res: MlflowResource, family: str, name: str, h: int, unit: Logged,
+               cohorts: str) -> RegistryCandidate:
+    """Horizon ``h``'s model as a registry candidate ``name`` (an untrained horizon is offered as not trained,
+    with why)."""
+    result = unit.result
     assessment = _assess(result, mlflow_res.evidence_policy)
     return RegistryCandidate(
         name, unit, assessment, {"val_auc": assessment.score, "test_auc": result.test_auc, "cohorts": cohorts,
@@ -146,20 +148,32 @@ def train_family(context: dg.AssetExecutionContext, p: Partitions, family: str, 
             "model_sane", True, f"nothing trained: no continuation example in the cohorts {window[0]} .. {window[-1]}")])
         return
     cohorts = ",".join(sorted({str(c)[:10] for c in examples["cohort_day"]}))
-    fit_horizon = _fitter(context, family, params, lake, window, examples)
+    yield from train_examples(context, p.settings.torch_threads, family, params, examples,
+                              _fitter(context, family, params, lake, window, examples), folder,
+                              lambda h: registered_name(family, h), cohorts,
+                              {"task": "continuation", "family": family, "cohorts": cohorts,
+                               "partition": cohort.isoformat()}, mlflow_res)
+
+
+def train_examples(context: dg.AssetExecutionContext, torch_threads: int, family: str, params: tuple,
+                   examples: pd.DataFrame, fit_horizon: Callable[[int], HorizonResult], folder: Path, name_of,
+                   cohorts: str, tags: dict, mlflow_res: MlflowResource) -> Iterator:
+    """Every horizon of ``family`` fit by ``fit_horizon``, each in its MLflow run (``tags`` on each) and
+    registered as ``name_of(horizon)`` under the evidence and champion rules; the asset's files go to
+    ``folder``. The NCM cohorts' assets and an event log's call it alike (``cohorts``: what the examples
+    cover, for the registry's tags and the metadata)."""
     param_values = {k: v for p in params for k, v in dataclasses.asdict(p).items()}
-    tags = {"task": "continuation", "family": family, "cohorts": cohorts, "partition": cohort.isoformat()}
-    units = [Unit(h, f"{registered_name(family, h)} {cohort}", {**tags, "horizon_min": str(h)},
+    units = [Unit(h, f"{name_of(h)} {tags.get('partition', '')}".strip(), {**tags, "horizon_min": str(h)},
                   {**param_values, "family": family, "horizon_min": h}) for h in HORIZONS_MIN]
     trained = train_and_register(
-        context, mlflow_res, p.settings.torch_threads, units, lambda unit: fit_horizon(unit.key),
+        context, mlflow_res, torch_threads, units, lambda unit: fit_horizon(unit.key),
         lambda unit, result: _log_horizon(result, f"{FAMILIES[family][0]}, {unit.key} min"),
-        lambda logged: [_candidate(mlflow_res, family, h, u, cohorts) for h, u in logged.items()],
+        lambda logged: [_candidate(mlflow_res, family, name_of(h), h, u, cohorts) for h, u in logged.items()],
         lambda logged, offered: _sanity({h: u.result for h, u in logged.items()},
                                         {c.logged.unit.key: c.assessment for c in offered}))
     results = {h: u.result for h, u in trained.units.items()}
     runs = {h: u.url for h, u in trained.units.items()}
-    registered = {h: trained.promotions[registered_name(family, h)] for h in results}
+    registered = {h: trained.promotions[name_of(h)] for h in results}
     summary = {"family": family, "cohorts": cohorts.split(","), "params": param_values, "horizons": {
         str(h): {"validation": r.val_metrics, "test": r.test_metrics, "skipped": r.skipped,
                  "train_examples": r.train_examples, "train_positives": r.train_positives, "seconds": r.seconds,
@@ -177,6 +191,6 @@ def train_family(context: dg.AssetExecutionContext, p: Partitions, family: str, 
                           "val AUC", "test AUC", "test average precision", "seconds", "status"], rows),
         **{f"mlflow_run_{h}min": dg.MetadataValue.url(runs[h]) for h in results},
         "champion": dg.MetadataValue.md("\n".join(
-            f"- {registered_name(family, h)}: {p.describe()}" for h, p in registered.items())),
+            f"- {name_of(h)}: {p.describe()}" for h, p in registered.items())),
         "cohorts": dg.MetadataValue.text(cohorts),
     }, check_results=[trained.sanity])

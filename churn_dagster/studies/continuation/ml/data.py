@@ -45,18 +45,20 @@ TABULAR_COLUMNS = ("request_idx", "elapsed_min", "gap_prev_request_min", "cards"
                    "minutes_since_prev_session")
 
 
-def _transformed(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+def _transformed(frame: pd.DataFrame, columns: Sequence[str], logged: frozenset[str] = LOG_COLUMNS) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for c in columns:
         values = (frame["clicks_so_far"] > 0) if c == "clicked_before" else frame[c]
         values = values.astype(np.float64)
-        out[c] = np.log1p(values) if c in LOG_COLUMNS else values
+        out[c] = np.log1p(values) if c in logged else values
     return out.reset_index(drop=True)
 
 
-def tabular_features(examples: pd.DataFrame) -> pd.DataFrame:
-    """The classical models' feature matrix, row-aligned with ``examples``."""
-    return _transformed(examples, TABULAR_COLUMNS)
+def tabular_features(examples: pd.DataFrame, columns: Sequence[str] = TABULAR_COLUMNS,
+                     logged: frozenset[str] = LOG_COLUMNS) -> pd.DataFrame:
+    """The classical models' feature matrix, row-aligned with ``examples``: ``columns`` (the NCM examples' by
+    default; an event log's are its own), those in ``logged`` as log(1 + x)."""
+    return _transformed(examples, columns, logged)
 
 
 def labels(examples: pd.DataFrame, horizon_min: int) -> np.ndarray:

@@ -109,9 +109,11 @@ def _skipped(family: str, horizon: int, y: np.ndarray, rows: dict, reason: str) 
 
 
 def train_tabular(family: str, examples: pd.DataFrame, horizon: int,
-                  config: LogisticConfig | XGBConfig | None = None) -> HorizonResult:
-    """Logistic regression (``"logreg"``) or XGBoost (``"xgboost"``) on the tabular features."""
-    X, y, rows = tabular_features(examples), labels(examples, horizon).astype(np.int64), _splits(examples)
+                  config: LogisticConfig | XGBConfig | None = None, features: tuple | None = None) -> HorizonResult:
+    """Logistic regression (``"logreg"``) or XGBoost (``"xgboost"``) on the tabular features (``features``:
+    (columns, those read as log(1 + x)) where they are not the NCM examples')."""
+    X = tabular_features(examples) if features is None else tabular_features(examples, *features)
+    y, rows = labels(examples, horizon).astype(np.int64), _splits(examples)
     reason = _untrainable(y, rows)
     if reason:
         return _skipped(family, horizon, y, rows, reason)

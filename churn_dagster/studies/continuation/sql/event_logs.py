@@ -1,0 +1,91 @@
+"""Session continuation on an event log: at an event of a session, will the session go on for another 10, 20
+or 30 minutes? DuckDB SQL over an instance's canonical events.
+
+The Zooniverse study asks it at each request of a working session; here every event is such a moment.
+
+- **Sessions**: the log's ``session_id`` where it has one, else a new session after 30 minutes without an
+  event (the rule of the churn features), over the events from ``windows.start`` on.
+- **Features**, all known at the event: its position in the session, minutes since the session began and
+  since the previous event, the session's events of each type and value so far, the hour and weekday; and
+  the user's history before the session: earlier sessions, their mean length, events, minutes since the last
+  one ended.
+- **Labels**: ``continues_<h>min`` = the session's last event is at least ``h`` minutes after this one.
+- **Censoring**: an event is an example only if the log goes on for the longest horizon plus the session gap
+  after it, so that every label is known.
+- **Sampling**: at most ``per_user`` examples a user, chosen by a seeded hash of the event (not its order), so
+  heavy users do not outweigh the others; the split is the seeded hash of the user id every study uses.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from churn_dagster.stages.cohorts.sql.labels import split_sql
+from churn_dagster.stages.events.sql.cohorts import SESSION_GAP_MS, type_columns
+from churn_dagster.stages.events.sql.times import sql_text
+from churn_dagster.storage.duck import literal_path
+from churn_dagster.studies.continuation.sql.examples import HORIZONS_MIN, label_column
+
+MINUTE_MS = 60_000
+# Counts and durations: the models read them as log(1 + x).
+LOG_FEATURES = ("event_idx", "elapsed_min", "gap_prev_min", "value_so_far", "prior_sessions", "prior_events",
+                "prior_mean_session_min", "minutes_since_prev_session")
+PERIODIC_FEATURES = ("hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+
+
+def feature_columns(types: list[str], has_value: bool) -> tuple[list[str], frozenset[str]]:
+    """The examples' feature columns and which of them are read as log(1 + x)."""
+    counts = [f"n_{stem}_so_far" for stem in type_columns(types).values()]
+    logged = [c for c in LOG_FEATURES if has_value or c != "value_so_far"]
+    return [*logged, *counts, *PERIODIC_FEATURES], frozenset([*logged, *counts])
+
+
+def examples_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
+                 per_user: int) -> str:
+    """The examples, ordered by user and event; uses the split parameters ``$seed``, ``$train``, ``$validation``."""
+    rule = (f"sum(CASE WHEN gap_ms IS NULL OR gap_ms >= {SESSION_GAP_MS} THEN 1 ELSE 0 END) "
+            "OVER (PARTITION BY user_id ORDER BY event_ms, file, line)")
+    key = "coalesce(session_id, 'event ' || line)" if session_id else f"({rule})::VARCHAR"
+    so_far = "OVER (PARTITION BY user_id, session_key ORDER BY event_ms, file, line)"
+    counts = "".join(f", count_if(event_type = {sql_text(t)}) {so_far} AS n_{stem}_so_far"
+                     for t, stem in type_columns(types).items())
+    value = f", coalesce(sum(value) {so_far}, 0) AS value_so_far" if has_value else ""
+    labels = "".join(f", (session_end_ms - event_ms >= {h * MINUTE_MS}) AS {label_column(h)}" for h in HORIZONS_MIN)
+    margin = (max(HORIZONS_MIN) * MINUTE_MS) + SESSION_GAP_MS
+    return f"""
+        WITH e AS (
+            SELECT user_id, event_ms, event_type, value, session_id, local_day, local_hour, file, line,
+                   event_ms - lag(event_ms) OVER (PARTITION BY user_id ORDER BY event_ms, file, line) AS gap_ms
+            FROM read_parquet({sql_text(literal_path(events))})
+            WHERE local_day >= DATE '{start}'),
+        keyed AS (SELECT *, {key} AS session_key FROM e),
+        sessions AS (
+            SELECT user_id, session_key, min(event_ms) AS start_ms, max(event_ms) AS end_ms, count(*) AS n
+            FROM keyed GROUP BY user_id, session_key),
+        history AS (
+            SELECT *, count(*) OVER before AS prior_sessions, coalesce(sum(n) OVER before, 0) AS prior_events,
+                   avg((end_ms - start_ms) / {MINUTE_MS}) OVER before AS prior_mean_session_min,
+                   (start_ms - max(end_ms) OVER before) / {MINUTE_MS} AS minutes_since_prev_session
+            FROM sessions
+            WINDOW before AS (PARTITION BY user_id ORDER BY start_ms, session_key
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),
+        events AS (
+            SELECT k.user_id, k.event_ms, k.line, k.file, h.end_ms AS session_end_ms,
+                   row_number() {so_far} AS event_idx,
+                   (k.event_ms - h.start_ms) / {MINUTE_MS} AS elapsed_min,
+                   (k.event_ms - lag(k.event_ms) {so_far}) / {MINUTE_MS} AS gap_prev_min{value}{counts},
+                   h.prior_sessions, h.prior_events, h.prior_mean_session_min, h.minutes_since_prev_session,
+                   sin(2 * pi() * k.local_hour / 24) AS hour_sin, cos(2 * pi() * k.local_hour / 24) AS hour_cos,
+                   sin(2 * pi() * isodow(k.local_day) / 7) AS weekday_sin,
+                   cos(2 * pi() * isodow(k.local_day) / 7) AS weekday_cos
+            FROM keyed k JOIN history h USING (user_id, session_key)),
+        censored AS (
+            SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY md5(user_id || ':' || event_ms || ':' || line
+                                                                            || ':' || $seed), file, line) AS draw
+            FROM events
+            WHERE event_ms + {margin} <= (SELECT max(event_ms) FROM e))
+        SELECT user_id, event_ms AS request_ms, {split_sql("user_id")} AS split, * EXCLUDE (user_id, event_ms,
+               session_end_ms, draw, file, line){labels}
+        FROM censored WHERE draw <= {int(per_user)}
+        ORDER BY user_id, request_ms, event_idx"""
