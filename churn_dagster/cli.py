@@ -129,10 +129,14 @@ def _land(args: argparse.Namespace) -> None:
 
 def _calibrate(args: argparse.Namespace) -> None:
     from churn_dagster.synth.calibrate import calibration_report, format_report
+    from churn_dagster.synth.calibrate_sessions import calibration_session_report
 
     figures = calibration_report(Path(args.source))
     print(format_report(figures))
-    if not all(f.within_tolerance for f in figures):
+    sessions = calibration_session_report(Path(args.source))
+    print("\nSessions (targets from the real log's first 10,000 rows; within +-30%):")
+    print(format_report(sessions))
+    if not all(f.within_tolerance for f in [*figures, *sessions]):
         sys.exit(1)
 
 

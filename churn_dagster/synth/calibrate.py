@@ -28,14 +28,17 @@ class CalibrationFigure:
     name: str
     value: float
     target: float
+    tolerance: float = TOLERANCE
 
     @property
     def relative_error(self) -> float:
+        if self.target == 0:
+            return 0.0 if self.value == 0 else float("inf")
         return (self.value - self.target) / self.target
 
     @property
     def within_tolerance(self) -> bool:
-        return abs(self.relative_error) <= TOLERANCE
+        return abs(self.relative_error) <= self.tolerance
 
 
 # name -> (target, SQL over the views of :func:`connect`); the cohort view holds users first seen in dt 1-7.
@@ -174,7 +177,7 @@ def calibration_report(
 
 
 def format_report(figures: list[CalibrationFigure]) -> str:
-    """A plain-text table: figure, generated value, target, relative error, within +-20%."""
+    """A plain-text table: figure, generated value, target, relative error, within its tolerance."""
     width = max(len(f.name) for f in figures)
     lines = [f"{'figure':<{width}}  {'generated':>10}  {'target':>10}  {'rel.err':>8}  ok"]
     for f in figures:
