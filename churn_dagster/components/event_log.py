@@ -1,5 +1,6 @@
 """The event-log component: one ``defs.yaml`` turns a platform's own activity log (CSV or Parquet files, or a
-PostgreSQL table or query) into the churn study's data graph, models, report and risk scores.
+PostgreSQL table or query) into the churn study's data graph, models, report and risk scores, and, where
+``studies`` names them, the case study and session continuation.
 
 Its YAML is checked when the definitions load, so ``dg check defs`` rejects a bad mapping before any run:
 the source is opened, its columns listed and a sample of its rows read, and every problem (a missing
@@ -137,7 +138,8 @@ class EventLogScaffolder(dg.Scaffolder):
 
 @dg.scaffold_with(EventLogScaffolder)
 class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
-    """Churn and engagement-level models on your own event log (see docs/EVENT_LOGS.md)."""
+    """Churn and engagement-level models, the case study and session continuation on your own event log (see
+    docs/EVENT_LOGS.md)."""
 
     name: str = Field(description="key prefix, group and registry prefix (lower-case letters, digits, _)")
     source: SourceModel
