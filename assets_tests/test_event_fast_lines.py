@@ -97,3 +97,16 @@ def test_fast_and_exact_staging_write_the_same_bytes(con, tmp_path, seed, delimi
 def test_the_canonical_pattern_by_hand(line, canonical):
     parsed, rest = split_canonical(_block([line.encode()]), ["x", "y", "z"], ",")
     assert (parsed.num_rows, rest.num_rows) == ((1, 0) if canonical else (0, 1)), canonical_pattern(3, ",")
+
+
+def test_lines_of_megabytes_take_the_fast_path_whole(con, tmp_path):
+    """Arrow parses in blocks and refuses a line longer than one (its default is 1 MiB): lines of 3 and 4 MB
+    among short ones, one of them quoted, are split by the fast path exactly as by the exact one."""
+    long_item, quoted_item = "x" * 4_000_000, "y" * 3_000_000
+    lines = [f"u{k},2024-03-01 10:00:00,view,i{k},1" for k in range(30_000)]
+    lines[10_000] = f"u1,2024-03-01 10:00:00,view,{long_item},1"
+    lines[20_000] = f'u2,2024-03-01 10:00:00,view,"{quoted_item}",1'
+    parsed, rest = split_canonical(_block([line.encode() for line in lines]), HEADER, ",")
+    assert (parsed.num_rows, rest.num_rows) == (30_000, 0)
+    items = parsed.column("item").to_pylist()
+    assert items[10_000] == long_item and items[20_000] == quoted_item and items[5] == "i5"

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES
+
 # A piece of a block this short that holds bytes that are not UTF-8 goes wholly the exact way.
 MIN_PIECE = 32
 
@@ -54,14 +56,19 @@ def split_canonical(block: pa.Table, names: list[str], delimiter: str) -> tuple[
                    pc.match_substring_regex(text, canonical_pattern(len(names), delimiter)))
     if not pc.any(fast).as_py():
         return _empty(names), block
-    parsed = pa_csv.read_csv(
-        pa.BufferReader(_joined(text.filter(fast))),
-        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
-        parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
-                                          newlines_in_values=False, ignore_empty_lines=False),
-        convert_options=pa_csv.ConvertOptions(column_types={n: pa.large_string() for n in names},
-                                              strings_can_be_null=False, quoted_strings_can_be_null=False,
-                                              null_values=[]))
+    try:
+        parsed = pa_csv.read_csv(
+            pa.BufferReader(_joined(text.filter(fast))),
+            # Arrow parses in blocks and refuses a line longer than one: the lines admitted here are at most
+            # MAX_LINE_BYTES (longer ones are cut and go the exact way), so a block of twice that holds any.
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=2 * MAX_LINE_BYTES),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char='"', double_quote=True,
+                                              escape_char=False, newlines_in_values=False, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(column_types={n: pa.large_string() for n in names},
+                                                  strings_can_be_null=False, quoted_strings_can_be_null=False,
+                                                  null_values=[]))
+    except pa.ArrowInvalid:  # never expected after the pattern; the exact path then judges the whole block
+        return _empty(names), block
     lines = block.column("line").filter(fast)
     if parsed.num_rows != len(lines):  # never expected: the pattern admits one record per line
         return _empty(names), block
