@@ -164,6 +164,12 @@ def test_a_headerless_latin1_file_with_a_two_character_delimiter(con, tmp_path):
                          mapping)
     reason = pd.read_parquet(out / "quarantine.parquet").set_index("line").loc[2, "reason"]
     assert reason == "(line): the line is not valid UTF-8 (an ISO-8859-1 file needs source.encoding: latin-1)"
+    # A byte-order mark before line 1 (as Windows tools write it) is not part of the first user.
+    bom = tmp_path / "bom.dat"
+    bom.write_bytes(b"\xef\xbb\xbf1::1193::5::978300760\n1::1194::4::978300761\n")
+    summary, out = _load(con, tmp_path, FileSource((bom,), delimiter="::", names=("user", "movie", "rating", "ts")),
+                         mapping)
+    assert pd.read_parquet(out / "events.parquet").sort_values("line")["user_id"].tolist() == ["1", "1"]
     with pytest.raises(SourceError, match=r"line 1: 4 fields, but source.columns names 3"):
         FileSource((path,), delimiter="::", names=("user", "movie", "ts")).columns()
 

@@ -1,6 +1,6 @@
 """The fast path of CSV staging: lines of the plainest shape split by Arrow's CSV reader instead of SQL.
 
-Staging splits every line in SQL (``sources._csv_block_sql``), quote-aware wherever a line holds a quote,
+Staging splits every line in SQL (``csv_split.csv_block_sql``), quote-aware wherever a line holds a quote,
 and judges its shape there (UTF-8, a carriage return inside, a blank line, badly quoted fields, the field
 count). That is exact and costly: most of a log's lines are plain. A line is *canonical* when one RE2 match
 says the SQL path would find nothing wrong with it: exactly ``n`` fields, each either free of quotes,

@@ -12,7 +12,6 @@ line whose fields do not match the header, that is not UTF-8, or that is too lon
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +21,13 @@ import pyarrow.parquet as pq
 
 from churn_dagster.errors import UserError
 from churn_dagster.stages.events.sql import fast_lines
+from churn_dagster.stages.events.sql.csv_split import LINE, csv_block_sql, without_bom
 from churn_dagster.stages.events.sql.mapping import OPTIONAL_FIELDS
-from churn_dagster.stages.events.sql.times import sql_text
 from churn_dagster.stages.ingest.sql.header import (
     header_fields,
     unreadable,
 )
 from churn_dagster.stages.ingest.sql.lines import (
-    MAX_LINE_BYTES,
     Latin1AsUtf8,
     LineCount,
     line_tables,
@@ -42,9 +40,6 @@ FIELDS = ("user_id", "event_time", *OPTIONAL_FIELDS)
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet",)
 SAMPLE_ROWS = 1000
-# A character that cannot occur in a text field stands in for delimiters inside quoted stretches.
-_SHELTERED = "chr(30)"
-_LINE = "(line)"
 
 
 class SourceError(UserError, ValueError):
@@ -155,11 +150,11 @@ class FileSource:
     def _stage_csv(self, con, path: Path, columns: dict[str, str], table: str, limit: int | None) -> int:
         names = self._columns(path)
         count = LineCount()
-        sql = _csv_block_sql(names, columns, self.delimiter, table,
+        sql = csv_block_sql(names, columns, self.delimiter, table,
                              "source.columns" if self.names else "the header's", self.quoted)
         fast = self.fast and fast_lines.usable(self.delimiter, self.quoted) and len(set(names)) == len(names)
         picked = ", ".join(_ident(c) if c else "NULL" for c in columns.values())
-        fast_sql = f"INSERT INTO {table} SELECT $file, line, NULL, '{_LINE}', {picked} FROM _fast"
+        fast_sql = f"INSERT INTO {table} SELECT $file, line, NULL, '{LINE}', {picked} FROM _fast"
         try:
             with open_source(path) as raw:
                 stream = Latin1AsUtf8(raw) if self.encoding == "latin-1" else raw
@@ -168,6 +163,8 @@ class FileSource:
                 for block in line_tables(stream, count, first_line=2 if not self.names else 1):
                     if limit is not None:
                         block = block.slice(0, limit - count.lines_emitted + block.num_rows)
+                    if self.names and block.num_rows and block.column("line")[0].as_py() == 1:
+                        block = without_bom(block)
                     if fast:  # canonical lines split by Arrow, the rest by the exact SQL below
                         parsed, block = fast_lines.split_canonical(block, names, self.delimiter)
                         if parsed.num_rows:
@@ -183,46 +180,6 @@ class FileSource:
         except (OSError, EOFError, zlib.error) as exc:
             raise unreadable(path, exc, count.lines_emitted + 1) from exc
         return count.lines
-
-
-def _csv_block_sql(names: Sequence[str], columns: dict[str, str], delimiter: str, table: str,
-                   named_by: str, quoted: bool = True) -> str:
-    """One statement that splits a block of lines (``_block``: line, raw, too_long) into fields and stages
-    them: quote-aware only for lines that hold a quote (never, without ``quoted``)."""
-    d = sql_text(delimiter)
-    sheltered = (f"array_to_string(list_transform(string_split(_t, '\"'), lambda piece, i: CASE WHEN i % 2 = 0 "
-                 f"THEN replace(piece, {d}, {_SHELTERED}) ELSE piece END), '\"')")
-    quoted_split = f"list_transform(string_split({sheltered}, {d}), lambda f: replace(f, {_SHELTERED}, {d}))"
-    well_quoted = ("list_bool_and(list_transform(_f, lambda f: NOT contains(f, '\"') OR (length(f) >= 2 AND "
-                   "starts_with(f, '\"') AND ends_with(f, '\"') AND NOT contains(replace(f[2:-2], '\"\"', ''), '\"'))))")
-
-    def field(column: str) -> str:
-        raw = f"_f[{names.index(column) + 1}]"
-        if not quoted:
-            return raw
-        return f"CASE WHEN starts_with({raw}, '\"') THEN replace({raw}[2:-2], '\"\"', '\"') ELSE {raw} END"
-
-    has_quote = "contains(_t, '\"')" if quoted else "false"
-
-    picked = ", ".join(field(c) if c else "NULL" for c in columns.values())
-    n = len(names)
-    return f"""
-        INSERT INTO {table}
-        WITH _decoded AS (SELECT line, too_long, TRY(decode(raw)) AS _text FROM _block),
-        _trimmed AS (SELECT *, CASE WHEN ends_with(_text, chr(13)) THEN _text[:-2] ELSE _text END AS _t FROM _decoded),
-        _split AS (SELECT *, CASE WHEN {has_quote} THEN {quoted_split} ELSE string_split(_t, {d}) END AS _f
-                   FROM _trimmed)
-        SELECT $file, line,
-            CASE WHEN too_long THEN 'the line is longer than {MAX_LINE_BYTES} bytes'
-                 WHEN _text IS NULL THEN 'the line is not valid UTF-8 (an ISO-8859-1 file needs source.encoding: latin-1)'
-                 WHEN trim(_t) = '' THEN 'a blank line'
-                 WHEN contains(_t, chr(13)) THEN 'a carriage return (CR) inside the line'
-                 WHEN {has_quote} AND NOT {well_quoted}
-                     THEN 'a field holds a quote but is not wholly quoted with its inner quotes doubled'
-                 WHEN len(_f) <> {n} THEN {sql_text(f"expected {n} fields ({named_by}), found ")} || len(_f)
-            END AS problem,
-            '{_LINE}', {picked}
-        FROM _split"""
 
 
 @dataclass(frozen=True)
