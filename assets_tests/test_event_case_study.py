@@ -20,8 +20,6 @@ from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_of
 from churn_dagster.studies.case_study.sql.event_logs import CaseStudyWindows, build_tables
 from churn_dagster.synth.event_logs import LogSpec, generate_log
 
-DAY = 86_400_000
-
 
 def _events(path: Path, rows: list[tuple[str, str, str, float | None]]) -> Path:
     frame = pd.DataFrame(rows, columns=["user_id", "local_day", "event_type", "value"])

@@ -20,8 +20,6 @@ from churn_dagster.storage.duck import atomic_path, literal_path
 from churn_dagster.studies.case_study.models import CONFIG_CLASSES, FAMILIES, hyperparameters
 from churn_dagster.studies.case_study.names import FAMILY_LABELS
 
-CODE_VERSION = "1"
-
 
 def case_study_assets(spec: EventLogSpec, key, common: dict, upstream: list[dg.AssetKey]) -> list[dg.AssetsDefinition]:
     """The data asset and the four model assets of ``spec``'s case study (``key``: the instance's key maker;

@@ -118,14 +118,23 @@ def members_sql(windows: Windows, cohorts: list[date]) -> str:
         WHERE cohort_day IN ({keys})"""
 
 
+def session_key_sql(has_session_id: bool) -> str:
+    """A record's session key over rows with ``user_id``, ``event_ms``, ``file``, ``line``, ``session_id`` and
+    ``gap_ms`` (the gap to the user's previous event): the log's session id where it has one (sessions may
+    interleave), else the number of 30-minute gaps so far."""
+    if has_session_id:
+        return "coalesce(session_id, 'event ' || line)"
+    rule = (f"sum(CASE WHEN gap_ms IS NULL OR gap_ms >= {SESSION_GAP_MS} THEN 1 ELSE 0 END) "
+            "OVER (PARTITION BY user_id ORDER BY event_ms, file, line)")
+    return f"({rule})::VARCHAR"
+
+
 def observed_sql(windows: Windows, mapping: EventMapping) -> str:
     """``_observed``: the members' events inside their observation windows, with the day index ``d``, the gap
     to the user's previous event and a session key: the session_id column where the log has one (sessions
     may interleave), else a new session after 30 minutes without an event."""
     o = windows.observation_days
-    rule = (f"sum(CASE WHEN gap_ms IS NULL OR gap_ms >= {SESSION_GAP_MS} THEN 1 ELSE 0 END) "
-            "OVER (PARTITION BY user_id ORDER BY event_ms, file, line)")
-    key = "coalesce(session_id, 'event ' || line)" if mapping.session_id else f"({rule})::VARCHAR"
+    key = session_key_sql(mapping.session_id is not None)
     return f"""
         CREATE OR REPLACE TEMP TABLE _observed AS
         WITH inside AS (

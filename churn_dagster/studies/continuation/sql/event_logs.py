@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 from churn_dagster.stages.cohorts.sql.labels import split_sql
-from churn_dagster.stages.events.sql.cohorts import SESSION_GAP_MS, type_columns
+from churn_dagster.stages.events.sql.cohorts import SESSION_GAP_MS, session_key_sql, type_columns
 from churn_dagster.stages.events.sql.times import sql_text
 from churn_dagster.storage.duck import literal_path
 from churn_dagster.studies.continuation.sql.examples import HORIZONS_MIN, label_column
@@ -44,9 +44,7 @@ def feature_columns(types: list[str], has_value: bool) -> tuple[list[str], froze
 def examples_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
                  per_user: int) -> str:
     """The examples, ordered by user and event; uses the split parameters ``$seed``, ``$train``, ``$validation``."""
-    rule = (f"sum(CASE WHEN gap_ms IS NULL OR gap_ms >= {SESSION_GAP_MS} THEN 1 ELSE 0 END) "
-            "OVER (PARTITION BY user_id ORDER BY event_ms, file, line)")
-    key = "coalesce(session_id, 'event ' || line)" if session_id else f"({rule})::VARCHAR"
+    key = session_key_sql(session_id)
     so_far = "OVER (PARTITION BY user_id, session_key ORDER BY event_ms, file, line)"
     counts = "".join(f", count_if(event_type = {sql_text(t)}) {so_far} AS n_{stem}_so_far"
                      for t, stem in type_columns(types).items())
