@@ -60,11 +60,12 @@ def load(root: Path, package: str) -> dg.Definitions:
 
 
 def materialize(defs: dg.Definitions, keys: list[list[str]], instance: dg.DagsterInstance,
-                partition_key: str | None = None, partition_range: tuple[str, str] | None = None):
+                partition_key: str | None = None, partition_range: tuple[str, str] | None = None,
+                run_config: dict | None = None):
     """Materialize ``keys`` (each a key path) in-process with the code location's resources."""
     wanted = [dg.AssetKey(k) for k in keys]
     assets = [a for a in defs.assets if any(k in wanted for k in a.keys)]
     tags = ({"dagster/asset_partition_range_start": partition_range[0],
              "dagster/asset_partition_range_end": partition_range[1]} if partition_range else None)
     return dg.materialize(assets, resources=defs.resources, instance=instance, selection=wanted,
-                          partition_key=partition_key, tags=tags)
+                          partition_key=partition_key, tags=tags, run_config=run_config)

@@ -1,6 +1,6 @@
 """The event-log component: one ``defs.yaml`` turns a platform's own activity log (CSV or Parquet files, or a
 PostgreSQL table or query) into the churn study's data graph, models, report and risk scores, and, where
-``studies`` names them, the case study and session continuation.
+``studies`` names them, the case study, session continuation and the engagement trends (DIGMN).
 
 Its YAML is checked when the definitions load, so ``dg check defs`` rejects a bad mapping before any run:
 the source is opened, its columns listed and a sample of its rows read, and every problem (a missing
@@ -88,6 +88,14 @@ class ContinuationModel(dg.Model, dg.Resolvable):
     max_examples_per_user: int = Field(default=20, description="events of one user drawn as examples, at most")
 
 
+class TrendsModel(dg.Model, dg.Resolvable):
+    first_period_days: int | None = Field(default=None, description="days from a user's first event compared "
+                                          "with the next period; default: windows.observation_days")
+    second_period_days: int | None = Field(default=None, description="default: windows.label_days")
+    median_filter: bool = Field(default=True, description="the paper's task: users with at least their cohort's "
+                                "median number of first-period sessions")
+
+
 class ScoresSinkModel(dg.Model, dg.Resolvable):
     uri: str = Field(description="libpq URI of the database the CRM reads")
     table: str = Field(default="churn_scores", description="schema.table; created when missing")
@@ -118,9 +126,10 @@ attributes:
     grain: week                      # day or week
     observation_days: 14
     label_days: 14
-  # studies: [churn, case_study, continuation]   # churn is the default; the case study needs:
+  # studies: [churn, case_study, continuation, trends]   # churn is the default; the case study needs:
   # case_study: {{exposure: [view], response: [click], feature_days: 10, target_days: 20}}
   # continuation: {{max_examples_per_user: 20}}
+  # trends: {{first_period_days: 14, second_period_days: 14, median_filter: true}}   # needs event types
 """
 
 
@@ -151,11 +160,13 @@ class EventLogComponent(dg.Component, dg.Model, dg.Resolvable):
     activity_types: list[str] = Field(default_factory=list, description="event types that count as activity; "
                                                                          "default: all")
     weights: dict[str, float] = Field(default_factory=dict, description="engagement weight per event type")
-    studies: list[Literal["churn", "case_study", "continuation"]] = Field(
+    studies: list[Literal["churn", "case_study", "continuation", "trends"]] = Field(
         default_factory=lambda: ["churn"], description="churn: churn and level models per cohort; case_study: will "
-        "a user's response rate rise above the mean; continuation: will a session go on 10, 20, 30 more minutes")
+        "a user's response rate rise above the mean; continuation: will a session go on 10, 20, 30 more minutes; "
+        "trends: will active days and sessions per day fall, hold or rise (DIGMN)")
     case_study: CaseStudyModel | None = Field(default=None, description="the case study's event types and days")
     continuation: ContinuationModel | None = Field(default=None, description="the continuation study's sampling")
+    trends: TrendsModel | None = Field(default=None, description="the trend study's periods and filter")
     max_quarantine_share: float = Field(default=0.01, description="the quarantine check fails above this share")
     users: UsersModel | None = None
     scores_table: ScoresSinkModel | None = None

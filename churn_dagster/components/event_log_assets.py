@@ -1,7 +1,7 @@
 """The assets of one event-log instance: the canonical events; for the churn study the cohorts, the five
-churn families, the report and the risk scores; for the case study and session continuation their data
-and models (``event_log_case_study.py``, ``event_log_continuation.py``); under the instance's key prefix and
-group.
+churn families, the report and the risk scores; for the case study, session continuation and the trends their data
+and models (``event_log_case_study.py``, ``event_log_continuation.py``, ``event_log_trends.py``); under the
+instance's key prefix and group.
 
 Thin wiring, light to load (the bodies, and with them torch and scikit-learn, are imported when a step
 runs): each body calls the stage (``stages/events``) or the study (``studies/churn/event_logs.py``),
@@ -17,6 +17,7 @@ import dagster as dg
 from churn_dagster.components.event_log_case_study import case_study_assets
 from churn_dagster.components.event_log_continuation import continuation_assets
 from churn_dagster.components.event_log_spec import EventLogSpec, InstancePaths
+from churn_dagster.components.event_log_trends import trend_assets
 from churn_dagster.core.constants import OWNERS
 from churn_dagster.core.mlflow_resource import MlflowResource
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
@@ -141,5 +142,7 @@ def event_log_definitions(spec: EventLogSpec) -> dg.Definitions:
     case_study = (case_study_assets(spec, key, common, [key("events"), *(u.key for u in users)])
                   if "case_study" in spec.studies else [])
     continuation = continuation_assets(spec, key, common, [key("events")]) if "continuation" in spec.studies else []
-    return dg.Definitions(assets=[events, *users, *churn, *case_study, *continuation])
+    trends = (trend_assets(spec, key, common, [key("events"), *(u.key for u in users)])
+              if "trends" in spec.studies else [])
+    return dg.Definitions(assets=[events, *users, *churn, *case_study, *continuation, *trends])
 

@@ -57,7 +57,7 @@ def load_users_body(context, spec: EventLogSpec, lake, paths: InstancePaths) -> 
                              "quarantined (read back from the files)")])
 
 
-def _last_day(con, spec: EventLogSpec, paths: InstancePaths) -> date:
+def log_last_day(con, spec: EventLogSpec, paths: InstancePaths) -> date:
     """The log's last day: ``windows.end`` if set (no later event counts), else the newest event's."""
     newest = con.execute(f"SELECT max(local_day) FROM read_parquet('{literal_path(paths.events)}')").fetchone()[0]
     if newest is None:
@@ -68,7 +68,7 @@ def _last_day(con, spec: EventLogSpec, paths: InstancePaths) -> date:
 def build_cohorts_body(context, spec: EventLogSpec, lake, features, paths: InstancePaths) -> dg.MaterializeResult:
     keys = [date.fromisoformat(k) for k in context.partition_keys]
     with lake.connect() as con:
-        last = _last_day(con, spec, paths)
+        last = log_last_day(con, spec, paths)
         ready = [c for c in keys if spec.windows.observation_closes(c) <= last]
         users = dict(users=paths.users, attributes=spec.users[1].attributes) if spec.users else {}
         built = build_cohorts(con, paths.events, ready, last, spec.windows, spec.mapping, features.split,

@@ -22,6 +22,7 @@ from churn_dagster.stages.events.sql.sources import (
 from churn_dagster.stages.events.sql.times import TIME_FORMATS, TimeRule, is_pattern, pattern_problem
 from churn_dagster.stages.events.sql.users import UsersMapping
 from churn_dagster.studies.case_study.sql.event_logs import CaseStudyWindows
+from churn_dagster.studies.trends.sql.event_logs import TrendWindows
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 SAMPLE_ROWS = 10_000
@@ -51,6 +52,7 @@ class EventLogSpec:
     studies: tuple[str, ...] = ("churn",)
     case_study: CaseStudyWindows | None = None
     continuation_per_user: int = 20
+    trends: TrendWindows | None = None
 
     def fail(self, line: str) -> EventLogConfigError:
         return EventLogConfigError(f"{self.where}: {line}")
@@ -120,7 +122,7 @@ class EventLogSpec:
             fail(f"continuation.max_examples_per_user: {per_user} is outside 1..100000")
         return cls(c.name, _source(c.source, base, fail), mapping, windows, days.get("end"), c.max_quarantine_share,
                    c.scores_table, c.max_epochs, c.torch_threads, where, users, tuple(dict.fromkeys(c.studies)),
-                   case_study, per_user)
+                   case_study, per_user, _trends(c, windows, fail))
 
     def check_source(self) -> None:
         """Open the source and check the mapping against its columns and a sample of its rows."""
@@ -140,6 +142,11 @@ class EventLogSpec:
                 if named - types:  # a type missing from the sample: look at the whole source before failing
                     types = event_types(con, self.source, self.mapping)
             problems = self.mapping.problems(columns, rows, rows["_time_reasons"], types)
+            if not problems and self.trends is not None and self.mapping.event_type and len(types) < 2:
+                types = event_types(con, self.source, self.mapping)  # the sample may hold one type only
+                if len(types) < 2:
+                    problems = [f"studies: trends mines intents from the mix of event types; mapping.event_type "
+                                f"({self.mapping.event_type}) holds {len(types)} type(s) {sorted(types)[:3]}"]
         except SourceError as exc:
             raise self.fail(str(exc)) from exc
         except UserError as exc:
@@ -158,7 +165,7 @@ class EventLogSpec:
 def _case_study(c, start: date, fail) -> CaseStudyWindows | None:
     """The case study's settings when ``studies`` names it (its block is then required)."""
     if not c.studies:
-        fail("studies: name at least one of churn, case_study, continuation")
+        fail("studies: name at least one of churn, case_study, continuation, trends")
     if c.scores_table is not None and "churn" not in c.studies:
         fail("scores_table: the churn study writes the scores; name churn in studies (studies: [churn, case_study])")
     if "case_study" not in c.studies:
@@ -180,6 +187,23 @@ def _case_study(c, start: date, fail) -> CaseStudyWindows | None:
         fail("case_study.response: * (every event) is for exposure only; name the response types")
     return CaseStudyWindows(start, tuple(t.strip() for t in cs.exposure), tuple(t.strip() for t in cs.response),
                             cs.feature_days, cs.target_days)
+
+
+def _trends(c, windows: Windows, fail) -> TrendWindows | None:
+    """The trend study's periods when ``studies`` names it; it needs event types (the intents' vocabulary)."""
+    if "trends" not in c.studies:
+        if c.trends is not None:
+            fail("trends: given, but studies does not name trends (studies: [churn, trends])")
+        return None
+    if not c.mapping.event_type and not c.mapping.flags:
+        fail("studies: trends needs event types (its intents are mixes of them): map mapping.event_type or flags")
+    t = c.trends
+    first = windows.observation_days if t is None or t.first_period_days is None else t.first_period_days
+    second = windows.label_days if t is None or t.second_period_days is None else t.second_period_days
+    for key, days in (("first_period_days", first), ("second_period_days", second)):
+        if not 1 <= days <= 366:
+            fail(f"trends.{key}: {days} is outside 1..366")
+    return TrendWindows(windows.start, first, second, windows.grain_days, True if t is None else t.median_filter)
 
 
 def _source(model, base: Path, fail):

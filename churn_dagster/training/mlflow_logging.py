@@ -63,6 +63,9 @@ def log_sklearn_like_model(result, X_sample, flavor: str,
                            trusted_types: tuple[str, ...] = ("numpy.dtype",)) -> str:
     """A logistic-regression Pipeline (sklearn flavor) or an XGBoost classifier (xgboost flavor).
     ``trusted_types``: what skops may load besides scikit-learn's own estimators (an MLP adds its optimizer)."""
+    # Integer columns declared as doubles: a count may be missing for a user at scoring time, and MLflow warns
+    # (to the user, who cannot act on it) that an integer column cannot hold a missing value.
+    X_sample = X_sample.astype({c: "float64" for c, t in X_sample.dtypes.items() if t.kind in "iu"})
     signature = infer_signature(X_sample, result.model.predict_proba(X_sample))
     # Explicit requirements: MLflow's inference would import the whole environment to guess them.
     if flavor == "sklearn":

@@ -47,12 +47,12 @@ def event_types(con: duckdb.DuckDBPyConnection, events: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _rounded(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> pa.Table:
-    """Rows of temp table ``table`` sorted by user, floating-point columns rounded: parallel aggregation sums
-    in a varying order, and the rounding makes a re-run write the same bytes."""
+def rounded_table(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE", order: str = "user_id") -> pa.Table:
+    """Rows of temp table ``table`` sorted by ``order``, floating-point columns rounded: parallel aggregation
+    sums in a varying order, and the rounding makes a re-run write the same bytes."""
     columns = con.execute(f"DESCRIBE {table}").fetchall()
     select = ", ".join(f"round({n}, {DERIVED_DECIMALS}) AS {n}" if t in ("DOUBLE", "FLOAT") else n for n, t, *_ in columns)
-    return con.sql(f"SELECT {select} FROM {table} WHERE {where} ORDER BY user_id").to_arrow_table()
+    return con.sql(f"SELECT {select} FROM {table} WHERE {where} ORDER BY {order}").to_arrow_table()
 
 
 def _user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tuple[str, ...],
@@ -72,7 +72,7 @@ def _user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tupl
     return [*users_sql.attribute_features(attributes, numeric, categories), ("signup_lead_days", signup)]
 
 
-def _add_user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tuple[str, ...],
+def add_user_features(con: duckdb.DuckDBPyConnection, users: Path, attributes: tuple[str, ...],
                        time: TimeRule) -> None:
     extra = ", ".join(f"{sql_} AS {name}" for name, sql_ in _user_features(con, users, attributes, time))
     con.execute(f"CREATE OR REPLACE TEMP TABLE _features AS SELECT f.*, {extra} FROM _features f "
@@ -93,7 +93,7 @@ def build_cohorts(con: duckdb.DuckDBPyConnection, events: Path, cohorts: list[da
     closed = [c for c in cohorts if windows.labels_close(c) <= log_last_day]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _features AS {sql.features_sql(windows, mapping, types)}")
     if users is not None:
-        _add_user_features(con, users, attributes, mapping.time)
+        add_user_features(con, users, attributes, mapping.time)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _labels AS {sql.labels_sql(windows, mapping, types, closed)}",
                 split_params(split))
     steps = step_features(mapping, types)
@@ -101,8 +101,8 @@ def build_cohorts(con: duckdb.DuckDBPyConnection, events: Path, cohorts: list[da
     for cohort in cohorts:
         progress(f"cohort {cohort}: features, labels and daily sequences")
         key = f"DATE '{cohort.isoformat()}'"
-        f = _rounded(con, "_features", f"cohort_day = {key}")
-        lab = _rounded(con, "_labels", f"cohort_day = {key}")
+        f = rounded_table(con, "_features", f"cohort_day = {key}")
+        lab = rounded_table(con, "_labels", f"cohort_day = {key}")
         seq = con.execute(steps_sql(mapping, types, key), {"observation_days": windows.observation_days}).fetchnumpy()
         with atomic_dir(folder_of(cohort)) as out:
             _write(out, f, lab, seq, [n for n, _ in steps], windows.observation_days)

@@ -128,20 +128,31 @@ def partition_trend_data(t: TrendPartitions, lake: Lake, cohort: date) -> tuple[
 def train_trend_asset(context: dg.AssetExecutionContext, t: TrendPartitions, model_name: str, task: str, cohort: date,
                       config: dg.Config, lake: Lake, mlflow_res: MlflowResource) -> Iterator:
     mlflow_res.check_reachable()  # before anything else: a transient outage is retried, not half-trained
-    name = trend_model_name(model_name, task)
     cohorts, intents, data = partition_trend_data(t, lake, cohort)
-    params = trend_hyperparameters(model_name, config)
+    name = trend_model_name(model_name, task)
+    yield from train_trend_models(
+        context, t.graph.settings.torch_threads, model_name, task, data, intents,
+        trend_hyperparameters(model_name, config), lake.model(name, cohort), name,
+        [c.isoformat() for c in cohorts], {"partition": cohort.isoformat()}, mlflow_res)
+
+
+def train_trend_models(context: dg.AssetExecutionContext, torch_threads: int, model_name: str, task: str,
+                       data: TrendData, intents: IntentModel, params: tuple, folder, name: str, cohorts: list[str],
+                       tags: dict, mlflow_res: MlflowResource) -> Iterator:
+    """Train ``model_name`` for ``task`` on ``data`` once per seed, register the seed chosen on validation as
+    ``name`` under the evidence and champion rules, and write the summary into ``folder``: the body of the NCM
+    trend assets and of an event log's (``components/event_log_trends.py``)."""
     seeds = settings_of(params, TrendSeeds).seeds
     device = torch.device("cpu") if model_name in CLASSICAL_MODELS else default_device()
     hyper = {k: v for p in params if not isinstance(p, TrendSeeds) for k, v in dataclasses.asdict(p).items()
              if k != "seed"}
-    tags = {"cohorts": ",".join(c.isoformat() for c in cohorts), "trend_model": model_name, "task": task,
-            "partition": cohort.isoformat()}
-    context.log.info(f"{name} {cohort}: {len(data.users)} users of {len(cohorts)} cohorts, {intents.k} intents, "
+    tags = {"cohorts": ",".join(cohorts), "trend_model": model_name, "task": task, **tags}
+    where = tags.get("partition", tags.get("event_log", ""))
+    context.log.info(f"{name} {where}: {len(data.users)} users of {len(cohorts)} cohorts, {intents.k} intents, "
                      f"seeds {seeds}, on {device}")
-    title, folder = f"{MODEL_LABELS[model_name][0]}, {task}", lake.model(name, cohort)
+    title = f"{MODEL_LABELS[model_name][0]}, {task}"
     policy = mlflow_res.evidence_policy
-    units = [Unit(seed, f"{name} {cohort} seed {seed}", {**tags, "seed": str(seed)},
+    units = [Unit(seed, f"{name} {where} seed {seed}", {**tags, "seed": str(seed)},
                   {**hyper, "seed": seed, "device": str(device), "users": len(data.users)}) for seed in seeds]
     kept: dict = {}  # the kept seed's validation probabilities and its beats_chance check, for the sanity check
 
@@ -170,7 +181,7 @@ def train_trend_asset(context: dg.AssetExecutionContext, t: TrendPartitions, mod
         return _sanity([u.result for u in logged.values()], offered[0].logged.result, kept["proba"])
 
     with atomic_dir(folder) as out:
-        trained = train_and_register(context, mlflow_res, t.graph.settings.torch_threads, units, fit,
+        trained = train_and_register(context, mlflow_res, torch_threads, units, fit,
                                      lambda unit, result: _log_seed(result, title, out), candidates, sanity)
         results = [u.result for u in trained.units.values()]
         best = trained.candidates[0].logged.result
@@ -178,7 +189,7 @@ def train_trend_asset(context: dg.AssetExecutionContext, t: TrendPartitions, mod
         summary = summarize(results)
         urls = {seed: u.url for seed, u in trained.units.items()}
         (out / "summary.json").write_text(json.dumps({
-            "model": model_name, "task": task, "cohorts": [c.isoformat() for c in cohorts],
+            "model": model_name, "task": task, "cohorts": cohorts,
             "summary": summary.to_dict("records")[0], "best_seed": best.seed,
             "registered_version": promotion.version, "champion": promotion.promoted,
             "champion_decision": promotion.describe(), "mlflow_runs": urls,

@@ -92,7 +92,7 @@ def type_columns(types: list[str]) -> dict[str, str]:
     return found
 
 
-def _in_list(column: str, values) -> str:
+def in_list(column: str, values) -> str:
     return f"{column} IN ({', '.join(sql_text(v) for v in values)})" if values else "TRUE"
 
 
@@ -101,7 +101,7 @@ def weight_sql(mapping: EventMapping, types: list[str]) -> str:
     for any other."""
     activity = mapping.activity_types or types
     cases = " ".join(f"WHEN {sql_text(t)} THEN {float(w)}" for t, w in mapping.weights.items())
-    default = f"CASE WHEN {_in_list('event_type', activity)} THEN 1.0 ELSE 0.0 END"
+    default = f"CASE WHEN {in_list('event_type', activity)} THEN 1.0 ELSE 0.0 END"
     return f"CASE event_type {cases} ELSE {default} END" if cases else default
 
 
@@ -202,7 +202,7 @@ def labels_sql(windows: Windows, mapping: EventMapping, types: list[str], closed
     """One row per member: the split and, for members of a cohort whose labels have closed, the label
     components (NULL otherwise). Uses the split parameters ``$seed``, ``$train``, ``$validation``."""
     o, length = windows.observation_days, windows.label_days
-    activity = _in_list("e.event_type", mapping.activity_types)
+    activity = in_list("e.event_type", mapping.activity_types)
     closed_keys = ", ".join(f"DATE '{c.isoformat()}'" for c in closed) or "NULL"
     return f"""
         WITH period AS (

@@ -22,9 +22,11 @@ validation and test as the churn models, and no day of period 2 decides which us
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -85,23 +87,42 @@ def load_trend_data(lake: Lake, cohorts: Sequence[date], intents: IntentModel, e
     read = lambda table, area=lake: read_cohort_tables(area, table, list(cohorts), "trend models")  # noqa: E731
     first_period = lambda table: read(table, lake.trend_inputs())  # noqa: E731
     labels = read("trend_labels")
-    labels = labels[labels["kept_by_filter"]]
     splits = read("user_splits")[["user_id", "split"]]
-    users = labels[["user_id", "cohort_day", "day_trend", "session_trend"]].merge(splits, on="user_id", how="inner")
-    users = users.sort_values(["cohort_day", "user_id"], kind="stable").reset_index(drop=True)
-    kept = users["user_id"]
-    kpi = first_period("kpi_features").set_index("user_id").loc[kept]
-    macro = kpi.drop(columns=[c for c in ("cohort_day", "last_impression_ms") if c in kpi.columns]).reset_index(drop=True)
-    days = first_period("user_day_events")
-    days = days[days["user_id"].isin(kept)].sort_values(["user_id", "day_num"])
-    daily = days.set_index("user_id").loc[kept, list(event_columns)].to_numpy(np.float32).reshape(
-        len(users), first_period_days, len(event_columns))
-    events = first_period("session_events").merge(
+    users = labels[labels["kept_by_filter"]][["user_id", "cohort_day", "day_trend", "session_trend"]].merge(
+        splits, on="user_id", how="inner")
+    sessions = first_period("session_events").merge(
         first_period("sessions")[["user_id", "global_session_idx", "day_num", "hour_of_day", "weekday",
                                   "duration_min", "gap_min"]], on=["user_id", "global_session_idx"],
         suffixes=("", "_session"))
+    return assemble_trend_data(users, first_period("kpi_features"), first_period("user_day_events"), sessions,
+                               intents, event_columns, first_period_days)
+
+
+def load_event_log_trend_data(folder: Path, intents: IntentModel) -> TrendData:
+    """The same for an event log's trend folder (``studies/trends/event_log_tables.py``): its kept users, with
+    the folder's own event columns and period."""
+    meta = json.loads((folder / "columns.json").read_text())
+    users = pd.read_parquet(folder / "users.parquet")
+    users = users[users["kept_by_filter"]][["user_id", "cohort_day", "day_trend", "session_trend", "split"]]
+    return assemble_trend_data(users, pd.read_parquet(folder / "macro.parquet"),
+                               pd.read_parquet(folder / "daily.parquet"), pd.read_parquet(folder / "sessions.parquet"),
+                               intents, meta["event_columns"], meta["windows"]["first_days"])
+
+
+def assemble_trend_data(users: pd.DataFrame, macro: pd.DataFrame, days: pd.DataFrame, sessions: pd.DataFrame,
+                        intents: IntentModel, event_columns: Sequence[str], first_period_days: int) -> TrendData:
+    """Row-aligned arrays of ``users`` (user_id, cohort_day, day_trend, session_trend, split) from their macro
+    features (one row per user), daily counts (one row per user and day) and sessions (counts and the
+    context columns, keyed by user and ``global_session_idx``)."""
+    users = users.sort_values(["cohort_day", "user_id"], kind="stable").reset_index(drop=True)
+    kept = users["user_id"]
+    kpi = macro.set_index("user_id").loc[kept]
+    macro = kpi.drop(columns=[c for c in ("cohort_day", "last_impression_ms") if c in kpi.columns]).reset_index(drop=True)
+    days = days[days["user_id"].isin(kept)].sort_values(["user_id", "day_num"])
+    daily = days.set_index("user_id").loc[kept, list(event_columns)].to_numpy(np.float32).reshape(
+        len(users), first_period_days, len(event_columns))
     order = pd.Series(np.arange(len(users)), index=kept)
-    events = events[events["user_id"].isin(kept)].assign(row=lambda f: order.loc[f["user_id"]].to_numpy())
+    events = sessions[sessions["user_id"].isin(kept)].assign(row=lambda f: order.loc[f["user_id"]].to_numpy())
     events = events.sort_values(["row", "global_session_idx"], kind="stable")
     counts = events[list(event_columns)].to_numpy(np.float64)
     behaviour = np.hstack([session_frequencies(counts).toarray().astype(np.float32),
