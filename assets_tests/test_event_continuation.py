@@ -17,7 +17,8 @@ import pytest
 
 from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import InstancePaths
-from churn_dagster.studies.continuation.sql.event_logs import examples_sql, feature_columns
+from churn_dagster.studies.continuation.ml.data import Prefixes
+from churn_dagster.studies.continuation.sql.event_logs import examples_sql, feature_columns, prefix_layout, steps_sql
 
 M = 60_000
 T0 = 1_709_280_000_000  # 2024-03-01 08:00 UTC
@@ -25,15 +26,16 @@ SPLIT = {"seed": "0", "train": 0.7, "validation": 0.15}
 
 
 def _examples(tmp_path: Path, rows: list[tuple[str, int, str, float | None, str | None]], per_user: int = 20,
-              session_id: bool = False) -> pd.DataFrame:
+              session_id: bool = False, steps: bool = False) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["user_id", "minute", "event_type", "value", "session_id"])
     frame["event_ms"] = T0 + frame.pop("minute") * M
     stamp = pd.to_datetime(frame["event_ms"], unit="ms")
     frame["local_day"], frame["local_hour"] = stamp.dt.date, stamp.dt.hour
     frame["file"], frame["line"] = "log.csv", range(2, 2 + len(frame))
     frame.to_parquet(tmp_path / "events.parquet", index=False)
-    sql = examples_sql(tmp_path / "events.parquet", date(2024, 3, 1), ["view", "click"], session_id, True, per_user)
-    return duckdb.connect().execute(sql, SPLIT).df()
+    make = steps_sql if steps else examples_sql
+    sql = make(tmp_path / "events.parquet", date(2024, 3, 1), ["view", "click"], session_id, True, per_user)
+    return duckdb.connect().execute(sql, {"seed": "0"} if steps else SPLIT).df()
 
 
 def test_examples_know_only_the_past_and_labels_the_session_end(tmp_path):
@@ -58,6 +60,25 @@ def test_examples_know_only_the_past_and_labels_the_session_end(tmp_path):
     assert a["continues_30min"].tolist() == [False] * 5
     assert set(examples["user_id"]) == {"a", "b"}  # z's event is within the censoring margin of the log's end
     assert set(examples.columns) >= set(feature_columns(["view", "click"], True)[0])
+
+
+def test_the_lstm_reads_each_examples_session_so_far(tmp_path):
+    # Interleaved platform sessions: s1 at minutes 0, 10, 20 and s2 at 5, 15; the steps keep each together.
+    rows = [("a", 0, "view", None, "s1"), ("a", 5, "click", 3.0, "s2"), ("a", 10, "click", None, "s1"),
+            ("a", 15, "view", None, "s2"), ("a", 20, "view", None, "s1"), ("z", 200, "view", None, "z")]
+    examples = _examples(tmp_path, rows, session_id=True)
+    steps = _examples(tmp_path, rows, session_id=True, steps=True)
+    assert steps["step_no"].tolist() == [1, 2, 3, 4, 5] and steps["global_session_idx"].tolist() == [1, 1, 1, 2, 2]
+    assert steps["event_idx"].tolist() == [1, 2, 3, 1, 2]
+    assert steps["step_gap_min"].tolist() == [0, 10, 10, 0, 10] and steps["is_click"].tolist() == [0, 1, 0, 1, 0]
+    assert steps["step_value"].tolist()[3] == pytest.approx(np.log(4.0))
+    prefixes = Prefixes(steps, examples, max_steps=2, layout=prefix_layout(["view", "click"], True))
+    # The example at minute 20 (third event of s1) reads its last two steps: minutes 10 and 20 of s1.
+    k = int(np.flatnonzero(examples["request_ms"] == T0 + 20 * M)[0])
+    assert (prefixes.start[k], prefixes.end[k]) == (1, 3)
+    assert prefixes.steps[1:3, 1].tolist() == pytest.approx(np.log1p([10.0, 20.0]).tolist())
+    k = int(np.flatnonzero(examples["request_ms"] == T0 + 15 * M)[0])
+    assert (prefixes.start[k], prefixes.end[k]) == (3, 5)
 
 
 def test_the_platform_session_id_and_the_cap(tmp_path):
@@ -99,10 +120,11 @@ attributes:
   windows: {{start: "2024-01-01", end: "2024-02-29"}}
   studies: [continuation]
   continuation: {{max_examples_per_user: 10}}
+  max_epochs: 3
 """
 
 
-def test_the_component_trains_both_families_per_horizon(tmp_path, monkeypatch):
+def test_the_component_trains_the_three_families_per_horizon(tmp_path, monkeypatch):
     monkeypatch.setenv("CHURN_MIN_VALIDATION_POSITIVES", "5")
     monkeypatch.setenv("CHURN_MIN_VALIDATION_NEGATIVES", "5")
     log = _long_sessions(tmp_path / "clicks.csv", users=1200)
@@ -110,13 +132,13 @@ def test_the_component_trains_both_families_per_horizon(tmp_path, monkeypatch):
     defs = load(root, package)
     instance = dg.DagsterInstance.ephemeral()
     wanted = [["clicks", "events"], ["clicks", "continuation_examples"], ["clicks", "continuation_logreg"],
-              ["clicks", "continuation_xgboost"]]
+              ["clicks", "continuation_xgboost"], ["clicks", "continuation_lstm"]]
     result = materialize(defs, wanted, instance)
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
     folder = InstancePaths(os.environ["CHURN_DATA_DIR"], "clicks").root / "continuation"
     examples = pd.read_parquet(folder / "examples.parquet")
     assert examples.groupby("user_id").size().max() <= 10 and examples["continues_10min"].any()
-    for family in ("logreg", "xgboost"):
+    for family in ("logreg", "xgboost", "lstm"):
         metrics = json.loads((folder / "models" / family / "metrics.json").read_text())
         assert set(metrics["horizons"]) == {"10", "20", "30"}
         ten = metrics["horizons"]["10"]

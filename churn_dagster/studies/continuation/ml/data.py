@@ -15,6 +15,7 @@ typical value.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,23 @@ TABULAR_COLUMNS = ("request_idx", "elapsed_min", "gap_prev_request_min", "cards"
                    "minutes_since_prev_session")
 
 
+@dataclass(frozen=True)
+class PrefixLayout:
+    """What a prefix is made of: the step and static columns (``logged``: read as log(1 + x)), the column that
+    orders a user's steps and locates an example among them (``key``), and the step's position in its session
+    (``position``, 1 at its first). The NCM requests' by default; an event log's are its own
+    (``studies/continuation/sql/event_logs.py``)."""
+
+    steps: tuple[str, ...] = STEP_COLUMNS
+    static: tuple[str, ...] = STATIC_COLUMNS
+    logged: frozenset[str] = LOG_COLUMNS
+    key: str = "request_ms"
+    position: str = "request_idx"
+
+
+NCM_LAYOUT = PrefixLayout()
+
+
 def _transformed(frame: pd.DataFrame, columns: Sequence[str], logged: frozenset[str] = LOG_COLUMNS) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for c in columns:
@@ -70,23 +88,26 @@ class Prefixes:
     so a session's requests are contiguous and an example's prefix ends at its own row. Raw (log1p) values;
     :class:`PrefixDataset` normalises them."""
 
-    def __init__(self, requests: pd.DataFrame, examples: pd.DataFrame, max_steps: int):
-        ordered = requests.sort_values(["user_id", "request_ms"], kind="stable").reset_index(drop=True)
-        located = examples[["user_id", "request_ms"]].merge(
-            ordered[["user_id", "request_ms"]].reset_index(names="row"), on=["user_id", "request_ms"], how="left",
+    def __init__(self, requests: pd.DataFrame, examples: pd.DataFrame, max_steps: int,
+                 layout: PrefixLayout = NCM_LAYOUT):
+        key, position = layout.key, layout.position
+        ordered = requests.sort_values(["user_id", key], kind="stable").reset_index(drop=True)
+        located = examples[["user_id", key]].merge(
+            ordered[["user_id", key]].reset_index(names="row"), on=["user_id", key], how="left",
             validate="one_to_one")
         if located["row"].isna().any():
             raise ValueError(f"{int(located['row'].isna().sum())} examples have no row among the requests")
         end = located["row"].to_numpy(np.int64) + 1
-        first = end - examples["request_idx"].to_numpy(np.int64)
+        first = end - examples[position].to_numpy(np.int64)
         session = ordered["global_session_idx"].to_numpy()
-        if not ((ordered["request_idx"].to_numpy()[first] == 1)
+        if not ((ordered[position].to_numpy()[first] == 1)
                 & (session[first] == examples["global_session_idx"].to_numpy())).all():
             raise ValueError("the requests table does not hold every example's session from its first request")
         self.start = np.maximum(first, end - max_steps)
         self.end = end
-        self.steps = _transformed(ordered, STEP_COLUMNS).to_numpy(np.float64)
-        self.static = _transformed(examples, STATIC_COLUMNS).to_numpy(np.float64)
+        self.layout = layout
+        self.steps = _transformed(ordered, layout.steps, layout.logged).to_numpy(np.float64)
+        self.static = _transformed(examples, layout.static, layout.logged).to_numpy(np.float64)
         self.examples = examples.reset_index(drop=True)
 
     def __len__(self) -> int:
@@ -111,7 +132,7 @@ class Prefixes:
         impute = np.nan_to_num(np.nanmedian(static, axis=0)) if len(static) else np.zeros(static.shape[1])
         filled = np.where(np.isnan(static), impute, static)
         return Normalization(steps.mean(axis=0), _safe(steps.std(axis=0)), impute, filled.mean(axis=0),
-                             _safe(filled.std(axis=0)), STATIC_COLUMNS)
+                             _safe(filled.std(axis=0)), self.layout.static)
 
 
 def _safe(std: np.ndarray) -> np.ndarray:
@@ -123,7 +144,8 @@ class PrefixDataset(Dataset):
     ``normalization``; ``ml.data.collate`` pads a batch of them."""
 
     def __init__(self, prefixes: Prefixes, index: np.ndarray, y: np.ndarray, normalization: Normalization):
-        if len(normalization.seq_mean) != prefixes.steps.shape[1] or normalization.static_features != STATIC_COLUMNS:
+        if (len(normalization.seq_mean) != prefixes.steps.shape[1]
+                or tuple(normalization.static_features) != tuple(prefixes.layout.static)):
             raise ValueError("this normalisation was fit on other step or static features")
         self.prefixes, self.index, self.normalization = prefixes, np.asarray(index, np.int64), normalization
         self.labels = np.asarray(y, np.float32)[self.index]

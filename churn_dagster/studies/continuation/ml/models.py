@@ -28,10 +28,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from churn_dagster.stages.tensors.ml.data import Normalization, make_loader
 from churn_dagster.studies.continuation.ml.config import PrefixNetwork
 from churn_dagster.studies.continuation.ml.data import (
-    STATIC_COLUMNS,
-    STEP_COLUMNS,
+    NCM_LAYOUT,
     PrefixDataset,
     Prefixes,
+    PrefixLayout,
     labels,
     tabular_features,
 )
@@ -161,8 +161,8 @@ class PrefixRows:
         return decision_score(AUC, y, self.proba(model, normalization), self.policy.judged_classes(y, 2))
 
 
-def build_prefix_lstm(network: PrefixNetwork):
-    return build_model("hybrid", 1, n_features=len(STEP_COLUMNS), n_static=len(STATIC_COLUMNS), **network.kwargs())
+def build_prefix_lstm(network: PrefixNetwork, layout: PrefixLayout = NCM_LAYOUT):
+    return build_model("hybrid", 1, n_features=len(layout.steps), n_static=len(layout.static), **network.kwargs())
 
 
 def train_prefix_lstm(prefixes: Prefixes, horizon: int, config: TrainConfig, network: PrefixNetwork,
@@ -176,7 +176,7 @@ def train_prefix_lstm(prefixes: Prefixes, horizon: int, config: TrainConfig, net
     norm = prefixes.fit_normalization(train)
     device = device or default_device()
     seed_everything(config.seed)
-    model = build_prefix_lstm(network)
+    model = build_prefix_lstm(network, prefixes.layout)
     pin = str(device).startswith("cuda")
     loader = lambda index, shuffle=False: make_loader(  # noqa: E731
         PrefixDataset(prefixes, index, y, norm), config.batch_size, shuffle, config.seed, config.num_workers, pin)

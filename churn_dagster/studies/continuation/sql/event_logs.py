@@ -12,6 +12,9 @@ The Zooniverse study asks it at each request of a working session; here every ev
 - **Labels**: ``continues_<h>min`` = the session's last event is at least ``h`` minutes after this one.
 - **Censoring**: an event is an example only if the log goes on for the longest horizon plus the session gap
   after it, so that every label is known.
+- **Steps** (the LSTM's, :func:`steps_sql`): every event of the sessions that hold an example, numbered per user
+  by session start and then time (``step_no``), so a session's events are contiguous even where a platform's
+  sessions interleave and an example's prefix is the slice of its session up to it.
 - **Sampling**: at most ``per_user`` examples a user, chosen by a seeded hash of the event (not its order), so
   heavy users do not outweigh the others; the split is the seeded hash of the user id every study uses.
 """
@@ -41,15 +44,30 @@ def feature_columns(types: list[str], has_value: bool) -> tuple[list[str], froze
     return [*logged, *counts, *PERIODIC_FEATURES], frozenset([*logged, *counts])
 
 
-def examples_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
-                 per_user: int) -> str:
-    """The examples, ordered by user and event; uses the split parameters ``$seed``, ``$train``, ``$validation``."""
+def prefix_layout(types: list[str], has_value: bool):
+    """The LSTM's prefix layout on an event log: one step per event of the session so far (its gap, minutes
+    since the session began, its type, its value on a signed log scale, its hour), the user's history and
+    the calendar beside them; steps ordered and examples located by ``step_no``."""
+    from churn_dagster.studies.continuation.ml.data import PrefixLayout
+
+    steps = ("step_gap_min", "elapsed_min", *(f"is_{stem}" for stem in type_columns(types).values()),
+             *(("step_value",) if has_value else ()), "hour_sin", "hour_cos")
+    static = ("event_idx", "weekday_sin", "weekday_cos", "prior_sessions", "prior_events", "prior_mean_session_min",
+              "minutes_since_prev_session", *(("value_so_far",) if has_value else ()))
+    logged = frozenset({"step_gap_min", "elapsed_min", *LOG_FEATURES} - {"gap_prev_min"})
+    return PrefixLayout(steps, static, logged, key="step_no", position="event_idx")
+
+
+def _ctes(events: Path, start: date, types: list[str], session_id: bool, has_value: bool, per_user: int) -> str:
+    """Every event from ``start`` with its features, steps and labels (``events``), and the drawn examples
+    (``sampled``); uses the split parameter ``$seed``."""
     key = session_key_sql(session_id)
     so_far = "OVER (PARTITION BY user_id, session_key ORDER BY event_ms, file, line)"
     counts = "".join(f", count_if(event_type = {sql_text(t)}) {so_far} AS n_{stem}_so_far"
                      for t, stem in type_columns(types).items())
-    value = f", coalesce(sum(value) {so_far}, 0) AS value_so_far" if has_value else ""
-    labels = "".join(f", (session_end_ms - event_ms >= {h * MINUTE_MS}) AS {label_column(h)}" for h in HORIZONS_MIN)
+    kinds = "".join(f", (k.event_type = {sql_text(t)})::INTEGER AS is_{stem}" for t, stem in type_columns(types).items())
+    value = (f", coalesce(sum(value) {so_far}, 0) AS value_so_far, "
+             "sign(coalesce(k.value, 0)) * ln(1 + abs(coalesce(k.value, 0))) AS step_value" if has_value else "")
     margin = (max(HORIZONS_MIN) * MINUTE_MS) + SESSION_GAP_MS
     return f"""
         WITH e AS (
@@ -64,15 +82,19 @@ def examples_sql(events: Path, start: date, types: list[str], session_id: bool, 
         history AS (
             SELECT *, count(*) OVER before AS prior_sessions, coalesce(sum(n) OVER before, 0) AS prior_events,
                    avg((end_ms - start_ms) / {MINUTE_MS}) OVER before AS prior_mean_session_min,
-                   (start_ms - max(end_ms) OVER before) / {MINUTE_MS} AS minutes_since_prev_session
+                   (start_ms - max(end_ms) OVER before) / {MINUTE_MS} AS minutes_since_prev_session,
+                   row_number() OVER (PARTITION BY user_id ORDER BY start_ms, session_key) AS global_session_idx
             FROM sessions
             WINDOW before AS (PARTITION BY user_id ORDER BY start_ms, session_key
                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),
         events AS (
-            SELECT k.user_id, k.event_ms, k.line, k.file, h.end_ms AS session_end_ms,
+            SELECT k.user_id, k.event_ms, k.line, k.file, k.session_key, h.end_ms AS session_end_ms,
+                   h.global_session_idx,
+                   row_number() OVER (PARTITION BY k.user_id ORDER BY h.start_ms, k.session_key, k.event_ms, k.file,
+                                      k.line) AS step_no,
                    row_number() {so_far} AS event_idx,
                    (k.event_ms - h.start_ms) / {MINUTE_MS} AS elapsed_min,
-                   (k.event_ms - lag(k.event_ms) {so_far}) / {MINUTE_MS} AS gap_prev_min{value}{counts},
+                   (k.event_ms - lag(k.event_ms) {so_far}) / {MINUTE_MS} AS gap_prev_min{value}{counts}{kinds},
                    h.prior_sessions, h.prior_events, h.prior_mean_session_min, h.minutes_since_prev_session,
                    sin(2 * pi() * k.local_hour / 24) AS hour_sin, cos(2 * pi() * k.local_hour / 24) AS hour_cos,
                    sin(2 * pi() * isodow(k.local_day) / 7) AS weekday_sin,
@@ -82,8 +104,29 @@ def examples_sql(events: Path, start: date, types: list[str], session_id: bool, 
             SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY md5(user_id || ':' || event_ms || ':' || line
                                                                             || ':' || $seed), file, line) AS draw
             FROM events
-            WHERE event_ms + {margin} <= (SELECT max(event_ms) FROM e))
+            WHERE event_ms + {margin} <= (SELECT max(event_ms) FROM e)),
+        sampled AS (SELECT * FROM censored WHERE draw <= {int(per_user)})"""
+
+
+def examples_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
+                 per_user: int) -> str:
+    """The examples, ordered by user and step; uses the split parameters ``$seed``, ``$train``, ``$validation``."""
+    kinds = ", ".join(f"is_{stem}" for stem in type_columns(types).values())
+    step = ", step_value" if has_value else ""
+    return f"""{_ctes(events, start, types, session_id, has_value, per_user)}
         SELECT user_id, event_ms AS request_ms, {split_sql("user_id")} AS split, * EXCLUDE (user_id, event_ms,
-               session_end_ms, draw, file, line){labels}
-        FROM censored WHERE draw <= {int(per_user)}
-        ORDER BY user_id, request_ms, event_idx"""
+               session_end_ms, draw, file, line, session_key{', ' + kinds if kinds else ''}{step}),
+               {", ".join(f"(session_end_ms - event_ms >= {h * MINUTE_MS}) AS {label_column(h)}" for h in HORIZONS_MIN)}
+        FROM sampled
+        ORDER BY user_id, step_no"""
+
+
+def steps_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool, per_user: int) -> str:
+    """Every event of the sessions that hold an example, as the LSTM's steps (:func:`prefix_layout`), ordered
+    by user and step; uses ``$seed``."""
+    layout = prefix_layout(types, has_value)
+    return f"""{_ctes(events, start, types, session_id, has_value, per_user)}
+        SELECT user_id, step_no, global_session_idx, event_idx,
+               {", ".join(f"coalesce(gap_prev_min, 0) AS {c}" if c == "step_gap_min" else c for c in layout.steps)}
+        FROM events SEMI JOIN (SELECT DISTINCT user_id, session_key FROM sampled) s USING (user_id, session_key)
+        ORDER BY user_id, step_no"""
