@@ -7,6 +7,7 @@ quoting style. See ``docs/DATA_FORMAT.md`` for the evidence behind each entry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Every ID of the published files (user, card, creator, song, artist; the card IDs inside the swipe-down
@@ -28,6 +29,12 @@ class Grammar:
 
     pattern: str
     described: str
+
+    @property
+    def admits_comma(self) -> bool:
+        """Whether a value may hold a comma (the category path): a comma of the pattern outside a ``{m,n}``
+        repetition, which only a quoted field can carry."""
+        return "," in re.sub(r"\{[0-9]*,[0-9]*\}", "", self.pattern)
 
 
 ID_GRAMMAR = Grammar(

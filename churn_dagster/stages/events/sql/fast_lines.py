@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES
+from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES, joined_lines
 
 # A piece of a block this short that holds bytes that are not UTF-8 goes wholly the exact way.
 MIN_PIECE = 32
@@ -58,7 +57,7 @@ def split_canonical(block: pa.Table, names: list[str], delimiter: str) -> tuple[
         return _empty(names), block
     try:
         parsed = pa_csv.read_csv(
-            pa.BufferReader(_joined(text.filter(fast))),
+            pa.BufferReader(joined_lines(text.filter(fast))),
             # Arrow parses in blocks and refuses a line longer than one: the lines admitted here are at most
             # MAX_LINE_BYTES (longer ones are cut and go the exact way), so a block of twice that holds any.
             read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=2 * MAX_LINE_BYTES),
@@ -73,17 +72,6 @@ def split_canonical(block: pa.Table, names: list[str], delimiter: str) -> tuple[
     if parsed.num_rows != len(lines):  # never expected: the pattern admits one record per line
         return _empty(names), block
     return parsed.append_column("line", lines), block.filter(pc.invert(fast))
-
-
-def _joined(lines: pa.Array | pa.ChunkedArray) -> pa.Buffer:
-    """The lines as one buffer, each ended by a newline: the values buffer of the lines with a newline
-    appended to each, which Arrow lays out back to back."""
-    ended = pc.binary_join_element_wise(lines, pa.scalar("", pa.large_string()), pa.scalar("\n", pa.large_string()))
-    if isinstance(ended, pa.ChunkedArray):
-        ended = ended.combine_chunks()
-    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)
-    start, stop = int(offsets[ended.offset]), int(offsets[ended.offset + len(ended)])
-    return ended.buffers()[2][start:stop]
 
 
 def _empty(names: list[str]) -> pa.Table:

@@ -76,7 +76,7 @@ def _value(spec: fmt.NcmFile, column: fmt.Column, position: int) -> str:
 def _grammar_is_fast(column: fmt.Column) -> bool:
     """Whether the fast pattern checks the column's grammar itself: not for a grammar with commas (the
     category path), which only a quoted field can hold and a quoted line never takes the fast path."""
-    return column.grammar is not None and "," not in column.grammar.pattern
+    return column.grammar is not None and not column.grammar.admits_comma
 
 
 def _typed(column: fmt.Column) -> tuple[str, str | None, str | None]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -177,3 +178,14 @@ def line_tables(stream: BinaryIO, count: LineCount, first_line: int = 2) -> Iter
         worker.join()
     if count.lines_emitted != count.lines:
         raise LineCountMismatch(f"{count.lines_emitted} lines split, {count.lines} counted from the newlines")
+
+
+def joined_lines(lines: pa.Array | pa.ChunkedArray) -> pa.Buffer:
+    """The lines as one buffer, each ended by a newline: the values buffer of the lines with a newline
+    appended to each, which Arrow lays out back to back."""
+    ended = pc.binary_join_element_wise(lines, pa.scalar("", pa.large_string()), pa.scalar("\n", pa.large_string()))
+    if isinstance(ended, pa.ChunkedArray):
+        ended = ended.combine_chunks()
+    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)
+    start, stop = int(offsets[ended.offset]), int(offsets[ended.offset + len(ended)])
+    return ended.buffers()[2][start:stop]

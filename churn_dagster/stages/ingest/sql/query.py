@@ -1,6 +1,6 @@
 """The one statement that turns a block of numbered lines of one source file into output rows.
 
-It stacks the format layer (:mod:`fields`), the derived columns and the content rules (:mod:`rules`) and
+It stacks the format layer (:mod:`fields`; or, for the canonical lines Arrow typed, :mod:`fast`), the derived columns and the content rules (:mod:`rules`) and
 adds, per line: ``_rule`` (the index of the first rule it breaks, NULL for a good row), ``_bucket`` (where
 it goes: a day's ``dt``, ``UNASSIGNED`` for a row without a usable day, ``OUTSIDE`` for a day this run does
 not write, ``SNAPSHOT`` for the one partition of a snapshot file), the hash of its natural key for the
@@ -30,6 +30,7 @@ OUTSIDE = -1
 UNASSIGNED = 0
 SNAPSHOT = 1
 LINES_TABLE = "_ingest_lines"
+FAST_TABLE = "_ingest_fast"
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,29 @@ def _bucket(spec: fmt.NcmFile, delivered: bool) -> str:
 def ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: bool) -> IngestQuery:
     """The statement for one source file whose header lists ``file_order``; ``delivered`` marks a file of a
     ``day=`` folder, whose rows must all carry that folder's day (``$delivered_dt``)."""
-    typed, rules = typed_rows_sql(spec, file_order, LINES_TABLE)
+    typed, format_rules = typed_rows_sql(spec, file_order, LINES_TABLE)
+    return _query(spec, typed, format_rules, delivered, fast=False)
+
+
+def fast_ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: bool) -> IngestQuery:
+    """The same statement over the typed canonical lines of ``FAST_TABLE`` (:mod:`fast`), which also holds
+    the stored derived columns: the format layer's rules and the shape checks cannot fire on those lines and
+    are skipped, the others keep their numbers, so a row's rule means the same reason on both paths."""
+    _, format_rules = typed_rows_sql(spec, file_order, LINES_TABLE)
+    provided = [c.name for c in spec.columns] + [name for name, _ in RULES[spec.stem].stored_derived]
+    typed = (f"SELECT line, NULL::BLOB AS raw, _line_text, true AS _structure_ok, true AS _ok_dt, "
+             f"{', '.join(provided)} FROM {FAST_TABLE}")
+    return _query(spec, typed, format_rules, delivered, fast=True)
+
+
+def _query(spec: fmt.NcmFile, typed: str, format_rules: list[Rule], delivered: bool, fast: bool) -> IngestQuery:
     file_rules = RULES[spec.stem]
-    rules = [*rules, *file_rules.rules(spec), *([DELIVERED_DAY_RULE] if delivered and spec.daily else [])]
-    rule_case = "CASE " + " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules)) + " END"
-    derived = "".join(f", {expr} AS {name}" for name, expr in file_rules.derived)
-    stored_derived = "".join(f", {expr} AS {name}" for name, expr in file_rules.stored_derived)
+    rules = [*format_rules, *file_rules.rules(spec), *([DELIVERED_DAY_RULE] if delivered and spec.daily else [])]
+    skipped = {id(r) for r in (*format_rules, *file_rules.shape_checks)} if fast else set()
+    cases = " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules) if id(r) not in skipped)
+    rule_case = f"CASE {cases} END" if cases else "NULL::INTEGER"
+    derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.derived)
+    stored_derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.stored_derived)
     stored = ", ".join(c for c in stored_columns(spec) if c != "source_line")
     sql = f"""
 SELECT line AS source_line, {stored}, _rule, _bucket, hash({', '.join(file_rules.key)}) AS _key_hash,

@@ -93,6 +93,9 @@ class FileRules:
     stored_derived: tuple[tuple[str, str], ...] = ()
     # Columns dropped from the stored table once the derived ones replace them.
     replaced: tuple[str, ...] = ()
+    # Checks that a line of the fast path's strict shape cannot break (its stored derived columns are then
+    # built by the fast path itself, :mod:`fast`): skipped on that path.
+    shape_checks: tuple[Rule, ...] = ()
 
     def rules(self, spec: fmt.NcmFile) -> list[Rule]:
         missing = [Rule(f"{c} IS NULL", f"{spec.column(c).source} is missing", spec.column(c).source) for c in self.required]
@@ -115,6 +118,7 @@ RULES: dict[str, FileRules] = {
         derived=(("_detail_maps", _DETAIL_MAPS),),
         stored_derived=(("detail_items", DETAIL_ITEMS_SQL),),
         replaced=("detail_list",),
+        shape_checks=_DETAIL_RULES,
     ),
     _MS.stem: FileRules(
         key=("mlog_id", "dt"),

@@ -1,8 +1,10 @@
 """Load published NCM files into typed, per-day Parquet in one streaming pass, every line accounted for.
 
-For each source file: its physical lines are read in blocks (:mod:`lines`), each block goes through one
-DuckDB statement (:mod:`query`) that types, checks and buckets every line, and the results are appended in
-line order to the partition files and quarantine files they belong to (:mod:`outputs`); the hashes of the
+For each source file: its physical lines are read in blocks (:mod:`lines`); the lines already in their
+strictest published form are typed by Arrow (:mod:`fast`, one block ahead in a worker thread), the others
+by the exact SQL format layer; one DuckDB statement per path (:mod:`query`) checks and buckets every line,
+and the results are appended in line order to the partition files and quarantine files they belong to
+(:mod:`outputs`); the hashes of the
 loaded rows' keys are kept for the duplicate check (:mod:`duplicates`), which runs once at the end. Only
 then is anything published, each file by an atomic rename.
 
@@ -16,6 +18,7 @@ import resource
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,6 +32,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.errors import UserError
 from churn_dagster.stages.ingest.sql import duplicates
+from churn_dagster.stages.ingest.sql.fast import FastLines
 from churn_dagster.stages.ingest.sql.header import file_columns, unreadable
 from churn_dagster.stages.ingest.sql.lines import (
     LineCount,
@@ -43,10 +47,12 @@ from churn_dagster.stages.ingest.sql.outputs import (
     stored_schema,
 )
 from churn_dagster.stages.ingest.sql.query import (
+    FAST_TABLE,
     LINES_TABLE,
     OUTSIDE,
     UNASSIGNED,
     IngestQuery,
+    fast_ingest_query,
     ingest_query,
     sort_block,
 )
@@ -161,21 +167,52 @@ def _quarantine_rows(piece: pa.Table, query: IngestQuery, source_file: str) -> p
 
 
 def _stream(run: _Run, source: SourceFile, params: dict) -> int:
-    """Push one file through; return its lines after the header, as counted from its bytes."""
+    """Push one file through; return its lines after the header, as counted from its bytes. Canonical lines
+    take the fast path (:mod:`fast`), the others the exact one; both results are sorted together, so each
+    partition receives its rows in file order whichever path read them."""
     spec = run.spec
-    query = ingest_query(spec, file_columns(spec, source.path), delivered=source.delivered_day is not None)
-    if source.delivered_day is not None:
+    order = file_columns(spec, source.path)
+    delivered = source.delivered_day is not None
+    query, fast_query = ingest_query(spec, order, delivered), fast_ingest_query(spec, order, delivered)
+    if delivered:
         params = {**params, "delivered_dt": run.calendar.dt(source.delivered_day)}
-    bound = used_params(query.sql, params)
+    bound, fast_bound = used_params(query.sql, params), used_params(fast_query.sql, params)
+    fast = FastLines(spec, order)
     count = LineCount()
-    for lines in _lines_after_header(source.path, count):
-        run.con.register(LINES_TABLE, lines)
-        try:
-            rows = sort_block(run.con.sql(query.sql, params=bound).to_arrow_table())
-        finally:
-            run.con.unregister(LINES_TABLE)
-        run.take(rows, query, source)
+    for typed, lines in _split_ahead(fast, _lines_after_header(source.path, count)):
+        parts = []
+        if typed is not None:
+            parts.append(_run_block(run.con, FAST_TABLE, typed, fast_query.sql, fast_bound))
+        if lines.num_rows:
+            parts.append(_run_block(run.con, LINES_TABLE, lines, query.sql, bound))
+        if parts:
+            run.take(sort_block(pa.concat_tables(parts) if len(parts) > 1 else parts[0]), query, source)
     return count.lines
+
+
+def _split_ahead(fast: FastLines, blocks: Iterator[pa.Table]) -> Iterator[tuple[pa.Table | None, pa.Table]]:
+    """``fast.split`` of each block, computed one block ahead in a worker thread (Arrow releases the GIL), so
+    that the next block is matched and parsed while this one runs through DuckDB and into its files."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fast-lines") as pool:
+        pending = None
+        try:
+            for block in blocks:
+                ahead = pool.submit(fast.split, block)
+                if pending is not None:
+                    yield pending.result()
+                pending = ahead
+            if pending is not None:
+                yield pending.result()
+        finally:
+            blocks.close()  # a consumer that stops early releases the line reader at once
+
+
+def _run_block(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, sql: str, params: dict) -> pa.Table:
+    con.register(name, table)
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.unregister(name)
 
 
 def _lines_after_header(path: Path, count: LineCount) -> Iterator[pa.Table]:

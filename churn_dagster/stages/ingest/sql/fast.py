@@ -1,0 +1,139 @@
+"""The fast path of the NCM ingest: lines already in their strictest published form typed by Arrow's CSV
+reader instead of the SQL format layer.
+
+The exact path (:mod:`fields`) reads every field as text and judges it in SQL: decoding, splitting (quote-aware
+where a line holds a quote), a regular expression and a cast per field. Most lines of a clean file need none of
+that. A line is *canonical* when one RE2 match over it says the format layer would find nothing wrong: exactly
+the file's fields, none quoted, each the null token or of its column's strictest shape (integers of at most 9
+or 18 digits, so they always fit their 32 or 64 bits; ``0``/``1`` flags; plain decimals; IDs of their grammar;
+free text without a comma, quote, CR or byte-order mark), valid UTF-8, no CR, not cut for length. Canonical
+lines are parsed by ``pyarrow.csv`` with the columns' types; the content rules, buckets and key hashes then run
+in SQL over the typed rows (``query.fast_ingest_query``), the same expressions the exact path applies after its
+format layer. Every other line goes the exact way, so the fast path changes no outcome, only the cost
+(``assets_tests/test_ingest_fast_path.py`` compares the two byte for byte on random mixes of canonical and
+hostile lines). A block whose Arrow record count differs from its canonical line count, or that Arrow refuses,
+goes wholly the exact way.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from churn_dagster.domain import ncm_format as fmt
+from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES, joined_lines
+
+# A piece of a block this short that holds bytes that are not UTF-8 goes wholly the exact way.
+MIN_PIECE = 32
+_SHAPES = {
+    "INTEGER": "0|-?[1-9][0-9]{0,8}",  # at most 999,999,999: always a 32-bit integer; no "-0"
+    "BIGINT": "0|-?[1-9][0-9]{0,17}",
+    "BOOLEAN": "[01]",
+    "DOUBLE": "-?[0-9]{1,15}(?:\\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?",  # finite; read alike by Arrow and DuckDB
+    "VARCHAR": '[^,"\\r\\x{FEFF}]*',
+}
+ARROW_TYPES = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(), "DOUBLE": pa.float64(),
+               "VARCHAR": pa.large_string()}
+# The swipe-down list exactly as published: an unquoted empty list, or quoted entries of the nine keys in the
+# published order, every value in its strictest form (what the exact path's shape checks, ``rules._DETAIL_RULES``,
+# accept, and narrower).
+_ENTRY_VALUES = {"isZan": "[01]", "isComment": "[01]", "mlogId": fmt.ID_GRAMMAR.pattern,
+                 "isIntoPersonalHomepage": "[01]", "mlogViewTime": _SHAPES["DOUBLE"], "isShare": "[01]",
+                 "isViewComment": "[01]", "position": _SHAPES["INTEGER"], "logtime": _SHAPES["BIGINT"]}
+assert tuple(_ENTRY_VALUES) == fmt.DETAIL_LIST_KEYS
+_ENTRY = ", ".join(f"'{k}': '(?:{v})'" for k, v in _ENTRY_VALUES.items())
+DETAIL_LIST_SHAPE = f'\\[\\]|"\\[\\{{{_ENTRY}\\}}(?:, \\{{{_ENTRY}\\}})*\\]"'
+
+
+def canonical_pattern(spec: fmt.NcmFile, file_order: list[fmt.Column]) -> str:
+    """An RE2 pattern matching exactly the canonical lines of a file whose header lists ``file_order``."""
+    nulls = [t for t in spec.null_spellings if '"' not in t]
+
+    def field(column: fmt.Column) -> str:
+        grammar = column.grammar.pattern if column.grammar is not None and not column.grammar.admits_comma else None
+        shape = (STRUCTURED[column.name][0] if column.name in STRUCTURED else
+                 f"(?:{grammar})" if grammar else _SHAPES[column.duck_type])
+        return "(?:" + "|".join([*nulls, shape]) + ")"
+
+    return "^" + ",".join(field(c) for c in file_order) + "$"
+
+
+class FastLines:
+    """The canonical lines of a block, typed: what the fast query reads (canonical column names, ``line``
+    and ``_line_text``), and the rest of the block for the exact path."""
+
+    def __init__(self, spec: fmt.NcmFile, file_order: list[fmt.Column]):
+        self.pattern = canonical_pattern(spec, file_order)
+        self.names = [c.name for c in file_order]
+        self.types = {c.name: ARROW_TYPES[c.duck_type] for c in file_order}
+        self.nulls = [t for t in spec.null_spellings if '"' not in t]
+
+    def split(self, block: pa.Table) -> tuple[pa.Table | None, pa.Table]:
+        """(typed canonical rows or None, the lines left for the exact path). Arrow checks UTF-8 a whole
+        array at a time, so a block with bytes that are not UTF-8 is halved until the pieces holding them are
+        at most ``MIN_PIECE`` lines; those go the exact way, which names the line."""
+        try:
+            text = block.column("raw").cast(pa.large_string())
+        except pa.ArrowInvalid:
+            if block.num_rows <= MIN_PIECE:
+                return None, block
+            half = block.num_rows // 2
+            (a, rest_a), (b, rest_b) = self.split(block.slice(0, half)), self.split(block.slice(half))
+            typed = [t for t in (a, b) if t is not None]
+            return (pa.concat_tables(typed) if typed else None), pa.concat_tables([rest_a, rest_b])
+        fast = pc.and_(pc.invert(block.column("too_long")), pc.match_substring_regex(text, self.pattern))
+        if not pc.any(fast).as_py():
+            return None, block
+        kept = text.filter(fast)
+        try:
+            parsed = pa_csv.read_csv(
+                pa.BufferReader(joined_lines(kept)),
+                # Lines are at most MAX_LINE_BYTES (longer ones are cut and go the exact way): a parse block
+                # of twice that holds any of them.
+                read_options=pa_csv.ReadOptions(column_names=self.names, use_threads=False,
+                                                block_size=2 * MAX_LINE_BYTES),
+                parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', double_quote=False,
+                                                  escape_char=False, newlines_in_values=False,
+                                                  ignore_empty_lines=False),
+                convert_options=pa_csv.ConvertOptions(column_types=self.types, null_values=self.nulls,
+                                                      strings_can_be_null=True, quoted_strings_can_be_null=False,
+                                                      true_values=["1"], false_values=["0"]))
+        except pa.ArrowInvalid:  # never expected after the pattern; the exact path then judges the whole block
+            return None, block
+        if parsed.num_rows != len(kept):  # never expected: the pattern admits one record per line
+            return None, block
+        for name, (_, stored, build) in STRUCTURED.items():
+            if name in self.names:
+                parsed = parsed.append_column(stored, build(parsed.column(name)))
+        typed = parsed.append_column("line", block.column("line").filter(fast)).append_column("_line_text", kept)
+        return typed, block.filter(pc.invert(fast))
+
+
+def detail_items(lists: pa.ChunkedArray) -> pa.Array:
+    """The stored ``detail_items`` of published swipe-down lists (NULL for none), as the exact path's
+    ``rules.DETAIL_ITEMS_SQL`` builds them: each entry's card, position, view time, log time and flags.
+
+    The canonical pattern admitted only lists in the published form, so an entry is cut at its ``', '``
+    separators into its nine values in the published key order, each after a key prefix of known length."""
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    entries = pc.split_pattern(pc.utf8_slice_codeunits(lists, 2, -2), "}, {")
+    entries = pc.if_else(pc.equal(lists, "[]"), pa.scalar([], entries.type), entries)  # the published empty list
+    values = pc.split_pattern(pc.list_flatten(entries), "', '")
+    column = {}
+    for j, key in enumerate(_ENTRY_VALUES):
+        prefix = len(f"'{key}': '") if j == 0 else len(f"{key}': '")
+        stop = -1 if j == len(_ENTRY_VALUES) - 1 else None  # the last value's closing quote
+        column[key] = pc.utf8_slice_codeunits(pc.list_element(values, j), prefix, stop)
+    items = pa.StructArray.from_arrays(
+        [column["mlogId"], column["position"].cast(pa.int32()), column["mlogViewTime"].cast(pa.float64()),
+         column["logtime"].cast(pa.int64()),
+         *(pc.equal(column[k], "1") for k in ("isZan", "isComment", "isIntoPersonalHomepage", "isShare",
+                                               "isViewComment"))],
+        names=["mlog_id", "position", "view_time", "logtime_ms", "is_like", "is_comment", "is_into_homepage",
+               "is_share", "is_view_comment"])
+    return type(entries).from_arrays(entries.offsets, items, mask=pc.is_null(lists))
+
+
+# Column -> (its shape on the fast path, the stored column built from it, the builder of that column).
+STRUCTURED = {"detail_list": (DETAIL_LIST_SHAPE, "detail_items", detail_items)}
