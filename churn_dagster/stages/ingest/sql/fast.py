@@ -17,6 +17,9 @@ goes wholly the exact way.
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -34,7 +37,7 @@ _SHAPES = {
     "VARCHAR": '[^,"\\r\\x{FEFF}]*',
 }
 ARROW_TYPES = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(), "DOUBLE": pa.float64(),
-               "VARCHAR": pa.large_string()}
+               "VARCHAR": pa.string()}
 # The swipe-down list exactly as published: an unquoted empty list, or quoted entries of the nine keys in the
 # published order, every value in its strictest form (what the exact path's shape checks, ``rules._DETAIL_RULES``,
 # accept, and narrower).
@@ -56,7 +59,8 @@ def canonical_pattern(spec: fmt.NcmFile, file_order: list[fmt.Column]) -> str:
                  f"(?:{grammar})" if grammar else _SHAPES[column.duck_type])
         return "(?:" + "|".join([*nulls, shape]) + ")"
 
-    return "^" + ",".join(field(c) for c in file_order) + "$"
+    # Groups made non-capturing: nothing is extracted, and RE2 matches about a sixth faster without them.
+    return re.sub(r"\((?!\?)", "(?:", "^" + ",".join(field(c) for c in file_order) + "$")
 
 
 class FastLines:
@@ -117,8 +121,13 @@ def detail_items(lists: pa.ChunkedArray) -> pa.Array:
     The canonical pattern admitted only lists in the published form, so an entry is cut at its ``', '``
     separators into its nine values in the published key order, each after a key prefix of known length."""
     lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
-    entries = pc.split_pattern(pc.utf8_slice_codeunits(lists, 2, -2), "}, {")
-    entries = pc.if_else(pc.equal(lists, "[]"), pa.scalar([], entries.type), entries)  # the published empty list
+    present = pc.is_valid(lists)
+    given = lists.filter(present)  # most rows have no list: only the others are cut
+    entries = pc.split_pattern(pc.utf8_slice_codeunits(given, 2, -2), "}, {")
+    entries = pc.if_else(pc.equal(given, "[]"), pa.scalar([], entries.type), entries)  # the published empty list
+    lengths = np.zeros(len(lists), np.int32)
+    lengths[np.flatnonzero(present.to_numpy(zero_copy_only=False))] = pc.list_value_length(entries).to_numpy()
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths, dtype=np.int32)]).astype(np.int32))
     values = pc.split_pattern(pc.list_flatten(entries), "', '")
     column = {}
     for j, key in enumerate(_ENTRY_VALUES):
@@ -132,7 +141,7 @@ def detail_items(lists: pa.ChunkedArray) -> pa.Array:
                                                "isViewComment"))],
         names=["mlog_id", "position", "view_time", "logtime_ms", "is_like", "is_comment", "is_into_homepage",
                "is_share", "is_view_comment"])
-    return type(entries).from_arrays(entries.offsets, items, mask=pc.is_null(lists))
+    return pa.ListArray.from_arrays(offsets, items, mask=pc.invert(present))
 
 
 # Column -> (its shape on the fast path, the stored column built from it, the builder of that column).

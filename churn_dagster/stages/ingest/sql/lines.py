@@ -90,7 +90,7 @@ def _table(first_line: int, lines: pa.Array) -> pa.Table:
     too_long = pc.greater(pc.binary_length(lines), MAX_LINE_BYTES)
     if pc.any(too_long).as_py():
         lines = pc.if_else(too_long, pc.binary_slice(lines, 0, KEPT_PREFIX_BYTES), lines)
-    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
+    numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
     return pa.Table.from_arrays([numbers, lines.cast(pa.large_binary()), too_long], schema=LINES_SCHEMA)
 
 

@@ -56,14 +56,25 @@ def ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: boo
 
 
 def fast_ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: bool) -> IngestQuery:
-    """The same statement over the typed canonical lines of ``FAST_TABLE`` (:mod:`fast`), which also holds
-    the stored derived columns: the format layer's rules and the shape checks cannot fire on those lines and
-    are skipped, the others keep their numbers, so a row's rule means the same reason on both paths."""
+    """The same checks over the typed canonical lines of ``FAST_TABLE`` (:mod:`fast`): the format layer's rules
+    and the shape checks cannot fire on those lines and are skipped, the others keep their numbers, so a row's
+    rule means the same reason on both paths. It returns only ``source_line``, ``_rule``, ``_bucket``,
+    ``_key_hash`` and ``_content``, in any order: the stored columns stay in the Arrow table they were typed
+    in (:func:`attach`)."""
     _, format_rules = typed_rows_sql(spec, file_order, LINES_TABLE)
-    provided = [c.name for c in spec.columns] + [name for name, _ in RULES[spec.stem].stored_derived]
     typed = (f"SELECT line, NULL::BLOB AS raw, _line_text, true AS _structure_ok, true AS _ok_dt, "
-             f"{', '.join(provided)} FROM {FAST_TABLE}")
+             f"{', '.join(c.name for c in spec.columns)} FROM {FAST_TABLE}")
     return _query(spec, typed, format_rules, delivered, fast=True)
+
+
+def attach(typed: pa.Table, checked: pa.Table, spec: fmt.NcmFile) -> pa.Table:
+    """The rows of the fast path as the exact statement returns them: the stored columns of ``typed`` (in
+    line order) beside the checks of ``checked`` (the fast statement's result, in any order)."""
+    checked = checked.take(np.argsort(checked["source_line"].to_numpy(), kind="stable"))
+    stored = [c for c in stored_columns(spec) if c != "source_line"]
+    return pa.table([checked["source_line"], *(typed[c] for c in stored),
+                     *(checked[c] for c in ("_rule", "_bucket", "_key_hash", "_content"))],
+                    names=["source_line", *stored, "_rule", "_bucket", "_key_hash", "_content"])
 
 
 def _query(spec: fmt.NcmFile, typed: str, format_rules: list[Rule], delivered: bool, fast: bool) -> IngestQuery:
@@ -74,9 +85,9 @@ def _query(spec: fmt.NcmFile, typed: str, format_rules: list[Rule], delivered: b
     rule_case = f"CASE {cases} END" if cases else "NULL::INTEGER"
     derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.derived)
     stored_derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.stored_derived)
-    stored = ", ".join(c for c in stored_columns(spec) if c != "source_line")
+    stored = "" if fast else "".join(f"{c}, " for c in stored_columns(spec) if c != "source_line")
     sql = f"""
-SELECT line AS source_line, {stored}, _rule, _bucket, hash({', '.join(file_rules.key)}) AS _key_hash,
+SELECT line AS source_line, {stored}_rule, _bucket, hash({', '.join(file_rules.key)}) AS _key_hash,
        CASE WHEN _rule IS NOT NULL THEN coalesce(_line_text, CAST(raw AS VARCHAR)) END AS _content
 FROM (
     SELECT *, {rule_case} AS _rule, {_bucket(spec, delivered)} AS _bucket

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import resource
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +52,7 @@ from churn_dagster.stages.ingest.sql.query import (
     OUTSIDE,
     UNASSIGNED,
     IngestQuery,
+    attach,
     fast_ingest_query,
     ingest_query,
     sort_block,
@@ -143,9 +144,10 @@ class _Run:
                 self.quarantine(scope).append(_quarantine_rows(piece, query, str(source.path)))
             else:
                 self.partition(scope).append(piece)
-                self.con.register("_ingest_good", piece.select(["_bucket", "_key_hash"]))
-                self.con.execute("INSERT INTO _ingest_keys SELECT _bucket, _key_hash FROM _ingest_good")
-                self.con.unregister("_ingest_good")
+        loaded = pc.and_(pc.invert(pc.is_valid(rows["_rule"])), pc.not_equal(rows["_bucket"], OUTSIDE))
+        self.con.register("_ingest_good", rows.select(["_bucket", "_key_hash"]).filter(loaded))
+        self.con.execute("INSERT INTO _ingest_keys SELECT _bucket, _key_hash FROM _ingest_good")
+        self.con.unregister("_ingest_good")
 
     def resolve_duplicates(self) -> None:
         for bucket in duplicates.suspect_buckets(self.con):
@@ -182,27 +184,28 @@ def _stream(run: _Run, source: SourceFile, params: dict) -> int:
     for typed, lines in _split_ahead(fast, _lines_after_header(source.path, count)):
         parts = []
         if typed is not None:
-            parts.append(_run_block(run.con, FAST_TABLE, typed, fast_query.sql, fast_bound))
+            parts.append(attach(typed, _run_block(run.con, FAST_TABLE, typed, fast_query.sql, fast_bound), spec))
         if lines.num_rows:
             parts.append(_run_block(run.con, LINES_TABLE, lines, query.sql, bound))
         if parts:
-            run.take(sort_block(pa.concat_tables(parts) if len(parts) > 1 else parts[0]), query, source)
+            rows = pa.concat_tables([parts[0], parts[1].cast(parts[0].schema)]) if len(parts) > 1 else parts[0]
+            run.take(sort_block(rows), query, source)
     return count.lines
 
 
-def _split_ahead(fast: FastLines, blocks: Iterator[pa.Table]) -> Iterator[tuple[pa.Table | None, pa.Table]]:
-    """``fast.split`` of each block, computed one block ahead in a worker thread (Arrow releases the GIL), so
-    that the next block is matched and parsed while this one runs through DuckDB and into its files."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fast-lines") as pool:
-        pending = None
+def _split_ahead(fast: FastLines, blocks: Iterator[pa.Table], ahead: int = 2) -> Iterator[tuple[pa.Table | None, pa.Table]]:
+    """``fast.split`` of each block, computed up to ``ahead`` blocks ahead in worker threads (Arrow releases the
+    GIL), so that the next blocks are matched and parsed while this one runs through DuckDB into its files;
+    results come back in block order."""
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="fast-lines") as pool:
+        pending: deque = deque()
         try:
             for block in blocks:
-                ahead = pool.submit(fast.split, block)
-                if pending is not None:
-                    yield pending.result()
-                pending = ahead
-            if pending is not None:
-                yield pending.result()
+                pending.append(pool.submit(fast.split, block))
+                if len(pending) > ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
         finally:
             blocks.close()  # a consumer that stops early releases the line reader at once
 
