@@ -45,10 +45,11 @@ EXPECTED_UPSTREAM = {
     "churn_risk_scores": {"scoring_window", "kpi_features", "label_scores", "sequence_tensors",
                           *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
     "trend_labels": {"cohort_users", "raw_impressions"},
-    "trend_sessions": {"cohort_users", "raw_impressions"},
+    # The default period 1 is the observation window's 14 days: the cohort tables are reused.
+    "trend_sessions": {"cohort_users", "raw_impressions", "sessions"},
     "trend_macro_features": {
         "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
-        "user_day_activity", "raw_mlog_stats", "raw_creator_stats",
+        "user_day_activity", "raw_mlog_stats", "raw_creator_stats", "kpi_features",
     },
     "session_events": {"trend_sessions", "cohort_users", "raw_mlog_demographics", "raw_impressions"},
     "user_day_events": {"cohort_users", "raw_mlog_demographics", "raw_impressions"},

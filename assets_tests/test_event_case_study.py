@@ -12,13 +12,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from event_log_helpers import config_error
+from event_log_helpers import config_error, generated_clicks, small_log_evidence
 
 from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import InstancePaths
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_of
 from churn_dagster.studies.case_study.sql.event_logs import CaseStudyWindows, build_tables
-from churn_dagster.synth.event_logs import LogSpec, generate_log
 
 
 def _events(path: Path, rows: list[tuple[str, str, str, float | None]]) -> Path:
@@ -86,14 +85,11 @@ attributes:
 
 @pytest.fixture(scope="module")
 def clicks(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("clicks") / "clicks.csv"
-    generate_log(LogSpec("clicks", users=3000, days=60, seed=2), path)
-    return path
+    return generated_clicks(tmp_path_factory, users=3000, days=60)
 
 
 def test_the_component_builds_the_case_study_and_its_four_families(tmp_path, clicks, monkeypatch):
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_POSITIVES", "5")
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_NEGATIVES", "5")
+    small_log_evidence(monkeypatch)
     root, package = write_project(tmp_path, {"clicks": CLICKS.format(path=clicks)})
     defs = load(root, package)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}

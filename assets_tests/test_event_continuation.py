@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from event_log_helpers import small_log_evidence
 
 from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import InstancePaths
@@ -125,8 +126,7 @@ attributes:
 
 
 def test_the_component_trains_the_three_families_per_horizon(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_POSITIVES", "5")
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_NEGATIVES", "5")
+    small_log_evidence(monkeypatch)
     log = _long_sessions(tmp_path / "clicks.csv", users=1200)
     root, package = write_project(tmp_path, {"clicks": CLICKS.format(path=log)})
     defs = load(root, package)

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from event_log_helpers import config_error
+from event_log_helpers import config_error, generated_clicks, small_log_evidence
 
 from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import InstancePaths
@@ -140,16 +140,11 @@ attributes:
 
 @pytest.fixture(scope="module")
 def clicks(tmp_path_factory) -> Path:
-    from churn_dagster.synth.event_logs import LogSpec, generate_log
-
-    path = tmp_path_factory.mktemp("clicks") / "clicks.csv"
-    generate_log(LogSpec("clicks", users=1500, days=90, seed=2), path)
-    return path
+    return generated_clicks(tmp_path_factory, users=1500, days=90)
 
 
 def test_the_component_builds_the_trend_study(tmp_path, clicks, monkeypatch):
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_POSITIVES", "5")
-    monkeypatch.setenv("CHURN_MIN_VALIDATION_NEGATIVES", "5")
+    small_log_evidence(monkeypatch)
     root, package = write_project(tmp_path, {"clicks": CLICKS.format(path=clicks)})
     defs = load(root, package)
     models = [f"trend_{m}_{t}" for m in TREND_MODELS for t in ("day", "session")]

@@ -140,3 +140,21 @@ def test_the_macro_features_count_period_one_only(tmp_path, lake, con):
     # C: the entry logged after midnight starting the churn label period is not an observation-window event.
     assert (churn[C]["swipe_lists"], churn[C]["swipe_items"]) == (1, 1)
     assert (trend[C]["impressions"], trend[C]["swipe_items"]) == (1, 0)
+
+
+def test_with_the_churn_windows_the_cohort_tables_are_the_period_one_tables(tmp_path, lake, con, monkeypatch):
+    """A period 1 of the observation window's 14 days (and a period 2 longer than the label period):
+    ``sessions`` and ``kpi_features`` are linked, not built again, and they are the bytes the build writes."""
+    from churn_dagster.studies.trends.sql import inputs
+
+    _build(tmp_path, lake, con)
+    windows = TrendSettings(CALENDAR.observation_days, CALENDAR.label_days + 2)
+    assert inputs.reuses_cohort_tables(CALENDAR, windows) and not inputs.reuses_cohort_tables(CALENDAR, PERIODS)
+    area = lake.trend_inputs()
+    build_trend_inputs(con, lake, CALENDAR, windows, [COHORT], gap_minutes=30, publish_day_anchor=31)
+    linked = {t: area.cohort(t, COHORT).read_bytes() for t in ("sessions", "kpi_features")}
+    assert all(area.cohort(t, COHORT).stat().st_ino == lake.cohort(t, COHORT).stat().st_ino for t in linked)
+    monkeypatch.setattr(inputs, "reuses_cohort_tables", lambda calendar, settings: False)
+    build_trend_inputs(con, lake, CALENDAR, windows, [COHORT], gap_minutes=30, publish_day_anchor=31)
+    assert {t: area.cohort(t, COHORT).read_bytes() for t in linked} == linked
+    assert all(area.cohort(t, COHORT).stat().st_ino != lake.cohort(t, COHORT).stat().st_ino for t in linked)

@@ -18,7 +18,7 @@ from churn_dagster.domain.calendar import parse_day
 from churn_dagster.storage.duck import literal_paths
 from churn_dagster.studies.trends.partitions import TrendPartitions
 from churn_dagster.studies.trends.sql import session_events as events_sql
-from churn_dagster.studies.trends.sql.inputs import build_trend_inputs, first_period_calendar
+from churn_dagster.studies.trends.sql.inputs import build_trend_inputs, first_period_calendar, reuses_cohort_tables
 
 
 # 2: period 1 only, under trend_inputs/ (before: the observation window, which may reach into period 2)
@@ -31,6 +31,9 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
     PERIOD = first_period_calendar(p.calendar, t.windows)
     _RAW_DAYS = dg.AssetDep("raw_impressions", partition_mapping=t.first_period)
     _FIRST_PERIOD = f"the first trend period (the cohort's first {t.windows.first_period_days} days)"
+    # With the observation window as period 1, the period-1 sessions and KPI aggregates are the cohort tables.
+    reused = ({"sessions": ["sessions"], "kpi_features": ["kpi_features"]} if reuses_cohort_tables(p.calendar, t.windows)
+              else {"sessions": [], "kpi_features": []})
 
 
     def _no_second_period(asset: str) -> dg.AssetCheckSpec:
@@ -45,7 +48,7 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
                          "the columns of `sessions`, from that period's impressions only: a session still running at "
                          "midnight into period 2 ends with its last request of period 1. The trend models' session "
                          "context. Under trend_inputs/sessions/.",
-                         deps=["cohort_users", _RAW_DAYS], **{**_SPEC, "code_version": "1"}),
+                         deps=["cohort_users", _RAW_DAYS, *reused["sessions"]], **{**_SPEC, "code_version": "2"}),
             dg.AssetSpec("trend_macro_features", description=f"The KPI aggregates of `kpi_features` over {_FIRST_PERIOD} "
                          "(content stats of those days only): the macro features of the trend models. Under "
                          "trend_inputs/kpi_features/.",
@@ -53,8 +56,9 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
                                "raw_creator_demographics", _RAW_DAYS,
                                dg.AssetDep("user_day_activity", partition_mapping=t.first_period),
                                dg.AssetDep("raw_mlog_stats", partition_mapping=t.first_period),
-                               dg.AssetDep("raw_creator_stats", partition_mapping=t.first_period)],
-                         **{**_SPEC, "code_version": "1"}),
+                               dg.AssetDep("raw_creator_stats", partition_mapping=t.first_period),
+                               *reused["kpi_features"]],
+                         **{**_SPEC, "code_version": "2"}),
             dg.AssetSpec("session_events", description="Per session of `trend_sessions` (same key): the counts of "
                          "each event type of the vocabulary (impressions, clicks, likes, shares, comments, comment views, "
                          "homepage visits, swipe-down views and actions, video impressions and clicks). Each session is "
