@@ -185,3 +185,26 @@ def test_trends_need_event_types(tmp_path):
     message = config_error(tmp_path / "b", "orders", yaml.replace(str(log), str(one_type)).replace(
         "event_time: day}", "event_time: day, event_type: kind}"))
     assert "mapping.event_type (kind) holds 1 type(s)" in message and "\n" not in message, message
+
+
+def test_a_log_too_small_for_the_trend_task_says_so_in_one_line(tmp_path):
+    from churn_dagster.components.event_log_trends import MIN_INTENT_SESSIONS
+    from churn_dagster.errors import UserError
+
+    # Six users, two event types, periods of 3 + 3 days: too few sessions to mine intents from.
+    log = tmp_path / "tiny.csv"
+    log.write_text("user,ts,type\n" + "".join(f"u{k},2024-01-0{1 + k % 2} 10:00:00,{('view', 'like')[k % 2]}\n"
+                                              for k in range(6)) + "u0,2024-01-09 10:00:00,view\n")
+    yaml = (f"type: churn_dagster.components.EventLogComponent\nattributes:\n  name: tiny\n  source: {{paths: [{log}]}}\n"
+            "  mapping: {user_id: user, event_time: ts, event_type: type}\n"
+            "  windows: {start: '2024-01-01', observation_days: 3, label_days: 3}\n  studies: [trends]\n")
+    root, package = write_project(tmp_path, {"tiny": yaml})
+    defs = load(root, package)
+    with pytest.raises(Exception) as info:
+        materialize(defs, [["tiny", "events"], ["tiny", "trend_data"], ["tiny", "trend_intents"]],
+                    dg.DagsterInstance.ephemeral())
+    chain = info.value
+    while chain is not None and not isinstance(chain, UserError):
+        chain = chain.__cause__ or chain.__context__
+    assert chain is not None and "too few to mine intents" in str(chain) and "\n" not in str(chain), info.value
+    assert f"at least {MIN_INTENT_SESSIONS}" in str(chain)

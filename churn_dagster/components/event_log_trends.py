@@ -17,9 +17,13 @@ from churn_dagster.components.event_log_spec import EventLogSpec, InstancePaths
 from churn_dagster.components.event_log_training import study_model_asset
 from churn_dagster.core.metadata import check, frame_markdown, frame_table, image_markdown, table
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
+from churn_dagster.errors import UserError
 from churn_dagster.studies.trends.config import CONFIG_CLASSES, MODEL_LABELS, TASK_LABELS, TREND_TASKS
 from churn_dagster.studies.trends.intents import IntentTopicsConfig
 from churn_dagster.studies.trends.ml.hyperparameters import TREND_MODELS
+
+# Fewer first-period sessions of training users than this cannot be split for LDA's held-out perplexity.
+MIN_INTENT_SESSIONS = 20
 
 
 def trend_folders(paths: InstancePaths) -> dict:
@@ -78,7 +82,6 @@ def data_body(context, spec: EventLogSpec, lake, split, paths: InstancePaths) ->
     import pandas as pd
 
     from churn_dagster.components.event_log_bodies import log_last_day
-    from churn_dagster.errors import UserError
     from churn_dagster.studies.trends.event_log_tables import build_trend_tables
     from churn_dagster.studies.trends.sql.trends import DAY_TREND_CLASSES
 
@@ -134,6 +137,9 @@ def intents_body(context, spec: EventLogSpec, config, paths: InstancePaths) -> d
     sessions = pd.read_parquet(folders["data"] / "sessions.parquet", columns=["user_id", *columns])
     train = sessions["user_id"].isin(users.loc[users["split"] == "train", "user_id"])
     counts = sessions.loc[train, columns].to_numpy(np.float64)
+    if len(counts) < MIN_INTENT_SESSIONS:
+        raise UserError(f"{spec.where}: trends: {len(counts)} first-period sessions of training users, too few to "
+                        f"mine intents (at least {MIN_INTENT_SESSIONS}); a longer log or more users")
     model = fit_intents(counts, columns, IntentConfig(**config.model_dump()))
     context.log.info(f"trend_intents: K = {model.k} from {len(counts)} training sessions")
     with atomic_dir(folders["intents"]) as out:
@@ -163,6 +169,10 @@ def model_body(context, spec: EventLogSpec, name: str, task: str, config, mlflow
     folders = trend_folders(paths)
     intents = IntentModel.from_dict(json.loads((folders["intents"] / "intents.json").read_text()))
     data = load_event_log_trend_data(folders["data"], intents)
+    users = {split: int(data.rows(split).sum()) for split in ("train", "validation", "test")}
+    if not all(users.values()):
+        raise UserError(f"{spec.where}: trends: the users in the task by split are {users}; every split needs "
+                        "users to train, select and report on (a longer log, more users, or median_filter: false)")
     params = trend_hyperparameters(name, config)
     if spec.max_epochs is not None:
         params = tuple(dataclasses.replace(p, epochs=min(p.epochs, spec.max_epochs)) if isinstance(p, TrainConfig)
