@@ -19,7 +19,13 @@ from event_log_helpers import small_log_evidence
 from bench.event_log_project import load, materialize, write_project
 from churn_dagster.components.event_log_spec import InstancePaths
 from churn_dagster.studies.continuation.ml.data import Prefixes
-from churn_dagster.studies.continuation.sql.event_logs import examples_sql, feature_columns, prefix_layout, steps_sql
+from churn_dagster.studies.continuation.sql.event_logs import (
+    events_table_sql,
+    examples_sql,
+    feature_columns,
+    prefix_layout,
+    steps_sql,
+)
 
 M = 60_000
 T0 = 1_709_280_000_000  # 2024-03-01 08:00 UTC
@@ -34,9 +40,12 @@ def _examples(tmp_path: Path, rows: list[tuple[str, int, str, float | None, str 
     frame["local_day"], frame["local_hour"] = stamp.dt.date, stamp.dt.hour
     frame["file"], frame["line"] = "log.csv", range(2, 2 + len(frame))
     frame.to_parquet(tmp_path / "events.parquet", index=False)
-    make = steps_sql if steps else examples_sql
-    sql = make(tmp_path / "events.parquet", date(2024, 3, 1), ["view", "click"], session_id, True, per_user)
-    return duckdb.connect().execute(sql, {"seed": "0"} if steps else SPLIT).df()
+    con = duckdb.connect()
+    con.execute(events_table_sql(tmp_path / "events.parquet", date(2024, 3, 1), ["view", "click"], session_id, True,
+                                 per_user), {"seed": SPLIT["seed"]})
+    if steps:
+        return con.execute(steps_sql(["view", "click"], True)).df()
+    return con.execute(examples_sql(["view", "click"], True), SPLIT).df()
 
 
 def test_examples_know_only_the_past_and_labels_the_session_end(tmp_path):

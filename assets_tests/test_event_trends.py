@@ -60,7 +60,7 @@ def _tables(con, tmp_path: Path, median_filter: bool = True) -> Path:
     (tmp_path / "log.csv").write_text(LOG)
     events = tmp_path / "events.parquet"
     load_events(con, FileSource((tmp_path / "log.csv",)), MAPPING, events, tmp_path / "q.parquet")
-    w = TrendWindows(date(2024, 1, 1), 3, 3, 1, median_filter)
+    w = TrendWindows(date(2024, 1, 1), 3, 3, "day", median_filter)
     build_trend_tables(con, events, w, MAPPING, date(2024, 1, 8), SplitSettings(), tmp_path / "trends")
     return tmp_path / "trends"
 

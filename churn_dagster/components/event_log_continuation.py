@@ -53,17 +53,24 @@ def continuation_assets(spec: EventLogSpec, key, common: dict, upstream: list[dg
 def examples_body(spec: EventLogSpec, lake, split, paths: InstancePaths) -> dg.MaterializeResult:
     from churn_dagster.stages.cohorts.sql.labels import split_params
     from churn_dagster.stages.events.build import event_types
-    from churn_dagster.studies.continuation.sql.event_logs import examples_sql, feature_columns, steps_sql
+    from churn_dagster.studies.continuation.sql.event_logs import (
+        EVENTS_TABLE,
+        events_table_sql,
+        examples_sql,
+        feature_columns,
+        steps_sql,
+    )
     from churn_dagster.studies.continuation.sql.examples import HORIZONS_MIN, label_column
 
     folder = paths.root / "continuation"
     has_value = spec.mapping.value is not None
     with lake.connect() as con:
         types = event_types(con, paths.events)
-        args = (paths.events, spec.windows.start, types, spec.mapping.session_id is not None, has_value,
-                spec.continuation_per_user)
-        copy_to_parquet(con, examples_sql(*args), folder / "examples.parquet", split_params(split))
-        steps = copy_to_parquet(con, steps_sql(*args), folder / "steps.parquet", split_params(split))
+        con.execute(events_table_sql(paths.events, spec.windows.start, types, spec.mapping.session_id is not None,
+                                     has_value, spec.continuation_per_user), {"seed": split_params(split)["seed"]})
+        copy_to_parquet(con, examples_sql(types, has_value), folder / "examples.parquet", split_params(split))
+        steps = copy_to_parquet(con, steps_sql(types, has_value), folder / "steps.parquet")
+        con.execute(f"DROP TABLE {EVENTS_TABLE}")
         frame = con.execute("SELECT * FROM read_parquet($p)", {"p": literal_path(folder / "examples.parquet")}).df()
     columns, logged = feature_columns(types, has_value)
     with atomic_path(folder / "features.json") as tmp:

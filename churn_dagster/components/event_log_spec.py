@@ -203,7 +203,7 @@ def _trends(c, windows: Windows, fail) -> TrendWindows | None:
     for key, days in (("first_period_days", first), ("second_period_days", second)):
         if not 1 <= days <= 366:
             fail(f"trends.{key}: {days} is outside 1..366")
-    return TrendWindows(windows.start, first, second, windows.grain_days, True if t is None else t.median_filter)
+    return TrendWindows(windows.start, first, second, windows.grain, True if t is None else t.median_filter)
 
 
 def _source(model, base: Path, fail):

@@ -46,7 +46,7 @@ def build_trend_tables(con: duckdb.DuckDBPyConnection, events: Path, w: sql.Tren
     columns = sql.event_columns(types, all_types > len(types))
     con.execute(f"CREATE OR REPLACE TEMP VIEW _events AS SELECT * FROM read_parquet({sql_text(literal_path(events))})")
     con.execute(sql.members_sql(w, last_day))
-    period = w.as_observation(1)
+    period = w.as_observation()
     con.execute(cohort_sql.observed_sql(period, mapping))
     con.execute(f"CREATE OR REPLACE TEMP TABLE _features AS {cohort_sql.features_sql(period, mapping, types)}")
     if users is not None:

@@ -105,15 +105,18 @@ def weight_sql(mapping: EventMapping, types: list[str]) -> str:
     return f"CASE event_type {cases} ELSE {default} END" if cases else default
 
 
+def cohort_day_sql(windows: Windows, day: str) -> str:
+    """The cohort (a SQL DATE) of a user whose first event is on ``day``: :meth:`Windows.cohort_of` in SQL."""
+    g, start = windows.grain_days, f"DATE '{windows.start.isoformat()}'"
+    return f"{start} + (({g} * floor(datediff('day', {start}, {day}) / {g}))::INTEGER)"
+
+
 def members_sql(windows: Windows, cohorts: list[date]) -> str:
     """``_members``: user_id, first_day, cohort_day of the users of ``cohorts`` (from ``_events``)."""
-    g = windows.grain_days
     keys = ", ".join(f"DATE '{c.isoformat()}'" for c in cohorts)
     return f"""
         CREATE OR REPLACE TEMP TABLE _members AS
-        SELECT user_id, first_day,
-               DATE '{windows.start.isoformat()}' + (({g} * floor(datediff('day', DATE '{windows.start.isoformat()}',
-                   first_day) / {g}))::INTEGER) AS cohort_day
+        SELECT user_id, first_day, {cohort_day_sql(windows, "first_day")} AS cohort_day
         FROM (SELECT user_id, min(local_day) AS first_day FROM _events GROUP BY user_id)
         WHERE cohort_day IN ({keys})"""
 

@@ -25,10 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.stages.ingest.sql.lines import MAX_LINE_BYTES, joined_lines
+from churn_dagster.stages.ingest.sql import lines
 
-# A piece of a block this short that holds bytes that are not UTF-8 goes wholly the exact way.
-MIN_PIECE = 32
 _SHAPES = {
     "INTEGER": "0|-?[1-9][0-9]{0,8}",  # at most 999,999,999: always a 32-bit integer; no "-0"
     "BIGINT": "0|-?[1-9][0-9]{0,17}",
@@ -74,44 +72,22 @@ class FastLines:
         self.nulls = [t for t in spec.null_spellings if '"' not in t]
 
     def split(self, block: pa.Table) -> tuple[pa.Table | None, pa.Table]:
-        """(typed canonical rows or None, the lines left for the exact path). Arrow checks UTF-8 a whole
-        array at a time, so a block with bytes that are not UTF-8 is halved until the pieces holding them are
-        at most ``MIN_PIECE`` lines; those go the exact way, which names the line."""
-        try:
-            text = block.column("raw").cast(pa.large_string())
-        except pa.ArrowInvalid:
-            if block.num_rows <= MIN_PIECE:
-                return None, block
-            half = block.num_rows // 2
-            (a, rest_a), (b, rest_b) = self.split(block.slice(0, half)), self.split(block.slice(half))
-            typed = [t for t in (a, b) if t is not None]
-            return (pa.concat_tables(typed) if typed else None), pa.concat_tables([rest_a, rest_b])
-        fast = pc.and_(pc.invert(block.column("too_long")), pc.match_substring_regex(text, self.pattern))
-        if not pc.any(fast).as_py():
-            return None, block
-        kept = text.filter(fast)
-        try:
-            parsed = pa_csv.read_csv(
-                pa.BufferReader(joined_lines(kept)),
-                # Lines are at most MAX_LINE_BYTES (longer ones are cut and go the exact way): a parse block
-                # of twice that holds any of them.
-                read_options=pa_csv.ReadOptions(column_names=self.names, use_threads=False,
-                                                block_size=2 * MAX_LINE_BYTES),
-                parse_options=pa_csv.ParseOptions(delimiter=",", quote_char='"', double_quote=False,
-                                                  escape_char=False, newlines_in_values=False,
-                                                  ignore_empty_lines=False),
-                convert_options=pa_csv.ConvertOptions(column_types=self.types, null_values=self.nulls,
-                                                      strings_can_be_null=True, quoted_strings_can_be_null=False,
-                                                      true_values=["1"], false_values=["0"]))
-        except pa.ArrowInvalid:  # never expected after the pattern; the exact path then judges the whole block
-            return None, block
-        if parsed.num_rows != len(kept):  # never expected: the pattern admits one record per line
-            return None, block
+        """(typed canonical rows or None, the lines left for the exact path)."""
+        return lines.split_canonical(block, self.pattern, self._typed)
+
+    def _typed(self, text: pa.Array) -> pa.Table | None:
+        parsed = lines.read_csv_lines(
+            text, self.names,
+            pa_csv.ParseOptions(delimiter=",", quote_char='"', double_quote=False, escape_char=False,
+                                newlines_in_values=False, ignore_empty_lines=False),
+            pa_csv.ConvertOptions(column_types=self.types, null_values=self.nulls, strings_can_be_null=True,
+                                  quoted_strings_can_be_null=False, true_values=["1"], false_values=["0"]))
+        if parsed is None or parsed.num_rows != len(text):
+            return None
         for name, (_, stored, build) in STRUCTURED.items():
             if name in self.names:
                 parsed = parsed.append_column(stored, build(parsed.column(name)))
-        typed = parsed.append_column("line", block.column("line").filter(fast)).append_column("_line_text", kept)
-        return typed, block.filter(pc.invert(fast))
+        return parsed.append_column("_line_text", text)
 
 
 def detail_items(lists: pa.ChunkedArray) -> pa.Array:

@@ -191,9 +191,15 @@ WITH _decoded AS (
 SELECT line, raw, _line_text, {STRUCTURE_OK.format(n=n)} AS _structure_ok, _too_long, _text, _n_fields, _bad_quoting,
         {typed}
 FROM _fielded"""
-    rules = structural_rules(n)
+    return sql, format_rules(file_order)
+
+
+def format_rules(file_order: list[fmt.Column]) -> list[Rule]:
+    """The format layer's rules of a file whose header lists ``file_order``, in the order they apply: the
+    line's structure, then each typed column's."""
+    rules = structural_rules(len(file_order))
     for column in file_order:
-        _, ok, reason = typed_parts[column.name]
+        _, ok, reason = _typed(column)
         if ok is not None:
             rules.append(Rule(f"NOT _ok_{column.name}", reason, column.source))
-    return sql, rules
+    return rules

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,10 +25,14 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 BLOCK_BYTES = 32 << 20
 # The longest real swipe-down list (6,222 fields) is about 160 kB.
 MAX_LINE_BYTES = 4 << 20
+# A piece of a block this short that holds bytes that are not UTF-8 goes wholly the exact way
+# (:func:`split_canonical`).
+MIN_PIECE = 32
 # What a quarantine row keeps of an over-long line.
 KEPT_PREFIX_BYTES = 4096
 LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_binary()), ("too_long", pa.bool_())])
@@ -178,6 +182,48 @@ def line_tables(stream: BinaryIO, count: LineCount, first_line: int = 2) -> Iter
         worker.join()
     if count.lines_emitted != count.lines:
         raise LineCountMismatch(f"{count.lines_emitted} lines split, {count.lines} counted from the newlines")
+
+
+def split_canonical(block: pa.Table, pattern: str,
+                    parse: Callable[[pa.Array], pa.Table | None]) -> tuple[pa.Table | None, pa.Table]:
+    """``block`` (``line``, ``raw``, ``too_long``) as (``parse`` of the text of its lines that match the RE2
+    ``pattern``, with their ``line``; the rest of the block, for the exact path): the fast paths of the NCM
+    ingest and of event-log staging. Arrow checks UTF-8 a whole array at a time, so a block with bytes that
+    are not UTF-8 is halved until the pieces holding them are at most ``MIN_PIECE`` lines; those go the exact
+    way, which names the line. ``parse`` returning None, or a row count other than the lines it was given,
+    sends the whole block the exact way."""
+    try:
+        text = block.column("raw").cast(pa.large_string())
+    except pa.ArrowInvalid:
+        if block.num_rows <= MIN_PIECE:
+            return None, block
+        half = block.num_rows // 2
+        halves = [split_canonical(block.slice(0, half), pattern, parse),
+                  split_canonical(block.slice(half), pattern, parse)]
+        typed = [t for t, _ in halves if t is not None]
+        return (pa.concat_tables(typed) if typed else None), pa.concat_tables([rest for _, rest in halves])
+    fast = pc.and_(pc.invert(block.column("too_long")), pc.match_substring_regex(text, pattern))
+    if not pc.any(fast).as_py():
+        return None, block
+    kept = text.filter(fast)
+    parsed = parse(kept)
+    if parsed is None or parsed.num_rows != len(kept):  # never expected: the pattern admits one record a line
+        return None, block
+    return parsed.append_column("line", block.column("line").filter(fast)), block.filter(pc.invert(fast))
+
+
+def read_csv_lines(lines: pa.Array, names: list[str], parse_options: pa_csv.ParseOptions,
+                   convert_options: pa_csv.ConvertOptions) -> pa.Table | None:
+    """``lines`` (text, no newlines) parsed by Arrow's CSV reader; None where Arrow refuses them."""
+    try:
+        return pa_csv.read_csv(
+            pa.BufferReader(joined_lines(lines)),
+            # Arrow parses in blocks and refuses a line longer than one: the lines handed here are at most
+            # MAX_LINE_BYTES (longer ones are cut and go the exact way), so a block of twice that holds any.
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=2 * MAX_LINE_BYTES),
+            parse_options=parse_options, convert_options=convert_options)
+    except pa.ArrowInvalid:
+        return None
 
 
 def joined_lines(lines: pa.Array | pa.ChunkedArray) -> pa.Buffer:

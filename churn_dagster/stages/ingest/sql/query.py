@@ -1,13 +1,13 @@
 """The one statement that turns a block of numbered lines of one source file into output rows.
 
-It stacks the format layer (:mod:`fields`; or, for the canonical lines Arrow typed, :mod:`fast`), the derived columns and the content rules (:mod:`rules`) and
-adds, per line: ``_rule`` (the index of the first rule it breaks, NULL for a good row), ``_bucket`` (where
-it goes: a day's ``dt``, ``UNASSIGNED`` for a row without a usable day, ``OUTSIDE`` for a day this run does
-not write, ``SNAPSHOT`` for the one partition of a snapshot file), the hash of its natural key for the
-duplicate check, and for a rejected line its text. Rows come back sorted good-first, then by bucket and
-line, and :func:`sort_block` puts them good-first, then by bucket and line, so that each partition's rows
-are one contiguous slice in file order (a sort of two integer columns in NumPy, far cheaper than an
-``ORDER BY`` that drags every column along).
+It stacks the format layer (:mod:`fields`; or, for the canonical lines Arrow typed, :mod:`fast`), the
+derived columns and the content rules (:mod:`rules`) and adds, per line: ``_rule`` (the index of the first
+rule it breaks, NULL for a good row), ``_bucket`` (where it goes: a day's ``dt``, ``UNASSIGNED`` for a row
+without a usable day, ``OUTSIDE`` for a day this run does not write, ``SNAPSHOT`` for the one partition of a
+snapshot file), the hash of its natural key for the duplicate check, and for a rejected line its text.
+:func:`sort_block` then puts the rows good-first, then by bucket and line, so that each partition's rows are
+one contiguous slice in file order (a sort of integer columns in NumPy, far cheaper than an ``ORDER BY`` that
+drags every column along).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn_dagster.domain import ncm_format as fmt
-from churn_dagster.stages.ingest.sql.fields import Rule, typed_rows_sql
+from churn_dagster.stages.ingest.sql.fields import Rule, format_rules, typed_rows_sql
 from churn_dagster.stages.ingest.sql.rules import (
     DELIVERED_DAY_RULE,
     RULES,
@@ -51,8 +51,8 @@ def _bucket(spec: fmt.NcmFile, delivered: bool) -> str:
 def ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: bool) -> IngestQuery:
     """The statement for one source file whose header lists ``file_order``; ``delivered`` marks a file of a
     ``day=`` folder, whose rows must all carry that folder's day (``$delivered_dt``)."""
-    typed, format_rules = typed_rows_sql(spec, file_order, LINES_TABLE)
-    return _query(spec, typed, format_rules, delivered, fast=False)
+    typed, rules = typed_rows_sql(spec, file_order, LINES_TABLE)
+    return _query(spec, typed, rules, delivered, fast=False)
 
 
 def fast_ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered: bool) -> IngestQuery:
@@ -61,10 +61,9 @@ def fast_ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered
     rule means the same reason on both paths. It returns only ``source_line``, ``_rule``, ``_bucket``,
     ``_key_hash`` and ``_content``, in any order: the stored columns stay in the Arrow table they were typed
     in (:func:`attach`)."""
-    _, format_rules = typed_rows_sql(spec, file_order, LINES_TABLE)
     typed = (f"SELECT line, NULL::BLOB AS raw, _line_text, true AS _structure_ok, true AS _ok_dt, "
              f"{', '.join(c.name for c in spec.columns)} FROM {FAST_TABLE}")
-    return _query(spec, typed, format_rules, delivered, fast=True)
+    return _query(spec, typed, format_rules(file_order), delivered, fast=True)
 
 
 def attach(typed: pa.Table, checked: pa.Table, spec: fmt.NcmFile) -> pa.Table:
@@ -77,10 +76,10 @@ def attach(typed: pa.Table, checked: pa.Table, spec: fmt.NcmFile) -> pa.Table:
                     names=["source_line", *stored, "_rule", "_bucket", "_key_hash", "_content"])
 
 
-def _query(spec: fmt.NcmFile, typed: str, format_rules: list[Rule], delivered: bool, fast: bool) -> IngestQuery:
+def _query(spec: fmt.NcmFile, typed: str, formats: list[Rule], delivered: bool, fast: bool) -> IngestQuery:
     file_rules = RULES[spec.stem]
-    rules = [*format_rules, *file_rules.rules(spec), *([DELIVERED_DAY_RULE] if delivered and spec.daily else [])]
-    skipped = {id(r) for r in (*format_rules, *file_rules.shape_checks)} if fast else set()
+    rules = [*formats, *file_rules.rules(spec), *([DELIVERED_DAY_RULE] if delivered and spec.daily else [])]
+    skipped = {id(r) for r in (*formats, *file_rules.shape_checks)} if fast else set()
     cases = " ".join(f"WHEN {r.condition} THEN {i}" for i, r in enumerate(rules) if id(r) not in skipped)
     rule_case = f"CASE {cases} END" if cases else "NULL::INTEGER"
     derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.derived)

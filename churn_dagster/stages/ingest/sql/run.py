@@ -4,9 +4,8 @@ For each source file: its physical lines are read in blocks (:mod:`lines`); the 
 strictest published form are typed by Arrow (:mod:`fast`, one block ahead in a worker thread), the others
 by the exact SQL format layer; one DuckDB statement per path (:mod:`query`) checks and buckets every line,
 and the results are appended in line order to the partition files and quarantine files they belong to
-(:mod:`outputs`); the hashes of the
-loaded rows' keys are kept for the duplicate check (:mod:`duplicates`), which runs once at the end. Only
-then is anything published, each file by an atomic rename.
+(:mod:`outputs`); the hashes of the loaded rows' keys are kept for the duplicate check (:mod:`duplicates`),
+which runs once at the end. Only then is anything published, each file by an atomic rename.
 
 Invariant, checked by the raw assets from the files themselves: lines read (counted from the newline
 bytes) = rows loaded + rows quarantined + rows of days outside the run.
@@ -193,7 +192,8 @@ def _stream(run: _Run, source: SourceFile, params: dict) -> int:
     return count.lines
 
 
-def _split_ahead(fast: FastLines, blocks: Iterator[pa.Table], ahead: int = 2) -> Iterator[tuple[pa.Table | None, pa.Table]]:
+def _split_ahead(fast: FastLines, blocks: Iterator[pa.Table],
+                 ahead: int = 2) -> Iterator[tuple[pa.Table | None, pa.Table]]:
     """``fast.split`` of each block, computed up to ``ahead`` blocks ahead in worker threads (Arrow releases the
     GIL), so that the next blocks are matched and parsed while this one runs through DuckDB into its files;
     results come back in block order."""

@@ -58,9 +58,14 @@ def prefix_layout(types: list[str], has_value: bool):
     return PrefixLayout(steps, static, logged, key="step_no", position="event_idx")
 
 
-def _ctes(events: Path, start: date, types: list[str], session_id: bool, has_value: bool, per_user: int) -> str:
-    """Every event from ``start`` with its features, steps and labels (``events``), and the drawn examples
-    (``sampled``); uses the split parameter ``$seed``."""
+EVENTS_TABLE = "_continuation_events"
+
+
+def events_table_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
+                     per_user: int) -> str:
+    """``EVENTS_TABLE``: every event from ``start`` with its features, steps and session end, and ``sampled``
+    where it is one of its user's drawn examples; uses the split parameter ``$seed``. :func:`examples_sql`
+    and :func:`steps_sql` read it, so the log is read and windowed once for both."""
     key = session_key_sql(session_id)
     so_far = "OVER (PARTITION BY user_id, session_key ORDER BY event_ms, file, line)"
     counts = "".join(f", count_if(event_type = {sql_text(t)}) {so_far} AS n_{stem}_so_far"
@@ -70,6 +75,7 @@ def _ctes(events: Path, start: date, types: list[str], session_id: bool, has_val
              "sign(coalesce(k.value, 0)) * ln(1 + abs(coalesce(k.value, 0))) AS step_value" if has_value else "")
     margin = (max(HORIZONS_MIN) * MINUTE_MS) + SESSION_GAP_MS
     return f"""
+        CREATE OR REPLACE TEMP TABLE {EVENTS_TABLE} AS
         WITH e AS (
             SELECT user_id, event_ms, event_type, value, session_id, local_day, local_hour, file, line,
                    event_ms - lag(event_ms) OVER (PARTITION BY user_id ORDER BY event_ms, file, line) AS gap_ms
@@ -100,33 +106,35 @@ def _ctes(events: Path, start: date, types: list[str], session_id: bool, has_val
                    sin(2 * pi() * isodow(k.local_day) / 7) AS weekday_sin,
                    cos(2 * pi() * isodow(k.local_day) / 7) AS weekday_cos
             FROM keyed k JOIN history h USING (user_id, session_key)),
-        censored AS (
-            SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY md5(user_id || ':' || event_ms || ':' || line
-                                                                            || ':' || $seed), file, line) AS draw
-            FROM events
-            WHERE event_ms + {margin} <= (SELECT max(event_ms) FROM e)),
-        sampled AS (SELECT * FROM censored WHERE draw <= {int(per_user)})"""
+        known AS (SELECT *, event_ms + {margin} <= (SELECT max(event_ms) FROM e) AS labels_known FROM events)
+        SELECT * EXCLUDE (labels_known),
+               labels_known AND row_number() OVER (
+                   PARTITION BY user_id, labels_known
+                   ORDER BY md5(user_id || ':' || event_ms || ':' || line || ':' || $seed), file, line) <= {int(per_user)}
+                   AS sampled
+        FROM known"""
 
 
-def examples_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool,
-                 per_user: int) -> str:
-    """The examples, ordered by user and step; uses the split parameters ``$seed``, ``$train``, ``$validation``."""
+def examples_sql(types: list[str], has_value: bool) -> str:
+    """The examples of ``EVENTS_TABLE``, ordered by user and step; uses the split parameters ``$seed``,
+    ``$train``, ``$validation``."""
     kinds = ", ".join(f"is_{stem}" for stem in type_columns(types).values())
     step = ", step_value" if has_value else ""
-    return f"""{_ctes(events, start, types, session_id, has_value, per_user)}
+    return f"""
         SELECT user_id, event_ms AS request_ms, {split_sql("user_id")} AS split, * EXCLUDE (user_id, event_ms,
-               session_end_ms, draw, file, line, session_key{', ' + kinds if kinds else ''}{step}),
+               session_end_ms, sampled, file, line, session_key{', ' + kinds if kinds else ''}{step}),
                {", ".join(f"(session_end_ms - event_ms >= {h * MINUTE_MS}) AS {label_column(h)}" for h in HORIZONS_MIN)}
-        FROM sampled
+        FROM {EVENTS_TABLE} WHERE sampled
         ORDER BY user_id, step_no"""
 
 
-def steps_sql(events: Path, start: date, types: list[str], session_id: bool, has_value: bool, per_user: int) -> str:
-    """Every event of the sessions that hold an example, as the LSTM's steps (:func:`prefix_layout`), ordered
-    by user and step; uses ``$seed``."""
+def steps_sql(types: list[str], has_value: bool) -> str:
+    """Every event of ``EVENTS_TABLE``'s sessions that hold an example, as the LSTM's steps
+    (:func:`prefix_layout`), ordered by user and step."""
     layout = prefix_layout(types, has_value)
-    return f"""{_ctes(events, start, types, session_id, has_value, per_user)}
+    return f"""
         SELECT user_id, step_no, global_session_idx, event_idx,
                {", ".join(f"coalesce(gap_prev_min, 0) AS {c}" if c == "step_gap_min" else c for c in layout.steps)}
-        FROM events SEMI JOIN (SELECT DISTINCT user_id, session_key FROM sampled) s USING (user_id, session_key)
+        FROM {EVENTS_TABLE}
+        SEMI JOIN (SELECT DISTINCT user_id, session_key FROM {EVENTS_TABLE} WHERE sampled) s USING (user_id, session_key)
         ORDER BY user_id, step_no"""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from churn_dagster.stages.cohorts.sql.labels import split_sql
-from churn_dagster.stages.events.sql.cohorts import Windows, in_list, session_key_sql, type_columns
+from churn_dagster.stages.events.sql.cohorts import Windows, cohort_day_sql, in_list, session_key_sql, type_columns
 from churn_dagster.stages.events.sql.mapping import EventMapping
 from churn_dagster.stages.events.sql.times import sql_text
 
@@ -39,18 +39,17 @@ OTHER = "other"
 
 @dataclass(frozen=True)
 class TrendWindows:
-    """The trend periods of an event log and whether the paper's median filter applies."""
+    """The trend periods of an event log, its cohort grain and whether the paper's median filter applies."""
 
     start: date
     first_days: int
     second_days: int
-    grain_days: int
+    grain: str = "day"
     median_filter: bool = True
 
-    def as_observation(self, training_cohorts: int) -> Windows:
+    def as_observation(self) -> Windows:
         """Period 1 as the churn study's observation window, so its feature SQL reads period 1 only."""
-        grain = "day" if self.grain_days == 1 else "week"
-        return Windows(self.start, self.first_days, self.second_days, grain, training_cohorts)
+        return Windows(self.start, self.first_days, self.second_days, self.grain)
 
 
 def event_columns(types: list[str], with_other: bool) -> dict[str, str | None]:
@@ -71,13 +70,12 @@ def _count_sql(columns: dict[str, str | None]) -> str:
 
 def members_sql(w: TrendWindows, last_day: date) -> str:
     """``_members`` (user_id, first_day, cohort_day): the new users whose two periods end by ``last_day``."""
-    g, start = w.grain_days, f"DATE '{w.start.isoformat()}'"
     return f"""
         CREATE OR REPLACE TEMP TABLE _members AS
-        SELECT user_id, first_day,
-               {start} + (({g} * floor(datediff('day', {start}, first_day) / {g}))::INTEGER) AS cohort_day
+        SELECT user_id, first_day, {cohort_day_sql(w.as_observation(), "first_day")} AS cohort_day
         FROM (SELECT user_id, min(local_day) AS first_day FROM _events GROUP BY user_id)
-        WHERE first_day >= {start} AND first_day + {w.first_days + w.second_days - 1} <= DATE '{last_day.isoformat()}'"""
+        WHERE first_day >= DATE '{w.start.isoformat()}'
+          AND first_day + {w.first_days + w.second_days - 1} <= DATE '{last_day.isoformat()}'"""
 
 
 def labels_sql(w: TrendWindows, mapping: EventMapping) -> str:
