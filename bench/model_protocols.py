@@ -46,7 +46,7 @@ def partition_protocols(calendar: Calendar, n: int) -> list[Protocol]:
     return [*protocols(window, earlier), adjacent_protocol(window)]
 
 
-def _run(family: str, target: str, protocol: Protocol, lake: Lake, tensors: dict, epochs: int | None,
+def model_auc(family: str, target: str, protocol: Protocol, lake: Lake, tensors: dict, epochs: int | None,
          drop: tuple[str, ...] = ()) -> float:
     """Test AUC (macro one-vs-rest for the levels) of one model under one protocol."""
     if family in ("lstm", "hybrid_lstm"):
@@ -73,7 +73,7 @@ def protocols_table(lake: Lake, calendar: Calendar, n: int, epochs: int | None) 
     print("|---|---|---|---|---|")
     for family, (label, _) in FAMILIES.items():
         for target in TARGETS:
-            aucs = [_run(family, target, p, lake, tensors, epochs) for p in runs]
+            aucs = [model_auc(family, target, p, lake, tensors, epochs) for p in runs]
             print(f"| {label} | {target} | " + " | ".join(f"{a:.4f}" for a in aucs) + " |")
 
 
@@ -84,7 +84,7 @@ def leaky_table(lake: Lake, calendar: Calendar, n: int) -> None:
     print("|---|---|---|---|---|---|")
     for family in ("logreg", "xgboost"):
         for target in TARGETS:
-            cells = [_run(family, target, p, lake, {}, None, drop=others + extra)
+            cells = [model_auc(family, target, p, lake, {}, None, drop=others + extra)
                      for p in (random, deployed) for extra in (("mean_log_creator_followers",), ())]
             print(f"| {FAMILIES[family][0]} | {target} | " + " | ".join(f"{a:.4f}" for a in cells) + " |")
 

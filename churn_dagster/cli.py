@@ -93,11 +93,23 @@ def _dagster_home() -> Path:
     raise SettingsError([f"DAGSTER_HOME is not set and there is no dagster.yaml here; {hint}"])
 
 
+def _mechanisms(text: str) -> list[str]:
+    from churn_dagster.synth.mechanisms import MECHANISMS
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MECHANISMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown mechanism {unknown[0]!r}; expected some of {', '.join(MECHANISMS)}")
+    return names
+
+
 def _generate(args: argparse.Namespace) -> None:
     from churn_dagster.synth.generator import generate
+    from churn_dagster.synth.mechanisms import without
 
     summary = generate(
-        args.out, users=args.users, days=args.days, start_date=args.start_date, seed=args.seed, compress=args.gzip
+        args.out, users=args.users, days=args.days, start_date=args.start_date, seed=args.seed, compress=args.gzip,
+        params=without(args.without),
     )
     print(f"wrote {summary.out_dir}:")
     for stem, path in summary.paths.items():
@@ -219,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-date", type=_iso_day, default=date(2019, 11, 1))
     gen.add_argument("--seed", type=_whole(0), default=0)
     gen.add_argument("--gzip", action="store_true", help="write .csv.gz files")
+    gen.add_argument("--without", type=_mechanisms, default=[], metavar="NAMES",
+                     help="comma-separated behavioural mechanisms to switch off (docs/SYNTHETIC.md): "
+                          "habits, session_tail, reactions, intents, cold_start")
     gen.set_defaults(func=_generate)
 
     events = sub.add_parser("generate-events", parents=[verbose],

@@ -4,8 +4,10 @@ The click logit adds a per-user propensity (most users almost never click: three
 have no click in the month), the day's engagement ``z`` (engaged users click more, so pooled CTR is about twice
 the mean per-user CTR), the depth in the feed (per-row CTR rises with position), and the card's appeal. Likes,
 comments, shares, comment views and homepage visits only ever follow a click, at the real per-click rates times a
-per-user propensity. View times are log-normal (median 13 s, p90 about 59 s), sometimes missing or zero even on
-a click. About 29% of clicked rows also carry a swipe-down list (built in :mod:`.details`).
+per-user propensity, shifted by the session's intent (:mod:`.intents`). The day's content quality raises clicks
+and view times, and a user's first days click less (they look around). View times are log-normal (median 13 s,
+p90 about 59 s), sometimes missing or zero even on a click. About 29% of clicked rows also carry a swipe-down
+list (built in :mod:`.details`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog
+from .intents import ACTIONS, IntentParams
 from .population import Users
 from .sessions import Rows
 
@@ -23,19 +26,22 @@ from .sessions import Rows
 class ActionParams:
     """Click and action model (docs/SYNTHETIC.md has the calibration).
 
-    The per-click action rates are the medians over users; with the per-user propensity (``action_sd``) their
-    means come out at the real head's rates given a click: view comments 21%, like 8.5%, homepage 1.3%,
-    comment 0.6%, share 0.2%.
+    The per-click action rates are those of a user and session without tilt; with the per-user propensity
+    (``action_sd``) and the sessions' intents (:mod:`.intents`) their means come out at the real head's rates
+    given a click: view comments 20%, like 8%, homepage 1.3%, comment 0.6%, share 0.2%.
     """
 
-    click_intercept: float = -4.68
+    click_intercept: float = -4.6
     click_engagement: float = 0.25  # per unit of the day's z
     click_position: float = 0.4  # per unit of log(1 + position)
-    like: float = 0.071
-    view_comment: float = 0.187
-    homepage: float = 0.011
-    comment: float = 0.005
-    share: float = 0.0017
+    click_quality: float = 0.35  # per unit of the day's content quality
+    click_fresh: float = -0.25  # on the user's first day, decaying after it
+    view_quality: float = 0.15  # log view time per unit of the day's content quality
+    like: float = 0.058
+    view_comment: float = 0.125
+    homepage: float = 0.0055
+    comment: float = 0.0022
+    share: float = 0.0011
     view_time: tuple[float, float] = (np.log(13.0), 1.18)  # seconds, log-normal
     max_view_time: float = 650.0
     view_zero: float = 0.007  # clicked rows with a view time of exactly 0
@@ -72,15 +78,21 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-def _repeated_in_batch(rows: Rows, card: np.ndarray) -> np.ndarray:
-    """Rows whose card already appears earlier in the same feed request (same user and second)."""
-    order = np.lexsort((card, rows.time_s, rows.user))
+def _request_ids(rows: Rows) -> np.ndarray:
+    """A number per feed request (same user and second), shared by the request's rows."""
+    order = np.lexsort((rows.time_s, rows.user))
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (rows.user[order][1:] != rows.user[order][:-1]) | (rows.time_s[order][1:] != rows.time_s[order][:-1])
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(starts) - 1
+    return ids
+
+
+def _repeated_in_request(request: np.ndarray, card: np.ndarray) -> np.ndarray:
+    """Rows whose card already appears earlier in the same feed request."""
+    order = np.lexsort((card, request))
     same = np.zeros(len(card), dtype=bool)
-    same[1:] = (
-        (rows.user[order][1:] == rows.user[order][:-1])
-        & (rows.time_s[order][1:] == rows.time_s[order][:-1])
-        & (card[order][1:] == card[order][:-1])
-    )
+    same[1:] = (request[order][1:] == request[order][:-1]) & (card[order][1:] == card[order][:-1])
     repeated = np.zeros(len(card), dtype=bool)
     repeated[order] = same
     return repeated
@@ -99,19 +111,25 @@ def choose_cards(
     card = cat.sample(rows.dt, video, rng)
     orphans = np.flatnonzero(rng.random(len(card)) < p.orphan)
     card[orphans] = cat.n_cards + rng.integers(0, cat.n_orphans, len(orphans))
-    repeated = _repeated_in_batch(rows, card)
+    request = _request_ids(rows)
+    repeated = _repeated_in_request(request, card)
     for _ in range(p.redraws):
         if not repeated.any():
             break
         again = np.flatnonzero(repeated)
         card[again] = cat.sample(rows.dt[again], video[again], rng)
-        repeated = _repeated_in_batch(rows, card)
+        # Only the requests that held a repeat can hold one now.
+        affected = np.flatnonzero(np.isin(request, request[again]))
+        repeated[affected] = _repeated_in_request(request[affected], card[affected])
     return card, ~repeated
 
 
-def view_times(n: int, p: ActionParams, rng: np.random.Generator) -> np.ndarray:
-    """Clicked-row view times: two decimals, some zeros, some missing, a few with a float artefact."""
-    seconds = np.minimum(rng.lognormal(*p.view_time, n), p.max_view_time)
+def view_times(n: int, p: ActionParams, rng: np.random.Generator, stretch: np.ndarray | float = 1.0) -> np.ndarray:
+    """Clicked-row view times: two decimals, some zeros, some missing, a few with a float artefact.
+
+    ``stretch`` multiplies each draw before the cap (the session's intent and the day's content).
+    """
+    seconds = np.minimum(rng.lognormal(*p.view_time, n) * stretch, p.max_view_time)
     cents = np.round(seconds * 100.0)
     cents[rng.random(n) < p.view_zero] = 0.0
     values = cents / 100.0
@@ -122,7 +140,13 @@ def view_times(n: int, p: ActionParams, rng: np.random.Generator) -> np.ndarray:
 
 
 def act(
-    rows: Rows, card: np.ndarray, users: Users, cat: Catalog, rng: np.random.Generator, p: ActionParams = ActionParams()
+    rows: Rows,
+    card: np.ndarray,
+    users: Users,
+    cat: Catalog,
+    rng: np.random.Generator,
+    p: ActionParams = ActionParams(),
+    intents: IntentParams = IntentParams(),
 ) -> Impressions:
     """Outcomes for every row of a chunk, given the cards shown (:func:`choose_cards`)."""
     n = len(rows.user)
@@ -135,16 +159,21 @@ def act(
         + p.click_engagement * rows.z
         + p.click_position * np.log1p(rows.position)
         + appeal
+        + p.click_quality * rows.quality
+        + p.click_fresh * rows.fresh
     )
     click = rng.random(n) < _sigmoid(logit)
     action_bias = users.action_bias[rows.user]
+    offsets = intents.action_offsets()[rows.intent]
 
-    def after_click(rate: float) -> np.ndarray:
-        return click & (rng.random(n) < _sigmoid(_logit(rate) + action_bias))
+    def after_click(rate: float, action: str) -> np.ndarray:
+        shift = action_bias + offsets[:, ACTIONS.index(action)]
+        return click & (rng.random(n) < _sigmoid(_logit(rate) + shift))
 
     view_time = np.full(n, np.nan)
     clicked = np.flatnonzero(click)
-    view_time[clicked] = view_times(len(clicked), p, rng)
+    stretch = np.exp(intents.view_offsets()[rows.intent[clicked]] + p.view_quality * rows.quality[clicked])
+    view_time[clicked] = view_times(len(clicked), p, rng, stretch)
     stray = np.flatnonzero(~click & (rng.random(n) < p.view_without_click))
     view_time[stray] = view_times(len(stray), p, rng)
     detail = click & (rng.random(n) < p.detail)
@@ -152,11 +181,11 @@ def act(
     return Impressions(
         card=card,
         click=click,
-        like=after_click(p.like),
-        comment=after_click(p.comment),
-        share=after_click(p.share),
-        view_comment=after_click(p.view_comment),
-        homepage=after_click(p.homepage),
+        like=after_click(p.like, "like"),
+        comment=after_click(p.comment, "comment"),
+        share=after_click(p.share, "share"),
+        view_comment=after_click(p.view_comment, "view_comment"),
+        homepage=after_click(p.homepage, "homepage"),
         view_time=view_time,
         detail=detail & ~detail_empty,
         detail_empty=detail_empty,

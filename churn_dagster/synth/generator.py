@@ -31,6 +31,7 @@ from . import (
     sessions,
     writer,
 )
+from .mechanisms import TwinParams
 
 CHUNK_USERS = 50_000
 _EPOCH = _dt.date(1970, 1, 1)
@@ -99,11 +100,13 @@ def generate(
     start_date: _dt.date = _dt.date(2019, 11, 1),
     seed: int = 0,
     compress: bool = False,
+    params: TwinParams | None = None,
 ) -> GenerationSummary:
     """Write the six NCM files for ``users`` users (all with at least one impression) over ``days`` days.
 
     dt 1 is ``start_date`` in Asia/Shanghai. Catalogue sizes scale with ``users`` from the full log. Files are
-    ``<stem>.csv`` (``.csv.gz`` with ``compress``), each replaced atomically when complete.
+    ``<stem>.csv`` (``.csv.gz`` with ``compress``), each replaced atomically when complete. ``params`` (the
+    defaults when None) is the behaviour, e.g. :func:`mechanisms.without` some mechanism.
     """
     if users < 1 or days < 1:
         raise ValueError(f"users and days must be positive, got users={users}, days={days}")
@@ -114,8 +117,9 @@ def generate(
     creator_ids = creators.creator_ids(n_creators, _stream(seed, 1))
     user_ids = ids.make_ids(users, ids.USER_IDS, _stream(seed, 2))
     midnight = sessions.first_local_midnight((start_date - _EPOCH).days)
-    params = population.PopulationParams()
-    weekday = population.weekday_effect(days, start_date.weekday(), params)
+    params = params or TwinParams()
+    day_weekdays = population.weekdays(days, start_date.weekday())
+    weekday = population.weekday_effect(day_weekdays, params.population)
     counts = card_stats.SampleCounts(cat)
     rows: dict[str, int] = {}
 
@@ -129,12 +133,13 @@ def generate(
             for chunk, first in enumerate(range(0, users, CHUNK_USERS)):
                 rng = _stream(seed, 3, chunk)
                 size = min(CHUNK_USERS, users - first)
-                people = population.draw_users(size, weekday, rng, params)
+                people = population.draw_users(size, day_weekdays, rng, params.population)
                 chunk_ids = user_ids.slice(first, size)
-                shown = sessions.expand(people, midnight, weekday, rng)
-                card, keep = behaviour.choose_cards(shown, people, cat, rng)
+                intents = params.population.intents
+                shown = sessions.expand(people, midnight, weekday, rng, params.sessions, intents)
+                card, keep = behaviour.choose_cards(shown, people, cat, rng, params.actions)
                 shown = shown.subset(keep)
-                outcome = behaviour.act(shown, card[keep], people, cat, rng)
+                outcome = behaviour.act(shown, card[keep], people, cat, rng, params.actions, intents)
                 counts.add(shown.dt, outcome)
                 impressions.write(impression_table(shown, outcome, chunk_ids, cat, rng))
                 profiles.write(demographics.user_demographics(people, chunk_ids, rng))

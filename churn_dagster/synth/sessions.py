@@ -7,6 +7,13 @@ time as the user scrolls, continuing the numbering. A session may refresh the fe
 numbering. Gaps between batches are seconds to minutes; sessions of a day start at independent times drawn from
 the daily cycle, so they are usually hours apart (the pipeline splits sessions at 30-minute gaps).
 
+Three things make sessions differ the way real ones do. A habitual user starts most sessions near a preferred
+hour of their own. Each session draws an intent from the user's mix (:mod:`.intents`); a session pauses between
+cards (a song or a video played to its end, comments read) at a rate set by that intent, and those pauses of
+minutes give session length the heavy tail of the real log (Halfaker et al. 2015 find inter-activity times a
+mixture of within-session seconds-to-minutes and between-session hours). What the day's feed serves
+(``quality``) and the user's first days (``fresh``) change how deep they scroll.
+
 Everything is expanded level by level with ``np.repeat``: user-days -> sessions -> scrolls -> batches -> rows.
 """
 
@@ -18,6 +25,7 @@ import numpy as np
 
 from churn_dagster.domain.ncm_format import SHANGHAI_UTC_OFFSET_SECONDS
 
+from .intents import IntentParams, session_intents
 from .population import Users
 
 DAY_SECONDS = 86_400
@@ -46,7 +54,7 @@ class SessionParams:
 
     sessions: tuple[float, float] = (-3.33, 4.82)  # extra sessions per active day ~ Poisson(exp(a + b q))
     refreshes: tuple[float, float] = (-4.25, 0.4)  # extra scrolls per session
-    depth: tuple[float, float] = (-1.86, 4.04)  # later batches per scroll ~ geometric, log mean a + b q
+    depth: tuple[float, float] = (-2.5, 4.04)  # later batches per scroll ~ geometric, log mean a + b q
     max_sessions: int = 19  # the reference maximum per day
     max_refreshes: int = 8
     max_depth: int = 150
@@ -54,7 +62,16 @@ class SessionParams:
     skip_share: float = 0.1  # a later batch skips one position
     batch_gap: tuple[float, float] = (np.log(2.5), 1.6)  # seconds, log-normal
     refresh_gap: tuple[float, float] = (np.log(40.0), 1.2)
-    max_gap: int = 25 * 60  # keeps a session together under the 30-minute rule
+    max_gap: int = 1780  # keeps a session together under the 30-minute rule
+    pause_gap: tuple[float, float] = (np.log(365.0), 1.3)  # a pause between cards, seconds, log-normal
+    pause_early: float = 3.0  # a pause's odds at a session's first gap, relative to the intent's share
+    pause_early_batches: float = 6.0  # decay of those odds with the batch's rank in the session
+    preferred_hour_share: float = 0.8  # share of sessions at the user's preferred hour, at habit strength 1
+    preferred_hour_sd: float = 1.2  # hours around it
+    depth_quality: float = 0.25  # log mean of later batches per unit of the day's content quality
+    # On the first visit (decaying after it) new users look around: more sessions, deeper scrolling.
+    sessions_fresh: float = 0.6  # log rate of extra sessions
+    depth_fresh: float = 0.4
 
 
 @dataclass
@@ -66,6 +83,9 @@ class Rows:
     time_s: np.ndarray  # int64 Unix seconds of the feed request
     position: np.ndarray  # int32
     z: np.ndarray  # float32 engagement of the user on the session's day
+    quality: np.ndarray  # float32 quality of the content the feed serves that day
+    fresh: np.ndarray  # float32 1 on the user's first day, decaying after it
+    intent: np.ndarray  # int8 the session's intent (index into intents.INTENTS)
 
     def subset(self, keep: np.ndarray) -> Rows:
         return Rows(**{name: value[keep] for name, value in vars(self).items()})
@@ -96,26 +116,52 @@ def first_local_midnight(epoch_day: int) -> int:
     return epoch_day * DAY_SECONDS - SHANGHAI_UTC_OFFSET_SECONDS
 
 
+def _start_hours(users: Users, s_user: np.ndarray, rng: np.random.Generator, p: SessionParams) -> np.ndarray:
+    """Local start hour of each session: near the user's preferred hour (habitual users) or from the daily cycle."""
+    cycle = np.cumsum(HOUR_WEIGHTS) / HOUR_WEIGHTS.sum()
+    preferred = np.searchsorted(cycle, rng.random(users.n), side="right")
+    hour = np.searchsorted(cycle, rng.random(len(s_user)), side="right")
+    at_habit = rng.random(len(s_user)) < p.preferred_hour_share * users.habit[s_user]
+    near = np.round(preferred[s_user] + rng.normal(0.0, p.preferred_hour_sd, len(s_user))).astype(np.int64) % 24
+    return np.where(at_habit, near, hour)
+
+
 def expand(
-    users: Users, midnight: int, weekday: np.ndarray, rng: np.random.Generator, p: SessionParams = SessionParams()
+    users: Users,
+    midnight: int,
+    weekday: np.ndarray,
+    rng: np.random.Generator,
+    p: SessionParams = SessionParams(),
+    intents: IntentParams = IntentParams(),
 ) -> Rows:
     """Impression rows for every active user-day; ``weekday`` is the per-day weekday logit of the population."""
     days = users.active.shape[1]
     ud_user, ud_day = np.nonzero(users.active)
     ud_z = users.z[ud_user, ud_day]
     ud_pull = 1.0 / (1.0 + np.exp(-ud_z))
+    ud_quality = users.quality[ud_user, ud_day]
+    ud_fresh = users.fresh[ud_user, ud_day]
 
-    rate = np.exp(p.sessions[0] + p.sessions[1] * ud_pull + users.session_bias[ud_user] + 0.5 * weekday[ud_day])
+    rate = np.exp(
+        p.sessions[0] + p.sessions[1] * ud_pull + users.session_bias[ud_user] + 0.5 * weekday[ud_day]
+        + p.sessions_fresh * ud_fresh
+    )
     n_sessions = np.minimum(1 + rng.poisson(rate), p.max_sessions)
     s_ud = np.repeat(np.arange(len(ud_user)), n_sessions)
-    hour = np.searchsorted(np.cumsum(HOUR_WEIGHTS) / HOUR_WEIGHTS.sum(), rng.random(len(s_ud)), side="right")
+    hour = _start_hours(users, ud_user[s_ud], rng, p)
+    s_intent = session_intents(users.intent[ud_user[s_ud]], rng)
     s_start = midnight + ud_day[s_ud].astype(np.int64) * DAY_SECONDS + hour * 3600 + rng.integers(0, 3600, len(s_ud))
     s_pull = ud_pull[s_ud]
 
     n_scrolls = np.minimum(1 + rng.poisson(np.exp(p.refreshes[0] + p.refreshes[1] * s_pull)), p.max_refreshes)
     c_session = np.repeat(np.arange(len(s_ud)), n_scrolls)
     c_rank = rank_in_segment(n_scrolls)
-    depth_mean = np.exp(p.depth[0] + p.depth[1] * s_pull[c_session] + users.depth_bias[ud_user[s_ud[c_session]]])
+    c_ud = s_ud[c_session]
+    depth_mean = np.exp(
+        p.depth[0] + p.depth[1] * s_pull[c_session] + users.depth_bias[ud_user[c_ud]]
+        + p.depth_quality * ud_quality[c_ud] + p.depth_fresh * ud_fresh[c_ud]
+        + intents.depth_offsets()[s_intent[c_session]]
+    )
     n_batches = 1 + np.minimum(rng.geometric(1.0 / (1.0 + depth_mean)) - 1, p.max_depth)
 
     b_scroll = np.repeat(np.arange(len(c_session)), n_batches)
@@ -133,9 +179,14 @@ def expand(
     # Timestamps: a batch follows the previous one of its session by a short gap, a refresh by a longer one.
     b_session = c_session[b_scroll]
     opens_session = header & (c_rank[b_scroll] == 0)
+    # A pause comes early in a session (the first cards played through), and the user then scrolls on.
+    b_rank = rank_in_segment(np.bincount(b_session, minlength=len(s_ud)))
+    early = p.pause_early * np.exp(-b_rank / p.pause_early_batches)
+    pause = rng.random(n_b) < intents.pause_shares()[s_intent[b_session]] * early
     gap = np.where(
         header, _gaps(n_b, p.refresh_gap, p.max_gap, rng), _gaps(n_b, p.batch_gap, p.max_gap, rng)
     )
+    gap = np.where(pause & ~header, _gaps(n_b, p.pause_gap, p.max_gap, rng), gap)
     gap[opens_session] = 0
     batches_per_session = np.bincount(b_session, minlength=len(s_ud))
     b_time = s_start[b_session] + segment_cumsum(gap, batches_per_session)
@@ -146,11 +197,15 @@ def expand(
     time_s = b_time[r_batch]
     dt = (time_s - midnight) // DAY_SECONDS + 1
     keep = dt <= days  # a session running past midnight of the last day is cut there
-    r_ud = s_ud[b_session[r_batch[keep]]]
+    r_session = b_session[r_batch[keep]]
+    r_ud = s_ud[r_session]
     return Rows(
         user=ud_user[r_ud].astype(np.int32),
         dt=dt[keep].astype(np.int16),
         time_s=time_s[keep],
         position=position[keep].astype(np.int32),
         z=ud_z[r_ud].astype(np.float32),
+        quality=ud_quality[r_ud].astype(np.float32),
+        fresh=ud_fresh[r_ud].astype(np.float32),
+        intent=s_intent[r_session],
     )
