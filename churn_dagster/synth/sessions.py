@@ -179,8 +179,9 @@ def expand(
     # Timestamps: a batch follows the previous one of its session by a short gap, a refresh by a longer one.
     b_session = c_session[b_scroll]
     opens_session = header & (c_rank[b_scroll] == 0)
+    batches_per_session = np.bincount(b_session, minlength=len(s_ud))
     # A pause comes early in a session (the first cards played through), and the user then scrolls on.
-    b_rank = rank_in_segment(np.bincount(b_session, minlength=len(s_ud)))
+    b_rank = rank_in_segment(batches_per_session)
     early = p.pause_early * np.exp(-b_rank / p.pause_early_batches)
     pause = rng.random(n_b) < intents.pause_shares()[s_intent[b_session]] * early
     gap = np.where(
@@ -188,7 +189,6 @@ def expand(
     )
     gap = np.where(pause & ~header, _gaps(n_b, p.pause_gap, p.max_gap, rng), gap)
     gap[opens_session] = 0
-    batches_per_session = np.bincount(b_session, minlength=len(s_ud))
     b_time = s_start[b_session] + segment_cumsum(gap, batches_per_session)
 
     r_batch = np.repeat(np.arange(n_b), size)
