@@ -130,7 +130,7 @@ def test_batches_keep_the_latest_sessions_and_scale_on_training_rows_only(trend_
 
 SEEDS = [0, 1]
 EPOCHS = 2
-RETRAINED = ("trend_digmn_session", "trend_mlp_day", "trend_xgboost_day")  # one per MLflow flavor
+RETRAINED = ("trend_digmn_session", "trend_mlp_session", "trend_xgboost_session")  # one per MLflow flavor
 
 
 def _small_training(names) -> dict:
