@@ -66,7 +66,7 @@ def trend_report_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
             f"# Trend tasks (DIGMN), trend partition {cohort}",
             (f"Test metrics over the seeds of each model (mean ± std), trained on the trend cohorts "
              f"{', '.join(cohorts)}: {users['train']} training, {users['validation']} validation and {users['test']} test "
-             "users. The paper's columns are its results on LinkedIn users (Zhang et al., WSDM 2023), not on this data: "
+             "users. The paper's columns are its results on LinkedIn users (Li, Du, Fu et al., WSDM 2023), not on this data: "
              "for orientation only."),
             frame_markdown(shown),
             "## Registry decisions",

@@ -1,4 +1,4 @@
-"""Session intents as in DIGMN (Zhang et al., WSDM 2023, sections 4 and 5.2): LDA over sessions as bags of events.
+"""Session intents as in DIGMN (Li, Du, Fu et al., WSDM 2023, sections 4 and 5.2): LDA over sessions as bags of events.
 
 Each session is a document and each event type a word; LDA's topics are the basic intents, and their number K
 is the one of ``k_min..k_max`` with the lowest perplexity on held-out sessions. A session's intent vector is

@@ -1,7 +1,7 @@
 """The trend comparison: per model, our mean ± std over seeds on both tasks beside the DIGMN paper's results.
 
 Inputs are the ``summary.json`` files the trend model assets write; nothing here knows about Dagster or MLflow.
-The paper's figures (Zhang et al., WSDM 2023) come from LinkedIn users, not from our data, and are there for
+The paper's figures (Li, Du, Fu et al., WSDM 2023) come from LinkedIn users, not from our data, and are there for
 orientation only: Table 3 (day-level macro F1, session-level AUROC, mean ± std over 5 seeds) for the baselines
 and DIGMN, and for the static ablation Table 4's "DIGMN (Static) {160, 96}", the static predictor of about
 DIGMN's parameter count (38.6K against 40.8K), as ours has the same count as our DIGMN. The paper has no
