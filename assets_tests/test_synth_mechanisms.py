@@ -119,7 +119,7 @@ def _rows_and_outcomes(params: TwinParams, seed: int = 5):
 def test_a_sessions_intent_shapes_its_event_mix():
     rows, out = _rows_and_outcomes(_only("intents"))
     clicked = out.click
-    rate = {name: {} for name in INTENTS}
+    rate = {}
     for i, name in enumerate(INTENTS):
         mine = clicked & (rows.intent == i)
         rate[name] = {"comments read": out.view_comment[mine].mean(), "homepage": out.homepage[mine].mean(),

@@ -166,9 +166,9 @@ def act(
     action_bias = users.action_bias[rows.user]
     offsets = intents.action_offsets()[rows.intent]
 
-    def after_click(rate: float, action: str) -> np.ndarray:
+    def after_click(action: str) -> np.ndarray:
         shift = action_bias + offsets[:, ACTIONS.index(action)]
-        return click & (rng.random(n) < _sigmoid(_logit(rate) + shift))
+        return click & (rng.random(n) < _sigmoid(_logit(getattr(p, action)) + shift))
 
     view_time = np.full(n, np.nan)
     clicked = np.flatnonzero(click)
@@ -181,11 +181,11 @@ def act(
     return Impressions(
         card=card,
         click=click,
-        like=after_click(p.like, "like"),
-        comment=after_click(p.comment, "comment"),
-        share=after_click(p.share, "share"),
-        view_comment=after_click(p.view_comment, "view_comment"),
-        homepage=after_click(p.homepage, "homepage"),
+        like=after_click("like"),
+        comment=after_click("comment"),
+        share=after_click("share"),
+        view_comment=after_click("view_comment"),
+        homepage=after_click("homepage"),
         view_time=view_time,
         detail=detail & ~detail_empty,
         detail_empty=detail_empty,

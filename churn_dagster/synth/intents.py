@@ -43,25 +43,22 @@ class IntentParams:
 
     def action_offsets(self) -> np.ndarray:
         """(intents, actions) logit offsets, centred per action and scaled by ``strength``."""
-        table = np.asarray(self.actions, dtype=float)
-        return self.strength * (table - table.mean(axis=0))
+        return self._centred(self.actions)
 
     def view_offsets(self) -> np.ndarray:
-        table = np.asarray(self.view_time, dtype=float)
-        return self.strength * (table - table.mean())
+        return self._centred(self.view_time)
 
     def depth_offsets(self) -> np.ndarray:
-        table = np.asarray(self.depth, dtype=float)
-        return self.strength * (table - table.mean())
+        return self._centred(self.depth)
 
     def pause_shares(self) -> np.ndarray:
         """Per intent; with ``strength`` 0 every session pauses at the mean rate (the session tail stays)."""
-        return self._around_mean(self.pause)
+        return np.asarray(self.pause, dtype=float).mean() + self._centred(self.pause)
 
-    def _around_mean(self, values: tuple[float, ...]) -> np.ndarray:
-        """The intents' mean plus ``strength`` times each intent's difference from it."""
+    def _centred(self, values: tuple) -> np.ndarray:
+        """``strength`` times each intent's difference from the intents' mean (per column of a table)."""
         table = np.asarray(values, dtype=float)
-        return table.mean() + self.strength * (table - table.mean())
+        return self.strength * (table - table.mean(axis=0))
 
 
 def intent_mix(n: int, rng: np.random.Generator, p: IntentParams) -> np.ndarray:

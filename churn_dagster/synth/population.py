@@ -140,6 +140,7 @@ def simulate(
     hazard_offset = p.hazard_intercept - p.habit_hazard * (habit - p.habit_beta[0] / sum(p.habit_beta))
     burst = np.where(rng.random(n) < p.burst_share, p.burst_size, 0.0)
     weekday = weekday_effect(day_weekdays, p)
+    # Drawn even when planted, so that a planted population differs from a drawn one only in its content.
     drawn = rng.normal(0.0, 1.0, (n, days)).astype(np.float32)
     quality = drawn if quality is None else np.asarray(quality, dtype=np.float32)
 
