@@ -188,3 +188,25 @@ def test_tiled_tensors_repeat_every_user_with_its_sequence(tmp_path):
     assert len(data) == 3
     seq, static, label = data[2]
     assert seq.tolist() == [list(range(48, 72))] and static.tolist() == [2.0] * 17 and label == 0.0
+
+
+def test_the_ceiling_bench_simulates_the_users_of_the_generated_log(tmp_path):
+    """bench/event_log_ceiling.py reads the generator's own process: its events per user and day are the
+    generated purchase log's, a user who has already left churns with probability 1, and the oracle that
+    knows every hidden state ranks churners better than the reference's four totals."""
+    from bench.event_log_ceiling import forward_churn, run_one, simulate
+    from churn_dagster.synth.event_logs import LogSpec, generate_log
+
+    generate_log(LogSpec("purchases", users=600, days=40, seed=3), tmp_path / "p.csv")
+    log = pd.read_csv(tmp_path / "p.csv")
+    by_hand = log.groupby(["customer_id", "order_date"]).size().sort_index()
+    sim = simulate("purchases", 600, 40, 3)
+    user, day = np.nonzero(sim["events"])
+    ours = pd.Series(sim["events"][user, day], index=pd.MultiIndex.from_arrays(
+        [[f"C{u:07d}" for u in user], [str(date(2024, 1, 1) + pd.Timedelta(days=int(d))) for d in day]],
+        names=["customer_id", "order_date"])).sort_index()
+    assert ours.to_dict() == by_hand.to_dict()
+    gone = np.nonzero(sim["snapshot"].gone & (sim["traits"].signup + 28 <= 40))[0]
+    assert len(gone) > 0 and (forward_churn(sim, gone, 3) == 1.0).all()
+    aucs = run_one("purchases", 4000, 60, 1)
+    assert aucs["oracle"] > aucs["reference"] + 0.05

@@ -40,42 +40,87 @@ class LogSpec:
     rate: float = 0.35  # the median user's events per day at signup (before habit and satisfaction)
 
 
-def _activity(rng: np.random.Generator, n: int, days: int, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Events per user and day (0 before signup and after leaving), the signup day, and each user's
-    satisfaction per day.
+@dataclass(frozen=True)
+class Traits:
+    """What a user brings and keeps: signup day, base rate, the drift of satisfaction, a weekly habit or none."""
+
+    signup: np.ndarray
+    base: np.ndarray
+    drift: np.ndarray
+    regular: np.ndarray
+    habit_day: np.ndarray
+
+    def take(self, index: np.ndarray) -> Traits:
+        """The traits of the users at ``index`` (repeated indices give copies, for forward simulation)."""
+        return Traits(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+
+@dataclass
+class State:
+    """What changes from day to day: satisfaction, days since the last event, whether the user has left."""
+
+    level: np.ndarray
+    quiet: np.ndarray
+    gone: np.ndarray
+
+    def take(self, index: np.ndarray) -> State:
+        return State(self.level[index].copy(), self.quiet[index].copy(), self.gone[index].copy())
+
+
+def draw_users(rng: np.random.Generator, n: int, days: int, rate: float) -> tuple[Traits, State]:
+    """Each user's traits and their state before their first day."""
+    traits = Traits(signup=rng.integers(0, days, n),
+                    base=np.exp(rng.normal(np.log(0.35), 0.6, n)).clip(0.03, 3) * (rate / 0.35),
+                    drift=rng.normal(-0.01, 0.03, n), regular=rng.random(n) < 0.5, habit_day=rng.integers(0, 7, n))
+    return traits, State(level=rng.normal(0.0, 0.5, n), quiet=np.zeros(n, np.int64), gone=np.zeros(n, bool))
+
+
+def step(rng: np.random.Generator, traits: Traits, state: State, day: int | np.ndarray) -> np.ndarray:
+    """One day for every user (``day`` may differ per user): updates ``state`` and returns the day's events.
 
     Satisfaction is a random walk with a per-user drift: it raises the rate of activity, shows in the values
     (spend, ratings) and lowers the hazard of leaving, so a falling trajectory, visible in the latest values
     and the thinning of activity before the totals move, announces a departure. Regular users (a weekly
     habit day) leave less at the same totals, and a quiet spell of a week or more raises the hazard."""
-    signup = rng.integers(0, days, n)
-    base = np.exp(rng.normal(np.log(0.35), 0.6, n)).clip(0.03, 3) * (rate / 0.35)
-    drift = rng.normal(-0.01, 0.03, n)
-    regular = rng.random(n) < 0.5
-    habit_day = rng.integers(0, 7, n)
+    n = len(state.level)
+    age = day - traits.signup
+    alive = (age >= 0) & ~state.gone
+    state.level = np.where(age > 0, state.level + traits.drift + rng.normal(0, 0.12, n), state.level)
+    rate = traits.base * np.exp(0.5 * state.level)
+    rate = np.where(traits.regular, np.where(day % 7 == traits.habit_day, rate * 4.5, rate * 0.4), rate)
+    today = np.where(alive, rng.poisson(np.clip(rate, 0, 20)), 0)
+    today = np.where(age == 0, np.maximum(today, 1), today)
+    state.quiet = np.where(alive & (today > 0), 0, state.quiet + alive)
+    hazard = np.where(traits.regular, 0.003, 0.015) * np.exp(-1.2 * state.level) * (1 + (state.quiet >= 7) * 3)
+    state.gone = state.gone | (alive & (rng.random(n) < hazard))
+    return today
+
+
+def _activity(rng: np.random.Generator, n: int, days: int, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Events per user and day (0 before signup and after leaving), the signup day, and each user's
+    satisfaction per day."""
+    traits, state = draw_users(rng, n, days, rate)
     mood = np.zeros((n, days), np.float32)
     events = np.zeros((n, days), np.int64)
-    level = rng.normal(0.0, 0.5, n)
-    quiet = np.zeros(n, np.int64)
-    gone = np.zeros(n, bool)
-    hazard_base = np.where(regular, 0.003, 0.015)
     for day in range(days):  # a loop over days (not events): the hazard depends on the path so far
-        age = day - signup
-        alive = (age >= 0) & ~gone
-        level = np.where(age > 0, level + drift + rng.normal(0, 0.12, n), level)
-        mood[:, day] = level
-        rate = base * np.exp(0.5 * level)
-        rate = np.where(regular, np.where(day % 7 == habit_day, rate * 4.5, rate * 0.4), rate)
-        today = np.where(alive, rng.poisson(np.clip(rate, 0, 20)), 0)
-        today = np.where(age == 0, np.maximum(today, 1), today)
-        events[:, day] = today
-        quiet = np.where(alive & (today > 0), 0, quiet + alive)
-        hazard = hazard_base * np.exp(-1.2 * level) * (1 + (quiet >= 7) * 3)
-        gone |= alive & (rng.random(n) < hazard)
-    return events, signup, mood
+        events[:, day] = step(rng, traits, state, day)
+        mood[:, day] = state.level
+    return events, traits.signup, mood
 
 
-def _expand(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def purchase_means(rng: np.random.Generator, n: int, user: np.ndarray, feeling: np.ndarray) -> np.ndarray:
+    """Each purchase's expected amount: the user's own mean (log-normal) moved by their satisfaction that day;
+    the amount is a gamma draw (shape 4) around it."""
+    return np.exp(rng.normal(3.3, 0.5, n))[user] * np.exp(0.6 * feeling)
+
+
+def ratings(rng: np.random.Generator, n: int, user: np.ndarray, feeling: np.ndarray) -> np.ndarray:
+    """Each rating: the user's taste plus their satisfaction that day plus noise of 0.8 stars, in half stars."""
+    taste = rng.normal(3.6, 0.4, n)[user] + 1.0 * feeling
+    return np.clip(np.round((taste + rng.normal(0, 0.8, len(user))) * 2) / 2, 0.5, 5.0)
+
+
+def expand(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(user index, day) of every event, in user then day order."""
     users, days = np.nonzero(events)
     counts = events[users, days]
@@ -89,20 +134,19 @@ def _user_ids(prefix: str, chunk: int, n: int) -> np.ndarray:
 def _chunk(spec: LogSpec, chunk: int, n: int) -> pa.Table:
     rng = np.random.default_rng([spec.seed, chunk, SHAPES.index(spec.shape)])
     events, signup, mood = _activity(rng, n, spec.days, spec.rate)
-    user, day = _expand(events)
+    user, day = expand(events)
     m = len(user)
     seconds = np.clip(rng.normal(14 * 3600, 4 * 3600, m), 0, 86399).astype(np.int64)
     dates = np.datetime64(spec.start) + day.astype("timedelta64[D]")
     feeling = mood[user, day]
     if spec.shape == "purchases":
-        mean = np.exp(rng.normal(3.3, 0.5, n))[user] * np.exp(0.6 * feeling)
+        mean = purchase_means(rng, n, user, feeling)
         amount = np.round(rng.gamma(4.0, mean / 4.0), 2)
         order = np.char.add("O", (chunk * 100_000_000 + np.arange(m)).astype(str))
         return pa.table({"order_id": order, "customer_id": _user_ids("C", chunk, n)[user],
                          "order_date": dates.astype(str), "amount": amount})
     if spec.shape == "ratings":
-        taste = rng.normal(3.6, 0.4, n)[user] + 1.0 * feeling
-        rating = np.clip(np.round((taste + rng.normal(0, 0.8, m)) * 2) / 2, 0.5, 5.0)
+        rating = ratings(rng, n, user, feeling)
         item = np.minimum(rng.zipf(1.3, m), 50_000)
         epoch = (dates.astype("datetime64[s]").astype(np.int64) + seconds)
         return pa.table({"userId": (chunk * CHUNK_USERS + user + 1).astype(np.int64), "movieId": item,
