@@ -26,6 +26,7 @@ from pipeline_helpers import ingest_folder
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts
 from churn_dagster.stages.features.sql import features
+from churn_dagster.stages.features.sql.content_stats import CONTENT_STATS_FEATURES
 from churn_dagster.storage.lake import Lake
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
@@ -146,8 +147,8 @@ def test_switched_off_the_columns_are_absent_and_the_others_unchanged(tmp_path, 
     off = _build(tmp_path, con, "off", use_content_stats=False)
     for cohort in COHORTS:
         with_stats, without = _table(lake, cohort), _table(off, cohort)
-        assert not set(features.CONTENT_STATS_FEATURES) & set(without.columns)
-        assert list(with_stats.drop(columns=list(features.CONTENT_STATS_FEATURES)).columns) == list(without.columns)
+        assert not set(CONTENT_STATS_FEATURES) & set(without.columns)
+        assert list(with_stats.drop(columns=list(CONTENT_STATS_FEATURES)).columns) == list(without.columns)
         assert with_stats[list(without.columns)].equals(without)
 
 

@@ -8,10 +8,11 @@ in column order.
 Two tables per cohort, both from the observation window only:
 
 - ``session_events``: one row per session of the ``sessions`` table, keyed like it by
-  ``(cohort_day, user_id, global_session_idx)``. Sessions are not recomputed: each impression is placed in
-  the session whose requests span its ``impressTime`` (``start_ms <= t <= last_request_ms``), so the ids are
-  the ``sessions`` table's by construction, whatever gap it was built with. ``impressions`` therefore
-  equals the session's ``total_impressions`` (:func:`check_session_events` counts any session where not).
+  ``(cohort_day, user_id, global_session_idx)``. Sessions are not recomputed: each feed request (its
+  impressions share its ``impressTime``) is placed in the session whose requests span that time
+  (``start_ms <= t <= last_request_ms``), so the ids are the ``sessions`` table's by construction, whatever
+  gap it was built with. ``impressions`` therefore equals the session's ``total_impressions``
+  (:func:`check_session_events` counts any session where not).
 - ``user_day_events``: one row per cohort user and observation day (``day_num`` 1..observation days,
   zero-filled), by each impression's own ``dt``: the event types x 14 days matrix of the activity LSTM.
 
@@ -82,19 +83,22 @@ assert tuple(_EVENT_SQL) == EVENT_COLUMNS
 
 _SUMS = ", ".join(f"sum(e.{c})::BIGINT AS {c}" for c in EVENT_COLUMNS)
 
+# One row per feed request (the impressions of a request share its time and day, about 3.4 of them on the
+# twin): the session join and the daily sums then read a third of the rows an impression-level table has.
 EVENTS_SQL = f"""
-CREATE OR REPLACE TEMP TABLE _impression_events AS
+CREATE OR REPLACE TEMP TABLE _request_events AS
 WITH u AS (
     SELECT user_id, cohort_day, first_dt, observation_end_dt, {_LABEL_START_MS} AS label_start_ms
     FROM read_parquet($cohort_paths, hive_partitioning = false) u
 )
-SELECT i.user_id, u.cohort_day, i.dt, i.dt - u.first_dt + 1 AS day_num, i.impress_time_ms AS t,
-       greatest(i.impress_time_ms, coalesce(list_max(list_transform({_KEPT_ITEMS}, lambda x: x.logtime_ms)), 0))
+SELECT i.user_id, u.cohort_day, i.dt - u.first_dt + 1 AS day_num, i.impress_time_ms AS t,
+       max(greatest(i.impress_time_ms, coalesce(list_max(list_transform({_KEPT_ITEMS}, lambda x: x.logtime_ms)), 0)))
            AS last_event_ms,
-       {", ".join(f"{sql} AS {name}" for name, sql in _EVENT_SQL.items())}
+       {", ".join(f"sum({sql})::BIGINT AS {name}" for name, sql in _EVENT_SQL.items())}
 FROM read_parquet($impression_paths, hive_partitioning = false) i
 JOIN u ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
 LEFT JOIN (SELECT mlog_id, type FROM read_parquet($card_path, hive_partitioning = false)) c ON c.mlog_id = i.mlog_id
+GROUP BY i.user_id, u.cohort_day, i.dt, u.first_dt, i.impress_time_ms
 """
 
 SESSION_EVENTS_SQL = f"""
@@ -102,7 +106,7 @@ CREATE OR REPLACE TEMP TABLE _session_events AS
 SELECT s.user_id, s.cohort_day, s.global_session_idx, s.day_num, s.start_ms,
        max(e.last_event_ms) AS last_event_ms, {_SUMS}
 FROM read_parquet($session_paths, hive_partitioning = false) s
-JOIN _impression_events e ON e.user_id = s.user_id AND e.t BETWEEN s.start_ms AND s.last_request_ms
+JOIN _request_events e ON e.user_id = s.user_id AND e.t BETWEEN s.start_ms AND s.last_request_ms
 GROUP BY s.user_id, s.cohort_day, s.global_session_idx, s.day_num, s.start_ms
 """
 
@@ -113,7 +117,7 @@ WITH grid AS (
     FROM read_parquet($cohort_paths, hive_partitioning = false) u
     CROSS JOIN range(1, $observation_days + 1) d(day_num)
 ),
-daily AS (SELECT e.user_id, e.day_num, {_SUMS} FROM _impression_events e GROUP BY e.user_id, e.day_num)
+daily AS (SELECT e.user_id, e.day_num, {_SUMS} FROM _request_events e GROUP BY e.user_id, e.day_num)
 SELECT g.user_id, g.cohort_day, g.day_num::INTEGER AS day_num, g.dt,
        {", ".join(f"coalesce(daily.{c}, 0)::BIGINT AS {c}" for c in EVENT_COLUMNS)}
 FROM grid g LEFT JOIN daily ON daily.user_id = g.user_id AND daily.day_num = g.day_num
@@ -149,7 +153,7 @@ def build_session_events(
     per_day = write_partitions(
         con, "_user_day_events", "cohort_day", {c: lake.cohort("user_day_events", c) for c in cohorts}, "user_id, day_num"
     )
-    for table in ("_impression_events", "_session_events", "_user_day_events"):
+    for table in ("_request_events", "_session_events", "_user_day_events"):
         con.execute(f"DROP TABLE {table}")
     return per_session, per_day
 
