@@ -27,20 +27,21 @@ from churn_dagster.storage.lake import Lake, require
 _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
 
 
-def session_numbering_ctes(requests: str) -> str:
+def session_numbering_ctes(requests: str, user: str = "user_id") -> str:
     """The gap rule as two common table expressions, ``marked`` and ``numbered`` (each followed by a comma).
 
-    ``requests`` names a relation with one row per user and feed request, with columns ``user_id`` and ``t``
-    (the request's ``impressTime`` in epoch ms); ``numbered`` adds ``global_session_idx`` (1.. per user, in
+    ``requests`` names a relation with one row per user and feed request, with the user's key in column
+    ``user`` (the continuation requests number their users with integers, which partition more cheaply than
+    the text IDs) and ``t`` (the request's ``impressTime`` in epoch ms); ``numbered`` adds ``global_session_idx`` (1.. per user, in
     time order). The query binds ``$gap_ms``: a gap of that many milliseconds or more starts a session. The
     ``sessions`` table and the trend labels (:mod:`churn_dagster.studies.trends.sql.trends`) both sessionise with it.
     """
     return f"""marked AS (
-    SELECT *, CASE WHEN t - lag(t) OVER (PARTITION BY user_id ORDER BY t) < $gap_ms THEN 0 ELSE 1 END AS starts_session
+    SELECT *, CASE WHEN t - lag(t) OVER (PARTITION BY {user} ORDER BY t) < $gap_ms THEN 0 ELSE 1 END AS starts_session
     FROM {requests}
 ),
 numbered AS (
-    SELECT *, sum(starts_session) OVER (PARTITION BY user_id ORDER BY t ROWS UNBOUNDED PRECEDING)::BIGINT
+    SELECT *, sum(starts_session) OVER (PARTITION BY {user} ORDER BY t ROWS UNBOUNDED PRECEDING)::BIGINT
               AS global_session_idx
     FROM marked
 ),"""

@@ -98,24 +98,25 @@ FIRST_SWIPE_MS = "CASE WHEN i.is_click THEN list_min(list_transform(i.detail_ite
 REQUESTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _continuation_requests AS
 WITH users AS (
-    SELECT user_id, cohort_day, first_dt, observation_end_dt, label_start_dt
+    SELECT user_id, row_number() OVER (ORDER BY user_id) AS user_no, cohort_day, first_dt, observation_end_dt,
+           label_start_dt
     FROM read_parquet($cohort_paths, hive_partitioning = false)
 ),
 cards AS (
-    SELECT i.user_id, u.cohort_day, u.first_dt, u.label_start_dt, i.impress_time_ms AS t, i.impress_position,
+    SELECT u.user_no, u.cohort_day, u.first_dt, u.label_start_dt, i.impress_time_ms AS t, i.impress_position,
            {FIRST_SWIPE_MS} AS first_swipe_ms
     FROM read_parquet($impression_paths, hive_partitioning = false) i JOIN users u
       ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
 ),
 requests AS (
-    SELECT user_id, any_value(cohort_day) AS cohort_day, any_value(first_dt) AS first_dt,
+    SELECT user_no, any_value(cohort_day) AS cohort_day, any_value(first_dt) AS first_dt,
            any_value(label_start_dt) AS label_start_dt, t, count(*) AS cards, max(impress_position) AS max_position
-    FROM cards GROUP BY user_id, t
+    FROM cards GROUP BY user_no, t
 ),
-{session_numbering_ctes('requests')}
+{session_numbering_ctes('requests', 'user_no')}
 proven_clicks AS (  -- one row per click the log dates: it had happened by proven_ms; its card's request and session
-    SELECT c.user_id, n.global_session_idx, c.t AS card_ms, greatest(c.t, c.first_swipe_ms) AS proven_ms
-    FROM cards c JOIN numbered n USING (user_id, t)
+    SELECT c.user_no, n.global_session_idx, c.t AS card_ms, greatest(c.t, c.first_swipe_ms) AS proven_ms
+    FROM cards c JOIN numbered n USING (user_no, t)
     WHERE c.first_swipe_ms IS NOT NULL
 ),
 in_session AS (
@@ -126,40 +127,40 @@ in_session AS (
            lag(t) OVER s AS prev_ms,
            sum(cards) OVER (s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cards_so_far
     FROM numbered
-    WINDOW s AS (PARTITION BY user_id, global_session_idx ORDER BY t),
-           whole AS (PARTITION BY user_id, global_session_idx)
+    WINDOW s AS (PARTITION BY user_no, global_session_idx ORDER BY t),
+           whole AS (PARTITION BY user_no, global_session_idx)
 ),
 known_clicks AS (  -- per request: the clicks on its session's cards proven before it
-    SELECT r.user_id, r.t, count(*) AS clicks_so_far, count_if(p.card_ms = r.prev_ms) AS prev_request_clicks,
+    SELECT r.user_no, r.t, count(*) AS clicks_so_far, count_if(p.card_ms = r.prev_ms) AS prev_request_clicks,
            max(p.card_ms) AS last_click_ms
     FROM in_session r JOIN proven_clicks p
-      ON p.user_id = r.user_id AND p.global_session_idx = r.global_session_idx AND p.proven_ms < r.t
-    GROUP BY r.user_id, r.t
+      ON p.user_no = r.user_no AND p.global_session_idx = r.global_session_idx AND p.proven_ms < r.t
+    GROUP BY r.user_no, r.t
 ),
 per_session AS (
-    SELECT user_id, global_session_idx, min(t) AS start_ms, max(t) AS end_ms, count(*) AS requests,
+    SELECT user_no, global_session_idx, min(t) AS start_ms, max(t) AS end_ms, count(*) AS requests,
            sum(cards) AS cards
-    FROM numbered GROUP BY user_id, global_session_idx
+    FROM numbered GROUP BY user_no, global_session_idx
 ),
 prior_known_clicks AS (  -- per session: the clicks on earlier sessions' cards proven before it started
-    SELECT s.user_id, s.global_session_idx, count(*) AS prior_clicks
+    SELECT s.user_no, s.global_session_idx, count(*) AS prior_clicks
     FROM per_session s JOIN proven_clicks p
-      ON p.user_id = s.user_id AND p.global_session_idx < s.global_session_idx AND p.proven_ms < s.start_ms
-    GROUP BY s.user_id, s.global_session_idx
+      ON p.user_no = s.user_no AND p.global_session_idx < s.global_session_idx AND p.proven_ms < s.start_ms
+    GROUP BY s.user_no, s.global_session_idx
 ),
 history AS (  -- the user's sessions before this one: every frame ends one session back
-    SELECT user_id, global_session_idx,
+    SELECT user_no, global_session_idx,
            count(*) OVER before AS prior_sessions,
            coalesce(sum(requests) OVER before, 0) AS prior_requests,
            coalesce(sum(cards) OVER before, 0) AS prior_cards,
            coalesce(avg((end_ms - start_ms) / 60000.0) OVER before, 0) AS prior_mean_session_min,
            coalesce(sum((end_ms - start_ms >= 600000)::INTEGER) OVER before, 0) AS prior_sessions_10min,
-           (start_ms - lag(end_ms) OVER (PARTITION BY user_id ORDER BY global_session_idx)) / 60000.0
+           (start_ms - lag(end_ms) OVER (PARTITION BY user_no ORDER BY global_session_idx)) / 60000.0
                AS minutes_since_prev_session
     FROM per_session
-    WINDOW before AS (PARTITION BY user_id ORDER BY global_session_idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    WINDOW before AS (PARTITION BY user_no ORDER BY global_session_idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 )
-SELECT user_id, cohort_day, global_session_idx, request_idx, t AS request_ms, session_start_ms, session_end_ms,
+SELECT names.user_id, cohort_day, global_session_idx, request_idx, t AS request_ms, session_start_ms, session_end_ms,
        {_WINDOW_END_MS} - t < $margin_ms AS censored,
        (session_end_ms - t) / 60000.0 AS remaining_min,
        {_LABELS},
@@ -176,9 +177,10 @@ SELECT user_id, cohort_day, global_session_idx, request_idx, t AS request_ms, se
        prior_sessions, prior_requests, prior_cards, coalesce(prior_clicks, 0) AS prior_clicks,
        prior_mean_session_min, prior_sessions_10min, minutes_since_prev_session
 FROM in_session
-JOIN history USING (user_id, global_session_idx)
-LEFT JOIN known_clicks USING (user_id, t)
-LEFT JOIN prior_known_clicks USING (user_id, global_session_idx)
+JOIN history USING (user_no, global_session_idx)
+LEFT JOIN known_clicks USING (user_no, t)
+LEFT JOIN prior_known_clicks USING (user_no, global_session_idx)
+JOIN (SELECT user_no, user_id FROM users) names USING (user_no)
 """
 
 EXAMPLES_SQL = """
