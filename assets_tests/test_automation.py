@@ -11,7 +11,9 @@ import dagster as dg
 import pytest
 from conftest import CALENDAR, resources_for
 
+from bench.graph_run import due_steps
 from churn_dagster.definitions import build_definitions
+from churn_dagster.jobs import cohort_data_selection
 from churn_dagster.studies.churn.config import FAMILIES, model_name
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.landing import land_days
@@ -72,9 +74,11 @@ class Operator:
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance,
                                                    cursor=self.automation_cursor)
         self.automation_cursor = result.cursor
-        requested = {a: set(result.get_requested_partitions(dg.AssetKey(a))) for a in COHORT_DATA}
-        for cohort in sorted(set().union(*requested.values())):
-            keys = [dg.AssetKey(a) for a, cohorts in requested.items() if cohort in cohorts]
+        self.requested = {key.to_user_string(): set(result.get_requested_partitions(key))
+                          for key in cohort_data_selection.resolve(self.defs.resolve_asset_graph())}
+        requested = {a: self.requested[a] for a in COHORT_DATA}
+        for cohort in sorted(set().union(*self.requested.values())):
+            keys = [dg.AssetKey.from_user_string(a) for a, cohorts in self.requested.items() if cohort in cohorts]
             self._execute("cohort_features_job", partition_key=cohort, asset_selection=keys)
         return {a: c for a, c in requested.items() if c}
 
@@ -131,6 +135,12 @@ def test_each_new_day_builds_and_retrains_exactly_one_more_cohort(operator, dt):
     observed = {CALENDAR.day(dt - 13).isoformat()} if dt - 13 <= 10 else set()  # its observation window ended
     requested = {**{a: {cohort} for a in LABEL_ASSETS}, **{a: observed for a in OBSERVATION_ASSETS if observed}}
     assert operator.automation_tick() == requested
+    # bench/graph_run.py times this daily path; its plan, read from the partition mappings, is what was requested.
+    planned = {}
+    for step in due_steps(operator.defs, CALENDAR.day(dt).isoformat())[1:]:
+        for key in step.assets:
+            planned.setdefault(key.to_user_string(), set()).add(step.first)
+    assert planned == {a: c for a, c in operator.requested.items() if c}
     assert operator.automation_tick() == {}
     expected = days(1, dt - 20)
     for asset in LABEL_ASSETS:

@@ -115,12 +115,13 @@ def test_the_one_command_runs_every_step_and_writes_its_tables(one_command):
     assert all(0 < s["peak_rss_gb"] <= graph["process_peak_rss_gb"] for s in steps.values())
     lines = (one_command / "src" / "impression_data.csv").read_text().count("\n") - 1
     assert graph["impressions"] == lines
+    # One new day: its ingest, then what the automation builds (no snapshot, no cohort's membership).
     assert {s["step"] for s in results["daily"][0]["steps"]} == set(steps) - {
-        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics"}
+        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics", "cohort_users"}
     assert [r["users"] for r in results["pandas"]] == [r["users"] for r in results["polars"]]
     tables = (work / "tables.md").read_text()
     assert "| **whole data graph, one process** |" in tables and "| 2× |" in tables
-    assert tables.count("| yes |") + tables.count("| **no** |") == 7  # every target judged
+    assert tables.count("| yes |") + tables.count("| **no** |") == 9  # every target judged
 
 
 def test_training_throughput_runs_on_the_lake_the_command_leaves(one_command):
