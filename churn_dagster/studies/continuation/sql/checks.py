@@ -43,26 +43,33 @@ class ExampleChecks:
 # The prefix features recounted from raw impressions with plain joins and time filters (no window function):
 # cards at or before the request in its session; clicks on the session's cards shown before the request whose
 # first swipe-down entry was logged before it; the cards of the user's window before the session started, and
-# the clicks on them whose first swipe-down entry was logged before the session started.
+# the clicks on them whose first swipe-down entry was logged before the session started. The impressions are
+# counted per user, request time and first swipe-down time first (the filters read nothing else) and the
+# users are numbered: every example meets each earlier request once instead of each earlier card, on an
+# integer key (2.5 s instead of 3.9 s for cohorts dt 1-7 of a 521,400-user twin). An example whose user is
+# not a member finds nothing to recount and is counted.
 _RECOUNT_SQL = f"""
-WITH e AS (SELECT * FROM read_parquet($examples, hive_partitioning = false)),
-u AS (SELECT user_id, first_dt, observation_end_dt FROM read_parquet($users, hive_partitioning = false)),
+WITH u AS (SELECT user_id, row_number() OVER (ORDER BY user_id) AS user_no, first_dt, observation_end_dt
+           FROM read_parquet($users, hive_partitioning = false)),
+e AS (SELECT u.user_no, x.* FROM read_parquet($examples, hive_partitioning = false) x LEFT JOIN u USING (user_id)),
 i AS (
-    SELECT i.user_id, i.impress_time_ms AS t, {FIRST_SWIPE_MS} AS first_swipe_ms
+    SELECT u.user_no, i.impress_time_ms AS t, {FIRST_SWIPE_MS} AS first_swipe_ms, count(*) AS cards
     FROM read_parquet($impressions, hive_partitioning = false) i JOIN u
       ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
+    GROUP BY ALL
 ),
 recount AS (
-    SELECT e.user_id, e.request_ms,
-           count_if(i.t >= e.session_start_ms AND i.t <= e.request_ms) AS cards_so_far,
-           count_if(i.t >= e.session_start_ms AND i.t < e.request_ms AND i.first_swipe_ms < e.request_ms)
-               AS clicks_so_far,
-           count_if(i.t < e.session_start_ms) AS prior_cards,
-           count_if(i.t < e.session_start_ms AND i.first_swipe_ms < e.session_start_ms) AS prior_clicks
-    FROM e JOIN i ON i.user_id = e.user_id AND i.t <= e.request_ms
-    GROUP BY e.user_id, e.request_ms
+    SELECT e.user_no, e.request_ms,
+           coalesce(sum(i.cards) FILTER (WHERE i.t >= e.session_start_ms AND i.t <= e.request_ms), 0) AS cards_so_far,
+           coalesce(sum(i.cards) FILTER (WHERE i.t >= e.session_start_ms AND i.t < e.request_ms
+                                         AND i.first_swipe_ms < e.request_ms), 0) AS clicks_so_far,
+           coalesce(sum(i.cards) FILTER (WHERE i.t < e.session_start_ms), 0) AS prior_cards,
+           coalesce(sum(i.cards) FILTER (WHERE i.t < e.session_start_ms AND i.first_swipe_ms < e.session_start_ms), 0)
+               AS prior_clicks
+    FROM e JOIN i ON i.user_no = e.user_no AND i.t <= e.request_ms
+    GROUP BY e.user_no, e.request_ms
 )
-SELECT count(*) FROM e LEFT JOIN recount c USING (user_id, request_ms)
+SELECT count(*) FROM e LEFT JOIN recount c USING (user_no, request_ms)
 WHERE c.cards_so_far IS DISTINCT FROM e.cards_so_far OR c.clicks_so_far IS DISTINCT FROM e.clicks_so_far
    OR c.prior_cards IS DISTINCT FROM e.prior_cards OR c.prior_clicks IS DISTINCT FROM e.prior_clicks
 """
