@@ -114,3 +114,20 @@ def test_stored_moments_are_those_of_the_training_sessions_and_missing_stays_mis
     assert not np.isnan(static[~no_age]).any()
     assert {"frequency", "impressions", "quality_raw", "churned"} <= set(users.columns)
     assert not {"level", "score"} & set(users.columns)  # levels come from a protocol's thresholds
+
+
+def test_feature_summaries_of_a_run_by_hand(tmp_path):
+    """One grouped scan gives each partition its own summary; a cohort without users has NULL statistics."""
+    import duckdb
+
+    from churn_dagster.stages.features.user_features import feature_summaries
+
+    path = tmp_path / "features.parquet"
+    con = duckdb.connect()
+    con.execute(f"""COPY (SELECT * FROM (VALUES (DATE '2019-11-01', 1, 2.0), (DATE '2019-11-01', 3, 2.0),
+                                               (DATE '2019-11-01', NULL, 2.0)) t(cohort_day, x, y))
+                    TO '{path}' (FORMAT parquet)""")
+    found = feature_summaries(con, [path], ["x", "y"], ["2019-11-01", "2019-11-02"])
+    rows = {key: [tuple(r.data.values()) for r in value.records] for key, value in found.items()}
+    assert rows["2019-11-01"] == [("x", 2.0, 1.0, 1.0, 3.0, 1), ("y", 2.0, 0.0, 2.0, 2.0, 0)]
+    assert rows["2019-11-02"] == [("x", None, None, None, None, 0), ("y", None, None, None, None, 0)]

@@ -5,8 +5,8 @@ import dagster as dg
 from churn_dagster.core import checks
 from churn_dagster.core.metadata import (
     add_partition_metadata,
-    query_table,
     schema_metadata,
+    table,
 )
 from churn_dagster.core.partitions import Partitions
 from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
@@ -15,21 +15,33 @@ from churn_dagster.stages.features.common import feature_asset, leakage_spec
 from churn_dagster.stages.features.sql import features as feature_sql
 from churn_dagster.storage.duck import literal_paths
 
+SUMMARY_HEADER = ("feature", "mean", "std", "min", "max", "nulls")
 
-def _feature_result(p: Partitions, context, con, lake, cohorts, table: str, last_ms_column: str,
+
+def feature_summaries(con, paths, numeric: list[str], keys: list[str]) -> dict[str, dg.TableMetadataValue]:
+    """Each cohort's summary of every numeric feature (mean, std, min, max, NULLs), for each partition key
+    (its cohort day), from one grouped scan of all the run's files: a query per partition and feature made a
+    backfill of 185 sparse cohorts spend 11 s on its metadata. A cohort without users has NULL statistics."""
+    aggregates = ", ".join(f"avg({c}), stddev_pop({c}), min({c})::DOUBLE, max({c})::DOUBLE, count_if({c} IS NULL)"
+                           for c in numeric)
+    found = {str(row[0]): row[1:] for row in con.execute(
+        f"SELECT cohort_day, {aggregates} FROM read_parquet($f, hive_partitioning = false) GROUP BY cohort_day",
+        {"f": literal_paths(paths)}).fetchall()}
+    empty = (None, None, None, None, 0) * len(numeric)
+    return {key: table(SUMMARY_HEADER, [(c, *found.get(key, empty)[5 * i: 5 * i + 5]) for i, c in enumerate(numeric)])
+            for key in keys}
+
+
+def _feature_result(p: Partitions, context, con, lake, cohorts, table_name: str, last_ms_column: str,
                     settings: FeatureSettingsResource) -> dg.MaterializeResult:
-    out = checks.lake_paths(lake, table, cohorts)
+    out = checks.lake_paths(lake, table_name, cohorts)
     users = checks.lake_paths(lake, "cohort_users", cohorts)
     numeric = [c for c in checks.numeric_columns(con, out) if c != last_ms_column]
     meta = {**schema_metadata(con, out), **settings.metadata(p.calendar)}
-    summary = " UNION ALL ".join(
-        f"SELECT '{c}' AS feature, avg({c}) AS mean, stddev_pop({c}) AS std, min({c}) AS min, max({c}) AS max, "
-        f"count_if({c} IS NULL) AS nulls FROM read_parquet($f, hive_partitioning = false)"
-        for c in numeric
-    )
+    summaries = feature_summaries(con, out, numeric, context.partition_keys)
     add_partition_metadata(  # a row per cohort user
         context, con, dict(zip(context.partition_keys, out, strict=True)),
-        lambda key, path: {"feature_summary": query_table(con, summary, {"f": literal_paths([path])}),
+        lambda key, path: {"feature_summary": summaries[key],
                            "reads_days": p.days_read(p.calendar.observation_dts(parse_day(key)))})
     results = [
         checks.one_row_per_cohort_user(con, out, users),
