@@ -12,8 +12,9 @@ same graph over each ``--scale`` source (made with ``churn-dagster generate --us
 ``--source``. Last, day 21 is delivered into a landing folder (as the sensor sees it) and only what one new
 day costs runs on top of the last 1× build: its ingest and activity, then what the cohort automation builds
 when a day lands (``bench.graph_run.due_steps``): the label assets of the cohort whose label period it
-completes and the observation assets of the cohort whose observation window it closes. Writes every raw figure to WORK/results.json and the tables to WORK/tables.md; the 1× data
-directory WORK/data stays, for ``bench.train_epoch``.
+completes and the observation assets of the cohort whose observation window it closes. Writes every raw
+figure to WORK/results.json and the tables to WORK/tables.md; the 1× data directory WORK/data stays, for
+``bench.train_epoch``.
 """
 
 from __future__ import annotations

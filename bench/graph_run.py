@@ -69,11 +69,9 @@ def due_steps(defs: dg.Definitions, day: str) -> list[Step]:
             ends = [0]
             for parent in graph.get(key).parent_keys:
                 mapping = graph.get_partition_mapping(key, parent)
-                end = mapping.end_offset if isinstance(mapping, dg.TimeWindowPartitionMapping) else 0
-                if parent in keys:
-                    ends.append(end + lag(parent))
-                elif isinstance(mapping, dg.TimeWindowPartitionMapping):
-                    ends.append(end)
+                windowed = isinstance(mapping, dg.TimeWindowPartitionMapping)
+                if windowed or parent in keys:  # snapshot parents (all partitions) set no day
+                    ends.append((mapping.end_offset if windowed else 0) + (lag(parent) if parent in keys else 0))
             lags[key] = max(ends)
         return lags[key]
 
