@@ -104,6 +104,33 @@ def test_intents_drive_the_direction_of_the_trend():
     assert abs(_trend_by_intent(without(MECHANISMS).population)) < 0.2
 
 
+def _later_activity_of_followers(params: population.PopulationParams) -> float:
+    """Active days in the third week after the first visit of users who lean to following creators minus those
+    of the others, within strata of equal activity on days 1-6 after it (1..3 days), weighted by the smaller
+    group."""
+    users = population.simulate(150_000, WEEKDAYS, np.random.default_rng(4), params)
+    active = users.active
+    first = np.where(active.any(axis=1), active.argmax(axis=1), DAYS)
+    since = np.arange(DAYS)[None, :] - first[:, None]
+    week_one = (active & (since >= 1) & (since < 7)).sum(axis=1)
+    week_three = (active & (since >= 14) & (since < 21)).sum(axis=1)
+    cohort = first <= 6
+    follow = cohort & (users.intent[:, INTENTS.index("follow")] > 0.7)
+    others = cohort & (users.intent[:, INTENTS.index("follow")] < 0.3)
+    gaps, weights = [], []
+    for k in (1, 2, 3):
+        f, o = follow & (week_one == k), others & (week_one == k)
+        gaps.append(week_three[f].mean() - week_three[o].mean())
+        weights.append(min(f.sum(), o.sum()))
+    return float(np.average(gaps, weights=weights))
+
+
+def test_the_same_busy_first_week_foretells_a_fall_for_one_intent_only():
+    # Followers of creators come in a burst (-0.33 active days in week three at equal week one, seed 4).
+    assert _later_activity_of_followers(_only("intents").population) < -0.2
+    assert abs(_later_activity_of_followers(without(MECHANISMS).population)) < 0.1
+
+
 def _rows_and_outcomes(params: TwinParams, seed: int = 5):
     rng = np.random.default_rng(seed)
     users = population.draw_users(8_000, WEEKDAYS, rng, params.population)
@@ -111,7 +138,7 @@ def _rows_and_outcomes(params: TwinParams, seed: int = 5):
     midnight = sessions.first_local_midnight(18_201)
     weekday = population.weekday_effect(WEEKDAYS, params.population)
     rows = sessions.expand(users, midnight, weekday, rng, params.sessions, params.population.intents)
-    card, keep = behaviour.choose_cards(rows, users, cat, rng, params.actions)
+    card, keep = behaviour.choose_cards(rows, users, cat, rng, params.actions, params.population.intents)
     rows = rows.subset(keep)
     return rows, behaviour.act(rows, card[keep], users, cat, rng, params.actions, params.population.intents)
 
@@ -127,6 +154,27 @@ def test_a_sessions_intent_shapes_its_event_mix():
     assert rate["social"]["comments read"] > 2 * rate["listen"]["comments read"]
     assert rate["follow"]["homepage"] > 3 * rate["social"]["homepage"]
     assert rate["listen"]["view time"] > 1.4 * rate["social"]["view time"]
+
+
+def _video_share_by_intent(params: TwinParams) -> dict[str, float]:
+    rng = np.random.default_rng(7)
+    users = population.draw_users(4_000, WEEKDAYS, rng, params.population)
+    cat = catalog.build_catalog(4_000, DAYS, 400, np.random.default_rng(0))
+    weekday = population.weekday_effect(WEEKDAYS, params.population)
+    rows = sessions.expand(users, sessions.first_local_midnight(18_201), weekday, rng, params.sessions,
+                           params.population.intents)
+    card, keep = behaviour.choose_cards(rows, users, cat, rng, params.actions, params.population.intents)
+    known = keep & (card < cat.n_cards)  # orphan cards have no type
+    video = cat.card_type[card[known]] == 2
+    return {name: float(video[rows.intent[known] == i].mean()) for i, name in enumerate(INTENTS)}
+
+
+def test_every_session_shows_its_intent_in_the_cards_it_is_shown():
+    # Opened or not: listeners play image sets with their music, socialisers watch videos (0.21 vs 0.61).
+    on = _video_share_by_intent(_only("intents"))
+    assert on["social"] > on["follow"] > on["listen"] + 0.2
+    off = _video_share_by_intent(without(MECHANISMS))
+    assert max(off.values()) - min(off.values()) < 0.03
 
 
 def test_the_first_day_differs_from_the_later_ones():

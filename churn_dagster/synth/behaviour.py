@@ -98,16 +98,26 @@ def _repeated_in_request(request: np.ndarray, card: np.ndarray) -> np.ndarray:
     return repeated
 
 
+def video_probability(share: np.ndarray, intent: np.ndarray, intents: IntentParams) -> np.ndarray:
+    """The probability that a row shows a video: the user's share, its logit moved by the session's intent
+    (exactly the share when the intents are off)."""
+    offsets = intents.video_offsets()
+    if not offsets.any():
+        return share
+    return 1 / (1 + np.exp(-(np.log(share / (1 - share)) + offsets[intent])))
+
+
 def choose_cards(
-    rows: Rows, users: Users, cat: Catalog, rng: np.random.Generator, p: ActionParams = ActionParams()
+    rows: Rows, users: Users, cat: Catalog, rng: np.random.Generator, p: ActionParams = ActionParams(),
+    intents: IntentParams = IntentParams(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Card per row and a mask of the rows to keep.
 
-    The user's taste for videos picks the type, the catalogue picks a live card of that type. One feed request
-    never shows a card twice (the real file has no repeated user, time and card), so repeats are redrawn a
-    few times; the rare repeat left after that (tiny catalogues) is dropped.
+    The user's taste for videos, shifted by the session's intent, picks the type, the catalogue picks a live
+    card of that type. One feed request never shows a card twice (the real file has no repeated user, time and
+    card), so repeats are redrawn a few times; the rare repeat left after that (tiny catalogues) is dropped.
     """
-    video = rng.random(len(rows.user)) < users.video_share[rows.user]
+    video = rng.random(len(rows.user)) < video_probability(users.video_share[rows.user], rows.intent, intents)
     card = cat.sample(rows.dt, video, rng)
     orphans = np.flatnonzero(rng.random(len(card)) < p.orphan)
     card[orphans] = cat.n_cards + rng.integers(0, cat.n_orphans, len(orphans))

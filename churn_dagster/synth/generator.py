@@ -137,7 +137,7 @@ def generate(
                 chunk_ids = user_ids.slice(first, size)
                 intents = params.population.intents
                 shown = sessions.expand(people, midnight, weekday, rng, params.sessions, intents)
-                card, keep = behaviour.choose_cards(shown, people, cat, rng, params.actions)
+                card, keep = behaviour.choose_cards(shown, people, cat, rng, params.actions, intents)
                 shown = shown.subset(keep)
                 outcome = behaviour.act(shown, card[keep], people, cat, rng, params.actions, intents)
                 counts.add(shown.dt, outcome)

@@ -6,8 +6,10 @@ and that the intent mix tells whose engagement will rise or fall. On a music fee
 *listening* (long views, long quiet sessions, few reactions), *socialising* (comments read and written, likes,
 shares) and *following creators* (visits to a creator's homepage). Each user holds a mix of the three (a
 Dirichlet draw; most users lean to one), each session draws one intent from that mix, and the intent shifts
-that session's action rates given a click, its view times and how often it pauses between cards. The mix also
-sets the user's drift: socialisers are drawn in (their engagement rises), listeners drift away, followers hold.
+that session's action rates given a click, its view times, how often it pauses between cards and how many of
+its cards are videos. The mix also
+sets the user's course: socialisers are drawn in (their engagement rises), listeners drift away, and followers
+of creators come in a burst after their first visit more often than the others (as the paper's job seekers do).
 
 Action offsets are centred over the intents, so the population's action rates stay at the calibrated ones while
 sessions differ. ``strength`` scales every effect at once; 0 switches the mechanism off (docs/SYNTHETIC.md).
@@ -40,6 +42,14 @@ class IntentParams:
     view_time: tuple[float, ...] = (0.5, -0.25, -0.25)  # log-scale shift of a clicked card's view time
     pause: tuple[float, ...] = (0.16, 0.012, 0.016)  # share of a session's later gaps that are pauses
     depth: tuple[float, ...] = (-0.6, 0.3, 0.3)  # log mean of later batches per scroll (listeners scroll less)
+    # Logit shift of the share of music videos among the session's cards: a listener plays image sets with
+    # their music, a socialiser watches (and talks about) videos. It shows the intent in every session, also in
+    # the four of five that open nothing.
+    video: tuple[float, ...] = (-1.0, 0.8, 0.2)
+    # Shift of the chance of a novelty burst after the first visit: who came for a creator's new release visits
+    # often for a few days and then much less (the DIGMN paper's job seekers), a listener or socialiser rarely
+    # bursts, so the same busy first week foretells a fall for one intent and not for another.
+    burst: tuple[float, ...] = (-0.23, -0.23, 0.46)
 
     def action_offsets(self) -> np.ndarray:
         """(intents, actions) logit offsets, centred per action and scaled by ``strength``."""
@@ -50,6 +60,12 @@ class IntentParams:
 
     def depth_offsets(self) -> np.ndarray:
         return self._centred(self.depth)
+
+    def video_offsets(self) -> np.ndarray:
+        return self._centred(self.video)
+
+    def burst_offsets(self) -> np.ndarray:
+        return self._centred(self.burst)
 
     def pause_shares(self) -> np.ndarray:
         """Per intent; with ``strength`` 0 every session pauses at the mean rate (the session tail stays)."""
@@ -69,6 +85,11 @@ def intent_mix(n: int, rng: np.random.Generator, p: IntentParams) -> np.ndarray:
 def intent_drift(mix: np.ndarray, p: IntentParams) -> np.ndarray:
     """Per-user drift of z per day implied by the intent mix."""
     return p.strength * (mix @ np.asarray(p.trend, dtype=np.float32))
+
+
+def burst_chance(mix: np.ndarray, base: float, p: IntentParams) -> np.ndarray:
+    """Per-user chance of a novelty burst: the population's ``base`` moved by the user's intent mix."""
+    return np.clip(base + mix.astype(np.float64) @ p.burst_offsets(), 0.0, 1.0)
 
 
 def session_intents(mix: np.ndarray, rng: np.random.Generator) -> np.ndarray:

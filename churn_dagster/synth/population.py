@@ -4,8 +4,8 @@ Each simulated user carries a latent engagement ``z`` on the logit scale of "ope
 personal level, drifts by a personal slope (a minority is *fading*; the user's intents add to it, see
 :mod:`.intents`) and wanders as a random walk, so a user's first weeks say something about the third one,
 through the level *and* through the trend. After the first visit a daily churn hazard, higher when ``z`` is low,
-can end the user's activity for good, and about half of the users get a short novelty burst of visits that fades
-within a week. Everything downstream (sessions, scroll depth, clicks) reads ``z`` of the day, which is what makes
+can end the user's activity for good, and about half of the users (most followers of creators, fewer of the
+others, :func:`.intents.burst_chance`) get a short novelty burst of visits that fades within a week. Everything downstream (sessions, scroll depth, clicks) reads ``z`` of the day, which is what makes
 the observation window predictive of the label week.
 
 Three mechanisms make the *order and spacing* of activity carry what totals do not (docs/SYNTHETIC.md cites
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .intents import IntentParams, intent_drift, intent_mix
+from .intents import IntentParams, burst_chance, intent_drift, intent_mix
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PopulationParams:
     fading_drift: tuple[float, float] = (-0.1, 0.04)  # mean, sd across fading users
     stable_drift_sd: float = 0.05
     walk_sd: float = 0.135  # day-to-day noise of z
-    burst_share: float = 0.48  # users with a novelty burst after their first visit
+    burst_share: float = 0.48  # users with a novelty burst after their first visit (moved by intents)
     burst_size: float = 2.0  # logit boost the day after the first visit
     burst_days: float = 5.5  # decay time of the boost
     hazard_intercept: float = -5.6  # daily churn hazard = sigmoid(intercept - slope * z - habit term)
@@ -138,7 +138,7 @@ def simulate(
     rhythm = rng.normal(0.0, 1.0, (n, 7))
     rhythm = p.habit_rhythm * habit[:, None] * (rhythm - rhythm.mean(axis=1, keepdims=True))
     hazard_offset = p.hazard_intercept - p.habit_hazard * (habit - p.habit_beta[0] / sum(p.habit_beta))
-    burst = np.where(rng.random(n) < p.burst_share, p.burst_size, 0.0)
+    burst = np.where(rng.random(n) < burst_chance(mix, p.burst_share, p.intents), p.burst_size, 0.0)
     weekday = weekday_effect(day_weekdays, p)
     # Drawn even when planted, so that a planted population differs from a drawn one only in its content.
     drawn = rng.normal(0.0, 1.0, (n, days)).astype(np.float32)
