@@ -12,6 +12,7 @@ from conftest import Imp, write_impressions, write_snapshots
 
 from churn_dagster.synth.calibrate import connect
 from churn_dagster.synth.calibrate_sessions import TARGETS, session_figures
+from churn_dagster.synth.session_breakdown import session_breakdown
 
 HEAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncm_head_10k"
 
@@ -48,6 +49,41 @@ def test_the_targets_are_the_real_heads_figures():
     assert set(found) == set(TARGETS)
     for name, target in TARGETS.items():
         assert found[name] == pytest.approx(target, rel=1e-3), name
+
+
+def test_session_breakdown_by_hand(tmp_path):
+    # u1 and u2 as above, each active on one day; u3 on dt 12 and 13, first seen too late to be a new user.
+    # The log now ends at 09:00 on dt 13, so u2's request is uncensored (it goes on 0 minutes) and so is u3's first.
+    write_impressions(tmp_path, [
+        Imp("u1", "2019-11-01 10:00:00", position=1), Imp("u1", "2019-11-01 10:00:00", position=2),
+        Imp("u1", "2019-11-01 10:12:00", position=1), Imp("u1", "2019-11-01 10:40:00", position=1),
+        Imp("u1", "2019-11-01 12:00:00", position=1), Imp("u2", "2019-11-02 13:00:00", position=1),
+        Imp("u3", "2019-11-12 09:00:00", position=1), Imp("u3", "2019-11-13 09:00:00", position=1),
+    ])
+    write_snapshots(tmp_path, ["u1", "u2", "u3"])
+    rows = {r["group"]: r for r in session_breakdown(connect(tmp_path))}
+    assert set(rows) == {"1 active day", "2-3 active days", "new users, first 14 days"}
+    # u1's sessions of 3 and 1 requests, u2's of 1; 5 and 1 impressions; of the 5 requests 2 go on 10 minutes
+    # (10:00 and 10:12), 1 goes on 30 (10:00).
+    for group in ("1 active day", "new users, first 14 days"):
+        r = rows[group]
+        assert (r["users"], r["sessions"]) == (2, 3), group
+        assert r["requests per session"] == pytest.approx(5 / 3)
+        assert r["impressions per user, median"] == pytest.approx(3.0)
+        assert r["requests continuing 10+ minutes"] == pytest.approx(2 / 5)
+        assert r["requests continuing 30+ minutes"] == pytest.approx(1 / 5)
+    u3 = rows["2-3 active days"]
+    assert (u3["users"], u3["sessions"], u3["requests per session"]) == (1, 2, 1.0)
+    assert u3["requests continuing 10+ minutes"] == u3["requests continuing 30+ minutes"] == 0.0
+
+
+@pytest.mark.skipif(not HEAD.exists(), reason=f"{HEAD} is absent (the real head is not part of the repository)")
+def test_the_heads_new_users_as_docs_synthetic_quotes_them():
+    new = next(r for r in session_breakdown(connect(HEAD)) if r["group"] == "new users, first 14 days")
+    assert (new["users"], new["sessions"]) == (219, 583)
+    assert new["requests per session"] == pytest.approx(3.208, abs=5e-4)
+    assert new["requests continuing 10+ minutes"] == pytest.approx(0.0898, abs=5e-4)
+    assert new["requests continuing 30+ minutes"] == pytest.approx(0.0225, abs=5e-4)
 
 
 def test_the_command_prints_both_tables_and_fails_on_a_miss(tmp_path):

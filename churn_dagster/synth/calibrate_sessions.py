@@ -26,13 +26,14 @@ SESSION_TOLERANCE = 0.30
 GAP_MS = 30 * 60 * 1000
 HORIZONS_MIN = (10, 20, 30)
 
-_SESSIONS = f"""
+# The sessions of every user by the 30-minute rule, as temp table _sessions (also read by :mod:`.session_breakdown`).
+SESSIONS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _sessions AS
 WITH requests AS (SELECT DISTINCT user_id, impress_time_ms AS t, dt FROM impressions),
 gaps AS (SELECT *, t - lag(t) OVER (PARTITION BY user_id ORDER BY t) AS gap FROM requests),
 numbered AS (SELECT *, sum(CASE WHEN gap IS NULL OR gap >= {GAP_MS} THEN 1 ELSE 0 END)
                        OVER (PARTITION BY user_id ORDER BY t) AS session FROM gaps)
-SELECT user_id, session, min(t) AS start_ms, max(t) AS end_ms, list(t) AS times FROM numbered
+SELECT user_id, session, min(t) AS start_ms, max(t) AS end_ms, min(dt) AS start_dt, list(t) AS times FROM numbered
 GROUP BY user_id, session"""
 
 _FIGURES: dict[str, str] = {
@@ -74,7 +75,7 @@ TARGETS: Mapping[str, float] = {
 
 def session_figures(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     """Every session figure of the files behind ``con`` (the views of :func:`calibrate.connect`)."""
-    con.execute(_SESSIONS)
+    con.execute(SESSIONS_SQL)
     return {name: float(con.execute(sql).fetchone()[0] or 0.0) for name, sql in _FIGURES.items()}
 
 
