@@ -13,7 +13,7 @@ import pytest
 
 from churn_dagster.synth import behaviour, catalog, population, sessions
 from churn_dagster.synth.calibrate import connect
-from churn_dagster.synth.calibrate_sessions import session_figures
+from churn_dagster.synth.calibrate_sessions import SESSIONS_SQL, session_figures
 from churn_dagster.synth.generator import generate
 from churn_dagster.synth.intents import INTENTS
 from churn_dagster.synth.mechanisms import MECHANISMS, TwinParams, without
@@ -190,7 +190,7 @@ def test_the_first_day_differs_from_the_later_ones():
         first_days = np.unique((user * 100 + day)[on_first])
         return (on_first.sum() / len(first_days)) / ((~on_first).sum() / (len(user_days) - len(first_days)))
 
-    # 1.13 with the defaults (sessions_fresh 0.6); without the mechanism the ratio is the population's own.
+    # 1.33 with the defaults (first visits' sessions immersed); without it the ratio is the population's own.
     assert first_day_requests_ratio(_only("cold_start")) > 1.08 * first_day_requests_ratio(without(MECHANISMS))
 
 
@@ -201,6 +201,27 @@ def test_the_session_tail_makes_long_sessions(tmp_path):
         figures[name] = session_figures(connect(tmp_path / name))
     assert figures["on"]["sessions of 10+ minutes, share"] > 2 * figures["off"]["sessions of 10+ minutes, share"]
     assert figures["on"]["requests continuing 30+ minutes, share"] > 0.01
+
+
+def _long_session_requests(tmp_path, params: TwinParams) -> tuple[float, float]:
+    """Mean feed requests of the sessions of 30+ minutes, and the share of requests continuing 30 minutes."""
+    generate(tmp_path, users=10_000, seed=0, params=params)
+    con = connect(tmp_path)
+    con.execute(SESSIONS_SQL)
+    requests = con.execute("SELECT avg(len(times)) FROM _sessions WHERE end_ms - start_ms >= 1800000").fetchone()[0]
+    return float(requests), session_figures(con)["requests continuing 30+ minutes, share"]
+
+
+def test_a_long_session_is_full_of_browsing(tmp_path):
+    # Immersed sessions scroll deeper while they pause, as the head's do (29.7 requests in its sessions of 30+
+    # minutes): 21.4 requests there and 1.14% of requests continuing 30 minutes, against 15.3 and 0.77% with
+    # pauses alone (seed 0; 20.3 / 1.16% against 14.1 / 0.59% for seed 1).
+    tail = _only("session_tail")
+    pauses_only = replace(tail, sessions=replace(tail.sessions, depth_immersion=0.0, pause_immersion=0.0))
+    immersed, continuing = _long_session_requests(tmp_path / "on", tail)
+    sparse, continuing_sparse = _long_session_requests(tmp_path / "off", pauses_only)
+    assert immersed > 1.25 * sparse
+    assert continuing > 1.3 * continuing_sparse
 
 
 def test_an_unknown_mechanism_is_named():

@@ -33,7 +33,7 @@ class ActionParams:
 
     click_intercept: float = -4.6
     click_engagement: float = 0.25  # per unit of the day's z
-    click_position: float = 0.4  # per unit of log(1 + position)
+    click_position: float = 0.35  # per unit of log(1 + position)
     click_quality: float = 0.35  # per unit of the day's content quality
     click_fresh: float = -0.25  # on the user's first day, decaying after it
     view_quality: float = 0.15  # log view time per unit of the day's content quality

@@ -39,6 +39,7 @@ def without(names: Iterable[str], params: TwinParams | None = None) -> TwinParam
         sessions = replace(sessions, preferred_hour_share=0.0)
     if "session_tail" in names:
         population = replace(population, intents=replace(population.intents, pause=(0.0, 0.0, 0.0)))
+        sessions = replace(sessions, immersion_logit=-30.0)  # none immersed but first visits' (cold start)
     if "reactions" in names:
         population = replace(population, reaction=0.0)
         sessions = replace(sessions, depth_quality=0.0)

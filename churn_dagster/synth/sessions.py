@@ -7,12 +7,14 @@ time as the user scrolls, continuing the numbering. A session may refresh the fe
 numbering. Gaps between batches are seconds to minutes; sessions of a day start at independent times drawn from
 the daily cycle, so they are usually hours apart (the pipeline splits sessions at 30-minute gaps).
 
-Three things make sessions differ the way real ones do. A habitual user starts most sessions near a preferred
+Four things make sessions differ the way real ones do. A habitual user starts most sessions near a preferred
 hour of their own. Each session draws an intent from the user's mix (:mod:`.intents`); a session pauses between
 cards (a song or a video played to its end, comments read) at a rate set by that intent, and those pauses of
 minutes give session length the heavy tail of the real log (Halfaker et al. 2015 find inter-activity times a
-mixture of within-session seconds-to-minutes and between-session hours). What the day's feed serves
-(``quality``) and the user's first days (``fresh``) change how deep they scroll.
+mixture of within-session seconds-to-minutes and between-session hours). A few sessions are immersed: deep
+scrolling and frequent pauses together, so that long sessions are as dense in requests as the real head's, and
+they are more frequent on a user's first days (``fresh``), when new users look around. What the day's feed
+serves (``quality``) changes how deep they scroll.
 
 Everything is expanded level by level with ``np.repeat``: user-days -> sessions -> scrolls -> batches -> rows.
 """
@@ -59,19 +61,24 @@ class SessionParams:
     max_refreshes: int = 8
     max_depth: int = 150
     zero_start_share: float = 0.27
+    header_short: float = 0.4  # chance, times (1 - pull), that a header is one card shorter
     skip_share: float = 0.1  # a later batch skips one position
     batch_gap: tuple[float, float] = (np.log(2.5), 1.6)  # seconds, log-normal
     refresh_gap: tuple[float, float] = (np.log(40.0), 1.2)
     max_gap: int = 1780  # keeps a session together under the 30-minute rule
-    pause_gap: tuple[float, float] = (np.log(365.0), 1.3)  # a pause between cards, seconds, log-normal
-    pause_early: float = 3.0  # a pause's odds at a session's first gap, relative to the intent's share
+    pause_gap: tuple[float, float] = (np.log(200.0), 1.3)  # a pause between cards (a song), seconds, log-normal
+    pause_early: float = 2.0  # a pause's odds at a session's first gap, relative to the intent's share
     pause_early_batches: float = 6.0  # decay of those odds with the batch's rank in the session
     preferred_hour_share: float = 0.8  # share of sessions at the user's preferred hour, at habit strength 1
     preferred_hour_sd: float = 1.2  # hours around it
     depth_quality: float = 0.25  # log mean of later batches per unit of the day's content quality
-    # On the first visit (decaying after it) new users look around: more sessions, deeper scrolling.
-    sessions_fresh: float = 0.6  # log rate of extra sessions
-    depth_fresh: float = 0.4
+    # A few sessions are immersed, whatever the user's pull: the user scrolls far deeper and plays card after
+    # card, so a long session is long because it is full of browsing (the head's sessions of 30+ minutes hold
+    # 30 requests on average). New users explore: on a first visit one session in eight is immersed.
+    immersion_logit: float = -5.0  # log odds that a session is immersed (0.7%)
+    immersion_first_visit: float = -2.0  # the same on a first visit, moving back as ``fresh`` decays (cold start)
+    depth_immersion: float = 3.0  # added to the log mean of later batches per scroll
+    pause_immersion: float = 2.0  # added to the log of the pause share of the session's later gaps
 
 
 @dataclass
@@ -142,16 +149,15 @@ def expand(
     ud_quality = users.quality[ud_user, ud_day]
     ud_fresh = users.fresh[ud_user, ud_day]
 
-    rate = np.exp(
-        p.sessions[0] + p.sessions[1] * ud_pull + users.session_bias[ud_user] + 0.5 * weekday[ud_day]
-        + p.sessions_fresh * ud_fresh
-    )
+    rate = np.exp(p.sessions[0] + p.sessions[1] * ud_pull + users.session_bias[ud_user] + 0.5 * weekday[ud_day])
     n_sessions = np.minimum(1 + rng.poisson(rate), p.max_sessions)
     s_ud = np.repeat(np.arange(len(ud_user)), n_sessions)
     hour = _start_hours(users, ud_user[s_ud], rng, p)
     s_intent = session_intents(users.intent[ud_user[s_ud]], rng)
     s_start = midnight + ud_day[s_ud].astype(np.int64) * DAY_SECONDS + hour * 3600 + rng.integers(0, 3600, len(s_ud))
     s_pull = ud_pull[s_ud]
+    immersed_odds = np.exp(p.immersion_logit + ud_fresh[s_ud] * (p.immersion_first_visit - p.immersion_logit))
+    s_immersion = (rng.random(len(s_ud)) < immersed_odds / (1.0 + immersed_odds)).astype(np.float64)  # 1 or 0
 
     n_scrolls = np.minimum(1 + rng.poisson(np.exp(p.refreshes[0] + p.refreshes[1] * s_pull)), p.max_refreshes)
     c_session = np.repeat(np.arange(len(s_ud)), n_scrolls)
@@ -159,8 +165,8 @@ def expand(
     c_ud = s_ud[c_session]
     depth_mean = np.exp(
         p.depth[0] + p.depth[1] * s_pull[c_session] + users.depth_bias[ud_user[c_ud]]
-        + p.depth_quality * ud_quality[c_ud] + p.depth_fresh * ud_fresh[c_ud]
-        + intents.depth_offsets()[s_intent[c_session]]
+        + p.depth_quality * ud_quality[c_ud] + intents.depth_offsets()[s_intent[c_session]]
+        + p.depth_immersion * s_immersion[c_session]
     )
     n_batches = 1 + np.minimum(rng.geometric(1.0 / (1.0 + depth_mean)) - 1, p.max_depth)
 
@@ -168,6 +174,9 @@ def expand(
     header = rank_in_segment(n_batches) == 0
     n_b = len(b_scroll)
     header_kind = rng.choice(len(HEADER_SIZES), n_b, p=HEADER_P)
+    # A casual user's first screen is often a card shorter (single-column sizes 2..5 only).
+    shorter = rng.random(n_b) < p.header_short * (1.0 - s_pull[c_session[b_scroll]])
+    header_kind = header_kind - (shorter & (header_kind >= 1) & (header_kind <= 4))
     size = np.where(header, HEADER_SIZES[header_kind], rng.choice(NEXT_SIZES, n_b, p=NEXT_P))
     two_column = header & HEADER_TWO_COLUMN[header_kind]
     start = (rng.random(len(c_session)) >= p.zero_start_share).astype(np.int64)[b_scroll]
@@ -183,7 +192,8 @@ def expand(
     # A pause comes early in a session (the first cards played through), and the user then scrolls on.
     b_rank = rank_in_segment(batches_per_session)
     early = p.pause_early * np.exp(-b_rank / p.pause_early_batches)
-    pause = rng.random(n_b) < intents.pause_shares()[s_intent[b_session]] * early
+    pause_share = intents.pause_shares()[s_intent[b_session]] * np.exp(p.pause_immersion * s_immersion[b_session])
+    pause = rng.random(n_b) < pause_share * early
     gap = np.where(
         header, _gaps(n_b, p.refresh_gap, p.max_gap, rng), _gaps(n_b, p.batch_gap, p.max_gap, rng)
     )
