@@ -5,6 +5,7 @@ the GraphQL client raises becomes one line that says what failed, without the qu
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -284,7 +285,8 @@ def test_ctrl_c_while_a_long_range_is_being_launched_cancels_its_run(sources, tm
         _stdout, stderr = process.communicate(timeout=600)
         assert process.returncode == 130, stderr[-3000:]
         (run,) = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.CANCELED
+        errors = [e.message for e in instance.all_logs(run.run_id) if e.level >= logging.ERROR]
+        assert run.status == dg.DagsterRunStatus.CANCELED, errors
     assert stderr.splitlines()[-1] == (
         f"churn-dagster: stopped by SIGINT: run {run.run_id} of daily_ingest_job [2018-06-01 .. 2019-11-28] "
         "(raw_creator_stats, raw_mlog_stats) ended with status CANCELED; the steps after it were not started")
