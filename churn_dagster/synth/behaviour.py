@@ -18,7 +18,7 @@ import numpy as np
 
 from .catalog import Catalog
 from .intents import ACTIONS, IntentParams
-from .population import Users
+from .population import Users, sigmoid
 from .sessions import Rows
 
 
@@ -68,10 +68,6 @@ class Impressions:
     view_time: np.ndarray  # float64 seconds, NaN = NA
     detail: np.ndarray  # bool: a non-empty swipe-down list follows
     detail_empty: np.ndarray  # bool: the literal []
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _logit(p: float) -> float:
@@ -172,13 +168,13 @@ def act(
         + p.click_quality * rows.quality
         + p.click_fresh * rows.fresh
     )
-    click = rng.random(n) < _sigmoid(logit)
+    click = rng.random(n) < sigmoid(logit)
     action_bias = users.action_bias[rows.user]
     offsets = intents.action_offsets()[rows.intent]
 
     def after_click(action: str) -> np.ndarray:
         shift = action_bias + offsets[:, ACTIONS.index(action)]
-        return click & (rng.random(n) < _sigmoid(_logit(getattr(p, action)) + shift))
+        return click & (rng.random(n) < sigmoid(_logit(getattr(p, action)) + shift))
 
     view_time = np.full(n, np.nan)
     clicked = np.flatnonzero(click)

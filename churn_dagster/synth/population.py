@@ -94,7 +94,8 @@ class Users:
         return len(self.z)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, elementwise: every probability of the generator is a logit turned by it."""
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -160,9 +161,9 @@ def simulate(
         # Novelty: after the first visit some users come back more often for a few days (it does not make them
         # scroll or click more). It fades, so activity packed into the first week foretells absence in the third.
         novelty = np.where(seen, burst * np.exp(-since_first / p.burst_days), 0.0)
-        opens = rng.random(n) < _sigmoid(z[:, d] + novelty + weekday[d] + rhythm[:, day_weekdays[d]])
+        opens = rng.random(n) < sigmoid(z[:, d] + novelty + weekday[d] + rhythm[:, day_weekdays[d]])
         # The churn clock starts after the first visit, so early churners are not all first seen early.
-        gone |= seen & (rng.random(n) < _sigmoid(hazard_offset - p.hazard_slope * z[:, d]))
+        gone |= seen & (rng.random(n) < sigmoid(hazard_offset - p.hazard_slope * z[:, d]))
         active[:, d] = opens & ~gone
         first = np.where(~seen & active[:, d], d, first)
         if p.cold_start_days > 0:

@@ -28,7 +28,7 @@ import numpy as np
 from churn_dagster.domain.ncm_format import SHANGHAI_UTC_OFFSET_SECONDS
 
 from .intents import IntentParams, session_intents
-from .population import Users
+from .population import Users, sigmoid
 
 DAY_SECONDS = 86_400
 # Share of sessions starting in each local hour 0..23: trough 02-05, lunch bump, evening peak at 22.
@@ -145,7 +145,7 @@ def expand(
     days = users.active.shape[1]
     ud_user, ud_day = np.nonzero(users.active)
     ud_z = users.z[ud_user, ud_day]
-    ud_pull = 1.0 / (1.0 + np.exp(-ud_z))
+    ud_pull = sigmoid(ud_z)
     ud_quality = users.quality[ud_user, ud_day]
     ud_fresh = users.fresh[ud_user, ud_day]
 
@@ -156,8 +156,8 @@ def expand(
     s_intent = session_intents(users.intent[ud_user[s_ud]], rng)
     s_start = midnight + ud_day[s_ud].astype(np.int64) * DAY_SECONDS + hour * 3600 + rng.integers(0, 3600, len(s_ud))
     s_pull = ud_pull[s_ud]
-    immersed_odds = np.exp(p.immersion_logit + ud_fresh[s_ud] * (p.immersion_first_visit - p.immersion_logit))
-    s_immersion = (rng.random(len(s_ud)) < immersed_odds / (1.0 + immersed_odds)).astype(np.float64)  # 1 or 0
+    immersed_logit = p.immersion_logit + ud_fresh[s_ud] * (p.immersion_first_visit - p.immersion_logit)
+    s_immersion = (rng.random(len(s_ud)) < sigmoid(immersed_logit)).astype(np.float64)  # 1 or 0
 
     n_scrolls = np.minimum(1 + rng.poisson(np.exp(p.refreshes[0] + p.refreshes[1] * s_pull)), p.max_refreshes)
     c_session = np.repeat(np.arange(len(s_ud)), n_scrolls)
@@ -174,9 +174,9 @@ def expand(
     header = rank_in_segment(n_batches) == 0
     n_b = len(b_scroll)
     header_kind = rng.choice(len(HEADER_SIZES), n_b, p=HEADER_P)
-    # A casual user's first screen is often a card shorter (single-column sizes 2..5 only).
+    # A casual user's first screen is often a card shorter (single-column sizes from 2 only).
     shorter = rng.random(n_b) < p.header_short * (1.0 - s_pull[c_session[b_scroll]])
-    header_kind = header_kind - (shorter & (header_kind >= 1) & (header_kind <= 4))
+    header_kind = header_kind - (shorter & (HEADER_SIZES[header_kind] >= 2) & ~HEADER_TWO_COLUMN[header_kind])
     size = np.where(header, HEADER_SIZES[header_kind], rng.choice(NEXT_SIZES, n_b, p=NEXT_P))
     two_column = header & HEADER_TWO_COLUMN[header_kind]
     start = (rng.random(len(c_session)) >= p.zero_start_share).astype(np.int64)[b_scroll]
