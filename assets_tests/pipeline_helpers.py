@@ -9,7 +9,7 @@ from conftest import CALENDAR, all_days
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts, labels
-from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.stages.features.sql import features, sessions, window
 from churn_dagster.stages.ingest.sql import ingest
 from churn_dagster.stages.tensors.sql import tensors
 from churn_dagster.storage.lake import Lake
@@ -36,6 +36,7 @@ def cohorts_from_impressions(tmp_path: Path, lake: Lake, con: duckdb.DuckDBPyCon
     for d in range(1, CALENDAR.num_days + 1):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
     cohorts.build_cohort_users(con, lake, CALENDAR, cohort_days)
+    window.build_window_impressions(con, lake, CALENDAR, cohort_days)
 
 
 def build_cohort_graph(con, lake: Lake, cohort_days, split=labels.SplitSettings(), gap_minutes: float = 30.0):
@@ -43,6 +44,7 @@ def build_cohort_graph(con, lake: Lake, cohort_days, split=labels.SplitSettings(
     for day in all_days():
         cohorts.build_user_day_activity(con, lake, day)
     cohorts.build_cohort_users(con, lake, CALENDAR, cohort_days)
+    window.build_window_impressions(con, lake, CALENDAR, cohort_days)
     _, thresholds = labels.build_labels(con, lake, CALENDAR, cohort_days, split)
     sessions.build_sessions(con, lake, CALENDAR, cohort_days, gap_minutes)
     features.build_static_features(con, lake, CALENDAR, cohort_days)

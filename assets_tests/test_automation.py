@@ -29,7 +29,7 @@ def daily_retrain_schedule(context):
     return build_definitions().get_schedule_def("daily_retrain_schedule")(context)
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
-OBSERVATION_ASSETS = ("sessions", "static_features", "kpi_features")
+OBSERVATION_ASSETS = ("window_impressions", "sessions", "static_features", "kpi_features")
 LABEL_ASSETS = ("user_splits", "label_scores", "sequence_tensors")
 COHORT_DATA = ("cohort_users", *OBSERVATION_ASSETS, *LABEL_ASSETS)
 

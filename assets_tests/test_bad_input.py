@@ -13,7 +13,7 @@ from pipeline_helpers import ingest_folder, rows
 from churn_dagster.core.resources import NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import features
+from churn_dagster.stages.features.sql import features, window
 from churn_dagster.stages.ingest.sql import BadInputError, ingest
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
@@ -118,6 +118,7 @@ def test_users_without_demographics_and_unknown_cards_are_kept_and_flagged(tmp_p
     for day in all_days():
         cohorts.build_user_day_activity(con, lake, day)
     cohorts.build_cohort_users(con, lake, CALENDAR, [CALENDAR.day(1)])
+    window.build_window_impressions(con, lake, CALENDAR, [CALENDAR.day(1)])
     features.build_kpi_features(con, lake, CALENDAR, [CALENDAR.day(1)], publish_day_anchor=31)
     kpi = pd.read_parquet(lake.cohort("kpi_features", CALENDAR.day(1))).set_index("user_id")
     assert kpi.loc[STRANGER, "no_demographics_row"] == 1 and kpi.loc[KNOWN, "no_demographics_row"] == 0

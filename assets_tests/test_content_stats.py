@@ -25,7 +25,7 @@ from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import features
+from churn_dagster.stages.features.sql import features, window
 from churn_dagster.stages.features.sql.content_stats import CONTENT_STATS_FEATURES
 from churn_dagster.storage.lake import Lake
 
@@ -84,6 +84,7 @@ def _build(tmp_path, con, name: str, extra_cards=(), extra_creators=(), use_cont
     for day in all_days():
         cohorts.build_user_day_activity(con, lake, day)
     cohorts.build_cohort_users(con, lake, CALENDAR, COHORTS)
+    window.build_window_impressions(con, lake, CALENDAR, COHORTS)
     features.build_kpi_features(con, lake, CALENDAR, COHORTS, ANCHOR, use_content_stats=use_content_stats)
     return lake
 
@@ -160,5 +161,6 @@ def test_a_cohort_built_alone_writes_the_same_bytes(tmp_path, con, lake):
     for day in all_days():
         cohorts.build_user_day_activity(con, alone, day)
     cohorts.build_cohort_users(con, alone, CALENDAR, COHORTS[:1])
+    window.build_window_impressions(con, alone, CALENDAR, COHORTS[:1])
     features.build_kpi_features(con, alone, CALENDAR, COHORTS[:1], ANCHOR)
     assert alone.cohort("kpi_features", COHORTS[0]).read_bytes() == lake.cohort("kpi_features", COHORTS[0]).read_bytes()

@@ -25,7 +25,7 @@ from churn_dagster.training.registry import champion_version
 
 LAST = CALENDAR.last_labelled_cohort
 DATA = ("raw_impressions", "user_day_activity")
-COHORT_DATA = ("cohort_users", "user_splits", "label_scores", "sessions", "continuation_requests",
+COHORT_DATA = ("cohort_users", "user_splits", "label_scores", "window_impressions", "sessions", "continuation_requests",
                "continuation_examples")
 
 

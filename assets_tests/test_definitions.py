@@ -24,10 +24,11 @@ EXPECTED_UPSTREAM = {
     "cohort_users": {"user_day_activity"},
     "user_splits": {"cohort_users", "user_day_activity"},
     "label_scores": {"cohort_users", "user_splits", "user_day_activity"},
-    "sessions": {"cohort_users", "raw_impressions"},
+    "window_impressions": {"cohort_users", "raw_impressions", "user_day_activity"},
+    "sessions": {"cohort_users", "window_impressions"},
     "static_features": {"cohort_users", "sessions", "raw_user_demographics", "user_day_activity"},
     "kpi_features": {
-        "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
+        "cohort_users", "window_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
         "user_day_activity", "raw_mlog_stats", "raw_creator_stats",
     },
     "sequence_tensors": {"sessions", "static_features", "label_scores", "user_splits"},
@@ -46,13 +47,13 @@ EXPECTED_UPSTREAM = {
                           *(f"{f}_{t}" for f in ("logreg", "xgboost", "lstm", "hybrid_lstm") for t in ("churn", "level"))},
     "trend_labels": {"cohort_users", "raw_impressions"},
     # The default period 1 is the observation window's 14 days: the cohort tables are reused.
-    "trend_sessions": {"cohort_users", "raw_impressions", "sessions"},
+    "trend_sessions": {"cohort_users", "window_impressions", "sessions"},
     "trend_macro_features": {
-        "cohort_users", "raw_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
+        "cohort_users", "window_impressions", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
         "user_day_activity", "raw_mlog_stats", "raw_creator_stats", "kpi_features",
     },
-    "session_events": {"trend_sessions", "cohort_users", "raw_mlog_demographics", "raw_impressions"},
-    "user_day_events": {"cohort_users", "raw_mlog_demographics", "raw_impressions"},
+    "session_events": {"trend_sessions", "cohort_users", "raw_mlog_demographics", "window_impressions"},
+    "user_day_events": {"cohort_users", "raw_mlog_demographics", "window_impressions"},
     "intent_topics": {"session_events", "user_splits"},
     "intent_profiles": {"intent_topics", "session_events"},
     **{f"trend_{model}_{task}": {"trend_labels", "intent_topics", "session_events", "user_day_events",
@@ -64,8 +65,8 @@ EXPECTED_UPSTREAM = {
     "case_study_labels": {"case_study_features", "user_day_activity"},
     **{f"case_study_{f}": {"case_study_features", "case_study_labels"} for f in ("svm", "naive_bayes", "decision_tree", "mlp")},
     "case_study_report": {"case_study_labels", *(f"case_study_{f}" for f in ("svm", "naive_bayes", "decision_tree", "mlp"))},
-    "continuation_requests": {"cohort_users", "sessions", "raw_impressions"},
-    "continuation_examples": {"continuation_requests", "user_splits", "sessions", "cohort_users", "raw_impressions"},
+    "continuation_requests": {"cohort_users", "sessions", "window_impressions"},
+    "continuation_examples": {"continuation_requests", "user_splits", "sessions", "cohort_users", "window_impressions"},
     "continuation_logreg": {"continuation_examples"},
     "continuation_xgboost": {"continuation_examples"},
     "continuation_lstm": {"continuation_examples", "continuation_requests"},
@@ -108,16 +109,20 @@ def _upstream(graph, asset: str, parent: str, key: str) -> list[str]:
 
 
 def test_cohort_reads_exactly_its_windows(graph):
-    """Lineage shows which raw days a cohort reads: 14 observation days for sessions, 7 label days for labels."""
-    sessions = graph.get(dg.AssetKey("sessions"))
+    """Lineage shows which raw days a cohort reads: 14 observation days for its window's impressions (which
+    sessions, features and continuation requests read, in the cohort's own partition), 7 label days for labels."""
+    window = graph.get(dg.AssetKey("window_impressions"))
     labels = graph.get(dg.AssetKey("label_scores"))
     members = graph.get(dg.AssetKey("cohort_users"))
 
     def upstream_days(node, parent):
         return _upstream(graph, node.key.to_user_string(), parent, "2019-11-05")
 
-    obs = upstream_days(sessions, "raw_impressions")
+    obs = upstream_days(window, "raw_impressions")
     assert (obs[0], obs[-1], len(obs)) == ("2019-11-05", "2019-11-18", 14)
+    assert upstream_days(window, "user_day_activity") == obs
+    for reader in ("sessions", "kpi_features", "continuation_requests", "continuation_examples", "session_events"):
+        assert _upstream(graph, reader, "window_impressions", "2019-11-05") == ["2019-11-05"]
     for stats in ("raw_mlog_stats", "raw_creator_stats"):
         assert _upstream(graph, "kpi_features", stats, "2019-11-05") == obs
     lab = upstream_days(labels, "user_day_activity")
@@ -152,8 +157,10 @@ def test_a_trend_cohort_reads_its_two_periods_and_its_training_window(graph):
         f"2019-11-{d:02d}" for d in range(3, 31)]  # 14 + 14 days from the cohort day
     assert _upstream(graph, "intent_topics", "session_events", "2019-11-03") == ["2019-11-01", "2019-11-02", "2019-11-03"]
     period_one = [f"2019-11-{d:02d}" for d in range(3, 17)]  # the first 14 days (test_trend_windows.py: shorter ones)
+    # Period 1 is the observation window: its impressions are the cohort's window_impressions (14 raw days).
+    assert _upstream(graph, "window_impressions", "raw_impressions", "2019-11-03") == period_one
     for asset in ("trend_sessions", "trend_macro_features", "session_events", "user_day_events"):
-        assert _upstream(graph, asset, "raw_impressions", "2019-11-03") == period_one, asset
+        assert _upstream(graph, asset, "window_impressions", "2019-11-03") == ["2019-11-03"], asset
     for parent in ("user_day_activity", "raw_mlog_stats", "raw_creator_stats"):
         assert _upstream(graph, "trend_macro_features", parent, "2019-11-03") == period_one, parent
 

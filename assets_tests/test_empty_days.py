@@ -23,8 +23,8 @@ from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]
 MISSING = CALENDAR.day(5)
-COHORT_ASSETS = ("cohort_users", "user_splits", "label_scores", "sessions", "static_features", "kpi_features",
-                 "sequence_tensors")
+COHORT_ASSETS = ("cohort_users", "user_splits", "label_scores", "window_impressions", "sessions", "static_features",
+                 "kpi_features", "sequence_tensors")
 
 
 def _drop_day(source: Path, dt: int) -> int:

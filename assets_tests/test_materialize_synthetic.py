@@ -17,6 +17,7 @@ ROW_TABLES = {
     "raw_impressions": ("raw/impression_data", "day"), "user_day_activity": ("daily/user_day_activity", "day"),
     "cohort_users": ("cohorts/cohort_users", "cohort"), "user_splits": ("cohorts/user_splits", "cohort"),
     "label_scores": ("cohorts/label_scores", "cohort"), "sessions": ("cohorts/sessions", "cohort"),
+    "window_impressions": ("cohorts/window_impressions", "cohort"),
     "static_features": ("cohorts/static_features", "cohort"), "kpi_features": ("cohorts/kpi_features", "cohort"),
 }
 

@@ -12,7 +12,7 @@ from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import sessions
+from churn_dagster.stages.features.sql import sessions, window
 from churn_dagster.storage.duck import DuckSettings, connect
 from churn_dagster.storage.lake import Lake
 
@@ -35,6 +35,7 @@ def test_paths_with_quotes_and_spaces_are_parameters(tmp_path):
     for dt in range(1, 31):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(dt))
     assert cohorts.build_cohort_users(con, lake, CALENDAR, [CALENDAR.day(1)]) == {CALENDAR.day(1): 1}
+    window.build_window_impressions(con, lake, CALENDAR, [CALENDAR.day(1)])
     assert sessions.build_sessions(con, lake, CALENDAR, [CALENDAR.day(1)], 30) == {CALENDAR.day(1): 1}
 
 

@@ -22,7 +22,7 @@ from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import sessions
+from churn_dagster.stages.features.sql import sessions, window
 from churn_dagster.studies.trends.sql import session_events
 from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
 
@@ -82,6 +82,7 @@ def _build(tmp_path, lake, con, imps):
     for d in range(1, 31):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
     cohorts.build_cohort_users(con, lake, CALENDAR, [COHORT])
+    window.build_window_impressions(con, lake, CALENDAR, [COHORT])
     sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     counts = session_events.build_session_events(con, lake, CALENDAR, [COHORT])
     per_session = rows(con, lake.cohort("session_events", COHORT), "ORDER BY user_id, global_session_idx")

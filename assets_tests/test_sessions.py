@@ -10,7 +10,7 @@ from conftest import CALENDAR, Imp, tid, write_impressions, write_snapshots
 from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import sessions
+from churn_dagster.stages.features.sql import sessions, window
 
 # The fixture's users and cards, as IDs of the published grammar (see conftest.tid).
 A = tid("A")
@@ -48,6 +48,7 @@ def session_rows(tmp_path, lake, con):
     for d in range(1, 31):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
     cohorts.build_cohort_users(con, lake, CALENDAR, [COHORT])
+    window.build_window_impressions(con, lake, CALENDAR, [COHORT])
     sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     return rows(con, lake.cohort("sessions", COHORT), "ORDER BY global_session_idx")
 

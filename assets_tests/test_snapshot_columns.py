@@ -19,7 +19,7 @@ from pipeline_helpers import ingest_folder
 
 from churn_dagster.domain import snapshots
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.stages.features.sql import features, sessions, window
 from churn_dagster.storage.lake import Lake
 from churn_dagster.studies.case_study.sql import data as case_study
 from churn_dagster.studies.continuation.sql import examples as continuation
@@ -84,6 +84,7 @@ def reach(tmp_path_factory):
     for d in range(1, CALENDAR.num_days + 1):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
     cohorts.build_cohort_users(con, lake, CALENDAR, COHORTS)
+    window.build_window_impressions(con, lake, CALENDAR, COHORTS)
     sessions.build_sessions(con, lake, CALENDAR, COHORTS, 30.0)  # read by the static features, no snapshot read
     found, schemas = {}, {}
     for spec in snapshots.SNAPSHOT_FILES:

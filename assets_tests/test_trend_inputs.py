@@ -31,7 +31,7 @@ from pipeline_helpers import ingest_folder, rows
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.cohorts.sql import cohorts
-from churn_dagster.stages.features.sql import features, sessions
+from churn_dagster.stages.features.sql import features, sessions, window
 from churn_dagster.studies.trends.sql import session_events
 from churn_dagster.studies.trends.sql.inputs import build_trend_inputs, first_period_calendar
 from churn_dagster.studies.trends.sql.session_events import EVENT_COLUMNS
@@ -84,6 +84,7 @@ def _build(tmp_path, lake, con):
     for d in range(1, CALENDAR.num_days + 1):
         cohorts.build_user_day_activity(con, lake, CALENDAR.day(d))
     cohorts.build_cohort_users(con, lake, CALENDAR, [COHORT])
+    window.build_window_impressions(con, lake, CALENDAR, [COHORT])
     sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     features.build_kpi_features(con, lake, CALENDAR, [COHORT], publish_day_anchor=31)
     written = build_trend_inputs(con, lake, CALENDAR, PERIODS, [COHORT], gap_minutes=30, publish_day_anchor=31)

@@ -197,8 +197,9 @@ def _materialize(args: argparse.Namespace) -> None:
         f"outputs under {settings.data_dir}",
         "  raw/<table>/day=YYYY-MM-DD/data.parquet        typed source tables (quarantine/ holds rejected rows)",
         "  daily/user_day_activity/day=.../data.parquet",
-        "  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores, sessions,",
-        "                                                 static_features, kpi_features",
+        "  cohorts/<table>/cohort=YYYY-MM-DD/data.parquet cohort_users, user_splits, label_scores,",
+        "                                                 window_impressions, sessions, static_features,",
+        "                                                 kpi_features, continuation_requests/_examples",
         "  tensors/cohort=YYYY-MM-DD/                     sequences.npy, offsets.npy, static.npy, users.parquet",
     ]
     if not args.data_only:

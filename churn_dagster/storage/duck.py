@@ -150,17 +150,19 @@ def write_partitions(
     key_column: str,
     targets: Mapping[Any, Path],
     order_by: str,
+    round_floats: bool = True,
+    drop: Sequence[str] = (),
 ) -> dict[Any, int]:
-    """Write each key's rows of temp table ``table`` to its own file, sorted.
+    """Write each key's rows of temp table ``table`` to its own file, sorted, without the columns ``drop``.
 
     Every target is written, empty if the key has no rows, so re-running a partition replaces it exactly.
     Floating-point columns are rounded to ``DERIVED_DECIMALS`` places: parallel aggregation sums in a
     varying order, and the rounding makes a re-run write the same bytes, whether a partition was computed
-    alone or in a range.
+    alone or in a range. A table of rows copied, not computed, passes ``round_floats=False``.
     """
-    columns = con.execute(f"DESCRIBE {table}").fetchall()
+    columns = [c for c in con.execute(f"DESCRIBE {table}").fetchall() if c[0] not in drop]
     select = ", ".join(
-        f"round({name}, {DERIVED_DECIMALS}) AS {name}" if typ in ("DOUBLE", "FLOAT") else name
+        f"round({name}, {DERIVED_DECIMALS}) AS {name}" if round_floats and typ in ("DOUBLE", "FLOAT") else name
         for name, typ, *_ in columns
     )
     # With statistics propagation on, a column without NULLs *in the whole table* is written as a required

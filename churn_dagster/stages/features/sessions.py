@@ -14,7 +14,7 @@ from churn_dagster.core.resources import FeatureSettingsResource, LakeResource
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.stages.features.common import feature_asset, leakage_spec
 from churn_dagster.stages.features.sql import sessions as session_sql
-from churn_dagster.storage.duck import literal_paths
+from churn_dagster.storage.duck import literal_paths, parquet_rows
 
 
 def session_assets(p: Partitions) -> list[dg.AssetsDefinition]:
@@ -24,11 +24,11 @@ def session_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         description="Sessions of each cohort user's observation window (30-minute gap rule) with 24+ features: "
         "indices, day number, duration, gap, local hour and weekday, totals, rates. Duration runs from the first "
         "feed request to the end of the last card viewed (request time + view time).",
-        deps=["cohort_users", dg.AssetDep("raw_impressions", partition_mapping=p.observation_days)],
+        deps=["cohort_users", "window_impressions"],
         check_specs=[
             leakage_spec("sessions"),
             dg.AssetCheckSpec("impressions_accounted", asset="sessions", blocking=True,
-                              description="Session impressions add up to the users' observation-window impressions."),
+                              description="Session impressions add up to the cohort's window_impressions."),
             dg.AssetCheckSpec("gap_rule", asset="sessions", blocking=True, description="Consecutive sessions are at least the gap apart."),
         ],
         **feature_asset(p),
@@ -44,13 +44,7 @@ def session_assets(p: Partitions) -> list[dg.AssetsDefinition]:
                 "FROM read_parquet($f, hive_partitioning = false)",
                 {"f": literal_paths(out), "gap": features.session_gap_minutes},
             ).fetchone()
-            dts = sorted({d for c in cohorts for d in p.calendar.observation_dts(c)})
-            in_window = con.execute(
-                """SELECT count(*) FROM read_parquet($i, hive_partitioning = false) i
-                   JOIN read_parquet($u, hive_partitioning = false) u
-                     ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt""",
-                {"i": literal_paths(lake.lake.raw_day("impression_data", p.calendar.day(d)) for d in dts), "u": literal_paths(users)},
-            ).fetchone()[0]
+            in_window = parquet_rows(con, checks.lake_paths(lake.lake, "window_impressions", cohorts))
             meta = {**schema_metadata(con, out), **features.metadata(p.calendar)}
 
             def shape(key, path):

@@ -88,7 +88,7 @@ def user_feature_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         "publishing activity of the cards shown and clicked, from mlog_stats and creator_stats of observation days "
         "up to each impression's day.",
         deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics",
-              dg.AssetDep("raw_impressions", partition_mapping=p.observation_days),
+              "window_impressions",
               dg.AssetDep("user_day_activity", partition_mapping=p.observation_days),
               dg.AssetDep("raw_mlog_stats", partition_mapping=p.observation_days),
               dg.AssetDep("raw_creator_stats", partition_mapping=p.observation_days)],

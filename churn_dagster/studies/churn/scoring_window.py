@@ -3,7 +3,7 @@
 Scoring partition X belongs to the day X's label period ends, D = X + observation + label - 1: the users to
 score are those first seen on X + label_days, whose observation window ends on D. Their label period lies in
 the future, so they have no partition among the labelled cohorts; ``scoring_window`` builds their membership,
-sessions, features and unlabelled tensors with the same transforms into ``scoring/``, reading exactly the days
+window impressions, sessions, features and unlabelled tensors with the same transforms into ``scoring/``, reading exactly the days
 its partition mappings declare.
 """
 
@@ -17,6 +17,7 @@ from churn_dagster.domain.calendar import parse_day
 from churn_dagster.stages.cohorts.sql import cohorts as cohort_sql
 from churn_dagster.stages.features.sql import features as feature_sql
 from churn_dagster.stages.features.sql import sessions as session_sql
+from churn_dagster.stages.features.sql import window as window_sql
 from churn_dagster.stages.tensors.sql import tensors as tensor_build
 
 
@@ -48,6 +49,7 @@ def scoring_window_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         area = lake.lake.scoring()
         with lake.connect() as con:
             users = cohort_sql.build_cohort_users(con, area, p.calendar, [window])[window]
+            window_sql.build_window_impressions(con, area, p.calendar, [window])
             n_sessions = session_sql.build_sessions(con, area, p.calendar, [window], features.session_gap_minutes)[window]
             static = feature_sql.build_static_features(con, area, p.calendar, [window], features.use_leaky_columns)[window]
             kpi = feature_sql.build_kpi_features(con, area, p.calendar, [window], features.publish_day_anchor,

@@ -45,7 +45,7 @@ def example_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         "logged earlier), minutes since the last such click, hour, weekday, and the user's earlier sessions. Requests "
         f"less than {_LONGEST} plus the session gap before the window's end are flagged censored, whatever their "
         "session did.",
-        deps=["cohort_users", "sessions", dg.AssetDep("raw_impressions", partition_mapping=p.observation_days)],
+        deps=["cohort_users", "sessions", "window_impressions"],
         check_specs=[
             dg.AssetCheckSpec("sessions_agree", asset="continuation_requests", blocking=True,
                               description="The requests form exactly the sessions of the sessions table: same bounds, "
@@ -75,14 +75,13 @@ def example_assets(p: Partitions) -> list[dg.AssetsDefinition]:
         description="The continuation examples: each user's uncensored requests in a seeded hash order (md5 of user, "
         "request time and seed), at most max_requests_per_user of them, so heavy users do not dominate; with the user's "
         "train/validation/test split from user_splits.",
-        deps=["continuation_requests", "user_splits", "sessions", "cohort_users",
-              dg.AssetDep("raw_impressions", partition_mapping=p.observation_days)],
+        deps=["continuation_requests", "user_splits", "sessions", "cohort_users", "window_impressions"],
         check_specs=[
             dg.AssetCheckSpec("sample_cap", asset="continuation_examples", blocking=True,
                               description="Each user has min(cap, uncensored requests) examples."),
             dg.AssetCheckSpec("features_use_only_the_past", asset="continuation_examples", blocking=True,
                               description="Cards and proven clicks so far and the earlier sessions' cards and proven "
-                              "clicks, recounted from the raw impressions up to each request, equal the stored features."),
+                              "clicks, recounted from the window's impressions up to each request, equal the stored features."),
             dg.AssetCheckSpec("labels_monotone", asset="continuation_examples", blocking=True, description=_MONOTONE),
             dg.AssetCheckSpec("labels_match_sessions", asset="continuation_examples", blocking=True,
                               description="Every label equals (last request of the session in the sessions table - "

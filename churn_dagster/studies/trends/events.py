@@ -29,7 +29,10 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
     _SPEC = dict(group_name="trends", kinds=set(DUCKDB_PARQUET), owners=OWNERS, code_version="2",
                  automation_condition=cohort_ready)
     PERIOD = first_period_calendar(p.calendar, t.windows)
-    _RAW_DAYS = dg.AssetDep("raw_impressions", partition_mapping=t.first_period)
+    # With the observation window as period 1, its impressions are the cohort's window_impressions; otherwise
+    # the period-1 days are read from the raw table (the window's extract would hold period 2 too).
+    _IMPRESSIONS = ("window_impressions" if reuses_cohort_tables(p.calendar, t.windows)
+               else dg.AssetDep("raw_impressions", partition_mapping=t.first_period))
     _FIRST_PERIOD = f"the first trend period (the cohort's first {t.windows.first_period_days} days)"
     # With the observation window as period 1, the period-1 sessions and KPI aggregates are the cohort tables.
     reused = ({"sessions": ["sessions"], "kpi_features": ["kpi_features"]} if reuses_cohort_tables(p.calendar, t.windows)
@@ -48,12 +51,12 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
                          "the columns of `sessions`, from that period's impressions only: a session still running at "
                          "midnight into period 2 ends with its last request of period 1. The trend models' session "
                          "context. Under trend_inputs/sessions/.",
-                         deps=["cohort_users", _RAW_DAYS, *reused["sessions"]], **{**_SPEC, "code_version": "2"}),
+                         deps=["cohort_users", _IMPRESSIONS, *reused["sessions"]], **{**_SPEC, "code_version": "2"}),
             dg.AssetSpec("trend_macro_features", description=f"The KPI aggregates of `kpi_features` over {_FIRST_PERIOD} "
                          "(content stats of those days only): the macro features of the trend models. Under "
                          "trend_inputs/kpi_features/.",
                          deps=["cohort_users", "raw_user_demographics", "raw_mlog_demographics",
-                               "raw_creator_demographics", _RAW_DAYS,
+                               "raw_creator_demographics", _IMPRESSIONS,
                                dg.AssetDep("user_day_activity", partition_mapping=t.first_period),
                                dg.AssetDep("raw_mlog_stats", partition_mapping=t.first_period),
                                dg.AssetDep("raw_creator_stats", partition_mapping=t.first_period),
@@ -63,10 +66,10 @@ def trend_input_assets(t: TrendPartitions) -> list[dg.AssetsDefinition]:
                          "each event type of the vocabulary (impressions, clicks, likes, shares, comments, comment views, "
                          "homepage visits, swipe-down views and actions, video impressions and clicks). Each session is "
                          "a bag of these events for LDA.",
-                         deps=["trend_sessions", "cohort_users", "raw_mlog_demographics", _RAW_DAYS], **_SPEC),
+                         deps=["trend_sessions", "cohort_users", "raw_mlog_demographics", _IMPRESSIONS], **_SPEC),
             dg.AssetSpec("user_day_events", description=f"Per cohort user and day of {_FIRST_PERIOD} (zero-filled): "
                          "the same counts, the event types x days matrix of the paper's activity LSTM baseline.",
-                         deps=["cohort_users", "raw_mlog_demographics", _RAW_DAYS], **_SPEC),
+                         deps=["cohort_users", "raw_mlog_demographics", _IMPRESSIONS], **_SPEC),
         ],
         partitions_def=p.cohort_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),

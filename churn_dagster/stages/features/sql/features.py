@@ -28,6 +28,7 @@ from churn_dagster.stages.features.sql.content_stats import (
     STATS_CARDS,
     STATS_CREATORS,
 )
+from churn_dagster.stages.features.sql.window import window_paths
 from churn_dagster.storage.duck import literal_path, literal_paths, write_partitions
 from churn_dagster.storage.lake import Lake, require
 
@@ -209,7 +210,8 @@ def build_kpi_features(
     use_leaky_columns: bool = False,
     use_content_stats: bool = True,
 ) -> dict[date, int]:
-    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime).
+    """KPI aggregates; ``publish_day_anchor`` converts publishTime to a day (dt = anchor - publishTime). The
+    impressions come from ``window_impressions``, the day totals from ``user_day_activity``.
 
     With ``use_content_stats`` (the default) the table also holds :data:`~churn_dagster.stages.features.sql.content_stats.CONTENT_STATS_FEATURES`, the
     popularity and freshness of the cards each user was shown or clicked and the publishing activity of their
@@ -223,9 +225,7 @@ def build_kpi_features(
     dts = cohort_days_dts(calendar, cohorts, "observation")
     params = {
         **_common_params(lake, calendar, cohorts, "kpi_features"),
-        "impression_paths": literal_paths(
-            require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "kpi_features")
-        ),
+        "impression_paths": window_paths(lake, cohorts, "kpi_features"),
         "activity_paths": activity_paths(lake, calendar, dts, "kpi_features"),
         "cards_path": literal_path(require([lake.raw_snapshot(fmt.MLOG_DEMOGRAPHICS.stem)], "kpi_features")[0]),
         "creators_path": literal_path(require([lake.raw_snapshot(fmt.CREATOR_DEMOGRAPHICS.stem)], "kpi_features")[0]),

@@ -20,9 +20,10 @@ import duckdb
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.stages.cohorts.sql.cohorts import cohort_days_dts, cohort_paths
-from churn_dagster.storage.duck import literal_paths, write_partitions
-from churn_dagster.storage.lake import Lake, require
+from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
+from churn_dagster.stages.features.sql.window import window_paths
+from churn_dagster.storage.duck import write_partitions
+from churn_dagster.storage.lake import Lake
 
 _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
 
@@ -104,14 +105,12 @@ def build_sessions(
     cohorts: list[date],
     gap_minutes: float,
 ) -> dict[date, int]:
-    """Sessionize every cohort user's observation window; one Parquet file per cohort."""
-    dts = cohort_days_dts(calendar, cohorts, "observation")
-    impression_paths = require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "sessions")
+    """Sessionize every cohort user's observation window from ``window_impressions``; one Parquet file per cohort."""
     con.execute(
         SESSIONS_SQL,
         {
             "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, "sessions"),
-            "impression_paths": literal_paths(impression_paths),
+            "impression_paths": window_paths(lake, cohorts, "sessions"),
             "gap_ms": int(gap_minutes * 60_000),
             "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
         },

@@ -12,8 +12,9 @@ import duckdb
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.stages.cohorts.sql.cohorts import cohort_days_dts, cohort_paths
-from churn_dagster.storage.duck import literal_paths, used_params
+from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
+from churn_dagster.stages.features.sql.window import window_paths
+from churn_dagster.storage.duck import used_params
 from churn_dagster.storage.lake import Lake
 from churn_dagster.studies.continuation.sql.examples import (
     FIRST_SWIPE_MS,
@@ -40,7 +41,7 @@ class ExampleChecks:
         return self.over_cap == self.future_inputs == self.unmonotone == self.label_mismatches == self.too_late == 0
 
 
-# The prefix features recounted from raw impressions with plain joins and time filters (no window function):
+# The prefix features recounted from the window's impressions with plain joins and time filters (no window function):
 # cards at or before the request in its session; clicks on the session's cards shown before the request whose
 # first swipe-down entry was logged before it; the cards of the user's window before the session started, and
 # the clicks on them whose first swipe-down entry was logged before the session started. The impressions are
@@ -86,14 +87,13 @@ WHERE e.request_ms + $margin_ms
 
 def check_examples(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date],
                    sampling: ExampleSampling, gap_minutes: float) -> ExampleChecks:
-    """Recount the written examples from the requests, the raw impressions and the ``sessions`` table."""
-    dts = cohort_days_dts(calendar, cohorts, "observation")
+    """Recount the written examples from the requests, the window's impressions and the ``sessions`` table."""
     params = {
         "examples": cohort_paths(lake, "continuation_examples", cohorts, "continuation check"),
         "requests": cohort_paths(lake, "continuation_requests", cohorts, "continuation check"),
         "users": cohort_paths(lake, "cohort_users", cohorts, "continuation check"),
         "sessions": cohort_paths(lake, "sessions", cohorts, "continuation check"),
-        "impressions": literal_paths(lake.raw_day("impression_data", calendar.day(d)) for d in dts),
+        "impressions": window_paths(lake, cohorts, "continuation check"),
         "cap": sampling.max_requests_per_user,
         "margin_ms": censoring_margin_ms(gap_minutes),
         "first_day": calendar.first_day.isoformat(),

@@ -1,6 +1,7 @@
 """Session continuation (the Zooniverse task): at a feed request, will the session go on for 10, 20, 30 more minutes?
 
-Two tables per cohort, both over the observation window of the cohort's users, in SQL over the raw Parquet:
+Two tables per cohort, both over the observation window of the cohort's users, in SQL over their
+``window_impressions`` (the raw rows of the window):
 
 - ``continuation_requests``: one row per **feed request**, i.e. per user and ``impressTime``. The log records
   cards, not requests, but every card a request returned carries the request's whole-second timestamp, so the
@@ -36,7 +37,7 @@ the session so far, the proven clicks on the session's cards (``clicks_so_far``;
 ``prev_request_clicks``), minutes since the request that showed the latest proven-clicked card, and the user's
 sessions before this one (their requests and cards, their clicks proven before this session's first request).
 Every window frame that feeds a feature ends at the current row or before it; the examples'
-``features_use_only_the_past`` check recounts them from the raw impressions without window functions.
+``features_use_only_the_past`` check recounts them from the window's impressions without window functions.
 
 **Censoring, blind to the outcome.** The window ends at local midnight before the user's first label day
 (``W``); nothing after it is read. Whether a session goes on from ``t`` for h minutes depends on its requests up
@@ -59,10 +60,11 @@ import duckdb
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.stages.cohorts.sql.cohorts import cohort_days_dts, cohort_paths
+from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
 from churn_dagster.stages.features.sql.sessions import session_numbering_ctes
-from churn_dagster.storage.duck import literal_paths, write_partitions
-from churn_dagster.storage.lake import Lake, require
+from churn_dagster.stages.features.sql.window import window_paths
+from churn_dagster.storage.duck import write_partitions
+from churn_dagster.storage.lake import Lake
 
 HORIZONS_MIN: tuple[int, ...] = (10, 20, 30)
 
@@ -204,11 +206,9 @@ def _first_epoch_day(calendar: Calendar) -> int:
 def build_requests(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar, cohorts: list[date],
                    gap_minutes: float) -> dict[date, int]:
     """Write ``continuation_requests`` for each cohort; return the row counts."""
-    dts = cohort_days_dts(calendar, cohorts, "observation")
-    impressions = require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "continuation_requests")
     con.execute(REQUESTS_SQL, {
         "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, "continuation_requests"),
-        "impression_paths": literal_paths(impressions),
+        "impression_paths": window_paths(lake, cohorts, "continuation_requests"),
         "gap_ms": int(gap_minutes * 60_000),
         "margin_ms": censoring_margin_ms(gap_minutes),
         "first_epoch_day": _first_epoch_day(calendar),

@@ -10,6 +10,8 @@ transforms run again over a calendar whose observation window is period 1 and wh
 
 - ``cohort_users``: the members of ``cohorts/cohort_users`` (the same users), their window bounds those of
   period 1 and period 2;
+- ``window_impressions``: the impressions of period 1, extracted from its raw days (a hard link to the
+  cohort's own extract when period 1 is the observation window), which every table below reads;
 - ``sessions``: the sessions of period 1 by the same gap rule, from period-1 impressions only: a session
   still running at local midnight into period 2 ends with its last request of period 1;
 - ``kpi_features``: the KPI aggregates of period 1 (the models' macro features), with ``mlog_stats`` and
@@ -37,6 +39,7 @@ from churn_dagster.domain.calendar import Calendar
 from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
 from churn_dagster.stages.features.sql import features as feature_sql
 from churn_dagster.stages.features.sql import sessions as session_sql
+from churn_dagster.stages.features.sql import window as window_sql
 from churn_dagster.storage.duck import write_partitions
 from churn_dagster.storage.lake import Lake, require
 from churn_dagster.studies.trends.sql import session_events as events_sql
@@ -95,7 +98,8 @@ def build_trend_inputs(
 ) -> dict[str, dict[date, int]]:
     """Write the period-1 tables of ``cohorts`` under ``trend_inputs/`` and return the rows of each
     (``users``, ``sessions``, ``macro``, ``session_events``, ``user_day_events``, per cohort). Reads
-    ``cohort_users`` and the period-1 days of the raw impressions, daily activity and content stats."""
+    ``cohort_users`` and the period-1 days of the raw impressions, daily activity and content stats (the
+    impressions from the cohorts' ``window_impressions`` when period 1 is the observation window)."""
     area, period = lake.trend_inputs(), first_period_calendar(calendar, settings)
     con.execute(FIRST_PERIOD_USERS_SQL, {
         "cohort_paths": cohort_paths(lake, "cohort_users", cohorts, "trend inputs"),
@@ -106,9 +110,11 @@ def build_trend_inputs(
                              {c: area.cohort("cohort_users", c) for c in cohorts}, "user_id")
     con.execute("DROP TABLE _first_period_users")
     if reuses_cohort_tables(calendar, settings):
+        _link_cohort_tables(lake, area, window_sql.TABLE, cohorts)
         sessions = _link_cohort_tables(lake, area, "sessions", cohorts)
         macro = _link_cohort_tables(lake, area, "kpi_features", cohorts)
     else:
+        window_sql.build_window_impressions(con, area, period, cohorts)
         sessions = session_sql.build_sessions(con, area, period, cohorts, gap_minutes)
         macro = feature_sql.build_kpi_features(con, area, period, cohorts, publish_day_anchor, use_leaky_columns,
                                                use_content_stats)

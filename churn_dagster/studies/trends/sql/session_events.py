@@ -16,7 +16,8 @@ Two tables per cohort, both from the observation window only:
 - ``user_day_events``: one row per cohort user and observation day (``day_num`` 1..observation days,
   zero-filled), by each impression's own ``dt``: the event types x 14 days matrix of the activity LSTM.
 
-Leakage: only impressions with ``dt`` in the observation window are read. A swipe-down list hangs on a
+Leakage: only impressions with ``dt`` in the observation window are read (from ``window_impressions``, the raw
+rows of each cohort's window). A swipe-down list hangs on a
 clicked card but its entries carry their own ``logtime``, up to about an hour later; an entry logged at or
 after local midnight of the first label day is dropped, so a card opened at 23:55 on the last observation
 day contributes only the entries viewed before midnight. ``last_event_ms`` is the latest moment an event of
@@ -35,13 +36,9 @@ import duckdb
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
-from churn_dagster.stages.cohorts.sql.cohorts import cohort_days_dts, cohort_paths
-from churn_dagster.storage.duck import (
-    literal_path,
-    literal_paths,
-    used_params,
-    write_partitions,
-)
+from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
+from churn_dagster.stages.features.sql.window import window_paths
+from churn_dagster.storage.duck import literal_path, used_params, write_partitions
 from churn_dagster.storage.lake import Lake, require
 
 VIDEO_CARD_TYPE = 2
@@ -129,17 +126,15 @@ def build_session_events(
 ) -> tuple[dict[date, int], dict[date, int]]:
     """Write ``session_events`` and ``user_day_events`` for each cohort; return their row counts.
 
-    Reads ``cohort_users``, ``sessions``, the observation-window impressions and ``mlog_demographics``.
+    Reads ``cohort_users``, ``sessions``, ``window_impressions`` and ``mlog_demographics``.
     """
-    dts = cohort_days_dts(calendar, cohorts, "observation")
-    impression_paths = require((lake.raw_day("impression_data", calendar.day(d)) for d in dts), "session_events")
     card_path = require([lake.raw_snapshot("mlog_demographics")], "session_events")[0]
     users = cohort_paths(lake, "cohort_users", cohorts, "session_events")
     con.execute(
         EVENTS_SQL,
         {
             "cohort_paths": users,
-            "impression_paths": literal_paths(impression_paths),
+            "impression_paths": window_paths(lake, cohorts, "session_events"),
             "card_path": literal_path(card_path),
             "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
         },
