@@ -38,9 +38,9 @@ def test_dg_list_defs_lists_what_build_definitions_builds(tmp_path):
     graph = built.resolve_asset_graph()
     assert sorted(a["asset_key"] for a in listed["assets"]) == sorted(
         k.to_user_string() for k in graph.get_all_asset_keys())
-    assert len(listed["assets"]) == 60
+    assert len(listed["assets"]) == 61
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert {(c["asset_key"], c["name"]) for c in listed["asset_checks"]} == checks and len(checks) == 110
+    assert {(c["asset_key"], c["name"]) for c in listed["asset_checks"]} == checks and len(checks) == 112
     assert sorted(j["name"] for j in listed["jobs"]) == sorted(j.name for j in built.jobs)
     assert [s["name"] for s in listed["schedules"]] == ["daily_retrain_schedule"]
     assert sorted(s["name"] for s in listed["sensors"]) == ["cohort_automation", "landing_sensor"]

@@ -25,8 +25,8 @@ def landing_sensor(context):
     return build_definitions().get_sensor_def("landing_sensor")(context)
 
 DAY3 = CALENDAR.day(3)
-COHORT_DATA = ("cohort_users", "user_splits", "label_scores", "sessions", "static_features", "kpi_features",
-               "sequence_tensors")
+COHORT_DATA = ("cohort_users", "user_splits", "label_scores", "window_impressions", "sessions", "static_features",
+               "kpi_features", "sequence_tensors")
 
 
 def _days(first: int, last: int) -> set[str]:
@@ -148,11 +148,11 @@ def test_a_re_ingested_day_rebuilds_the_cohorts_that_read_it(generated, tmp_path
     assert len(pd.read_parquet(raw)) == lines
     # Membership reads every day up to its cohort day (cohorts 3..10: a user first seen on day 3 is no new
     # user of a later day); sessions and features read their cohort's 14 days (cohorts 1..3 hold day 3) and
-    # its membership (cohorts 3..8 have their 14 days landed); the tensors of cohort 1, the one labelled,
+    # its membership (cohorts 3..8 have their 14 days landed), through their window's impressions; the tensors of cohort 1, the one labelled,
     # follow its sessions. No label period holds day 3, and cohort 1's membership is unchanged, so no split
     # or label is rebuilt.
-    assert automation_tick() == {"cohort_users": _days(3, 10), "sessions": _days(1, 8),
-                                 "static_features": _days(1, 8), "kpi_features": _days(1, 8),
+    assert automation_tick() == {"cohort_users": _days(3, 10), "window_impressions": _days(1, 8),
+                                 "sessions": _days(1, 8), "static_features": _days(1, 8), "kpi_features": _days(1, 8),
                                  "sequence_tensors": {"2019-11-01"}}
     assert automation_tick() == {}
     sessions = pd.read_parquet(resources["lake"].lake.cohort("sessions", CALENDAR.day(3)))
