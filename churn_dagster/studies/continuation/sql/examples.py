@@ -185,17 +185,25 @@ LEFT JOIN prior_known_clicks USING (user_no, global_session_idx)
 JOIN (SELECT user_no, user_id FROM users) names USING (user_no)
 """
 
+# The sample is drawn on the requests' key alone and the kept requests' columns are fetched after: ranking
+# every request with its 30 columns made the window sort carry them all, for a sample of a fraction of them.
 EXAMPLES_SQL = """
 CREATE OR REPLACE TEMP TABLE _continuation_examples AS
-SELECT r.*, s.split
-FROM (
-    SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY md5(user_id || ':' || request_ms || ':' || $seed), request_ms)
-                  AS sample_rank
-    FROM read_parquet($request_paths, hive_partitioning = false)
-    WHERE NOT censored
-) r
+WITH sample AS (
+    SELECT user_id, request_ms, sample_rank
+    FROM (
+        SELECT user_id, request_ms,
+               row_number() OVER (PARTITION BY user_id
+                                  ORDER BY md5(user_id || ':' || request_ms || ':' || $seed), request_ms) AS sample_rank
+        FROM read_parquet($request_paths, hive_partitioning = false)
+        WHERE NOT censored
+    )
+    WHERE sample_rank <= $cap
+)
+SELECT r.*, k.sample_rank, s.split
+FROM read_parquet($request_paths, hive_partitioning = false) r
+JOIN sample k USING (user_id, request_ms)
 JOIN (SELECT user_id, split FROM read_parquet($split_paths, hive_partitioning = false)) s USING (user_id)
-WHERE r.sample_rank <= $cap
 """
 
 
