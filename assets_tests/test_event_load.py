@@ -35,6 +35,7 @@ GOOD_AND_BAD = [
     b"u9,2024-03-01 10:00:00,view,\xff\xfe,",         # 14 not UTF-8
     b'u10,2024-03-01 10:00:00,view,i"1,',             # 15 a quote inside an unquoted field
     b"u11,2024-03-01 10:00:00,view,i1,\r",            # 16 a CRLF ending: loaded
+    b"u12,2024-03-01 10:00:00,buy,i1,-2e12",          # 17 value beyond what exact sums hold
 ]
 
 
@@ -48,7 +49,7 @@ def test_every_line_is_loaded_or_quarantined_with_its_line_column_and_reason(con
     path.write_bytes(b"\n".join(GOOD_AND_BAD) + b"\n")
     (tmp_path / "log 1.csv").write_bytes(b"user,ts,type,item,amount\nx,2024-01-01,view,i,\n")  # must not be read
     summary, out = _load(con, tmp_path, FileSource((path,)))
-    assert (summary.counted, summary.loaded, summary.quarantined) == (15, 4, 11)
+    assert (summary.counted, summary.loaded, summary.quarantined) == (16, 4, 12)
     events = pd.read_parquet(out / "events.parquet")
     assert sorted(zip(events["line"], events["user_id"])) == [(2, "u1"), (3, "u1"), (4, "u2"), (16, "u11")]
     q = pd.read_parquet(out / "quarantine.parquet").set_index("line")
@@ -64,6 +65,7 @@ def test_every_line_is_loaded_or_quarantined_with_its_line_column_and_reason(con
         13: ("(line)", "(line): a blank line"),
         14: ("(line)", "(line): the line is not valid UTF-8"),
         15: ("(line)", "(line): a field holds a quote but is not wholly quoted"),
+        17: ("amount", "value: beyond ±1e+12"),
     }
     assert set(q.index) == set(expected)
     for line, (column, reason) in expected.items():

@@ -51,12 +51,12 @@ def _stats(rng: random.Random) -> list[str]:
 
 
 HOSTILE_FIELDS = ["-0", "007", "1.5", "2147483648", "99999999999999999999", "1e999", "nan", "inf", "", "NA", '"1"',
-                  " 1", "1 ", "0x1F", "\ufeff1", "Ü", "-1", "NA ", "KC", "GCHCx"]
+                  " 1", "1 ", "0x1F", "\ufeff1", "Ü", "-1", "NA ", "KC", "GCHCx", "1e300", "86400.5"]
 
 
 def _hostile(rng: random.Random, fields: list[str], impressions: bool) -> bytes:
     fields = list(fields)
-    kind = rng.randrange(15 if impressions else 7)
+    kind = rng.randrange(17 if impressions else 7)
     if kind == 0:
         fields[rng.randrange(len(fields))] = rng.choice(HOSTILE_FIELDS)
     elif kind == 1:
@@ -73,9 +73,10 @@ def _hostile(rng: random.Random, fields: list[str], impressions: bool) -> bytes:
         return b""
     else:  # a swipe-down list that is not as published
         change = [{"position": "-0"}, {"position": "07"}, {"mlogViewTime": "inf"}, {"isZan": "2"},
-                  {"logtime": None}, {"mlogId": "U1"}, {"position": "2147483648"}][kind - 7 if kind < 14 else 0]
+                  {"logtime": None}, {"mlogId": "U1"}, {"position": "2147483648"}, {"mlogViewTime": "-1"},
+                  {"mlogViewTime": rng.choice(["86400.5", "1e300", "12345"])}][kind - 7 if kind < 16 else 0]
         entries = [_entry(rng), _entry(rng, **change)]
-        fields[0] = '"[' + ", ".join(entries) + ']"' if kind != 14 else "\"[{'isZan': '0'}]\""
+        fields[0] = '"[' + ", ".join(entries) + ']"' if kind != 16 else "\"[{'isZan': '0'}]\""
     return ",".join(fields).encode()
 
 

@@ -90,6 +90,20 @@ def test_floats_are_finite_decimals(tmp_path, lake, con, value):
     assert (row["column_name"], row["reason"]) == expected
 
 
+@pytest.mark.parametrize("value", ["86400.01", "90000", "1e300"])
+def test_a_view_time_longer_than_a_day_is_rejected(tmp_path, lake, con, value):
+    # Finite, but no card is viewed for more than a day; and a bound keeps the exact sums of view times exact.
+    row = _one_bad_line(tmp_path, lake, con, _with("mlogViewTime", value))
+    assert (row["column_name"], row["reason"]) == ("mlogViewTime", "mlogViewTime is more than 86,400 seconds (a day)")
+
+
+def test_a_view_time_of_a_whole_day_loads(tmp_path, lake, con):
+    result = _ingest(tmp_path, lake, con, f"{HEADER}\n{_with('mlogViewTime', '86400')}\n".encode())
+    assert (result.total_loaded, result.rows_quarantined) == (1, 0)
+    (stored,) = rows(con, lake.raw_day("impression_data", CALENDAR.day(1)))
+    assert stored["mlog_view_time"] == 86400.0
+
+
 @pytest.mark.parametrize(("column", "value"), [("userId", ""), ("userId", '""'), ("mlogId", ""), ("mlogId", '""'),
                                                ("userId", "NA")])
 def test_an_empty_id_is_missing_not_the_id_empty_string(tmp_path, lake, con, column, value):
@@ -142,6 +156,9 @@ def test_an_over_long_line_is_quarantined_with_column_and_reason(tmp_path, lake,
      "'isShare': '0', 'isViewComment': '0', 'position': '7', 'logtime': '1572573700000'}",
      "detailMlogInfoList has an entry whose values are not as published"),
     ("{'isZan': '0'", "detailMlogInfoList is not a list of dicts"),
+    *((f"{{'isZan': '0', 'isComment': '0', 'mlogId': 'KC', 'isIntoPersonalHomepage': '0', 'mlogViewTime': '{v}', "
+       "'isShare': '0', 'isViewComment': '0', 'position': '7', 'logtime': '1572573700000'}",
+       "detailMlogInfoList has an entry whose values are not as published") for v in ("-1", "86400.01", "1e300")),
 ])
 def test_swipe_down_lists_must_be_exactly_as_published(tmp_path, lake, con, entry, reason):
     good_entry = ("{'isZan': '0', 'isComment': '0', 'mlogId': 'KC', 'isIntoPersonalHomepage': '0', "

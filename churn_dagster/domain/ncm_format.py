@@ -235,6 +235,10 @@ FILES_BY_STEM = {f.stem: f for f in ALL_FILES}
 # Sentinels of the real files (ncm_data_facts.md §3, §8); the no-song sentinel is declared with the IDs.
 NO_TALK_SENTINEL = -1
 MAX_VALID_REGISTERED_MONTHS = 80
+# The longest view time (mlogViewTime, of a row or of a swipe-down entry) a row may carry: one day, in seconds.
+# The real log's longest is 653 s; a larger value is a client's fault, and a bound keeps every sum of view
+# times within the exact decimal sums of storage.duck.exact_sum.
+MAX_VIEW_TIME_S = 86_400
 # Keys of every dict inside detailMlogInfoList, in the order the real file writes them; all values are strings.
 DETAIL_LIST_KEYS = (
     "isZan",

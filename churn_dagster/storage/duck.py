@@ -23,6 +23,25 @@ import duckdb
 
 DERIVED_DECIMALS = 10
 
+# A floating-point sum depends on the order of its terms, and DuckDB's parallel aggregation adds the threads'
+# partial sums in whichever order they finish, so the same query can end in other last bits from run to run.
+# Rounding to DERIVED_DECIMALS hides that except for a value lying next to a rounding boundary: at full scale a
+# few values in a million, enough that a re-run of the KPI features rewrote different bytes. Summed as
+# DECIMAL(38, 18) (each term rounded to 18 places, then added as 128-bit integers) a sum is exact, hence the
+# same in any order; 20 integer digits hold any sum the pipeline makes. Every aggregate of DOUBLE terms that
+# reaches a stored table goes through these; sums and averages of integers are exact already.
+EXACT_DECIMAL = "DECIMAL(38, 18)"
+
+
+def exact_sum(expr: str) -> str:
+    """SQL for the order-independent sum of the DOUBLE expression ``expr`` (NULL over no row)."""
+    return f"sum(({expr})::{EXACT_DECIMAL})::DOUBLE"
+
+
+def exact_avg(expr: str) -> str:
+    """SQL for the order-independent mean of the DOUBLE expression ``expr`` (an exact sum over a count)."""
+    return f"avg(({expr})::{EXACT_DECIMAL})"
+
 
 @dataclass(frozen=True)
 class DuckSettings:

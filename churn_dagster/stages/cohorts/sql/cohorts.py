@@ -14,13 +14,14 @@ import duckdb
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.storage.duck import (
     copy_to_parquet,
+    exact_sum,
     literal_path,
     literal_paths,
     write_partitions,
 )
 from churn_dagster.storage.lake import Lake, require
 
-USER_DAY_ACTIVITY_SQL = """
+USER_DAY_ACTIVITY_SQL = f"""
 SELECT user_id, dt,
        count(*) AS impressions,
        count_if(is_click) AS clicks,
@@ -29,7 +30,7 @@ SELECT user_id, dt,
        count_if(is_comment) AS comments,
        count_if(is_view_comment) AS view_comments,
        count_if(is_into_homepage) AS homepage_visits,
-       coalesce(sum(mlog_view_time), 0) AS view_time_s,
+       coalesce({exact_sum('mlog_view_time')}, 0) AS view_time_s,
        count(DISTINCT impress_time_ms) AS feed_requests,
        min(impress_time_ms) AS first_impression_ms,
        max(impress_time_ms) AS last_impression_ms

@@ -42,6 +42,11 @@ def _ids(field: str) -> list[Rule]:
     return [Rule(f"length({field}) > {MAX_ID_CHARS}", field, f"longer than {MAX_ID_CHARS} characters")]
 
 
+# The largest magnitude of an event's value: the features sum values, and values times day numbers, exactly
+# (storage.duck.exact_sum, 20 integer digits), which a user's million events of this size still fit.
+MAX_ABS_VALUE = 1e12
+
+
 def rules(mapping: EventMapping) -> list[Rule]:
     """The checks of a staged record, in the order a record is judged (over ``TimeRule.timed`` of it)."""
     found = [Rule("problem IS NOT NULL", "(line)", "problem"),
@@ -55,6 +60,8 @@ def rules(mapping: EventMapping) -> list[Rule]:
     if mapping.value:
         found.append(Rule("value IS NOT NULL AND trim(value) <> '' AND NOT isfinite(try_cast(value AS DOUBLE))",
                           "value", "not a finite number"))
+        found.append(Rule(f"value IS NOT NULL AND trim(value) <> '' AND abs(try_cast(value AS DOUBLE)) > {MAX_ABS_VALUE:.0e}",
+                          "value", f"beyond ±{MAX_ABS_VALUE:.0e}, more than an exact sum of values can hold"))
         found.append(Rule("value IS NOT NULL AND trim(value) <> '' AND try_cast(value AS DOUBLE) IS NULL",
                           "value", "not a number"))
     for optional in ("item_id", "item_owner", "session_id", "event_id"):

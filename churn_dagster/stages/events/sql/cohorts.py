@@ -24,6 +24,7 @@ from datetime import date, timedelta
 from churn_dagster.stages.cohorts.sql.labels import split_sql
 from churn_dagster.stages.events.sql.mapping import EventMapping
 from churn_dagster.stages.events.sql.times import sql_text
+from churn_dagster.storage.duck import exact_avg, exact_sum
 
 GRAINS = {"day": 1, "week": 7}
 # Per-type features are kept for at most this many event types (the most frequent), so a log with
@@ -148,6 +149,16 @@ def observed_sql(windows: Windows, mapping: EventMapping) -> str:
         SELECT *, {key} AS session_no FROM inside"""
 
 
+# regr_slope() and stddev_samp() accumulate in floating point in the order the threads finish (see
+# storage.duck.exact_sum); from exact sums instead: the least-squares slope of value on the day index over the
+# events with a value, and the sample standard deviation of the integer gaps (sums of squares in 128 bits).
+_D_SUM = "sum(d) FILTER (WHERE value IS NOT NULL)"
+_VALUE_SLOPE = (f"(count(value) * {exact_sum('value * d')} - {_D_SUM} * {exact_sum('value')})"
+                f" / nullif(count(value) * sum(d * d) FILTER (WHERE value IS NOT NULL) - {_D_SUM} * {_D_SUM}, 0)")
+_GAP_SD = ("sqrt(((count(gap_ms) * sum(gap_ms::HUGEINT * gap_ms) - sum(gap_ms::HUGEINT) * sum(gap_ms::HUGEINT))"
+           " / nullif(count(gap_ms) * (count(gap_ms) - 1), 0))::DOUBLE)")
+
+
 def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> str:
     """One row per member: the static features (NULL where undefined, e.g. a gap with one event)."""
     o = windows.observation_days
@@ -157,10 +168,10 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
         f"count(*) FILTER (WHERE event_type = {sql_text(t)}) AS n_{c}, "
         f"count(*) FILTER (WHERE event_type = {sql_text(t)}) / count(*) AS share_{c}"
         for t, c in type_columns(types).items())
-    value = ("sum(value) AS value_sum, avg(value) AS value_mean, max(value) AS value_max, "
+    value = (f"{exact_sum('value')} AS value_sum, {exact_avg('value')} AS value_mean, max(value) AS value_max, "
              "arg_min(value, event_ms) FILTER (WHERE value IS NOT NULL) AS first_value, "
              "arg_max(value, event_ms) FILTER (WHERE value IS NOT NULL) AS last_value, "
-             "regr_slope(value, d) AS value_trend, count(value) / count(*) AS valued_share, " if mapping.value else "")
+             f"{_VALUE_SLOPE} AS value_trend, count(value) / count(*) AS valued_share, " if mapping.value else "")
     items = ("count(DISTINCT item_id) AS distinct_items, count(DISTINCT item_id) / count(*) AS item_novelty, "
              if mapping.item_id else "")
     owners = "count(DISTINCT item_owner) AS distinct_owners, " if mapping.item_owner else ""
@@ -171,10 +182,9 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
             FROM _observed GROUP BY user_id, session_no),
         per_session AS (
             SELECT user_id, count(*) AS sessions, avg(events) AS events_per_session,
-                   avg((ended - started) / 60000.0) AS session_minutes,
-                   avg(CASE WHEN raw_gap_h < 0 THEN 0 ELSE raw_gap_h END) AS session_gap_hours_mean  -- interleaved: 0
-            FROM (SELECT *, (started - lag(ended) OVER (PARTITION BY user_id ORDER BY started, session_no))
-                            / 3600000.0 AS raw_gap_h
+                   avg(ended - started) / 60000.0 AS session_minutes,
+                   avg(CASE WHEN raw_gap_ms < 0 THEN 0 ELSE raw_gap_ms END) / 3600000.0 AS session_gap_hours_mean  -- interleaved: 0
+            FROM (SELECT *, started - lag(ended) OVER (PARTITION BY user_id ORDER BY started, session_no) AS raw_gap_ms
                   FROM sessions)
             GROUP BY user_id),
         weekdays AS (
@@ -187,7 +197,7 @@ def features_sql(windows: Windows, mapping: EventMapping, types: list[str]) -> s
                {o} - 1 - max(d) AS recency_days, max(d) - min(d) AS tenure_days,
                {per_type + ", " if per_type else ""}{value}{items}{owners}
                avg(gap_ms) / 3600000.0 AS gap_hours_mean, max(gap_ms) / 3600000.0 AS gap_hours_max,
-               stddev_samp(gap_ms) / avg(gap_ms) AS gap_cv, any_value(w.top_weekday_share) AS top_weekday_share,
+               {_GAP_SD} / avg(gap_ms) AS gap_cv, any_value(w.top_weekday_share) AS top_weekday_share,
                any_value(s.sessions) AS sessions, any_value(s.events_per_session) AS events_per_session,
                any_value(s.session_minutes) AS session_minutes,
                any_value(s.session_gap_hours_mean) AS session_gap_hours_mean,
@@ -211,7 +221,7 @@ def labels_sql(windows: Windows, mapping: EventMapping, types: list[str], closed
         WITH period AS (
             SELECT m.user_id, count(*) FILTER (WHERE {activity}) AS impressions,
                    count(DISTINCT e.local_day) FILTER (WHERE {activity}) AS active_days,
-                   sum({weight_sql(mapping, types)}) AS quality_raw
+                   {exact_sum(weight_sql(mapping, types))} AS quality_raw
             FROM _members m JOIN _events e ON e.user_id = m.user_id
              AND e.local_day BETWEEN m.first_day + {o} AND m.first_day + {o + length - 1}
             GROUP BY m.user_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from churn_dagster.stages.events.sql.cohorts import type_columns
 from churn_dagster.stages.events.sql.mapping import EventMapping
 from churn_dagster.stages.events.sql.times import sql_text
+from churn_dagster.storage.duck import exact_sum
 
 
 def step_features(mapping: EventMapping, types: list[str]) -> list[tuple[str, str]]:
@@ -34,7 +35,7 @@ def steps_sql(mapping: EventMapping, types: list[str], cohort: str) -> str:
     ``$observation_days``. Reads ``_members`` and ``_observed``."""
     per_type = "".join(f", count(*) FILTER (WHERE event_type = {sql_text(t)}) AS n_{c}"
                        for t, c in type_columns(types).items())
-    extra = (", sum(value) AS value, count(value) AS valued" if mapping.value else "") + (", count(DISTINCT item_id) AS items"
+    extra = (f", {exact_sum('value')} AS value, count(value) AS valued" if mapping.value else "") + (", count(DISTINCT item_id) AS items"
                                                                   if mapping.item_id else "")
     features = ", ".join(f"({sql}) AS {name}" for name, sql in step_features(mapping, types))
     return f"""

@@ -5,21 +5,42 @@ The popularity and freshness of the cards a user was shown or clicked and the pu
 creators, from ``mlog_stats`` and ``creator_stats`` of the observation days up to each impression's day.
 """
 
+from churn_dagster.storage.duck import exact_avg
+
 # Card and creator statistics of the observation days (``use_content_stats``). Both daily tables are made dense
 # over the days the build reads ($stats_dts: every observation day of the cohorts built, zero where a card or
 # creator has no row) so that a running sum per card or creator gives, by two equality joins, the total over
 # the user's own days f .. d, d being the impression's day: the running sum at d minus the running sum before
 # f (at f, less day f itself). Only days up to the impression's day, inside the observation window, reach a
 # feature, whatever later days the same run read (another cohort's window, this cohort's label period).
-# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions.
+# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions, i.e. the
+# card's cume_dist() over the day's rows ordered by impressions (the share of rows with at most as many)
+# exceeds 1 - POPULAR_TOP_SHARE. That share only grows with the count, so it is computed once per
+# distinct count of the day (a few thousand) instead of by sorting the day's 150,000 rows: the smallest
+# qualifying count is the day's threshold, compared in the same double arithmetic as cume_dist() (the ingest
+# requires the count, so there is no NULL to place).
 POPULAR_TOP_SHARE = 0.10
 
 CONTENT_STATS_CTES = """
 stats_days AS (SELECT unnest($stats_dts) AS dt),
-card_day AS (
-    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks,
-           cume_dist() OVER (PARTITION BY dt ORDER BY user_impression_count) > $popular_cume_dist AS popular
+card_day_rows AS (
+    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks
     FROM read_parquet($mlog_stats_paths, hive_partitioning = false)
+),
+popular_from AS (  -- per day: the smallest count whose share of rows at or below it exceeds $popular_cume_dist
+    SELECT dt, min(day_impressions) AS threshold
+    FROM (
+        SELECT dt, day_impressions,
+               (sum(cards) OVER (PARTITION BY dt ORDER BY day_impressions))::DOUBLE
+                   / (sum(cards) OVER (PARTITION BY dt))::DOUBLE AS share_at_most
+        FROM (SELECT dt, day_impressions, count(*) AS cards FROM card_day_rows GROUP BY ALL)
+    )
+    WHERE share_at_most > $popular_cume_dist
+    GROUP BY dt
+),
+card_day AS (
+    SELECT r.*, r.day_impressions >= p.threshold AS popular
+    FROM card_day_rows r JOIN popular_from p USING (dt)
 ),
 creator_day AS (
     SELECT creator_id, dt, publish_mlog_count AS day_published
@@ -74,14 +95,14 @@ CONTENT_STATS_JOINS = """
 _CREATOR_RATE = "ln(1 + coalesce(pd.run_published - pf.published_before, 0) / (i.dt - u.first_dt + 1))"
 CONTENT_STATS_COLUMNS = f""",
         avg((cd.day_impressions IS NOT NULL)::INT) AS card_stats_coverage,
-        avg(ln(1 + cd.day_impressions)) AS mean_card_log_day_impressions,
+        {exact_avg("ln(1 + cd.day_impressions)")} AS mean_card_log_day_impressions,
         avg(cd.popular::INT) AS popular_card_share,
-        avg((cd.run_clicks - cf.clicks_before) / nullif(cd.run_impressions - cf.impressions_before, 0))
+        {exact_avg("(cd.run_clicks - cf.clicks_before) / nullif(cd.run_impressions - cf.impressions_before, 0)")}
             AS mean_card_window_ctr,
-        avg(ln(1 + cd.day_impressions)) FILTER (WHERE i.is_click) AS clicked_card_mean_log_day_impressions,
+        {exact_avg("ln(1 + cd.day_impressions)")} FILTER (WHERE i.is_click) AS clicked_card_mean_log_day_impressions,
         avg(i.dt - ($publish_anchor - c.publish_time)) FILTER (WHERE i.is_click) AS clicked_card_mean_age_days,
-        avg({_CREATOR_RATE}) FILTER (WHERE c.creator_no IS NOT NULL) AS mean_creator_log_publish_rate,
-        avg({_CREATOR_RATE}) FILTER (WHERE i.is_click AND c.creator_no IS NOT NULL) AS clicked_creator_log_publish_rate"""
+        {exact_avg(_CREATOR_RATE)} FILTER (WHERE c.creator_no IS NOT NULL) AS mean_creator_log_publish_rate,
+        {exact_avg(_CREATOR_RATE)} FILTER (WHERE i.is_click AND c.creator_no IS NOT NULL) AS clicked_creator_log_publish_rate"""
 
 # The columns CONTENT_STATS_COLUMNS adds, in table order (absent when use_content_stats is off).
 CONTENT_STATS_FEATURES = (

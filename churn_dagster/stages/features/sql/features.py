@@ -29,7 +29,7 @@ from churn_dagster.stages.features.sql.content_stats import (
     STATS_CREATORS,
 )
 from churn_dagster.stages.features.sql.window import window_paths
-from churn_dagster.storage.duck import literal_path, literal_paths, write_partitions
+from churn_dagster.storage.duck import exact_avg, exact_sum, literal_path, literal_paths, write_partitions
 from churn_dagster.storage.lake import Lake, require
 
 
@@ -54,7 +54,7 @@ def demographics_sql(use_leaky_columns: bool) -> str:
         AS registered_months,{follow}
     (d.user_id IS NULL)::INT AS no_demographics_row"""
 
-STATIC_SQL = """
+STATIC_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _static AS
 WITH users AS (SELECT user_id, cohort_day, first_dt, observation_end_dt FROM read_parquet($cohort_paths, hive_partitioning = false)),
 days AS (
@@ -65,14 +65,14 @@ days AS (
 ),
 s AS (
     SELECT user_id, count(*) AS total_sessions,
-           avg(total_impressions) AS avg_session_impressions, avg(duration_min) AS avg_session_duration_min,
-           avg(total_clicks) AS avg_session_clicks, avg(view_time_s) / 60 AS avg_session_watch_min,
+           avg(total_impressions) AS avg_session_impressions, {exact_avg('duration_min')} AS avg_session_duration_min,
+           avg(total_clicks) AS avg_session_clicks, {exact_avg('view_time_s')} / 60 AS avg_session_watch_min,
            avg(total_likes) AS avg_session_likes, avg(total_shares) AS avg_session_shares,
            avg(total_comments) AS avg_session_comments,
            sum(total_clicks) / sum(total_impressions) AS user_ctr
     FROM read_parquet($session_paths, hive_partitioning = false) GROUP BY user_id
 )
-SELECT u.user_id, u.cohort_day, {demographics},
+SELECT u.user_id, u.cohort_day, {{demographics}},
        days.active_days, s.total_sessions, s.total_sessions / days.active_days AS avg_daily_sessions,
        s.avg_session_impressions, s.avg_session_duration_min, s.avg_session_clicks, s.avg_session_watch_min,
        s.avg_session_likes, s.avg_session_shares, s.avg_session_comments, s.user_ctr,
@@ -83,7 +83,7 @@ LEFT JOIN read_parquet($demographics_path, hive_partitioning = false) d ON d.use
 
 # The creators' follower counts and account types are measured on 1 Dec 2019, after every label period
 # (domain/snapshots.py): their two columns exist only with use_leaky_columns.
-LEAKY_CARD_COLUMNS = """avg(ln(1 + c.followeds)) AS mean_log_creator_followers,
+LEAKY_CARD_COLUMNS = f"""{exact_avg('ln(1 + c.followeds)')} AS mean_log_creator_followers,
         avg((c.creator_type <> 0)::INT) AS special_creator_share,
         """
 
@@ -109,7 +109,7 @@ days AS (
     SELECT u.user_id, any_value(u.cohort_day) AS cohort_day,
         sum(a.impressions) AS impressions, sum(a.clicks) AS clicks, sum(a.likes) AS likes,
         sum(a.shares) AS shares, sum(a.comments) AS comments, sum(a.view_comments) AS view_comments,
-        sum(a.homepage_visits) AS homepage_visits, sum(a.view_time_s) / 60 AS watch_min,
+        sum(a.homepage_visits) AS homepage_visits, {watch_min} / 60 AS watch_min,
         sum(a.feed_requests) AS feed_requests, count(*) AS active_days,
         coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt < $half), 0) AS impressions_first_half,
         coalesce(sum(a.impressions) FILTER (WHERE a.dt - u.first_dt >= $half), 0) AS impressions_second_half,
@@ -249,6 +249,7 @@ def build_kpi_features(
         label_start_ms=_LABEL_START_MS,
         demographics=demographics_sql(use_leaky_columns),
         leaky_card_columns=LEAKY_CARD_COLUMNS if use_leaky_columns else "",
+        watch_min=exact_sum("a.view_time_s"),
         content_stats_ctes=CONTENT_STATS_CTES if use_content_stats else "",
         content_stats_panels=CONTENT_STATS_PANELS if use_content_stats else "",
         stats_cards=STATS_CARDS if use_content_stats else "",

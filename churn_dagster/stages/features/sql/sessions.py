@@ -22,7 +22,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.stages.cohorts.sql.cohorts import cohort_paths
 from churn_dagster.stages.features.sql.window import window_paths
-from churn_dagster.storage.duck import write_partitions
+from churn_dagster.storage.duck import exact_sum, write_partitions
 from churn_dagster.storage.lake import Lake
 
 _LOCAL = f"(start_ms // 1000 + {fmt.SHANGHAI_UTC_OFFSET_SECONDS})"
@@ -57,7 +57,7 @@ requests AS (
            count_if(i.is_share) AS shares, count_if(i.is_comment) AS comments,
            count_if(i.is_into_homepage) AS into_homepage, count_if(i.is_view_comment) AS view_comments,
            count_if(i.is_like OR i.is_share OR i.is_comment OR i.is_view_comment OR i.is_into_homepage) AS interactions,
-           max(i.impress_position) AS max_position, sum(coalesce(i.mlog_view_time, 0)) AS view_s,
+           max(i.impress_position) AS max_position, {exact_sum('coalesce(i.mlog_view_time, 0)')} AS view_s,
            max(coalesce(i.mlog_view_time, 0)) AS longest_view_s
     FROM read_parquet($impression_paths, hive_partitioning = false) i JOIN users u
       ON i.user_id = u.user_id AND i.dt BETWEEN u.first_dt AND u.observation_end_dt
@@ -72,7 +72,7 @@ sessions AS (
            sum(shares)::BIGINT AS total_shares, sum(comments)::BIGINT AS total_comments,
            sum(into_homepage)::BIGINT AS total_into_homepage, sum(view_comments)::BIGINT AS total_view_comments,
            sum(interactions)::BIGINT AS interactions,
-           max(max_position) AS max_impress_position, sum(view_s) AS view_time_s
+           max(max_position) AS max_impress_position, {exact_sum('view_s')} AS view_time_s
     FROM numbered GROUP BY user_id, cohort_day, global_session_idx
 ),
 placed AS (

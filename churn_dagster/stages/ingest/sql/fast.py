@@ -39,8 +39,12 @@ ARROW_TYPES = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(
 # The swipe-down list exactly as published: an unquoted empty list, or quoted entries of the nine keys in the
 # published order, every value in its strictest form (what the exact path's shape checks, ``rules._DETAIL_RULES``,
 # accept, and narrower).
+# A swipe-down entry's view time must lie in [0, MAX_VIEW_TIME_S] (a shape check of the exact path): unsigned, at
+# most four integer digits and no exponent is a strictly narrower shape.
+_ENTRY_VIEW_TIME = "[0-9]{1,4}(?:\\.[0-9]{1,20})?"
+assert 10 ** 4 <= fmt.MAX_VIEW_TIME_S
 _ENTRY_VALUES = {"isZan": "[01]", "isComment": "[01]", "mlogId": fmt.ID_GRAMMAR.pattern,
-                 "isIntoPersonalHomepage": "[01]", "mlogViewTime": _SHAPES["DOUBLE"], "isShare": "[01]",
+                 "isIntoPersonalHomepage": "[01]", "mlogViewTime": _ENTRY_VIEW_TIME, "isShare": "[01]",
                  "isViewComment": "[01]", "position": _SHAPES["INTEGER"], "logtime": _SHAPES["BIGINT"]}
 assert tuple(_ENTRY_VALUES) == fmt.DETAIL_LIST_KEYS
 _ENTRY = ", ".join(f"'{k}': '(?:{v})'" for k, v in _ENTRY_VALUES.items())

@@ -9,7 +9,7 @@ row, about 0.06% of action rows) are kept and counted by the asset checks instea
 The swipe-down list (``detailMlogInfoList``) is a Python literal of dicts whose values are all strings;
 with its single quotes turned into double quotes it is JSON. Each dict is read as a map so that an unknown
 or missing key is seen (a struct would drop the one and fill the other with NULL); every value must be as
-published (flags ``0``/``1``, integer position and log time, a finite view time, a card ID of the ID grammar
+published (flags ``0``/``1``, integer position and log time, a view time of 0 to a day, a card ID of the ID grammar
 of :mod:`churn_dagster.domain.ncm_format`).
 """
 
@@ -37,7 +37,7 @@ _ENTRY_VALUES_OK = " AND ".join([
     _canonical_int("m['position']", "INTEGER"),
     _canonical_int("m['logtime']", "BIGINT"),
     f"coalesce(regexp_full_match(m['mlogViewTime'], '{DECIMAL_PATTERN}') "
-    "AND isfinite(TRY_CAST(m['mlogViewTime'] AS DOUBLE)), false)",
+    f"AND TRY_CAST(m['mlogViewTime'] AS DOUBLE) BETWEEN 0 AND {fmt.MAX_VIEW_TIME_S}, false)",
     f"coalesce(regexp_full_match(m['mlogId'], '(?:{fmt.ID_GRAMMAR.pattern})'), false)",
 ])
 DETAIL_ITEMS_SQL = """list_transform(_detail_maps, lambda m: struct_pack(
@@ -113,6 +113,8 @@ RULES: dict[str, FileRules] = {
             Rule(f"{_LOCAL_EPOCH_DAY} <> $first_epoch_day + dt - 1", "impressTime is not on the Asia/Shanghai day dt",
                  "impressTime"),
             *_not_negative(_I, "impress_position", "mlog_view_time"),
+            Rule(f"mlog_view_time > {fmt.MAX_VIEW_TIME_S}",
+                 f"mlogViewTime is more than {fmt.MAX_VIEW_TIME_S:,} seconds (a day)", "mlogViewTime"),
             *_DETAIL_RULES,
         ),
         derived=(("_detail_maps", _DETAIL_MAPS),),

@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from churn_dagster.storage.duck import DERIVED_DECIMALS, atomic_dir, literal_path
+from churn_dagster.storage.duck import atomic_dir, exact_avg, literal_path
 from churn_dagster.storage.lake import Lake, require
 
 TWO_PI = "(2 * pi())"
@@ -114,11 +114,14 @@ def _sequence_query() -> str:
 
 
 def _train_moments(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[list[float], list[float]]:
-    """Mean and standard deviation of each sequence feature over the training sessions (zeros without any),
-    rounded so that the summation order of a parallel aggregate cannot change the stored bytes."""
-    aggs = ", ".join(f"coalesce(avg({n}), 0), coalesce(stddev_pop({n}), 0)" for n in names)
-    row = np.array(con.execute(f"SELECT {aggs} FROM _seq WHERE split = 'train'").fetchone(), dtype=np.float64)
-    return np.round(row[0::2], DERIVED_DECIMALS).tolist(), np.round(row[1::2], DERIVED_DECIMALS).tolist()
+    """Mean and standard deviation of each sequence feature over the training sessions (zeros without any).
+    Both are exact sums (``storage.duck.exact_avg``), the variance in a second pass around the exact means, so
+    that the order in which a parallel aggregate adds cannot change the stored bytes."""
+    train = "FROM _seq WHERE split = 'train'"
+    means = [float(m or 0) for m in con.execute(f"SELECT {', '.join(exact_avg(n) for n in names)} {train}").fetchone()]
+    squares = ", ".join(exact_avg(f"({n} - ${k}) * ({n} - ${k})") for k, n in enumerate(names, start=1))
+    variances = con.execute(f"SELECT {squares} {train}", means).fetchone()
+    return means, [float(np.sqrt(v)) if v else 0.0 for v in variances]
 
 
 def static_features_of(con: duckdb.DuckDBPyConnection, static_path: Path) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.stages.cohorts.sql.cohorts import activity_paths
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_params, split_sql
-from churn_dagster.storage.duck import copy_to_parquet, literal_path, literal_paths
+from churn_dagster.storage.duck import copy_to_parquet, exact_sum, literal_path, literal_paths
 from churn_dagster.storage.lake import Lake, require
 
 ACTIVITY_FEATURES = ("clicks", "comments", "homepage_visits", "shares", "comment_views", "likes", "view_time_s")
@@ -82,7 +82,7 @@ WITH early AS (
     SELECT user_id, min(dt) AS first_dt, max(dt) AS last_feature_dt,
            sum(clicks) AS clicks, sum(comments) AS comments, sum(homepage_visits) AS homepage_visits,
            sum(shares) AS shares, sum(view_comments) AS comment_views, sum(likes) AS likes,
-           round(sum(view_time_s), 6) AS view_time_s
+           round({view_time_sum}, 6) AS view_time_s
     FROM read_parquet($activity, hive_partitioning = false)
     WHERE dt BETWEEN 1 AND $feature_days
     GROUP BY user_id
@@ -103,7 +103,8 @@ def build_features(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calenda
                    use_leaky_columns: bool = False) -> int:
     """One row per user active in the feature window; returns the row count."""
     follow = f"d.follow_cnt::DOUBLE AS {FOLLOW_COUNT}, " if use_leaky_columns else ""
-    sql = FEATURES_SQL.format(max_months=fmt.MAX_VALID_REGISTERED_MONTHS, follow=follow)
+    sql = FEATURES_SQL.format(max_months=fmt.MAX_VALID_REGISTERED_MONTHS, follow=follow,
+                              view_time_sum=exact_sum("view_time_s"))
     demographics = require([lake.raw_snapshot("user_demographics")], "case_study_features")[0]
     return copy_to_parquet(con, sql, features_path(lake), {
         "activity": activity_paths(lake, calendar, windows.feature_dts, "case_study_features"),

@@ -30,7 +30,7 @@ import pandas as pd
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_params, split_sql
 from churn_dagster.stages.events.sql.cohorts import type_columns
 from churn_dagster.stages.events.sql.times import sql_text
-from churn_dagster.storage.duck import DERIVED_DECIMALS, atomic_path, literal_path
+from churn_dagster.storage.duck import atomic_path, exact_sum, literal_path
 
 ANY_TYPE = "*"
 BASE_COUNTS = ("events", "active_days")
@@ -63,8 +63,9 @@ def features_sql(events: Path, w: CaseStudyWindows, types: list[str], has_value:
     """One row per user of the population (an event in the feature days), unordered."""
     counts = "".join(f", count_if(event_type = {sql_text(t)})::DOUBLE AS n_{stem}"
                      for t, stem in type_columns(types).items())
-    # Rounded: a parallel sum adds in a varying order, and a re-run must write the same bytes.
-    value = f", round(coalesce(sum(value), 0), {DERIVED_DECIMALS}) AS value_sum" if has_value else ""
+    # Exact (storage.duck.exact_sum): a parallel floating-point sum adds in a varying order, and a re-run must
+    # write the same bytes.
+    value = f", coalesce({exact_sum('value')}, 0) AS value_sum" if has_value else ""
     return f"""
         SELECT user_id, count(*)::DOUBLE AS events, count(DISTINCT local_day)::DOUBLE AS active_days{value}{counts}
         FROM read_parquet({sql_text(literal_path(events))})
