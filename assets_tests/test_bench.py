@@ -16,6 +16,8 @@ import pytest
 from conftest import Imp, write_impressions
 
 from bench import pandas_baseline, polars_baseline
+from bench.digests import differing
+from bench.report import daily_against_full_build
 from bench.rss import GB, RssSampler, run_watched
 from bench.tile_tensors import tile_cohort
 from churn_dagster.stages.tensors.ml.data import CohortTensors, SequenceDataset
@@ -122,12 +124,30 @@ def test_the_one_command_runs_every_step_and_writes_its_tables(one_command):
     tables = (work / "tables.md").read_text()
     assert "| **whole data graph, one process** |" in tables and "| 2× |" in tables
     assert tables.count("| yes |") + tables.count("| **no** |") == 9  # every target judged
+    # The full build: every cohort the 30 days label, what one new day is measured against; the cohorts the two
+    # builds share came out byte for byte the same from a range of seven and a range of ten.
+    full = results["full_build"][0]
+    assert {f.split("/")[2] for f in full["digests"] if f.startswith("cohorts/cohort_users/")} == {
+        f"cohort=2019-11-{d:02d}" for d in range(1, 11)}
+    assert set(graph["digests"]) < set(full["digests"])
+    assert "every cohort, dt 1-10" in tables
+    assert "- Byte identity, cohorts dt 1-7 built in a range of 7 and of 10: " in tables
+    assert tables.split("range of 7 and of 10: ")[1].split("\n")[0].endswith("files compared, identical.")
+
+
+def test_the_report_compares_digests_and_the_daily_path_with_the_full_build():
+    same, other = {"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}
+    assert differing([same, same]) == (2, []) and differing([same, other]) == (2, ["b"])
+    # 20 s of one day: 10.0 % of a 200 s full build meets the target; of a 190 s whole graph it would not.
+    target, measured, met = daily_against_full_build(20.0, 190.0, [{"wall": 150.0}, {"wall": 200.0}, {"wall": 210.0}])
+    assert met and measured.startswith("20.0 s / 200.0 s (every cohort, dt 1-10) = 10.0%; against 20.0 s / 190.0 s")
+    assert daily_against_full_build(20.0, 190.0, None)[2] is False
 
 
 def test_training_throughput_runs_on_the_lake_the_command_leaves(one_command):
     out = subprocess.run([sys.executable, "-m", "bench.train_epoch", "--data-dir", str(one_command / "work" / "data"),
                           "--epochs", "1", "--device", "cpu"], cwd=REPO, check=True, capture_output=True, text=True)
-    assert "7 cohorts (cohort=2019-11-01 .. cohort=2019-11-07)" in out.stdout
+    assert "10 cohorts (cohort=2019-11-01 .. cohort=2019-11-10)" in out.stdout  # the full build stays
     assert [line.split(" | ")[0] for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line][
         1:] == ["| lstm", "| hybrid"]
 

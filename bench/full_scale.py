@@ -4,10 +4,13 @@ Polars on the same files, a scaling curve and one new day, repeated; prints the 
     python -m bench.full_scale --source /work/scratch/full --work /work/scratch/bench --repeat 3 \\
         --scale 0.25=/work/scratch/scale/q --scale 0.5=/work/scratch/scale/h --scale 2=/work/scratch/scale/d
 
-Each repetition runs the data graph (bench.graph_run: snapshots, the 30 days, the cohorts of dt 1-7) in a
-fresh process over a fresh data directory, then the three baselines (bench.floor_baseline,
-bench.pandas_baseline, bench.polars_baseline), each a child process watched for its peak RSS, so that every
-figure of one repetition comes from the same machine state and the same files. The scaling curve runs the
+Each repetition runs the data graph (bench.graph_run: snapshots, the 30 days, the cohorts of dt 1-7, the
+cohorts the baselines compute) in a fresh process over a fresh data directory, then the three baselines
+(bench.floor_baseline, bench.pandas_baseline, bench.polars_baseline), each a child process watched for its
+peak RSS, so that every figure of one repetition comes from the same machine state and the same files; then
+the full build, every cohort the 30 days label (dt 1-10), which is what one new day is compared with. After
+every build the SHA-256 of each file it wrote is kept: the repetitions must agree byte for byte, and so must
+the cohorts dt 1-7 built in a range of seven and in a range of ten. The scaling curve runs the
 same graph over each ``--scale`` source (made with ``churn-dagster generate --users N``); the 1× point is
 ``--source``. Last, day 21 is delivered into a landing folder (as the sensor sees it) and only what one new
 day costs runs on top of the last 1× build: its ingest and activity, then what the cohort automation builds
@@ -29,11 +32,14 @@ from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.digests import file_digests
 from bench.report import render
 from bench.rss import run_watched
 from churn_dagster.synth.landing import land_days
 
 DAYS, COHORTS, BASELINE_COHORTS = "2019-11-01:2019-11-30", "2019-11-01:2019-11-07", 7
+# Every cohort whose label period the 30 days hold (dt + 13 + 7 <= 30): what a full build of the lake builds.
+EVERY_COHORT = "2019-11-01:2019-11-10"
 # Day 21 completes cohort dt 1's label period and cohort dt 8's observation window: the automation then builds
 # dt 1's label assets and dt 8's observation assets (bench.graph_run.due_steps). The full build stops at dt 7,
 # so dt 8's membership, which the automation built on day 8, is built first, untimed.
@@ -51,6 +57,8 @@ def graph(source: Path, data: Path, log: Path, memory_limit: str, parts: str = "
            *(["--due-on", due_on.isoformat()] if due_on else []), *(["--assets", assets] if assets else [])]
     rep = run_watched(cmd, log)
     print(f"  {log.stem}: {rep['wall']:.1f} s, peak {rep['process_peak_rss_gb']:.2f} GB", flush=True)
+    if fresh:
+        rep["digests"] = file_digests(data)
     return rep
 
 
@@ -88,12 +96,14 @@ def main() -> None:
     args = parser.parse_args()
     work, logs = args.work, args.work / "logs"
     results = {"machine": machine(), "repeat": args.repeat, "source": str(args.source),
-               "graph": [], **{name: [] for name in ("floor", "pandas", "polars")}}
+               "graph": [], "full_build": [], **{name: [] for name in ("floor", "pandas", "polars")}}
     for i in range(1, args.repeat + 1):
         print(f"repetition {i} of {args.repeat}", flush=True)
         results["graph"].append(graph(args.source, work / "data", logs / f"graph-{i}.log", args.memory_limit))
         for name in ("floor", "pandas", "polars"):
             results[name].append(baseline(name, args.source, logs / f"{name}-{i}.log", args.rss_limit_gb))
+        results["full_build"].append(graph(args.source, work / "data", logs / f"full-{i}.log", args.memory_limit,
+                                           cohorts=EVERY_COHORT))
 
     print("one new day", flush=True)
     landing = work / "landing"
