@@ -13,34 +13,15 @@ from churn_dagster.storage.duck import exact_avg
 # the user's own days f .. d, d being the impression's day: the running sum at d minus the running sum before
 # f (at f, less day f itself). Only days up to the impression's day, inside the observation window, reach a
 # feature, whatever later days the same run read (another cohort's window, this cohort's label period).
-# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions, i.e. the
-# card's cume_dist() over the day's rows ordered by impressions (the share of rows with at most as many)
-# exceeds 1 - POPULAR_TOP_SHARE. That share only grows with the count, so it is computed once per
-# distinct count of the day (a few thousand) instead of by sorting the day's 150,000 rows: the smallest
-# qualifying count is the day's threshold, compared in the same double arithmetic as cume_dist() (the ingest
-# requires the count, so there is no NULL to place).
+# "Popular": fewer than POPULAR_TOP_SHARE of the cards with a stats row that day had more impressions.
 POPULAR_TOP_SHARE = 0.10
 
 CONTENT_STATS_CTES = """
 stats_days AS (SELECT unnest($stats_dts) AS dt),
-card_day_rows AS (
-    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks
-    FROM read_parquet($mlog_stats_paths, hive_partitioning = false)
-),
-popular_from AS (  -- per day: the smallest count whose share of rows at or below it exceeds $popular_cume_dist
-    SELECT dt, min(day_impressions) AS threshold
-    FROM (
-        SELECT dt, day_impressions,
-               (sum(cards) OVER (PARTITION BY dt ORDER BY day_impressions))::DOUBLE
-                   / (sum(cards) OVER (PARTITION BY dt))::DOUBLE AS share_at_most
-        FROM (SELECT dt, day_impressions, count(*) AS cards FROM card_day_rows GROUP BY ALL)
-    )
-    WHERE share_at_most > $popular_cume_dist
-    GROUP BY dt
-),
 card_day AS (
-    SELECT r.*, r.day_impressions >= p.threshold AS popular
-    FROM card_day_rows r JOIN popular_from p USING (dt)
+    SELECT mlog_id, dt, user_impression_count AS day_impressions, user_click_count AS day_clicks,
+           cume_dist() OVER (PARTITION BY dt ORDER BY user_impression_count) > $popular_cume_dist AS popular
+    FROM read_parquet($mlog_stats_paths, hive_partitioning = false)
 ),
 creator_day AS (
     SELECT creator_id, dt, publish_mlog_count AS day_published
