@@ -133,6 +133,9 @@ def test_an_event_type_the_log_does_not_have_is_named(tmp_path, logs):
     assert "cart" in message  # the log's own types are listed
     weights = CLICKS.format(path=logs["clicks"]).replace("purchase: 5, cart: 2", "purchase: 5, refund: 2")
     assert "weights: event type 'refund'" in _error(tmp_path / "w", weights)
+    # Label-period weights are summed exactly (20 integer digits), so a weight is bounded.
+    huge = CLICKS.format(path=logs["clicks"]).replace("purchase: 5, cart: 2", "purchase: 1e7, cart: 2")
+    assert "weights.purchase: 10000000.0 is not a number from 0 to 1e+06" in _error(tmp_path / "h", huge)
 
 
 def test_dg_check_defs_prints_the_line(tmp_path, logs):

@@ -43,8 +43,9 @@ def _ids(field: str) -> list[Rule]:
 
 
 # The largest magnitude of an event's value: the features sum values, and values times day numbers, exactly
-# (storage.duck.exact_sum, 20 integer digits), which a user's million events of this size still fit.
-MAX_ABS_VALUE = 1e12
+# (storage.duck.exact_sum, 20 integer digits), which ten million events of one user in a ten-year window
+# still fit (1e9 x 3,650 x 1e7 < 1e20).
+MAX_ABS_VALUE = 1e9
 
 
 def rules(mapping: EventMapping) -> list[Rule]:

@@ -18,6 +18,9 @@ from churn_dagster.stages.events.sql.times import TimeRule
 OPTIONAL_FIELDS = ("event_type", "item_id", "item_owner", "value", "session_id", "event_id")
 # The event type of every row of a log without an event_type column.
 DEFAULT_EVENT_TYPE = "event"
+# The largest engagement weight of an event type: label-period weights are summed exactly (storage.duck.exact_sum,
+# 20 integer digits), which ten million events of one user at this weight still fit.
+MAX_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,8 @@ class EventMapping:
                 where = f"column {self.event_type!r}" if self.event_type else "the log"
                 found.append(f"{key}: event type {unknown[0]!r} does not occur in {where} (its types: {shown})")
         for event_type, weight in self.weights.items():
-            if not (isinstance(weight, (int, float)) and weight >= 0):
-                found.append(f"weights.{event_type}: {weight!r} is not a number >= 0")
+            if not (isinstance(weight, (int, float)) and 0 <= weight <= MAX_WEIGHT):
+                found.append(f"weights.{event_type}: {weight!r} is not a number from 0 to {MAX_WEIGHT:g}")
         return found
 
 

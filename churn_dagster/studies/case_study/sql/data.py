@@ -29,7 +29,7 @@ from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import Calendar
 from churn_dagster.stages.cohorts.sql.cohorts import activity_paths
 from churn_dagster.stages.cohorts.sql.labels import SplitSettings, split_params, split_sql
-from churn_dagster.storage.duck import copy_to_parquet, exact_sum, literal_path, literal_paths
+from churn_dagster.storage.duck import copy_to_parquet, exact_avg, exact_sum, literal_path, literal_paths
 from churn_dagster.storage.lake import Lake, require
 
 ACTIVITY_FEATURES = ("clicks", "comments", "homepage_visits", "shares", "comment_views", "likes", "view_time_s")
@@ -155,5 +155,5 @@ def build_labels(con: duckdb.DuckDBPyConnection, lake: Lake, calendar: Calendar,
 def fit_threshold(con: duckdb.DuckDBPyConnection, table: str = "_case_study") -> Threshold:
     """The mean per-user CTR over the training users that have one: training rows only, by construction."""
     mean, users = con.execute(
-        f"SELECT avg(target_ctr), count(target_ctr) FROM {table} WHERE split = 'train'").fetchone()
+        f"SELECT {exact_avg('target_ctr')}, count(target_ctr) FROM {table} WHERE split = 'train'").fetchone()
     return Threshold(None if users == 0 else float(mean), int(users))
