@@ -18,6 +18,7 @@ from pipeline_helpers import cohorts_from_impressions, rows
 from churn_dagster.stages.events.sql.cohorts import _GAP_SD, _VALUE_SLOPE
 from churn_dagster.stages.features.sql import sessions
 from churn_dagster.storage.duck import exact_avg, exact_sum
+from churn_dagster.studies.case_study.sql.data import fit_threshold
 
 U1 = tid("U1")
 
@@ -64,6 +65,15 @@ def test_the_event_log_slope_and_gap_spread_are_exact_and_order_free(con, seed):
     slope, spread = con.execute(f"SELECT {_VALUE_SLOPE}, {_GAP_SD} FROM e").fetchone()
     assert slope == 2.0
     assert spread == pytest.approx(1414.2135623730951, rel=1e-15)
+
+
+def test_the_case_study_threshold_of_ten_tenths_is_a_tenth(con):
+    # Ten training users with a CTR of 0.1 (and a test user, left out): the mean added in floating point is
+    # 0.09999999999999999, and a user at exactly 0.1 would then count as active.
+    con.execute("CREATE OR REPLACE TABLE _case_study AS SELECT 'train' AS split, 0.1::DOUBLE AS target_ctr "
+                "FROM range(10) UNION ALL SELECT 'test', 0.9::DOUBLE")
+    threshold = fit_threshold(con)
+    assert (threshold.value, threshold.fitted_on_users) == (0.1, 10)
 
 
 def test_a_slope_over_one_day_is_undefined_not_nan(con):

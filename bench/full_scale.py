@@ -48,8 +48,9 @@ NEW_DAY, OBSERVED_COHORT = date(2019, 11, 21), "2019-11-08"
 
 def graph(source: Path, data: Path, log: Path, memory_limit: str, parts: str = "snapshots,daily,cohorts",
           days: str = DAYS, cohorts: str = COHORTS, fresh: bool = True, due_on: date | None = None,
-          assets: str | None = None) -> dict:
-    """One run of bench.graph_run in a fresh process, over an emptied ``data`` unless ``fresh`` is False."""
+          assets: str | None = None, digest: bool = False) -> dict:
+    """One run of bench.graph_run in a fresh process, over an emptied ``data`` unless ``fresh`` is False; with
+    ``digest``, the SHA-256 of every file the build left (the report compares the repetitions')."""
     if fresh:
         shutil.rmtree(data, ignore_errors=True)
     cmd = [sys.executable, "-m", "bench.graph_run", "--source", str(source), "--data-dir", str(data),
@@ -57,7 +58,7 @@ def graph(source: Path, data: Path, log: Path, memory_limit: str, parts: str = "
            *(["--due-on", due_on.isoformat()] if due_on else []), *(["--assets", assets] if assets else [])]
     rep = run_watched(cmd, log)
     print(f"  {log.stem}: {rep['wall']:.1f} s, peak {rep['process_peak_rss_gb']:.2f} GB", flush=True)
-    if fresh:
+    if digest:
         rep["digests"] = file_digests(data)
     return rep
 
@@ -99,11 +100,12 @@ def main() -> None:
                "graph": [], "full_build": [], **{name: [] for name in ("floor", "pandas", "polars")}}
     for i in range(1, args.repeat + 1):
         print(f"repetition {i} of {args.repeat}", flush=True)
-        results["graph"].append(graph(args.source, work / "data", logs / f"graph-{i}.log", args.memory_limit))
+        results["graph"].append(graph(args.source, work / "data", logs / f"graph-{i}.log", args.memory_limit,
+                                      digest=True))
         for name in ("floor", "pandas", "polars"):
             results[name].append(baseline(name, args.source, logs / f"{name}-{i}.log", args.rss_limit_gb))
         results["full_build"].append(graph(args.source, work / "data", logs / f"full-{i}.log", args.memory_limit,
-                                           cohorts=EVERY_COHORT))
+                                           cohorts=EVERY_COHORT, digest=True))
 
     print("one new day", flush=True)
     landing = work / "landing"
