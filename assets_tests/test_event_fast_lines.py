@@ -56,7 +56,8 @@ def _hostile_line(rng: random.Random, delimiter: str) -> bytes:
 
 
 def _block(lines: list[bytes]) -> pa.Table:
-    return pa.table({"line": pa.array(range(2, 2 + len(lines)), pa.int64()), "raw": pa.array(lines, pa.large_binary()),
+    return pa.table({"line": pa.array(range(2, 2 + len(lines)), pa.int64()),
+                     "raw": pa.array([line + b"\n" for line in lines], pa.large_binary()),
                      "too_long": pa.array([False] * len(lines))})
 
 

@@ -33,6 +33,7 @@ from churn_dagster.stages.ingest.sql.lines import (
     line_tables,
     open_source,
     read_header,
+    without_newlines,
 )
 from churn_dagster.storage.duck import literal_path
 
@@ -172,7 +173,7 @@ class FileSource:
                             con.execute(fast_sql, {"file": str(path)})
                             con.unregister("_fast")
                     if block.num_rows:
-                        con.register("_block", block)
+                        con.register("_block", without_newlines(block))
                         con.execute(sql, {"file": str(path)})
                         con.unregister("_block")
                     if limit is not None and count.lines_emitted >= limit:

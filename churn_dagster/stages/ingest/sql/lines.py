@@ -10,6 +10,12 @@ themselves, independently of the splitting, and the two must agree.
 A line longer than ``max_line_bytes`` is not held in memory: its first bytes are kept, flagged
 ``too_long``, and the rest is skipped up to its newline. A final line without a newline is a line; the
 empty string after a final newline is not.
+
+Each line is handed on *with* its newline (one is added after a final line that has none, and after an
+over-long line's kept prefix): the lines of a block are then views into the block's own bytes, found by one
+search for the newlines, and the lines a fast path types are already the newline-separated text Arrow's CSV
+reader takes. Splitting the block into lines without newlines, and joining them again for Arrow, copied
+every byte twice. The exact SQL paths read the lines without it (:func:`without_newlines`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ MAX_LINE_BYTES = 4 << 20
 MIN_PIECE = 32
 # What a quarantine row keeps of an over-long line.
 KEPT_PREFIX_BYTES = 4096
+# ``raw`` is the line with its newline.
 LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_binary()), ("too_long", pa.bool_())])
 
 
@@ -90,20 +97,37 @@ def read_header(stream: BinaryIO) -> bytes | None:
     return line.removesuffix(b"\n").removesuffix(b"\r")
 
 
+_NEWLINE = pa.scalar(b"\n", pa.large_binary())
+
+
 def _table(first_line: int, lines: pa.Array) -> pa.Table:
-    too_long = pc.greater(pc.binary_length(lines), MAX_LINE_BYTES)
+    too_long = pc.greater(pc.binary_length(lines), MAX_LINE_BYTES + 1)  # the newline does not count
     if pc.any(too_long).as_py():
-        lines = pc.if_else(too_long, pc.binary_slice(lines, 0, KEPT_PREFIX_BYTES), lines)
+        prefix = pc.binary_join_element_wise(pc.binary_slice(lines, 0, KEPT_PREFIX_BYTES), _NEWLINE,
+                                             pa.scalar(b"", pa.large_binary()))
+        lines = pc.if_else(too_long, prefix, lines)
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
-    return pa.Table.from_arrays([numbers, lines.cast(pa.large_binary()), too_long], schema=LINES_SCHEMA)
+    return pa.Table.from_arrays([numbers, lines, too_long], schema=LINES_SCHEMA)
 
 
-def _split(block: bytes) -> pa.Array:
-    return pc.split_pattern(pa.array([block], pa.large_binary()), b"\n").flatten()
+def _split(block: bytes | memoryview) -> pa.Array:
+    """The lines of ``block`` (whole lines, each ended by a newline) as views into its bytes: no copy."""
+    data = pa.py_buffer(block)
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+    offsets[1:] = ends + 1
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends), [None, pa.py_buffer(offsets), data])
 
 
-def _blocks(stream: BinaryIO, count: LineCount) -> Iterator[tuple[bytes, bool]]:
-    """Blocks of whole lines (joined by newlines, no final newline), each with a flag saying whether it is a
+def without_newlines(block: pa.Table) -> pa.Table:
+    """``block`` (``line``, ``raw``, ``too_long``) with each line without its newline: what the exact SQL
+    paths read. Copies the lines, so it is meant for the few a fast path left."""
+    raw = pc.binary_slice(block.column("raw"), 0, -1)
+    return block.set_column(block.schema.get_field_index("raw"), "raw", raw)
+
+
+def _blocks(stream: BinaryIO, count: LineCount) -> Iterator[tuple[bytes | memoryview, bool]]:
+    """Blocks of whole lines, each line ended by a newline, each block with a flag saying whether it is a
     single over-long line already cut to its prefix. Counts newlines as the bytes go by."""
     pending = b""
     skipping = False  # inside an over-long line: its prefix was emitted, the rest is dropped
@@ -122,21 +146,21 @@ def _blocks(stream: BinaryIO, count: LineCount) -> Iterator[tuple[bytes, bool]]:
         if cut < 0:
             pending = buffer
         else:
-            yield buffer[:cut], False
+            yield memoryview(buffer)[: cut + 1], False  # a view: the block is not copied again
             pending = buffer[cut + 1 :]
         if len(pending) > MAX_LINE_BYTES:
-            yield pending[:KEPT_PREFIX_BYTES], True
+            yield pending[:KEPT_PREFIX_BYTES] + b"\n", True
             pending, skipping = b"", True
     if skipping:  # the file ended inside an over-long last line, which has no newline
         count.trailing_line = True
     elif pending:
         count.trailing_line = True
-        yield pending, False
+        yield pending + b"\n", False
 
 
 def line_tables(stream: BinaryIO, count: LineCount, first_line: int = 2) -> Iterator[pa.Table]:
-    """Arrow tables (``line``, ``raw``, ``too_long``) of every line after the header, in order; the first is
-    line ``first_line`` (2 after a header line, 1 in a file without one).
+    """Arrow tables (``line``, ``raw``, ``too_long``) of every line after the header, in order, each line with
+    its newline; the first is line ``first_line`` (2 after a header line, 1 in a file without one).
 
     Reading, decompression and splitting run in a background thread, one block ahead, so they overlap with
     whatever the caller does with each table."""
@@ -155,8 +179,7 @@ def line_tables(stream: BinaryIO, count: LineCount, first_line: int = 2) -> Iter
     def produce() -> None:
         try:
             for block, cut_long_line in _blocks(stream, count):
-                lines = pa.array([block], pa.large_binary()) if cut_long_line else _split(block)
-                hand_over((lines, cut_long_line))
+                hand_over((_split(block), cut_long_line))
                 if stop.is_set():
                     return
             hand_over(done)
@@ -188,7 +211,8 @@ def split_canonical(block: pa.Table, pattern: str,
                     parse: Callable[[pa.Array], pa.Table | None]) -> tuple[pa.Table | None, pa.Table]:
     """``block`` (``line``, ``raw``, ``too_long``) as (``parse`` of the text of its lines that match the RE2
     ``pattern``, with their ``line``; the rest of the block, for the exact path): the fast paths of the NCM
-    ingest and of event-log staging. Arrow checks UTF-8 a whole array at a time, so a block with bytes that
+    ingest and of event-log staging. ``pattern`` is anchored (``^...$``) on a line without its newline;
+    ``parse`` receives the lines with theirs. Arrow checks UTF-8 a whole array at a time, so a block with bytes that
     are not UTF-8 is halved until the pieces holding them are at most ``MIN_PIECE`` lines; those go the exact
     way, which names the line. ``parse`` returning None, or a row count other than the lines it was given,
     sends the whole block the exact way."""
@@ -202,10 +226,14 @@ def split_canonical(block: pa.Table, pattern: str,
                   split_canonical(block.slice(half), pattern, parse)]
         typed = [t for t, _ in halves if t is not None]
         return (pa.concat_tables(typed) if typed else None), pa.concat_tables([rest for _, rest in halves])
-    fast = pc.and_(pc.invert(block.column("too_long")), pc.match_substring_regex(text, pattern))
-    if not pc.any(fast).as_py():
+    if not pattern.endswith("$") or pattern.endswith("\\$"):
+        raise ValueError(f"the canonical pattern must end with the anchor $: {pattern[-20:]!r}")
+    ended = pattern[:-1] + "\\n$"
+    fast = pc.and_(pc.invert(block.column("too_long")), pc.match_substring_regex(text, ended))
+    every = pc.all(fast).as_py()
+    if not every and not pc.any(fast).as_py():
         return None, block
-    kept = text.filter(fast)
+    kept = text if every else text.filter(fast)  # a clean block's lines are parsed where they lie
     parsed = parse(kept)
     if parsed is None or parsed.num_rows != len(kept):  # never expected: the pattern admits one record a line
         return None, block
@@ -214,7 +242,7 @@ def split_canonical(block: pa.Table, pattern: str,
 
 def read_csv_lines(lines: pa.Array, names: list[str], parse_options: pa_csv.ParseOptions,
                    convert_options: pa_csv.ConvertOptions) -> pa.Table | None:
-    """``lines`` (text, no newlines) parsed by Arrow's CSV reader; None where Arrow refuses them."""
+    """``lines`` (text, each with its newline) parsed by Arrow's CSV reader; None where Arrow refuses them."""
     try:
         return pa_csv.read_csv(
             pa.BufferReader(joined_lines(lines)),
@@ -227,11 +255,10 @@ def read_csv_lines(lines: pa.Array, names: list[str], parse_options: pa_csv.Pars
 
 
 def joined_lines(lines: pa.Array | pa.ChunkedArray) -> pa.Buffer:
-    """The lines as one buffer, each ended by a newline: the values buffer of the lines with a newline
-    appended to each, which Arrow lays out back to back."""
-    ended = pc.binary_join_element_wise(lines, pa.scalar("", pa.large_string()), pa.scalar("\n", pa.large_string()))
-    if isinstance(ended, pa.ChunkedArray):
-        ended = ended.combine_chunks()
-    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int64)
-    start, stop = int(offsets[ended.offset]), int(offsets[ended.offset + len(ended)])
-    return ended.buffers()[2][start:stop]
+    """The lines (each with its newline) as one buffer: their values buffer, where Arrow lays them out back
+    to back, sliced to them; no copy for lines of one chunk."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+    start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+    return lines.buffers()[2][start:stop]

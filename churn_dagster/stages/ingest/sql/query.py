@@ -61,7 +61,7 @@ def fast_ingest_query(spec: fmt.NcmFile, file_order: list[fmt.Column], delivered
     rule means the same reason on both paths. It returns only ``source_line``, ``_rule``, ``_bucket``,
     ``_key_hash`` and ``_content``, in any order: the stored columns stay in the Arrow table they were typed
     in (:func:`attach`)."""
-    typed = (f"SELECT line, NULL::BLOB AS raw, _line_text, true AS _structure_ok, true AS _ok_dt, "
+    typed = (f"SELECT line, _line_text, true AS _structure_ok, true AS _ok_dt, "
              f"{', '.join(c.name for c in spec.columns)} FROM {FAST_TABLE}")
     return _query(spec, typed, format_rules(file_order), delivered, fast=True)
 
@@ -85,9 +85,12 @@ def _query(spec: fmt.NcmFile, typed: str, formats: list[Rule], delivered: bool, 
     derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.derived)
     stored_derived = "" if fast else "".join(f", {expr} AS {name}" for name, expr in file_rules.stored_derived)
     stored = "" if fast else "".join(f"{c}, " for c in stored_columns(spec) if c != "source_line")
+    # A rejected line's text: on the fast path the line as read, less its newline (``lines``); on the exact
+    # path the decoded line, or its bytes where they are not UTF-8.
+    content = "_line_text[:-2]" if fast else "coalesce(_line_text, CAST(raw AS VARCHAR))"
     sql = f"""
 SELECT line AS source_line, {stored}_rule, _bucket, hash({', '.join(file_rules.key)}) AS _key_hash,
-       CASE WHEN _rule IS NOT NULL THEN coalesce(_line_text, CAST(raw AS VARCHAR)) END AS _content
+       CASE WHEN _rule IS NOT NULL THEN {content} END AS _content
 FROM (
     SELECT *, {rule_case} AS _rule, {_bucket(spec, delivered)} AS _bucket
     FROM (SELECT *{stored_derived} FROM (SELECT *{derived} FROM ({typed})))

@@ -38,6 +38,7 @@ from churn_dagster.stages.ingest.sql.lines import (
     line_tables,
     open_source,
     read_header,
+    without_newlines,
 )
 from churn_dagster.stages.ingest.sql.outputs import (
     QUARANTINE_SCHEMA,
@@ -185,7 +186,7 @@ def _stream(run: _Run, source: SourceFile, params: dict) -> int:
         if typed is not None:
             parts.append(attach(typed, _run_block(run.con, FAST_TABLE, typed, fast_query.sql, fast_bound), spec))
         if lines.num_rows:
-            parts.append(_run_block(run.con, LINES_TABLE, lines, query.sql, bound))
+            parts.append(_run_block(run.con, LINES_TABLE, without_newlines(lines), query.sql, bound))
         if parts:
             rows = pa.concat_tables([parts[0], parts[1].cast(parts[0].schema)]) if len(parts) > 1 else parts[0]
             run.take(sort_block(rows), query, source)
