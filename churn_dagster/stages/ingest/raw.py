@@ -5,6 +5,7 @@ number of days it writes (a single-run backfill policy turns a backfill of 30 da
 """
 
 
+from collections.abc import Mapping
 from datetime import date
 
 import dagster as dg
@@ -22,7 +23,7 @@ from churn_dagster.core.resources import LakeResource, NcmSourceResource
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.domain.calendar import parse_day
 from churn_dagster.stages.ingest.sql import RULES, IngestResult, ingest, stored_columns
-from churn_dagster.storage.duck import literal_paths, parquet_rows
+from churn_dagster.storage.duck import parquet_rows
 
 ASSET_NAMES = {
     fmt.IMPRESSIONS.stem: "raw_impressions",
@@ -87,22 +88,15 @@ def _report(spec: fmt.NcmFile, result: IngestResult, con, files) -> tuple[dict, 
     return meta, checks
 
 
-def _impression_extras(con, path) -> dict:
-    """Cheap figures of one day's loaded impressions: pooled CTR, parsed swipe-down lists, actions without a click.
-
-    A day without impressions is a normal day: its counts are 0 and its CTR, which has no impression to be a
-    share of, is empty (``count_if`` over no rows is NULL, hence the ``coalesce``)."""
-    rows, clicks, lists, unclicked_actions = con.execute(
-        """SELECT count(*), coalesce(count_if(is_click), 0), count(detail_items),
-                  coalesce(count_if(NOT is_click AND
-                                    (is_like OR is_comment OR is_share OR is_view_comment OR is_into_homepage)), 0)
-           FROM read_parquet($f, hive_partitioning = false)""",
-        {"f": literal_paths([path])},
-    ).fetchone()
+def _impression_extras(tally: Mapping[str, int]) -> dict:
+    """Figures of one day's loaded impressions, counted as they were written (``tallies``): pooled CTR, parsed
+    swipe-down lists, actions without a click. A day without impressions is a normal day: its counts are 0 and
+    its CTR, which has no impression to be a share of, is empty."""
+    rows = tally.get("rows", 0)
     return {
-        "pooled_ctr": dg.MetadataValue.float(clicks / rows if rows else None),
-        "detail_lists_parsed": dg.MetadataValue.int(lists),
-        "actions_without_click": dg.MetadataValue.int(unclicked_actions),
+        "pooled_ctr": dg.MetadataValue.float(tally["clicks"] / rows if rows else None),
+        "detail_lists_parsed": dg.MetadataValue.int(tally.get("detail_lists", 0)),
+        "actions_without_click": dg.MetadataValue.int(tally.get("actions_without_click", 0)),
     }
 
 
@@ -135,7 +129,7 @@ def build_raw_asset(p: Partitions, spec: fmt.NcmFile) -> dg.AssetsDefinition:
             out = [lake.lake.raw_day(spec.stem, d) for d in days] if days else [lake.lake.raw_snapshot(spec.stem)]
             meta, checks = _report(spec, result, con, out)
             if days:
-                extras = (lambda _key, path: _impression_extras(con, path)) if spec is fmt.IMPRESSIONS else None
+                extras = (lambda key, _path: _impression_extras(result.tallies[key])) if spec is fmt.IMPRESSIONS else None
                 add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), extras)
         context.log.info(
             f"{spec.stem}: read {result.rows_read}, loaded {result.total_loaded}, "

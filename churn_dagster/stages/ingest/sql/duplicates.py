@@ -81,7 +81,7 @@ def resolve(
 
 
 def _rewrite(old: OrderedParquet, rows: pa.Table) -> OrderedParquet:
-    new = OrderedParquet(old.final, old.schema)
+    new = OrderedParquet(old.final, old.schema, tally=old.tally)  # counted again, without the dropped rows
     new.append(rows)
     new.close()
     old.abort()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from churn_dagster.domain import ncm_format as fmt
 from churn_dagster.stages.ingest.sql.rules import stored_columns
+from churn_dagster.stages.ingest.sql.tallies import Tally
 
 ROW_GROUP_ROWS = 1 << 17
 _ARROW_TYPES = {
@@ -53,10 +55,13 @@ def _temp_sibling(final: Path) -> Path:
 
 
 class OrderedParquet:
-    """One Parquet file filled by :meth:`append` in order and published by :meth:`commit`."""
+    """One Parquet file filled by :meth:`append` in order and published by :meth:`commit`; ``tally``
+    (:mod:`tallies`) counts what its rows hold as they pass, into ``tallies``."""
 
-    def __init__(self, final: Path, schema: pa.Schema, executor: ThreadPoolExecutor | None = None):
-        self.final, self.schema = final, schema
+    def __init__(self, final: Path, schema: pa.Schema, executor: ThreadPoolExecutor | None = None,
+                 tally: Tally | None = None):
+        self.final, self.schema, self.tally = final, schema, tally
+        self.tallies: Counter = Counter()
         final.parent.mkdir(parents=True, exist_ok=True)
         self.temp = _temp_sibling(final)
         self._writer: pq.ParquetWriter | None = None  # opened with the first row group: most quarantine files get none
@@ -71,6 +76,8 @@ class OrderedParquet:
         if table.num_rows == 0:
             return
         self._pending.append(table.select(self.schema.names).cast(self.schema))
+        if self.tally is not None:
+            self.tallies.update(self.tally(self._pending[-1]))
         self._pending_rows += table.num_rows
         self.rows += table.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
@@ -138,9 +145,9 @@ class OutputSet:
         self.files: dict[str, OrderedParquet] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
 
-    def open(self, name: str, final: Path, schema: pa.Schema) -> OrderedParquet:
+    def open(self, name: str, final: Path, schema: pa.Schema, tally: Tally | None = None) -> OrderedParquet:
         if name not in self.files:
-            self.files[name] = OrderedParquet(final, schema, self._executor)
+            self.files[name] = OrderedParquet(final, schema, self._executor, tally)
         return self.files[name]
 
     def commit(self) -> dict[str, int]:

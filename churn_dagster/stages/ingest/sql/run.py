@@ -49,7 +49,6 @@ from churn_dagster.stages.ingest.sql.outputs import (
 from churn_dagster.stages.ingest.sql.query import (
     FAST_TABLE,
     LINES_TABLE,
-    OUTSIDE,
     UNASSIGNED,
     IngestQuery,
     attach,
@@ -57,6 +56,7 @@ from churn_dagster.stages.ingest.sql.query import (
     ingest_query,
     sort_block,
 )
+from churn_dagster.stages.ingest.sql.tallies import TALLIES
 from churn_dagster.storage.duck import literal_paths, used_params
 from churn_dagster.storage.lake import Lake
 
@@ -85,6 +85,8 @@ class IngestResult:
     rows_read: int = 0
     rows_loaded: dict[str, int] = field(default_factory=dict)
     rows_outside_run: int = 0
+    # Per written partition, what :mod:`tallies` counted in its rows (for files that have a tally).
+    tallies: dict[str, Counter] = field(default_factory=dict)
     quarantined_by_reason: Counter = field(default_factory=Counter)
     quarantine_files: list[str] = field(default_factory=list)
 
@@ -109,6 +111,7 @@ class _Run:
         self.outputs = OutputSet()
         self.schema = stored_schema(spec)
         self.source_of: dict[str, str] = {}  # the one source file each scope's rows came from
+        self.run_dts = frozenset(calendar.dt(d) for d in days or [])
         self.outside = 0
         scopes = [d.isoformat() for d in days] if days is not None else [SNAPSHOT_SCOPE]
         for scope in scopes:  # every partition of the run is written, empty if no row belongs to it
@@ -123,19 +126,21 @@ class _Run:
     def partition(self, scope: str) -> OrderedParquet:
         final = self.lake.raw_snapshot(self.spec.stem) if scope == SNAPSHOT_SCOPE else self.lake.raw_day(
             self.spec.stem, date.fromisoformat(scope))
-        return self.outputs.open(f"data:{scope}", final, self.schema)
+        return self.outputs.open(f"data:{scope}", final, self.schema, TALLIES.get(self.spec.stem))
 
     def quarantine(self, scope: str) -> OrderedParquet:
         return self.outputs.open(f"quarantine:{scope}", self.lake.quarantine(self.spec.stem, scope), QUARANTINE_SCHEMA)
 
     def take(self, rows: pa.Table, query: IngestQuery, source: SourceFile) -> None:
-        """Route one block's sorted result: good rows to their partition, rejected rows to quarantine."""
+        """Route one block's sorted result: good rows to their partition, rejected rows to quarantine, rows of
+        a day the run does not write nowhere (they are counted)."""
         rejected = pc.is_valid(rows["_rule"]).to_numpy(zero_copy_only=False)
         bucket = rows["_bucket"].to_numpy()
         starts = np.flatnonzero(np.r_[True, (rejected[1:] != rejected[:-1]) | (bucket[1:] != bucket[:-1])])
+        loaded: list[pa.Table] = []
         for start, stop in zip(starts, [*starts[1:], len(bucket)], strict=True):
             piece, b = rows.slice(start, stop - start), int(bucket[start])
-            if b == OUTSIDE:
+            if self.spec.daily and b != UNASSIGNED and b not in self.run_dts:
                 self.outside += piece.num_rows
                 continue
             scope = self.scope_of(b, source)
@@ -144,10 +149,11 @@ class _Run:
                 self.quarantine(scope).append(_quarantine_rows(piece, query, str(source.path)))
             else:
                 self.partition(scope).append(piece)
-        loaded = pc.and_(pc.invert(pc.is_valid(rows["_rule"])), pc.not_equal(rows["_bucket"], OUTSIDE))
-        self.con.register("_ingest_good", rows.select(["_bucket", "_key_hash"]).filter(loaded))
-        self.con.execute("INSERT INTO _ingest_keys SELECT _bucket, _key_hash FROM _ingest_good")
-        self.con.unregister("_ingest_good")
+                loaded.append(piece.select(["_bucket", "_key_hash"]))
+        if loaded:
+            self.con.register("_ingest_good", pa.concat_tables(loaded))
+            self.con.execute("INSERT INTO _ingest_keys SELECT _bucket, _key_hash FROM _ingest_good")
+            self.con.unregister("_ingest_good")
 
     def resolve_duplicates(self) -> None:
         for bucket in duplicates.suspect_buckets(self.con):
@@ -252,7 +258,6 @@ def ingest(
     params = {
         "num_days": calendar.num_days,
         "first_epoch_day": (calendar.first_day - date(1970, 1, 1)).days,
-        "run_dts": [calendar.dt(d) for d in days or []],
     }
     result = IngestResult(stem=spec.stem, sources=[str(s.path) for s in sources])
     _allow_open_files(len(days or []) + 64)
@@ -275,6 +280,7 @@ def ingest(
         kind, scope = name.split(":", 1)
         if kind == "data":
             result.rows_loaded[scope] = rows
+            result.tallies[scope] = run.outputs.files[name].tallies
         else:
             result.quarantine_files.append(str(lake.quarantine(spec.stem, scope)))
     result.quarantined_by_reason = quarantine_reasons(con, result.quarantine_files)
