@@ -257,8 +257,8 @@ def read_csv_lines(lines: pa.Array, names: list[str], parse_options: pa_csv.Pars
 def joined_lines(lines: pa.Array | pa.ChunkedArray) -> pa.Buffer:
     """The lines (each with its newline) as one buffer: their values buffer, where Arrow lays them out back
     to back, sliced to them; no copy for lines of one chunk."""
-    if isinstance(lines, pa.ChunkedArray):
-        lines = lines.combine_chunks()
+    if isinstance(lines, pa.ChunkedArray):  # combine_chunks copies even a single chunk
+        lines = lines.chunk(0) if lines.num_chunks == 1 else lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
     start, stop = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
     return lines.buffers()[2][start:stop]
