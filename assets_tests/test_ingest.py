@@ -139,3 +139,19 @@ def test_real_heads_load_completely(tmp_path, lake, con):
     assert results["mlog_stats"].rows_loaded and con.execute(
         "SELECT count(*) FROM read_parquet($p) WHERE user_impression_count IS NULL", {"p": str(lake.raw_day("mlog_stats", CALENDAR.day(26)))}
     ).fetchone()[0] == 0
+
+
+def test_colliding_key_hashes_are_found_per_partition_by_hand():
+    import numpy as np
+
+    from churn_dagster.stages.ingest.sql.duplicates import colliding_hashes
+
+    pieces = {
+        3: [np.array([7, 7, 9], np.uint64), np.array([7], np.uint64)],  # 7 three times in one bucket
+        1: [np.array([5, 3], np.uint64), np.array([2, 5], np.uint64)],  # 5 across two blocks
+        2: [np.array([5, 4], np.uint64)],  # 5 again, but in another partition: no collision
+        4: [np.array([], np.uint64)],
+    }
+    found = colliding_hashes(pieces, threads=2)
+    assert list(found) == [1, 3]  # in bucket order
+    assert found[1].tolist() == [5] and found[3].tolist() == [7]

@@ -106,9 +106,13 @@ class OrderedParquet:
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.temp, self.schema, compression="zstd", use_dictionary=False)
 
-    def close(self) -> None:
-        """Write what is buffered and close the temporary file; it can then be read, replaced or committed."""
+    def close(self, inline: bool = False) -> None:
+        """Write what is buffered and close the temporary file; it can then be read, replaced or committed.
+        ``inline`` writes the last row groups in the calling thread, once the queued ones are written."""
         if not self._closed:
+            if inline:
+                self._wait()
+                self._executor = None
             if self._pending:
                 self._flush(final=True)
             self._open()  # an empty partition is still a file, with the schema
@@ -141,8 +145,9 @@ class OutputSet:
     """Files keyed by name (a partition or a quarantine scope), opened on first use; committed together,
     or all removed when the ingest fails."""
 
-    def __init__(self):
+    def __init__(self, threads: int = 1):
         self.files: dict[str, OrderedParquet] = {}
+        self.threads = max(1, threads)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
 
     def open(self, name: str, final: Path, schema: pa.Schema, tally: Tally | None = None) -> OrderedParquet:
@@ -151,8 +156,11 @@ class OutputSet:
         return self.files[name]
 
     def commit(self) -> dict[str, int]:
-        for f in self.files.values():
-            f.close()  # every file complete before the first is published
+        """Complete every file, then publish them. The files' last row groups (up to a row group of each of a
+        backfill's days) are written ``threads`` files at a time: one file's row groups must stay in order,
+        different files need not."""
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="parquet-closer") as pool:
+            list(pool.map(lambda f: f.close(inline=True), self.files.values()))
         written = {name: f.commit() for name, f in self.files.items()}
         self._executor.shutdown()
         return written

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import resource
 import zlib
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -108,10 +108,13 @@ class _Run:
 
     def __init__(self, con, spec: fmt.NcmFile, lake: Lake, calendar: Calendar, days: list[date] | None):
         self.con, self.spec, self.lake, self.calendar = con, spec, lake, calendar
-        self.outputs = OutputSet()
+        self.threads = int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])  # DuckDB's setting
+        self.outputs = OutputSet(self.threads)
         self.schema = stored_schema(spec)
         self.source_of: dict[str, str] = {}  # the one source file each scope's rows came from
         self.run_dts = frozenset(calendar.dt(d) for d in days or [])
+        # Per bucket, the key hashes of its loaded rows, one array per block (views into the blocks' columns).
+        self.key_hashes: dict[int, list[np.ndarray]] = defaultdict(list)
         self.outside = 0
         scopes = [d.isoformat() for d in days] if days is not None else [SNAPSHOT_SCOPE]
         for scope in scopes:  # every partition of the run is written, empty if no row belongs to it
@@ -137,7 +140,6 @@ class _Run:
         rejected = pc.is_valid(rows["_rule"]).to_numpy(zero_copy_only=False)
         bucket = rows["_bucket"].to_numpy()
         starts = np.flatnonzero(np.r_[True, (rejected[1:] != rejected[:-1]) | (bucket[1:] != bucket[:-1])])
-        loaded: list[pa.Table] = []
         for start, stop in zip(starts, [*starts[1:], len(bucket)], strict=True):
             piece, b = rows.slice(start, stop - start), int(bucket[start])
             if self.spec.daily and b != UNASSIGNED and b not in self.run_dts:
@@ -149,17 +151,13 @@ class _Run:
                 self.quarantine(scope).append(_quarantine_rows(piece, query, str(source.path)))
             else:
                 self.partition(scope).append(piece)
-                loaded.append(piece.select(["_bucket", "_key_hash"]))
-        if loaded:
-            self.con.register("_ingest_good", pa.concat_tables(loaded))
-            self.con.execute("INSERT INTO _ingest_keys SELECT _bucket, _key_hash FROM _ingest_good")
-            self.con.unregister("_ingest_good")
+                self.key_hashes[b].append(piece["_key_hash"].to_numpy())
 
     def resolve_duplicates(self) -> None:
-        for bucket in duplicates.suspect_buckets(self.con):
+        for bucket, hashes in duplicates.colliding_hashes(self.key_hashes, self.threads).items():
             scope = SNAPSHOT_SCOPE if not self.spec.daily else self.calendar.day(bucket).isoformat()
             data, quarantine = self.outputs.files[f"data:{scope}"], self.outputs.files[f"quarantine:{scope}"]
-            data, quarantine = duplicates.resolve(self.con, self.spec, bucket, data, quarantine, self.source_of[scope])
+            data, quarantine = duplicates.resolve(self.con, self.spec, hashes, data, quarantine, self.source_of[scope])
             self.outputs.files[f"data:{scope}"], self.outputs.files[f"quarantine:{scope}"] = data, quarantine
 
 
@@ -262,7 +260,6 @@ def ingest(
     result = IngestResult(stem=spec.stem, sources=[str(s.path) for s in sources])
     _allow_open_files(len(days or []) + 64)
     run = _Run(con, spec, lake, calendar, days)
-    con.execute("CREATE OR REPLACE TEMP TABLE _ingest_keys (bucket INTEGER, h UBIGINT)")
     try:
         for source in sources:
             if source.delivered_day is None and spec.daily:
@@ -273,8 +270,6 @@ def ingest(
     except BaseException:
         run.outputs.abort()
         raise
-    finally:
-        con.execute("DROP TABLE IF EXISTS _ingest_keys")
     result.rows_outside_run = run.outside
     for name, rows in written.items():
         kind, scope = name.split(":", 1)
