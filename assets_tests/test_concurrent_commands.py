@@ -271,13 +271,21 @@ def test_three_commands_at_once_each_with_its_own_home_data_and_webserver(source
 
 def test_ctrl_c_while_a_long_range_is_being_launched_cancels_its_run(sources, tmp_path, monkeypatch):
     """Launching 546 days of two assets records 1,092 planned materializations before the run starts; a
-    Ctrl-C meanwhile waits for the run to start and terminates it, rather than leaving it to run on."""
+    Ctrl-C meanwhile waits for the run to start and terminates it, rather than leaving it to run on.
+
+    The run's ``mlog_stats.csv`` is a named pipe that nothing writes to, so its ingest waits on it until the
+    run is terminated: the run cannot finish first on a fast machine (it did, once the ingest closed its
+    1,092 files two at a time), and the test watches the cancel, not a race between the run and the signal."""
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    source = tmp_path / "long"
+    shutil.copytree(sources / "long", source)
+    (source / "mlog_stats.csv").unlink()
+    os.mkfifo(source / "mlog_stats.csv")
     # The instance's SQLite storage is created here, before the command starts: two processes creating it at
     # once can leave its schema with two alembic heads.
     with dg.DagsterInstance.get() as instance:
-        process = _materialize(tmp_path, sources / "long", "key:raw_creator_stats or key:raw_mlog_stats", **LONG_LOG)
+        process = _materialize(tmp_path, source, "key:raw_creator_stats or key:raw_mlog_stats", **LONG_LOG)
         deadline = time.monotonic() + 600
         while not instance.get_runs() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # the webserver has created the run (and is recording its planned materializations)
