@@ -31,6 +31,7 @@ from churn_dagster.synth.generator import generate
 
 REPO = Path(__file__).resolve().parents[1]
 LONG_LOG = {"CHURN_FIRST_DAY": "2018-06-01", "CHURN_LAST_DAY": "2019-11-28"}  # 546 days
+LONGER_LOG = {"CHURN_FIRST_DAY": "2017-01-01", "CHURN_LAST_DAY": "2019-11-28"}  # 1,062 days, the first 516 empty
 SNAPSHOTS = Step("raw_snapshots_job")
 LOADED = {"workspaceOrError": {"locationEntries": [
     {"name": "churn_dagster", "loadStatus": "LOADED", "locationOrLoadError": {"__typename": "RepositoryLocation"}}]}}
@@ -270,22 +271,18 @@ def test_three_commands_at_once_each_with_its_own_home_data_and_webserver(source
 
 
 def test_ctrl_c_while_a_long_range_is_being_launched_cancels_its_run(sources, tmp_path, monkeypatch):
-    """Launching 546 days of two assets records 1,092 planned materializations before the run starts; a
+    """Launching 1,062 days of two assets records 2,124 planned materializations before the run starts; a
     Ctrl-C meanwhile waits for the run to start and terminates it, rather than leaving it to run on.
 
-    The run's ``mlog_stats.csv`` is a named pipe that nothing writes to, so its ingest waits on it until the
-    run is terminated: the run cannot finish first on a fast machine (it did, once the ingest closed its
-    1,092 files two at a time), and the test watches the cancel, not a race between the run and the signal."""
+    The range starts 516 days before the source's first day (those days are ingested empty): at
+    546 days the run once ended with SUCCESS before the terminate landed, after the ingest began closing its
+    files two at a time. The run must outlast the launch by a wide margin for the test to watch the cancel."""
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    source = tmp_path / "long"
-    shutil.copytree(sources / "long", source)
-    (source / "mlog_stats.csv").unlink()
-    os.mkfifo(source / "mlog_stats.csv")
     # The instance's SQLite storage is created here, before the command starts: two processes creating it at
     # once can leave its schema with two alembic heads.
     with dg.DagsterInstance.get() as instance:
-        process = _materialize(tmp_path, source, "key:raw_creator_stats or key:raw_mlog_stats", **LONG_LOG)
+        process = _materialize(tmp_path, sources / "long", "key:raw_creator_stats or key:raw_mlog_stats", **LONGER_LOG)
         deadline = time.monotonic() + 600
         while not instance.get_runs() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # the webserver has created the run (and is recording its planned materializations)
@@ -296,5 +293,5 @@ def test_ctrl_c_while_a_long_range_is_being_launched_cancels_its_run(sources, tm
         errors = [e.message for e in instance.all_logs(run.run_id) if e.level >= logging.ERROR]
         assert run.status == dg.DagsterRunStatus.CANCELED, errors
     assert stderr.splitlines()[-1] == (
-        f"churn-dagster: stopped by SIGINT: run {run.run_id} of daily_ingest_job [2018-06-01 .. 2019-11-28] "
+        f"churn-dagster: stopped by SIGINT: run {run.run_id} of daily_ingest_job [2017-01-01 .. 2019-11-28] "
         "(raw_creator_stats, raw_mlog_stats) ended with status CANCELED; the steps after it were not started")
