@@ -152,6 +152,31 @@ def test_training_throughput_runs_on_the_lake_the_command_leaves(one_command):
         1:] == ["| lstm", "| hybrid"]
 
 
+def test_the_headroom_columns_are_each_day_and_the_newest_sessions_by_hand(tmp_path):
+    """User a: two sessions on day 1 (3 + 4 impressions) and one on day 3 (9); user b: one session on day 2.
+    Per day: ln(1 + 7), 0, ln(1 + 10) for a; the newest session first, NaN past a user's last."""
+    import duckdb
+
+    from bench.sequence_headroom import last_sessions, per_day
+
+    path = tmp_path / "sessions.parquet"
+    sessions = pd.DataFrame({
+        "user_id": ["a", "a", "a", "b"], "global_session_idx": [1, 2, 3, 1], "day_num": [1, 1, 3, 2],
+        "total_impressions": [3, 4, 9, 5], "total_clicks": [0, 1, 2, 0], "hour_of_day": [8.0, 21.0, 22.5, 7.0],
+        "duration_min": [0.0, 1.0, 3.0, 0.5],
+    })
+    sessions.to_parquet(path)
+    with duckdb.connect() as con:
+        days = per_day(con, [str(path)], 3).set_index("user_id").sort_index()
+        last = last_sessions(con, [str(path)]).set_index("user_id").sort_index()
+    assert np.allclose(days.loc["a"], np.log([8, 1, 10])) and np.allclose(days.loc["b"], np.log([1, 6, 1]))
+    assert last.loc["a", "last1_day"] == 3 and last.loc["a", "last2_day"] == 1
+    assert np.isclose(last.loc["a", "last1_impressions"], np.log(10)) and last.loc["a", "last3_clicks"] == 0
+    assert last.loc["a", "last2_hour"] == 21.0 and np.isclose(last.loc["a", "last1_minutes"], np.log(4))
+    assert last.loc["b", "last1_clicks"] == 0 and pd.isna(last.loc["b", "last2_day"])
+    assert pd.isna(last.loc["a", "last4_day"])
+
+
 def test_the_protocol_table_compares_the_deployed_and_the_adjacent_windows_of_the_last_cohort():
     """November 2019, 14 + 7 days: the last labelled cohort is 11-10, its observation window closes on
     11-23, and only the cohorts whose label days end by then (c + 20 <= 11-23: 11-01..03) were labelled."""
