@@ -64,7 +64,8 @@ def build_tables(tmp_path: Path, lake: Lake, con: duckdb.DuckDBPyConnection, imp
     """Ingest ``imps``, build the cohort of day 1 with its split and sessions, then the continuation tables;
     return (requests, examples)."""
     cohorts_from_impressions(tmp_path, lake, con, imps, [COHORT])
-    labels.build_labels(con, lake, CALENDAR, [COHORT], labels.SplitSettings())
+    labels.build_splits(con, lake, [COHORT], labels.SplitSettings())
+    labels.build_labels(con, lake, CALENDAR, [COHORT])
     sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     continuation.build_requests(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     continuation.build_examples(con, lake, [COHORT], sampling)

@@ -30,8 +30,9 @@ def daily_retrain_schedule(context):
 
 MODELS = [model_name(f, t) for f in FAMILIES for t in ("binary", "level")]
 OBSERVATION_ASSETS = ("window_impressions", "sessions", "static_features", "kpi_features")
-LABEL_ASSETS = ("user_splits", "label_scores", "sequence_tensors")
-COHORT_DATA = ("cohort_users", *OBSERVATION_ASSETS, *LABEL_ASSETS)
+MEMBERSHIP_ASSETS = ("cohort_users", "user_splits")  # the split is a hash of the user id: due with membership
+LABEL_ASSETS = ("label_scores", "sequence_tensors")
+COHORT_DATA = (*MEMBERSHIP_ASSETS, *OBSERVATION_ASSETS, *LABEL_ASSETS)
 
 
 class Operator:
@@ -116,10 +117,12 @@ def test_backlog_is_ingested_but_nothing_is_labelled_yet(operator):
     again = operator.sensor_tick()
     assert again.run_requests == [] and "no new delivery" in again.skip_reason.skip_message
     assert operator.partitions("raw_impressions") == days(1, 20) == operator.partitions("user_day_activity")
-    # Each cohort asset is built as soon as the days it reads have landed: membership reads the days up to
-    # the cohort day, sessions and features its 14 observation days; no cohort has its 7 label days yet.
+    # Each cohort asset is built as soon as the days it reads have landed: membership (and the split, which
+    # reads nothing else) the days up to the cohort day, sessions and features its 14 observation days; no
+    # cohort has its 7 label days yet.
     observed = days(1, 7)
-    assert operator.automation_tick() == {"cohort_users": days(1, 10), **{a: observed for a in OBSERVATION_ASSETS}}
+    assert operator.automation_tick() == {**{a: days(1, 10) for a in MEMBERSHIP_ASSETS},
+                                          **{a: observed for a in OBSERVATION_ASSETS}}
     assert operator.automation_tick() == {}  # handled: nothing is requested twice
     skipped = operator.schedule_tick(20)
     assert isinstance(skipped, dg.SkipReason) and "no cohort has its sequence tensors" in skipped.skip_message

@@ -112,14 +112,14 @@ def test_the_one_command_runs_every_step_and_writes_its_tables(one_command):
     results = json.loads((work / "results.json").read_text())
     graph = results["graph"][0]
     steps = {s["step"]: s for s in graph["steps"]}
-    assert {"raw_user_demographics", "raw_impressions", "user_day_activity", "cohort_users", "label_targets",
+    assert {"raw_user_demographics", "raw_impressions", "user_day_activity", "cohort_users", "user_splits",
             "sessions", "kpi_features", "sequence_tensors", "continuation_examples"} <= set(steps)
     assert all(0 < s["peak_rss_gb"] <= graph["process_peak_rss_gb"] for s in steps.values())
     lines = (one_command / "src" / "impression_data.csv").read_text().count("\n") - 1
     assert graph["impressions"] == lines
-    # One new day: its ingest, then what the automation builds (no snapshot, no cohort's membership).
+    # One new day: its ingest, then what the automation builds (no snapshot, no cohort's membership or split).
     assert {s["step"] for s in results["daily"][0]["steps"]} == set(steps) - {
-        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics", "cohort_users"}
+        "raw_user_demographics", "raw_mlog_demographics", "raw_creator_demographics", "cohort_users", "user_splits"}
     assert [r["users"] for r in results["pandas"]] == [r["users"] for r in results["polars"]]
     tables = (work / "tables.md").read_text()
     assert "| **whole data graph, one process** |" in tables and "| 2× |" in tables

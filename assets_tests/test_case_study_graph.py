@@ -34,7 +34,7 @@ def materialized(tmp_path_factory):
     resources = resources_for(root / "source", root, min_validation_users=15)
     with dg.DagsterInstance.ephemeral() as instance:
         code_location = build_definitions(resources=resources)
-        # only what the case study reads from the data graph (user_splits comes with label_scores, one multi-asset)
+        # only what the case study reads from the data graph, and the project's split and labels beside it
         upstream = select_steps(code_location, data_graph_steps(CALENDAR), " or ".join(f"key:{k}" for k in (
             "raw_user_demographics", "raw_impressions", "user_day_activity", "cohort_users", "user_splits", "label_scores")))
         run_steps(code_location, instance, upstream, echo=lambda _: None)

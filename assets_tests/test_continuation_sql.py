@@ -79,7 +79,8 @@ CENSORED = {
 
 def _build(tmp_path, lake, con, imps, sampling=ExampleSampling()):
     cohorts_from_impressions(tmp_path, lake, con, imps, [COHORT])
-    labels.build_labels(con, lake, CALENDAR, [COHORT], labels.SplitSettings())
+    labels.build_splits(con, lake, [COHORT], labels.SplitSettings())
+    labels.build_labels(con, lake, CALENDAR, [COHORT])
     sessions.build_sessions(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     continuation.build_requests(con, lake, CALENDAR, [COHORT], gap_minutes=30)
     continuation.build_examples(con, lake, [COHORT], sampling)

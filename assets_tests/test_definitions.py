@@ -22,7 +22,7 @@ EXPECTED_UPSTREAM = {
     "raw_creator_stats": set(),
     "user_day_activity": {"raw_impressions"},
     "cohort_users": {"user_day_activity"},
-    "user_splits": {"cohort_users", "user_day_activity"},
+    "user_splits": {"cohort_users"},
     "label_scores": {"cohort_users", "user_splits", "user_day_activity"},
     "window_impressions": {"cohort_users", "raw_impressions", "user_day_activity"},
     "sessions": {"cohort_users", "window_impressions"},

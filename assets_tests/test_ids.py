@@ -117,7 +117,8 @@ def test_look_alike_users_never_become_phantom_cohort_users_with_labels(tmp_path
     look_alikes = [HOSTILE[c] for c in ("trailing space", "non-breaking space", "zero-width space", "Cyrillic Es for C")]
     imps = [Imp(USER, "2019-11-01 10:00:00")] + [Imp(u, "2019-11-01 11:00:00") for u in look_alikes]
     cohorts_from_impressions(tmp_path, lake, con, imps, [CALENDAR.day(1)])
-    labels.build_labels(con, lake, CALENDAR, [CALENDAR.day(1)], labels.SplitSettings())
+    labels.build_splits(con, lake, [CALENDAR.day(1)], labels.SplitSettings())
+    labels.build_labels(con, lake, CALENDAR, [CALENDAR.day(1)])
     assert [r["user_id"] for r in rows(con, lake.cohort("cohort_users", CALENDAR.day(1)))] == [USER]
     assert [r["user_id"] for r in rows(con, lake.cohort("label_scores", CALENDAR.day(1)))] == [USER]
 

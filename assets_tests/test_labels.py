@@ -25,7 +25,8 @@ ALL_TRAIN = SplitSettings(train_fraction=1.0, validation_fraction=0.0, seed=1)
 
 def _label_rows(tmp_path, lake, con, imps, split=ALL_TRAIN):
     cohorts_from_impressions(tmp_path, lake, con, imps, [COHORT])
-    _, thresholds = labels.build_labels(con, lake, CALENDAR, [COHORT], split)
+    labels.build_splits(con, lake, [COHORT], split)
+    _, thresholds = labels.build_labels(con, lake, CALENDAR, [COHORT])
     by_user = {r["user_id"]: r for r in rows(con, lake.cohort("label_scores", COHORT))}
     return by_user, thresholds[COHORT]
 
@@ -120,11 +121,24 @@ def test_split_is_a_seeded_hash_of_the_user_and_never_moves_when_labels_change(t
     assert set(first.values()) == {"train", "validation", "test"}
     # Re-ingesting the label days with other content (now every user returns, or nobody does) moves nobody.
     for label_rows in (imps + [Imp(u, _day(17)) for u in users], imps):
-        _label_rows(tmp_path / f"again_{len(label_rows)}", lake, con, label_rows, split)
+        scored, _ = _label_rows(tmp_path / f"again_{len(label_rows)}", lake, con, label_rows, split)
         assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} == first
+        assert {u: r["split"] for u, r in scored.items()} == first  # the labels carry the split they were fit on
     # Another seed gives another assignment.
-    labels.build_labels(con, lake, CALENDAR, [COHORT], SplitSettings(0.7, 0.15, seed=4))
+    labels.build_splits(con, lake, [COHORT], SplitSettings(0.7, 0.15, seed=4))
     assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} != first
+
+
+def test_the_split_is_known_on_the_cohort_day_and_labels_refuse_a_split_older_than_the_membership(
+        tmp_path, lake, con):
+    """The split reads the membership alone, so it exists before any label day has landed; labels built after
+    the membership grew (a re-delivered cohort day) and before the split was rebuilt stop with what to do."""
+    cohorts_from_impressions(tmp_path, lake, con, [Imp(A, _day(1)), Imp(B, _day(1))], [COHORT])
+    assert labels.build_splits(con, lake, [COHORT], ALL_TRAIN) == {COHORT: 2}
+    assert {r["user_id"]: r["split"] for r in rows(con, lake.cohort("user_splits", COHORT))} == {A: "train", B: "train"}
+    cohorts_from_impressions(tmp_path / "redelivered", lake, con, [Imp(u, _day(1)) for u in (A, B, C)], [COHORT])
+    with pytest.raises(labels.SplitsOutdated, match="user_splits lacks 1 member"):
+        labels.build_labels(con, lake, CALENDAR, [COHORT])
 
 
 def test_split_balance_is_measured_in_standard_errors_of_a_random_draw():

@@ -149,9 +149,9 @@ def test_a_re_ingested_day_rebuilds_the_cohorts_that_read_it(generated, tmp_path
     # Membership reads every day up to its cohort day (cohorts 3..10: a user first seen on day 3 is no new
     # user of a later day); sessions and features read their cohort's 14 days (cohorts 1..3 hold day 3) and
     # its membership (cohorts 3..8 have their 14 days landed), through their window's impressions; the tensors of cohort 1, the one labelled,
-    # follow its sessions. No label period holds day 3, and cohort 1's membership is unchanged, so no split
-    # or label is rebuilt.
-    assert automation_tick() == {"cohort_users": _days(3, 10), "window_impressions": _days(1, 8),
+    # follow its sessions. The splits follow the memberships rebuilt (3..10). No label period holds day 3, and
+    # cohort 1's membership and split are unchanged, so no label is rebuilt.
+    assert automation_tick() == {"cohort_users": _days(3, 10), "user_splits": _days(3, 10), "window_impressions": _days(1, 8),
                                  "sessions": _days(1, 8), "static_features": _days(1, 8), "kpi_features": _days(1, 8),
                                  "sequence_tensors": {"2019-11-01"}}
     assert automation_tick() == {}

@@ -42,7 +42,7 @@ DAYS, COHORTS, BASELINE_COHORTS = "2019-11-01:2019-11-30", "2019-11-01:2019-11-0
 EVERY_COHORT = "2019-11-01:2019-11-10"
 # Day 21 completes cohort dt 1's label period and cohort dt 8's observation window: the automation then builds
 # dt 1's label assets and dt 8's observation assets (bench.graph_run.due_steps). The full build stops at dt 7,
-# so dt 8's membership, which the automation built on day 8, is built first, untimed.
+# so dt 8's membership and split, which the automation built on day 8, are built first, untimed.
 NEW_DAY, OBSERVED_COHORT = date(2019, 11, 21), "2019-11-08"
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     shutil.rmtree(landing, ignore_errors=True)
     land_days(args.source, landing, [NEW_DAY])
     graph(args.source, work / "data", logs / "daily-prepare.log", args.memory_limit, "cohorts",
-          cohorts=f"{OBSERVED_COHORT}:{OBSERVED_COHORT}", fresh=False, assets="cohort_users")
+          cohorts=f"{OBSERVED_COHORT}:{OBSERVED_COHORT}", fresh=False, assets="cohort_users,user_splits")
     results["daily"] = [graph(landing, work / "data", logs / f"daily-{i}.log", args.memory_limit, fresh=False,
                               due_on=NEW_DAY) for i in range(1, args.repeat + 1)]
 

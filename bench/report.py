@@ -18,7 +18,7 @@ INGEST = ("raw_impressions", "raw_mlog_stats", "raw_creator_stats")
 # The steps that compute what the pandas and Polars baselines compute (bench.baseline_common); the sessions
 # read the cohorts' window_impressions, so that extract counts too, though the KPI features, continuation
 # requests and trend inputs read it as well.
-COVERED = (*INGEST, "user_day_activity", "cohort_users", "label_targets", "window_impressions", "sessions")
+COVERED = (*INGEST, "user_day_activity", "cohort_users", "user_splits", "label_scores", "window_impressions", "sessions")
 BASELINES = {"floor": "floor: bare DuckDB CSV → Parquet (the COPY alone)", "pandas": "pandas (whole process)",
              "polars": "Polars, streaming engine (whole process)"}
 

@@ -5,8 +5,7 @@ import json
 import dagster as dg
 
 from churn_dagster.core import checks
-from churn_dagster.core.conditions import cohort_ready
-from churn_dagster.core.constants import OWNERS
+from churn_dagster.core.asset_attributes import cohort_asset
 from churn_dagster.core.metadata import (
     add_partition_metadata,
     query_table,
@@ -30,50 +29,54 @@ _LEVEL_FROM_SCORE = "CASE WHEN churned THEN 0 " + " ".join(
 def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
     """``user_splits`` and ``label_scores``."""
 
-    @dg.multi_asset(
-        specs=[
-            dg.AssetSpec(
-                "user_splits",
-                description="Train/validation/test assignment per user: a seeded hash of the user id (md5 of user and "
-                "seed), so a user's split never changes when labels change and is the same in every study and retrain. "
-                "Each split's churn share is reported and checked against its cohort's.",
-                group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
-                automation_condition=cohort_ready,
-                deps=["cohort_users", dg.AssetDep("user_day_activity", partition_mapping=p.label_days)],
-            ),
-            dg.AssetSpec(
-                "label_scores",
-                description="Label-period targets: churned (no impression in the label period), the components F, "
-                "impressions and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training "
-                "split (stored in cohorts/label_thresholds/cohort=<day>.json). Each model re-derives the levels from "
-                "the components with thresholds fit on its own protocol's training users.",
-                group_name="labels", kinds={"duckdb", "parquet"}, owners=OWNERS, code_version="3",
-                automation_condition=cohort_ready,
-                deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=p.label_days)],
-            ),
-        ],
-        partitions_def=p.cohort_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+    @dg.asset(
+        description="Train/validation/test assignment per user: a seeded hash of the user id (md5 of user and seed), so a "
+        "user's split is known the day the user joins the cohort, never changes when labels change, and is the same in "
+        "every study and retrain. Each split's churn share is checked against its cohort's once the labels exist "
+        "(label_scores' splits_balanced).",
+        **cohort_asset(p, "labels", code_version="4"),
+        deps=["cohort_users"],
+        check_specs=[dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True,
+                                    description="One row per user: no user is in two splits.")],
+    )
+    def user_splits(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+        cohorts = [parse_day(k) for k in context.partition_keys]
+        with lake.connect() as con:
+            label_sql.build_splits(con, lake.lake, cohorts, features.split)
+            out = [lake.lake.cohort("user_splits", c) for c in cohorts]
+            add_partition_metadata(context, con, dict(zip(context.partition_keys, out, strict=True)), lambda _k, path: {
+                "users_per_split": query_table(con, "SELECT split, count(*) AS users FROM read_parquet($f, "
+                                               "hive_partitioning = false) GROUP BY ALL ORDER BY ALL",
+                                               {"f": literal_paths([path])})})
+            meta = {**schema_metadata(con, out), **features.metadata(p.calendar)}
+            result = checks.unique_rows(con, "no_user_in_two_splits", out, "user_id")
+        return dg.MaterializeResult(metadata=meta, check_results=[result])
+
+    @dg.asset(
+        description="Label-period targets: churned (no impression in the label period), the components F, impressions "
+        "and Qraw, and I, Q, score and level 0-4 under P95 thresholds fit on this cohort's training split (stored in "
+        "cohorts/label_thresholds/cohort=<day>.json), with each user's split from user_splits. Each model re-derives "
+        "the levels from the components with thresholds fit on its own protocol's training users.",
+        **cohort_asset(p, "labels", code_version="4"),
+        deps=["cohort_users", "user_splits", dg.AssetDep("user_day_activity", partition_mapping=p.label_days)],
         check_specs=[
-            dg.AssetCheckSpec("no_user_in_two_splits", asset="user_splits", blocking=True),
-            dg.AssetCheckSpec("splits_balanced", asset="user_splits",
-                              description=f"Each split's churn share within {label_sql.BALANCE_TOLERANCE_SE:g} standard "
-                              f"errors of its cohort's (judged from {label_sql.MIN_USERS_FOR_BALANCE} users in a split on); "
-                              "the split is a hash of the user id, so an imbalance only warns."),
             dg.AssetCheckSpec("label_shares_sane", asset="label_scores", blocking=True,
                               description="Every level boundary respected and scores in [0, 1] (blocks the models); a churn "
                               "share outside 5-95% (judged from 100 users on) only warns."),
+            dg.AssetCheckSpec("splits_balanced", asset="label_scores",
+                              description=f"Each split's churn share within {label_sql.BALANCE_TOLERANCE_SE:g} standard "
+                              f"errors of its cohort's (judged from {label_sql.MIN_USERS_FOR_BALANCE} users in a split on); "
+                              "the split is a hash of the user id, so an imbalance only warns."),
         ],
     )
-    def label_targets(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
+    def label_scores(context: dg.AssetExecutionContext, lake: LakeResource, features: FeatureSettingsResource):
         cohorts = [parse_day(k) for k in context.partition_keys]
         with lake.connect() as con:
-            _, thresholds = label_sql.build_labels(con, lake.lake, p.calendar, cohorts, features.split)
+            _, thresholds = label_sql.build_labels(con, lake.lake, p.calendar, cohorts)
             for c, t in thresholds.items():
                 with atomic_path(lake.lake.thresholds(c)) as tmp:
                     tmp.write_text(json.dumps(t.to_dict() if t else {"undefined": "no active user in the training split"},
                                               indent=2))
-            splits = [lake.lake.cohort("user_splits", c) for c in cohorts]
             scores = [lake.lake.cohort("label_scores", c) for c in cohorts]
             users, churn_share, bad_levels, out_of_range = con.execute(
                 f"""SELECT count(*), coalesce(avg(churned::INT), 0),
@@ -84,11 +87,6 @@ def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
                 {"f": literal_paths(scores)},
             ).fetchone()
 
-            def split_meta(_key, path):
-                return {"split_by_churn": query_table(
-                    con, "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
-                    "GROUP BY ALL ORDER BY ALL", {"f": literal_paths([path])})}
-
             def score_meta(key, path):
                 f = {"f": literal_paths([path])}
                 t = thresholds[parse_day(key)]
@@ -96,6 +94,9 @@ def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
                                     f).fetchone()[0]
                 return {
                     "reads_days": p.days_read(p.calendar.label_dts(parse_day(key))),
+                    "split_by_churn": query_table(
+                        con, "SELECT split, churned, count(*) AS users FROM read_parquet($f, hive_partitioning = false) "
+                        "GROUP BY ALL ORDER BY ALL", f),
                     "level_distribution": query_table(
                         con, f"SELECT level, {_LEVEL_NAME} AS name, count(*) AS users, "
                         "round(count(*) / sum(count(*)) OVER (), 4) AS share "
@@ -106,22 +107,14 @@ def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
                                          ("undefined", "undefined", 0)]),
                 }
 
-            split_meta_all = schema_metadata(con, splits)
-            score_meta_all = {**schema_metadata(con, scores), **features.metadata(p.calendar)}
-            add_partition_metadata(context, con, dict(zip(context.partition_keys, splits, strict=True)), split_meta,
-                                   asset_key="user_splits")
-            add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta,
-                                   asset_key="label_scores")
-            split_check = checks.unique_rows(con, "no_user_in_two_splits", splits, "user_id", asset_key="user_splits")
+            meta = {**schema_metadata(con, scores), **features.metadata(p.calendar)}
+            add_partition_metadata(context, con, dict(zip(context.partition_keys, scores, strict=True)), score_meta)
             balance = label_sql.split_balance(con.execute(
                 "SELECT cohort_day, split, churned FROM read_parquet($f, hive_partitioning = false)",
-                {"f": literal_paths(splits)}).df())
-        yield dg.MaterializeResult(asset_key="user_splits", metadata=split_meta_all)
-        yield dg.MaterializeResult(asset_key="label_scores", metadata=score_meta_all)
-        yield split_check
+                {"f": literal_paths(scores)}).df())
         off = [b for b in balance if not b.balanced]
-        yield dg.AssetCheckResult(
-            check_name="splits_balanced", asset_key="user_splits", passed=not off, severity=dg.AssetCheckSeverity.WARN,
+        balanced = dg.AssetCheckResult(
+            check_name="splits_balanced", passed=not off, severity=dg.AssetCheckSeverity.WARN,
             description="; ".join(f"{b.cohort} {b.split}: churn share {b.churn_share:.3f} of {b.users} users against "
                                   f"{b.cohort_share:.3f} ({b.standard_errors:+.1f} SE)" for b in off)
             or (f"all {len(balance)} splits within {label_sql.BALANCE_TOLERANCE_SE:g} SE of their cohort's churn share "
@@ -135,10 +128,11 @@ def label_assets(p: Partitions) -> list[dg.AssetsDefinition]:
                       f"{users} users, too few to judge the churn share")
         consistent = bad_levels == 0 and out_of_range == 0
         # A broken level or score is an error that stops the models; an unusual churn share only warns.
-        yield dg.AssetCheckResult(
-            check_name="label_shares_sane", asset_key="label_scores", passed=share_ok and consistent,
+        sane = dg.AssetCheckResult(
+            check_name="label_shares_sane", passed=share_ok and consistent,
             severity=dg.AssetCheckSeverity.ERROR if not consistent else dg.AssetCheckSeverity.WARN,
             description=f"{share_text}; {bad_levels} level/score mismatches; {out_of_range} values outside [0, 1]",
         )
+        return dg.MaterializeResult(metadata=meta, check_results=[sane, balanced])
 
-    return [label_targets]
+    return [user_splits, label_scores]

@@ -1,12 +1,14 @@
-"""Label-period targets: binary churn, the engagement score and its five levels, and the user split.
+"""Label-period targets: binary churn, the engagement score and its five levels; and the user split.
 
-The split is assigned here because the score's P95 thresholds must be fit on training users only
-(SPEC.md "Targets"). A user's split is a function of the user id and the seed alone (:func:`split_sql`: the
-first 32 bits of ``md5(user_id:seed)`` as a fraction of 2^32, cut at the train and validation fractions), so
-it never changes when labels change: re-ingesting a label day cannot move a user between splits, and the same
-user is in the same split for every model of every study and every retrain (the case study and the trend and
-continuation models use it too). Stratification by churn is not enforced by rank, which would tie a user's
-split to everybody else's labels; it is checked and reported (:func:`split_balance`).
+A user's split is a function of the user id and the seed alone (:func:`split_sql`: the first 32 bits of
+``md5(user_id:seed)`` as a fraction of 2^32, cut at the train and validation fractions), so it is known the
+day the user joins a cohort (:func:`build_splits`), long before any label: the continuation and trend inputs,
+which read only the observation window, take their split without waiting for the label period. It never
+changes when labels change: re-ingesting a label day cannot move a user between splits, and the same user is
+in the same split for every model of every study and every retrain (the case study uses it too). The
+score's P95 thresholds are fit on the training split only (SPEC.md "Targets"), so :func:`build_labels` reads
+the written split. Stratification by churn is not enforced by rank, which would tie a user's split to
+everybody else's labels; it is checked and reported when the labels exist (:func:`split_balance`).
 
 The label-period components (active days, impressions, Qraw) come from SQL; the score and the level come
 from :mod:`churn_dagster.domain.engagement` with thresholds fit on the cohort's own training split. This
@@ -31,6 +33,7 @@ from churn_dagster.domain.engagement import (
     fit_thresholds,
     score_components,
 )
+from churn_dagster.errors import UserError
 from churn_dagster.stages.cohorts.sql.cohorts import (
     activity_paths,
     cohort_days_dts,
@@ -88,8 +91,21 @@ def split_params(split: SplitSettings) -> dict:
 
 SPLIT_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _splits AS
-SELECT user_id, cohort_day, churned, {split_sql("user_id")} AS split FROM _label_activity
+SELECT user_id, cohort_day, {split_sql("user_id")} AS split FROM read_parquet($cohort_paths, hive_partitioning = false)
 """
+
+
+class SplitsOutdated(UserError):
+    """``user_splits`` lacks members of ``cohort_users``: the membership was rebuilt after the split."""
+
+
+def build_splits(con: duckdb.DuckDBPyConnection, lake: Lake, cohorts: list[date], split: SplitSettings) -> dict[date, int]:
+    """Write ``user_splits`` (user_id, cohort_day, split) for each cohort's members; return the row counts."""
+    con.execute(SPLIT_SQL, {"cohort_paths": cohort_paths(lake, "cohort_users", cohorts, "user_splits"),
+                            **split_params(split)})
+    rows = write_partitions(con, "_splits", "cohort_day", {c: lake.cohort("user_splits", c) for c in cohorts}, "user_id")
+    con.execute("DROP TABLE _splits")
+    return rows
 
 def _score_cohort(frame: pd.DataFrame, cohort: date) -> tuple[pd.DataFrame, Thresholds | None]:
     """Score one cohort's users with thresholds fit on its training split (None when it has no active
@@ -112,10 +128,9 @@ def build_labels(
     lake: Lake,
     calendar: Calendar,
     cohorts: list[date],
-    split: SplitSettings,
 ) -> tuple[dict[date, int], dict[date, Thresholds | None]]:
-    """Write ``user_splits`` and ``label_scores`` for each cohort; return row counts and the thresholds of
-    each cohort (None for a cohort without an active training user, including an empty cohort)."""
+    """Write ``label_scores`` for each cohort, with the split ``user_splits`` holds; return row counts and the
+    thresholds of each cohort (None for a cohort without an active training user, including an empty cohort)."""
     con.execute(
         LABEL_ACTIVITY_SQL,
         {
@@ -124,10 +139,14 @@ def build_labels(
             "label_days": float(calendar.label_days),
         },
     )
-    con.execute(SPLIT_SQL, split_params(split))
     components = con.execute(
-        "SELECT l.*, s.split FROM _label_activity l JOIN _splits s USING (user_id, cohort_day) ORDER BY user_id"
-    ).df()
+        "SELECT l.*, s.split FROM _label_activity l LEFT JOIN read_parquet($splits, hive_partitioning = false) s "
+        "USING (user_id, cohort_day) ORDER BY user_id",
+        {"splits": cohort_paths(lake, "user_splits", cohorts, "label_scores")}).df()
+    unsplit = int(components["split"].isna().sum())
+    if unsplit:
+        raise SplitsOutdated(f"user_splits lacks {unsplit} member(s) of cohort_users for {', '.join(map(str, cohorts))}: "
+                             "materialize user_splits of these cohorts again, then label_scores")
     scored, thresholds = [], {}
     for cohort in cohorts:
         in_cohort = pd.to_datetime(components["cohort_day"]).dt.date == cohort
@@ -140,9 +159,8 @@ def build_labels(
         "FROM _scored_frame"
     )
     con.unregister("_scored_frame")
-    write_partitions(con, "_splits", "cohort_day", {c: lake.cohort("user_splits", c) for c in cohorts}, "user_id")
     rows = write_partitions(con, "_scores", "cohort_day", {c: lake.cohort("label_scores", c) for c in cohorts}, "user_id")
-    for table in ("_label_activity", "_splits", "_scores"):
+    for table in ("_label_activity", "_scores"):
         con.execute(f"DROP TABLE {table}")
     return rows, thresholds
 
