@@ -107,6 +107,7 @@ def build_splits(con: duckdb.DuckDBPyConnection, lake: Lake, cohorts: list[date]
     con.execute("DROP TABLE _splits")
     return rows
 
+
 def _score_cohort(frame: pd.DataFrame, cohort: date) -> tuple[pd.DataFrame, Thresholds | None]:
     """Score one cohort's users with thresholds fit on its training split (None when it has no active
     training user: then only the churned users have a level, 0)."""
