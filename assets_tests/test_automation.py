@@ -144,6 +144,8 @@ def test_each_new_day_builds_and_retrains_exactly_one_more_cohort(operator, dt):
         for key in step.assets:
             planned.setdefault(key.to_user_string(), set()).add(step.first)
     assert planned == {a: c for a, c in operator.requested.items() if c}
+    # The continuation examples read the observation window and the split only: due with the window, not the labels.
+    assert operator.requested["continuation_examples"] == observed
     assert operator.automation_tick() == {}
     expected = days(1, dt - 20)
     for asset in LABEL_ASSETS:

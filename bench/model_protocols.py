@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="cap the sequence models' epochs")
     args = parser.parse_args()
     settings = settings_from_env()
-    calendar = Calendar(settings.first_day, settings.last_day, settings.observation_days, settings.label_days)
+    calendar = settings.calendar
     lake = Lake(args.data_dir)
     if args.table == "protocols":
         protocols_table(lake, calendar, settings.training_cohorts, args.epochs)

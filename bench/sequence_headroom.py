@@ -20,7 +20,6 @@ import duckdb
 import pandas as pd
 
 from bench.model_protocols import partition_protocols
-from churn_dagster.domain.calendar import Calendar
 from churn_dagster.settings import settings_from_env
 from churn_dagster.storage.duck import literal_paths
 from churn_dagster.storage.lake import Lake, read_cohort_tables
@@ -37,7 +36,7 @@ def per_day(con: duckdb.DuckDBPyConnection, paths: list[str], days: int) -> pd.D
     """ln(1 + impressions) of each day of the window (day_num 1..days; 0 on days without a session)."""
     columns = ", ".join(f"ln(1 + coalesce(sum(total_impressions) FILTER (WHERE day_num = {k}), 0)) AS day{k}"
                         for k in range(1, days + 1))
-    return con.execute(f"SELECT user_id, {columns} FROM read_parquet($paths) GROUP BY user_id",
+    return con.execute(f"SELECT user_id, {columns} FROM read_parquet($paths, hive_partitioning = false) GROUP BY user_id",
                        {"paths": paths}).df()
 
 
@@ -47,7 +46,7 @@ def last_sessions(con: duckdb.DuckDBPyConnection, paths: list[str]) -> pd.DataFr
                         for k in range(1, LAST_SESSIONS + 1) for name, expr in SESSION_COLUMNS)
     return con.execute(f"""
         WITH ranked AS (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY global_session_idx DESC) AS k
-                        FROM read_parquet($paths))
+                        FROM read_parquet($paths, hive_partitioning = false))
         SELECT user_id, {columns} FROM ranked WHERE k <= {LAST_SESSIONS} GROUP BY user_id""", {"paths": paths}).df()
 
 
@@ -72,8 +71,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     settings = settings_from_env()
-    calendar = Calendar(settings.first_day, settings.last_day, settings.observation_days, settings.label_days)
-    protocol = partition_protocols(calendar, settings.training_cohorts)[0]
+    protocol = partition_protocols(settings.calendar, settings.training_cohorts)[0]
     found = headroom(Lake(args.data_dir), protocol, settings.observation_days)
     base = found["KPI"]["xgboost"]
     print("| features | logistic regression | XGBoost | XGBoost gain over KPI |\n|---|---|---|---|")

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 from bench.model_protocols import TARGETS, model_auc, partition_protocols
-from churn_dagster.domain.calendar import Calendar
 from churn_dagster.settings import settings_from_env
 from churn_dagster.stages.tensors.ml.data import CohortTensors
 from churn_dagster.storage.lake import Lake
@@ -70,7 +69,7 @@ def _build(folder: Path, users: int, off: list[str]) -> None:
 
 def _aucs(data_dir: Path) -> dict[tuple[str, str], float]:
     settings = settings_from_env()
-    calendar = Calendar(settings.first_day, settings.last_day, settings.observation_days, settings.label_days)
+    calendar = settings.calendar
     lake = Lake(data_dir)
     random = partition_protocols(calendar, settings.training_cohorts)[0]
     tensors = {c: CohortTensors(lake.tensors(c)) for c in random.cohorts}
